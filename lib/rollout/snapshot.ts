@@ -1,0 +1,100 @@
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { PAUSED_ANNOTATION, POD_INDEX_LABEL, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import { parseStatusAnnotation, type RolloutMark } from './status.ts';
+
+/** What the planner needs to know about one pod, nothing more. */
+export interface PodView {
+  name: string;
+  uid: string;
+  ordinal: number;
+  /** controller-revision-hash label; undefined if the pod has none yet. */
+  revision: string | undefined;
+  ready: boolean;
+  /** When the Ready condition last became true (ms since epoch). */
+  readySince: number | undefined;
+  terminating: boolean;
+}
+
+export interface StatefulSetView {
+  namespace: string;
+  name: string;
+  uid: string;
+  resourceVersion: string;
+  generation: number;
+  observedGeneration: number | undefined;
+  replicas: number;
+  strategy: string;
+  /** spec.updateStrategy.rollingUpdate.partition; undefined means 0 to the StatefulSet controller. */
+  partition: number | undefined;
+  minReadySeconds: number;
+  currentRevision: string | undefined;
+  updateRevision: string | undefined;
+  /** Raw `sts-pilot.io/paused` value: "true" pauses; anything but "false" or absence holds too. */
+  paused: string | undefined;
+  mark: RolloutMark | undefined;
+  /** Why the status annotation could not be read, if it could not. */
+  statusError: string | undefined;
+}
+
+export interface Approval {
+  key: string;
+  at: number;
+}
+
+export interface Snapshot {
+  sts: StatefulSetView;
+  pods: PodView[];
+  now: number;
+  /** The hook's last approval, if any; the planner checks it is for this exact step. */
+  approval: Approval | undefined;
+  /** Set when the hook cannot be used (unknown name, invalid options): no step is taken. */
+  hookProblem: string | undefined;
+}
+
+/** Ordinal from the pod-index label (k8s >= 1.28) or the name suffix. */
+export function podOrdinal(pod: V1Pod, stsName: string): number | undefined {
+  const label = pod.metadata?.labels?.[POD_INDEX_LABEL];
+  const raw = label ?? pod.metadata?.name?.slice(stsName.length + 1);
+  if (raw === undefined || !/^(0|[1-9][0-9]*)$/.test(raw)) return undefined;
+  if (label === undefined && pod.metadata?.name !== `${stsName}-${raw}`) return undefined;
+  return Number(raw);
+}
+
+export function podView(pod: V1Pod, stsName: string): PodView | undefined {
+  const ordinal = podOrdinal(pod, stsName);
+  if (ordinal === undefined || !pod.metadata?.name || !pod.metadata.uid) return undefined;
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  const isReady = ready?.status === 'True' && pod.status?.phase === 'Running';
+  const since = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : undefined;
+  return {
+    name: pod.metadata.name,
+    uid: pod.metadata.uid,
+    ordinal,
+    revision: pod.metadata.labels?.[REVISION_LABEL],
+    ready: isReady,
+    readySince: isReady ? since : undefined,
+    terminating: pod.metadata.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null,
+  };
+}
+
+export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
+  const md = sts.metadata ?? {};
+  const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
+  return {
+    namespace: md.namespace ?? 'default',
+    name: md.name ?? '',
+    uid: md.uid ?? '',
+    resourceVersion: md.resourceVersion ?? '',
+    generation: md.generation ?? 0,
+    observedGeneration: sts.status?.observedGeneration,
+    replicas: sts.spec?.replicas ?? 1,
+    strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
+    partition: sts.spec?.updateStrategy?.rollingUpdate?.partition,
+    minReadySeconds: sts.spec?.minReadySeconds ?? 0,
+    currentRevision: sts.status?.currentRevision,
+    updateRevision: sts.status?.updateRevision,
+    paused: md.annotations?.[PAUSED_ANNOTATION],
+    mark: parsed.ok ? parsed.status.rollout : undefined,
+    statusError: parsed.ok ? undefined : parsed.error,
+  };
+}

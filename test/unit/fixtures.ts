@@ -1,0 +1,74 @@
+import type { Approval, PodView, Snapshot, StatefulSetView } from '../../lib/rollout/snapshot.ts';
+import type { RolloutMark } from '../../lib/rollout/status.ts';
+
+/**
+ * Pods written as one token per ordinal: the revision letter, then flags.
+ *   'A'  ready pod at revision A     'B!' not Ready      'B~' terminating
+ *   '-'  no pod with that ordinal    'A+' pod beyond replicas (scale-down leftover)
+ */
+export function pods(spec: string, now = 1_000_000): PodView[] {
+  const out: PodView[] = [];
+  spec
+    .split(/\s+/)
+    .filter(Boolean)
+    .forEach((tok, ordinal) => {
+      if (tok === '-') return;
+      const revision = tok[0] === '?' ? undefined : tok[0];
+      const ready = !tok.includes('!') && !tok.includes('~');
+      out.push({
+        name: `web-${ordinal}`,
+        uid: `uid-${ordinal}-${revision}`,
+        ordinal,
+        revision,
+        ready,
+        readySince: ready ? now - 3_600_000 : undefined,
+        terminating: tok.includes('~'),
+      });
+    });
+  return out;
+}
+
+export interface SnapOpts {
+  replicas?: number;
+  partition?: number;
+  cur?: string;
+  upd?: string;
+  pods?: string;
+  mark?: RolloutMark;
+  strategy?: string;
+  paused?: string;
+  generation?: number;
+  observedGeneration?: number;
+  minReadySeconds?: number;
+  approval?: Approval;
+  hookProblem?: string;
+  now?: number;
+}
+
+export function snap(o: SnapOpts): Snapshot {
+  const now = o.now ?? 1_000_000;
+  const sts: StatefulSetView = {
+    namespace: 'default',
+    name: 'web',
+    uid: 'sts-uid',
+    resourceVersion: '100',
+    generation: o.generation ?? 2,
+    observedGeneration: 'observedGeneration' in o ? o.observedGeneration : (o.generation ?? 2),
+    replicas: o.replicas ?? 5,
+    strategy: o.strategy ?? 'RollingUpdate',
+    partition: o.partition,
+    minReadySeconds: o.minReadySeconds ?? 0,
+    currentRevision: o.cur ?? 'A',
+    updateRevision: o.upd ?? 'B',
+    paused: o.paused,
+    mark: o.mark,
+    statusError: undefined,
+  };
+  return {
+    sts,
+    pods: pods(o.pods ?? 'A A A A A', now),
+    now,
+    approval: o.approval,
+    hookProblem: o.hookProblem,
+  };
+}
