@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { z } from 'zod';
+import { hooks } from '../hooks/index.ts';
+import { Controller } from '../lib/controller.ts';
+import { loadKubeConfig } from '../lib/kube/config.ts';
+import { createLogger } from '../lib/log.ts';
+import { createMetrics } from '../lib/metrics.ts';
+import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
+import { serveProbes } from '../lib/serve.ts';
+
+const ControllerFlags = z.strictObject({
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  labelKey: z.string().regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, 'must be a label key'),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name').optional(),
+  workers: z.coerce.number().int().min(1).max(64),
+  hookTimeout: z.coerce.number().int().min(1).max(3600),
+  probeAddress: z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+});
+
+const program = new Command('sts-pilot')
+  .description('Application-aware StatefulSet rollouts: holds the partition and asks a hook before each pod moves')
+  .showHelpAfterError();
+
+program
+  .command('controller')
+  .description('run the rollout controller')
+  .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+  .option('--context <name>', 'kubeconfig context')
+  .option('--label-key <key>', 'label that subscribes a StatefulSet; its value names the hook', DEFAULT_LABEL_KEY)
+  .option('--namespace <ns>', 'watch one namespace only (default: all)')
+  .option('--workers <n>', 'StatefulSets reconciled in parallel', '4')
+  .option('--hook-timeout <seconds>', 'deadline of one hook call', '60')
+  .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8080')
+  .option('--log-level <level>', 'log level', 'info')
+  .action(async (raw: unknown) => {
+    const parsed = ControllerFlags.safeParse(raw);
+    if (!parsed.success) throw new InvalidArgumentError(z.prettifyError(parsed.error));
+    const f = parsed.data;
+    const log = createLogger({ level: f.logLevel });
+    const metrics = createMetrics();
+    const kc = loadKubeConfig(f.kubeconfig, f.context);
+    const controller = new Controller({
+      kc,
+      hooks,
+      log,
+      metrics,
+      labelKey: f.labelKey,
+      namespace: f.namespace,
+      workers: f.workers,
+      hookTimeoutMs: f.hookTimeout * 1000,
+    });
+    const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
+    const server = await serveProbes({ host: host || '0.0.0.0', port: Number(port), registry: metrics.registry, ready: () => controller.ready });
+    let stopping = false;
+    const stop = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      const force = setTimeout(() => process.exit(1), 20_000);
+      force.unref();
+      await controller.stop();
+      server.close();
+      log.info('stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    await controller.start();
+  });
+
+program
+  .command('hooks')
+  .description('list the registered hooks')
+  .action(() => {
+    for (const h of hooks.values()) console.log(`${h.name.padEnd(14)} ${h.description}`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`sts-pilot: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(2);
+});

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { defineHook, HookNotReady, secondsOption } from '../../lib/hook.ts';
+import { httpRequest } from '../../lib/http.ts';
+
+const Options = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  timeout: secondsOption(10),
+});
+
+/**
+ * POSTs {statefulSet, prev, next} (the Kubernetes objects) to a URL: any 2xx
+ * approves, anything else holds with the answer's body as the reason. Lets a
+ * hook be written in any language.
+ */
+export const httpHook = defineHook({
+  name: 'http',
+  description: 'POST {statefulSet, prev, next} to a URL; 2xx approves, anything else holds with the body as reason',
+  options: Options,
+  async podUpdateTransition(prev, next, ctx) {
+    const { url, timeout } = ctx.options;
+    let answer;
+    try {
+      answer = await httpRequest(url, {
+        body: { statefulSet: ctx.statefulSet, prev, next },
+        timeoutMs: timeout * 1000,
+        signal: ctx.signal,
+        maxBytes: 64 * 1024,
+      });
+    } catch (err) {
+      throw new HookNotReady(`${url} did not answer: ${(err as Error).message}`);
+    }
+    if (answer.status >= 200 && answer.status < 300) return;
+    const body = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
+    throw new HookNotReady(`${url} answered ${answer.status}${body ? `: ${body}` : ''}`);
+  },
+});

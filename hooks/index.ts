@@ -1,0 +1,11 @@
+import type { RolloutHook } from '../lib/hook.ts';
+import { httpHook } from './http/index.ts';
+import { noopHook } from './noop/index.ts';
+
+/** Every hook, by name. Adding one: a folder with its file, and one line here. */
+export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
+  [
+    noopHook,
+    httpHook,
+  ].map((h) => [h.name, h]),
+);

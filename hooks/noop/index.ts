@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import { defineHook } from '../../lib/hook.ts';
+
+/**
+ * Approves every step at once. The controller itself already orders the pods and
+ * waits for each to be Ready (and available for minReadySeconds) before the next.
+ */
+export const noopHook = defineHook({
+  name: 'noop',
+  description: 'ordered, readiness-gated rollout: approves every step',
+  options: z.strictObject({}),
+  async podUpdateTransition() {},
+});

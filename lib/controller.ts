@@ -1,0 +1,458 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { describeError, statusCode } from './errors.ts';
+import { EventRecorder } from './events.ts';
+import { HookNotReady, parseHookOptions, type RolloutHook } from './hook.ts';
+import { Informer } from './kube/informer.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import { DEFAULT_LABEL_KEY, FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from './names.ts';
+import { type Action, plan } from './rollout/planner.ts';
+import { type Approval, podView, type PodView, type Snapshot, statefulSetView } from './rollout/snapshot.ts';
+import type { RolloutMark, StatusAnnotation } from './rollout/status.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  hooks: ReadonlyMap<string, RolloutHook>;
+  log: Logger;
+  metrics: Metrics;
+  labelKey?: string;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  workers?: number;
+  hookTimeoutMs?: number;
+  resyncMs?: number;
+}
+
+/** After a write, the cache still shows the old object for a moment: wait for the watch, not for a stale plan. */
+interface Expectation {
+  uid: string;
+  /** The StatefulSet resourceVersion our patch replaced. */
+  staleVersion?: string;
+  /** The pod we deleted (OnDelete). */
+  deletedPodUid?: string;
+  at: number;
+}
+const EXPECTATION_TTL_MS = 30_000;
+
+/** How often the whole cache is re-queued, as a safety net; it costs no API call. */
+const DEFAULT_RESYNC_MS = 5 * 60_000;
+
+const key = (ns: string, name: string): string => `${ns}/${name}`;
+
+/**
+ * Holds the partition of every StatefulSet that carries the hook label and moves
+ * it one pod at a time, each move approved by the named hook. All state is read
+ * from the informers' caches; the only memory is the hook's last approval and the
+ * expectations of our own writes, both safe to lose.
+ */
+export class Controller {
+  private readonly o: Required<Omit<ControllerOptions, 'namespace'>> & { namespace: string | undefined };
+  private readonly apps: AppsV1Api;
+  private readonly core: CoreV1Api;
+  private readonly events: EventRecorder;
+  private readonly statefulSets: Informer<V1StatefulSet>;
+  private readonly pods: Informer<V1Pod>;
+  private readonly queue: WorkQueue;
+  private readonly approvals = new Map<string, Approval>();
+  private readonly expectations = new Map<string, Expectation>();
+  /** Subscribed StatefulSets we saw, to tell "label removed" from "deleted". */
+  private readonly known = new Map<string, string>();
+  private readonly inProgress = new Set<string>();
+  private readonly shutdown = new AbortController();
+  private resync: NodeJS.Timeout | undefined;
+  private synced = false;
+
+  constructor(opts: ControllerOptions) {
+    this.o = {
+      labelKey: DEFAULT_LABEL_KEY,
+      workers: 4,
+      hookTimeoutMs: 60_000,
+      resyncMs: DEFAULT_RESYNC_MS,
+      ...opts,
+      namespace: opts.namespace,
+    };
+    const { kc, log, namespace } = this.o;
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.events = new EventRecorder(this.core, log);
+    this.queue = new WorkQueue({
+      workers: this.o.workers,
+      handler: (k) => this.reconcile(k),
+      onError: (k, err) => log.error({ statefulSet: k, err: describeError(err) }, 'reconcile failed; retrying with backoff'),
+    });
+    const stsPath = namespace ? `/apis/apps/v1/namespaces/${namespace}/statefulsets` : '/apis/apps/v1/statefulsets';
+    this.statefulSets = new Informer<V1StatefulSet>({
+      kc,
+      path: stsPath,
+      labelSelector: this.o.labelKey,
+      log,
+      listPage: (token) =>
+        namespace
+          ? this.apps.listNamespacedStatefulSet({ namespace, labelSelector: this.o.labelKey, limit: 500, _continue: token })
+          : this.apps.listStatefulSetForAllNamespaces({ labelSelector: this.o.labelKey, limit: 500, _continue: token }),
+      onChange: (sts, verb) => this.onStatefulSet(sts, verb),
+      onRestart: () => this.o.metrics.watchRestarts.inc({ resource: 'statefulsets' }),
+    });
+    // Every pod a StatefulSet controller made carries the revision label: watch only those.
+    const podPath = namespace ? `/api/v1/namespaces/${namespace}/pods` : '/api/v1/pods';
+    this.pods = new Informer<V1Pod>({
+      kc,
+      path: podPath,
+      labelSelector: REVISION_LABEL,
+      log,
+      listPage: (token) =>
+        namespace
+          ? this.core.listNamespacedPod({ namespace, labelSelector: REVISION_LABEL, limit: 500, _continue: token })
+          : this.core.listPodForAllNamespaces({ labelSelector: REVISION_LABEL, limit: 500, _continue: token }),
+      onChange: (pod) => this.onPod(pod),
+      onRestart: () => this.o.metrics.watchRestarts.inc({ resource: 'pods' }),
+    });
+  }
+
+  /** Resolves once both caches are synced and workers run. */
+  async start(): Promise<void> {
+    await Promise.all([this.statefulSets.start(), this.pods.start()]);
+    this.synced = true;
+    for (const sts of this.statefulSets.list()) this.enqueue(sts);
+    this.resync = setInterval(() => {
+      for (const sts of this.statefulSets.list()) this.enqueue(sts);
+    }, this.o.resyncMs);
+    this.resync.unref();
+    this.o.log.info({ labelKey: this.o.labelKey, namespace: this.o.namespace ?? '(all)', statefulSets: this.statefulSets.list().length }, 'controller started');
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  async stop(): Promise<void> {
+    this.shutdown.abort(new Error('controller shutting down'));
+    if (this.resync) clearInterval(this.resync);
+    await this.queue.shutdown();
+    await Promise.all([this.statefulSets.stop(), this.pods.stop()]);
+  }
+
+  private enqueue(sts: V1StatefulSet): void {
+    const md = sts.metadata;
+    if (md?.name && md.namespace) this.queue.add(key(md.namespace, md.name));
+  }
+
+  private onStatefulSet(sts: V1StatefulSet, verb: 'add' | 'update' | 'delete'): void {
+    if (!this.synced && verb !== 'delete') return; // start() enqueues everything once synced
+    this.enqueue(sts);
+  }
+
+  private onPod(pod: V1Pod): void {
+    if (!this.synced) return;
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet');
+    const ns = pod.metadata?.namespace;
+    if (!owner || !ns) return;
+    if (this.statefulSets.get(owner.name, ns)) this.queue.add(key(ns, owner.name));
+  }
+
+  private podsOf(sts: V1StatefulSet): V1Pod[] {
+    const uid = sts.metadata?.uid;
+    return this.pods
+      .list(sts.metadata?.namespace)
+      .filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid));
+  }
+
+  private async reconcile(k: string): Promise<void> {
+    const end = this.o.metrics.reconcileDuration.startTimer();
+    try {
+      await this.reconcileOnce(k);
+      this.o.metrics.reconciles.inc({ result: 'ok' });
+    } catch (err) {
+      this.o.metrics.reconciles.inc({ result: 'error' });
+      throw err;
+    } finally {
+      end();
+      this.o.metrics.rolloutsInProgress.set(this.inProgress.size);
+    }
+  }
+
+  private async reconcileOnce(k: string): Promise<void> {
+    const slash = k.indexOf('/');
+    const ns = k.slice(0, slash);
+    const name = k.slice(slash + 1);
+    const sts = this.statefulSets.get(name, ns);
+    if (!sts) return this.forgetStatefulSet(ns, name);
+    const uid = sts.metadata?.uid ?? '';
+    if (this.known.get(k) !== uid) {
+      this.known.set(k, uid);
+      this.approvals.delete(k);
+      this.expectations.delete(k);
+    }
+    const log = this.o.log.child({ statefulSet: k });
+    const pods = this.podsOf(sts);
+
+    const exp = this.expectations.get(k);
+    if (exp) {
+      const fresh = Date.now() - exp.at < EXPECTATION_TTL_MS;
+      const stsStale = exp.staleVersion !== undefined && sts.metadata?.resourceVersion === exp.staleVersion;
+      const podStale =
+        exp.deletedPodUid !== undefined &&
+        pods.some((p) => p.metadata?.uid === exp.deletedPodUid && !p.metadata?.deletionTimestamp);
+      if (fresh && (stsStale || podStale)) {
+        log.debug('waiting for the watch to show our last write');
+        this.queue.addAfter(k, EXPECTATION_TTL_MS);
+        return;
+      }
+      if (!fresh) log.warn('our last write never showed in the cache; planning from what it shows');
+      this.expectations.delete(k);
+    }
+
+    const hookName = sts.metadata?.labels?.[this.o.labelKey] ?? '';
+    const hook = this.o.hooks.get(hookName);
+    let hookProblem: string | undefined;
+    let options: unknown;
+    if (!hook) {
+      hookProblem = `unknown hook ${JSON.stringify(hookName.slice(0, 63))} in label ${this.o.labelKey}; known hooks: ${[...this.o.hooks.keys()].join(', ')}`;
+    } else {
+      const parsed = parseHookOptions(hook, sts.metadata?.annotations);
+      if (parsed.ok) options = parsed.options;
+      else hookProblem = parsed.error;
+    }
+
+    const view = statefulSetView(sts);
+    if (view.statusError) log.warn({ error: view.statusError }, `ignoring unreadable ${STATUS_ANNOTATION} annotation`);
+    const snapshot: Snapshot = {
+      sts: view,
+      pods: pods.map((p) => podView(p, name)).filter((p): p is PodView => p !== undefined),
+      now: Date.now(),
+      approval: this.approvals.get(k),
+      hookProblem,
+    };
+
+    // A hook approval feeds straight into the next plan: at most one hook call per reconcile.
+    for (let round = 0; round < 2; round++) {
+      const action = plan(snapshot);
+      if (action.phase === 'Rolling') this.inProgress.add(k);
+      else this.inProgress.delete(k);
+      if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);
+      if (round > 0) throw new Error(`planner asked for a second hook call in one reconcile: ${action.message}`);
+      const ok = await this.callHook(sts, pods, hook as RolloutHook, options, action, log);
+      if (!ok) return;
+      const approval = { key: action.key, at: Date.now() };
+      this.approvals.set(k, approval);
+      snapshot.approval = approval;
+      snapshot.now = approval.at;
+    }
+  }
+
+  private forgetStatefulSet(ns: string, name: string): void {
+    const k = key(ns, name);
+    this.approvals.delete(k);
+    this.expectations.delete(k);
+    this.inProgress.delete(k);
+    if (!this.known.delete(k)) return;
+    this.events.forget(ns, name);
+    // Gone from a label-selected watch: deleted, or the label was removed.
+    void this.apps.readNamespacedStatefulSet({ name, namespace: ns }).then(
+      (sts) => {
+        const partition = sts.spec?.updateStrategy?.rollingUpdate?.partition;
+        const msg = `label ${this.o.labelKey} removed: sts-pilot no longer manages this StatefulSet and leaves its partition at ${partition ?? 'unset'}`;
+        this.o.log.info({ statefulSet: k, partition }, msg);
+        return this.events.emit(sts, 'Normal', 'Unsubscribed', msg);
+      },
+      (err) => {
+        if (statusCode(err) !== 404) this.o.log.warn({ statefulSet: k, err: describeError(err) }, 'could not check a StatefulSet that left the watch');
+      },
+    );
+  }
+
+  private async callHook(
+    sts: V1StatefulSet,
+    pods: V1Pod[],
+    hook: RolloutHook,
+    options: unknown,
+    action: Extract<Action, { kind: 'callHook' }>,
+    log: Logger,
+  ): Promise<boolean> {
+    const k = key(sts.metadata?.namespace ?? '', sts.metadata?.name ?? '');
+    const byName = (p: PodView | null): V1Pod | null => (p ? (pods.find((x) => x.metadata?.name === p.name) ?? null) : null);
+    const prev = byName(action.prev);
+    const next = byName(action.next);
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.o.hookTimeoutMs)]);
+    const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
+    const end = this.o.metrics.hookDuration.startTimer({ hook: hook.name });
+    hookLog.info(action.message);
+    try {
+      await Promise.race([
+        hook.podUpdateTransition(prev, next, {
+          statefulSet: sts,
+          options,
+          signal,
+          log: hookLog,
+          secrets: (name) => this.readSecret(sts.metadata?.namespace ?? '', name),
+        }),
+        new Promise<never>((_, reject) => {
+          const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no answer within ${this.o.hookTimeoutMs / 1000}s`));
+          if (signal.aborted) onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } catch (err) {
+      end();
+      const notReady = err instanceof HookNotReady;
+      this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
+      if (this.shutdown.signal.aborted) return false;
+      const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
+      const delay = this.queue.addRateLimited(k);
+      hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
+      const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
+      await this.events.emit(sts, 'Warning', 'HookHeld', `${hook.name} holds ${target}: ${reason}`);
+      return false;
+    }
+    end();
+    this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
+    hookLog.info('hook approved');
+    return true;
+  }
+
+  private async execute(sts: V1StatefulSet, pods: V1Pod[], action: Action, log: Logger): Promise<void> {
+    const k = key(sts.metadata?.namespace ?? '', sts.metadata?.name ?? '');
+    switch (action.kind) {
+      case 'none':
+        log.debug(action.message);
+        this.queue.forget(k);
+        return;
+      case 'hold':
+        log.info({ phase: action.phase }, action.reason);
+        if (action.retryAfterMs !== undefined) this.queue.addAfter(k, action.retryAfterMs);
+        if (action.phase !== 'Rolling') {
+          await this.events.emit(sts, 'Warning', action.phase === 'Paused' ? 'Paused' : 'Held', action.reason);
+        }
+        return;
+      case 'patch':
+        return this.patch(sts, action, log);
+      case 'deletePod':
+        return this.deletePod(sts, pods, action, log);
+      case 'callHook':
+        throw new Error('unreachable: hook calls are made by reconcile');
+    }
+  }
+
+  private statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark | null | undefined): string {
+    const current = statefulSetView(sts).mark;
+    const rollout = mark === undefined ? current : (mark ?? undefined);
+    const message = action.kind === 'hold' ? action.reason : action.message;
+    const status: StatusAnnotation = {
+      ...(rollout ? { rollout } : {}),
+      state: action.phase,
+      message,
+      since: new Date().toISOString(),
+    };
+    return JSON.stringify(status);
+  }
+
+  private async patch(sts: V1StatefulSet, action: Extract<Action, { kind: 'patch' }>, log: Logger): Promise<void> {
+    const md = sts.metadata ?? {};
+    const k = key(md.namespace ?? '', md.name ?? '');
+    const body: Record<string, unknown> = {
+      metadata: {
+        resourceVersion: md.resourceVersion,
+        annotations: { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) },
+      },
+    };
+    if (action.partition !== undefined) body.spec = { updateStrategy: { rollingUpdate: { partition: action.partition } } };
+    let updated: V1StatefulSet;
+    try {
+      updated = await this.apps.patchNamespacedStatefulSet(
+        { name: md.name ?? '', namespace: md.namespace ?? '', body, fieldManager: FIELD_MANAGER },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      const code = statusCode(err);
+      this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+      if (code === 409) {
+        // Someone wrote first: plan again from what the watch brings. Nothing moved.
+        log.info({ why: action.why }, 'StatefulSet changed since we read it; planning again');
+        this.queue.addAfter(k, 200);
+        return;
+      }
+      if (code === 404) return;
+      throw err;
+    }
+    this.expectations.set(k, { uid: md.uid ?? '', staleVersion: md.resourceVersion, at: Date.now() });
+    this.approvals.delete(k);
+    this.queue.forget(k);
+    this.o.metrics.steps.inc({ why: action.why });
+    log.info({ why: action.why, partition: action.partition, resourceVersion: updated.metadata?.resourceVersion }, action.message);
+    const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered' }[action.why];
+    await this.events.emit(sts, action.why === 'guard' ? 'Warning' : 'Normal', reason, action.message);
+  }
+
+  private async deletePod(
+    sts: V1StatefulSet,
+    pods: V1Pod[],
+    action: Extract<Action, { kind: 'deletePod' }>,
+    log: Logger,
+  ): Promise<void> {
+    const md = sts.metadata ?? {};
+    const k = key(md.namespace ?? '', md.name ?? '');
+    const current = statefulSetView(sts).mark;
+    if (!current || current.revision !== action.mark.revision || current.partition !== action.mark.partition) {
+      // The mark first: after a restart it tells us this rollout owes the hook a final call.
+      try {
+        await this.apps.patchNamespacedStatefulSet(
+          {
+            name: md.name ?? '',
+            namespace: md.namespace ?? '',
+            body: { metadata: { resourceVersion: md.resourceVersion, annotations: { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) } } },
+            fieldManager: FIELD_MANAGER,
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      } catch (err) {
+        const code = statusCode(err);
+        this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+        if (code === 409) {
+          this.queue.addAfter(k, 200);
+          return;
+        }
+        throw err;
+      }
+    }
+    const pod = pods.find((p) => p.metadata?.uid === action.pod.uid);
+    try {
+      await this.core.deleteNamespacedPod({
+        name: action.pod.name,
+        namespace: md.namespace ?? '',
+        body: { preconditions: { uid: action.pod.uid } },
+      });
+    } catch (err) {
+      const code = statusCode(err);
+      this.o.metrics.apiErrors.inc({ operation: 'delete_pod', code: String(code ?? 'none') });
+      // 409: the pod is not the one approved any more; 404: already gone. Plan again.
+      if (code === 409 || code === 404) {
+        this.approvals.delete(k);
+        this.queue.addAfter(k, 200);
+        return;
+      }
+      throw err;
+    }
+    this.expectations.set(k, { uid: md.uid ?? '', deletedPodUid: action.pod.uid, at: Date.now() });
+    this.approvals.delete(k);
+    this.queue.forget(k);
+    this.o.metrics.steps.inc({ why: 'step' });
+    log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
+    await this.events.emit(sts, 'Normal', 'StepApproved', action.message);
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {
+    const secret = await this.core.readNamespacedSecret({ name, namespace });
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+    return out;
+  }
+}

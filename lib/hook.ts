@@ -1,0 +1,70 @@
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { hookOptionPrefix } from './names.ts';
+import type { Logger } from './log.ts';
+
+/** Thrown by a hook to hold the rollout; the message is shown to people as the reason. */
+export class HookNotReady extends Error {
+  override name = 'HookNotReady';
+}
+
+/** Reads a Secret in the StatefulSet's namespace; values decoded to UTF-8. */
+export type SecretReader = (name: string) => Promise<Record<string, string>>;
+
+export interface HookContext<O> {
+  statefulSet: V1StatefulSet;
+  /** The hook's options, parsed by its own schema from `<hook>.sts-pilot.io/<option>` annotations. */
+  options: O;
+  /** Aborted at the call's deadline or at shutdown: pass it to every request. */
+  signal: AbortSignal;
+  log: Logger;
+  secrets: SecretReader;
+}
+
+export interface RolloutHook<O = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** Schema of the hook's options: an object whose keys are the option names. */
+  readonly options: z.ZodType<O>;
+  /**
+   * Resolves when it is safe to move `next` to the update revision; throws
+   * (HookNotReady, with a reason) to hold. prev: the pod updated last, or null at
+   * the start; next: the pod about to move, or null after the last one. Called
+   * again after any restart, so it must be idempotent.
+   */
+  podUpdateTransition(prev: V1Pod | null, next: V1Pod | null, ctx: HookContext<O>): Promise<void>;
+}
+
+/** Lets hooks with different option types share one registry. */
+export const defineHook = <O>(hook: RolloutHook<O>): RolloutHook<unknown> => hook as RolloutHook<unknown>;
+
+/** The option annotations of one hook, with their prefix removed. */
+export function hookOptionAnnotations(annotations: Record<string, string> | undefined, hook: string): Record<string, string> {
+  const prefix = hookOptionPrefix(hook);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(annotations ?? {})) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+export type ParsedOptions = { ok: true; options: unknown } | { ok: false; error: string };
+
+/** Parse a hook's options; the error names the annotations, as people wrote them. */
+export function parseHookOptions(hook: RolloutHook, annotations: Record<string, string> | undefined): ParsedOptions {
+  const raw = hookOptionAnnotations(annotations, hook.name);
+  const r = hook.options.safeParse(raw);
+  if (r.success) return { ok: true, options: r.data };
+  const prefix = hookOptionPrefix(hook.name);
+  const issues = r.error.issues.map((i) => {
+    const where = i.path.length > 0 ? `${prefix}${i.path.join('.')}` : (i as { keys?: string[] }).keys?.map((k) => prefix + k).join(', ');
+    return `${where ? `${where}: ` : ''}${i.message}`;
+  });
+  return { ok: false, error: `invalid ${hook.name} hook options: ${issues.join('; ')}` };
+}
+
+/** A whole number of seconds written as an annotation string, with a default. */
+export const secondsOption = (dflt: number) =>
+  z
+    .string()
+    .regex(/^[1-9][0-9]{0,5}$/, 'must be a whole number of seconds, 1 to 999999')
+    .transform(Number)
+    .default(dflt);

@@ -1,0 +1,51 @@
+import { type Dispatcher, request } from 'undici';
+
+export interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+export interface HttpOptions {
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  body?: unknown;
+  headers?: Record<string, string>;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  dispatcher?: Dispatcher;
+  /** Bodies past this are cut: a hook never buffers an unbounded answer. */
+  maxBytes?: number;
+}
+
+/** One HTTP exchange with timeouts on connect, headers and body; JSON in, text out. */
+export async function httpRequest(url: string, o: HttpOptions): Promise<HttpAnswer> {
+  const signal = o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]) : AbortSignal.timeout(o.timeoutMs);
+  const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
+  let body: string | undefined;
+  if (o.body !== undefined) {
+    body = JSON.stringify(o.body);
+    headers['content-type'] = 'application/json';
+  }
+  const res = await request(url, {
+    method: o.method ?? (body === undefined ? 'GET' : 'POST'),
+    headers,
+    body,
+    signal,
+    headersTimeout: o.timeoutMs,
+    bodyTimeout: o.timeoutMs,
+    ...(o.dispatcher ? { dispatcher: o.dispatcher } : {}),
+  });
+  const max = o.maxBytes ?? 1 << 20;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    const buf = chunk as Buffer;
+    if (size + buf.length > max) {
+      chunks.push(buf.subarray(0, max - size));
+      res.body.destroy();
+      break;
+    }
+    chunks.push(buf);
+    size += buf.length;
+  }
+  return { status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') };
+}

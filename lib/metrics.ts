@@ -1,0 +1,21 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The controller's Prometheus metrics, on their own registry (tests make several controllers). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    reconciles: new Counter({ name: 'sts_pilot_reconciles_total', help: 'Reconciles by result', labelNames: ['result'], registers: [registry] }),
+    reconcileDuration: new Histogram({ name: 'sts_pilot_reconcile_duration_seconds', help: 'Reconcile duration', registers: [registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] }),
+    hookCalls: new Counter({ name: 'sts_pilot_hook_calls_total', help: 'Hook calls by hook and outcome (approved, held, error)', labelNames: ['hook', 'outcome'], registers: [registry] }),
+    hookDuration: new Histogram({ name: 'sts_pilot_hook_call_duration_seconds', help: 'Hook call duration', labelNames: ['hook'], registers: [registry], buckets: [0.005, 0.05, 0.25, 1, 5, 15, 60] }),
+    steps: new Counter({ name: 'sts_pilot_steps_total', help: 'Partition moves and pod deletions, by why', labelNames: ['why'], registers: [registry] }),
+    rolloutsInProgress: new Gauge({ name: 'sts_pilot_rollouts_in_progress', help: 'StatefulSets with a rollout in progress', registers: [registry] }),
+    watchRestarts: new Counter({ name: 'sts_pilot_watch_restarts_total', help: 'Informer restarts after errors', labelNames: ['resource'], registers: [registry] }),
+    apiErrors: new Counter({ name: 'sts_pilot_api_errors_total', help: 'Kubernetes API errors by operation and code', labelNames: ['operation', 'code'], registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,104 @@
+import { expect } from 'chai';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkQueue } from '../../lib/workqueue.ts';
+
+describe('WorkQueue', () => {
+  it('coalesces adds of a queued key', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue({
+      workers: 1,
+      handler: async (k) => {
+        seen.push(k);
+        await sleep(10);
+      },
+    });
+    q.add('busy');
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    await sleep(60);
+    expect(seen).to.deep.equal(['busy', 'a', 'b']);
+    await q.shutdown();
+  });
+
+  it('never runs one key twice at once, and reruns it if added while running', async () => {
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    let runs = 0;
+    const q = new WorkQueue({
+      workers: 4,
+      handler: async () => {
+        concurrent++;
+        maxConcurrent = Math.max(maxConcurrent, concurrent);
+        runs++;
+        await sleep(20);
+        concurrent--;
+      },
+    });
+    q.add('k');
+    await sleep(5);
+    q.add('k');
+    q.add('k');
+    await sleep(80);
+    expect(maxConcurrent).to.equal(1);
+    expect(runs).to.equal(2);
+    await q.shutdown();
+  });
+
+  it('backs off exponentially per key, capped, and forget resets it', async () => {
+    const q = new WorkQueue({ workers: 1, baseDelayMs: 100, maxDelayMs: 500, handler: async () => {} });
+    expect([1, 2, 3, 4, 5].map(() => q.addRateLimited('x'))).to.deep.equal([100, 200, 400, 500, 500]);
+    expect(q.addRateLimited('y')).to.equal(100);
+    q.forget('x');
+    expect(q.addRateLimited('x')).to.equal(100);
+    await q.shutdown();
+  });
+
+  it('an immediate add wins over a pending delayed one', async () => {
+    const at: number[] = [];
+    const start = Date.now();
+    const q = new WorkQueue({ workers: 1, handler: async () => void at.push(Date.now() - start) });
+    q.addAfter('k', 10_000);
+    q.add('k');
+    await sleep(30);
+    expect(at).to.have.length(1);
+    expect(at[0]).to.be.lessThan(1000);
+    await q.shutdown();
+  });
+
+  it('retries a handler that throws, and reports the error', async () => {
+    let calls = 0;
+    const errors: unknown[] = [];
+    const q = new WorkQueue({
+      workers: 1,
+      baseDelayMs: 10,
+      handler: async () => {
+        calls++;
+        if (calls < 3) throw new Error('boom');
+      },
+      onError: (_k, e) => errors.push(e),
+    });
+    q.add('k');
+    await sleep(150);
+    expect(calls).to.equal(3);
+    expect(errors).to.have.length(2);
+    await q.shutdown();
+  });
+
+  it('shutdown waits for running handlers and drops queued work', async () => {
+    const done: string[] = [];
+    const q = new WorkQueue({
+      workers: 1,
+      handler: async (k) => {
+        await sleep(30);
+        done.push(k);
+      },
+    });
+    q.add('a');
+    q.add('b');
+    await sleep(5);
+    await q.shutdown();
+    expect(done).to.deep.equal(['a']);
+  });
+});
