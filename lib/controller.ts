@@ -389,7 +389,7 @@ export class Controller {
     this.o.metrics.steps.inc({ why: action.why });
     log.info({ why: action.why, partition: action.partition, resourceVersion: updated.metadata?.resourceVersion }, action.message);
     const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered' }[action.why];
-    await this.events.emit(sts, action.why === 'guard' ? 'Warning' : 'Normal', reason, action.message);
+    await this.events.emit(sts, action.why === 'guard' ? 'Warning' : 'Normal', reason, action.message, { dedupe: action.why !== 'step' && action.why !== 'finish' });
   }
 
   private async deletePod(
@@ -446,7 +446,7 @@ export class Controller {
     this.queue.forget(k);
     this.o.metrics.steps.inc({ why: 'step' });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
-    await this.events.emit(sts, 'Normal', 'StepApproved', action.message);
+    await this.events.emit(sts, 'Normal', 'StepApproved', action.message, { dedupe: false });
   }
 
   private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {

@@ -25,14 +25,16 @@ export class EventRecorder {
     this.component = component;
   }
 
-  async emit(sts: V1StatefulSet, type: EventType, reason: string, message: string): Promise<void> {
+  /** `dedupe: false` for Events that record a one-off fact (a step taken), not a state. */
+  async emit(sts: V1StatefulSet, type: EventType, reason: string, message: string, opts: { dedupe?: boolean } = {}): Promise<void> {
     const ns = sts.metadata?.namespace ?? 'default';
     const name = sts.metadata?.name ?? '';
     const key = `${ns}/${name}|${reason}|${message.replace(/[0-9]+/g, '#')}`;
     const now = Date.now();
     const last = this.recent.get(key);
-    if (last !== undefined && now - last < DEDUPE_MS) return;
-    this.recent.set(key, now);
+    const dedupe = opts.dedupe ?? true;
+    if (dedupe && last !== undefined && now - last < DEDUPE_MS) return;
+    if (dedupe) this.recent.set(key, now);
     if (this.recent.size > 10_000) this.prune(now);
     const time = new Date(now);
     try {

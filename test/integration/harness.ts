@@ -1,0 +1,368 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { type ControlPlane, freePort, startControlPlane } from '../cluster/controlplane.ts';
+import { NodeAgent } from '../cluster/node-agent.ts';
+import { Informer } from '../../lib/kube/informer.ts';
+import { createLogger } from '../../lib/log.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
+const say = (line: string): void => {
+  if (verbose) console.log(`      | ${line}`);
+};
+
+export interface Cluster {
+  cp: ControlPlane | undefined;
+  kubeconfigPath: string;
+  kc: KubeConfig;
+  apps: AppsV1Api;
+  core: CoreV1Api;
+  agent: NodeAgent;
+}
+
+let shared: Promise<Cluster> | undefined;
+
+/**
+ * One control plane for the whole run, started on first use. With
+ * STS_PILOT_USE_EXISTING_CLUSTER=1 the tests use $KUBECONFIG instead (like
+ * envtest's USE_EXISTING_CLUSTER); the node agent still plays kubelet there.
+ */
+export function cluster(): Promise<Cluster> {
+  shared ??= (async () => {
+    let cp: ControlPlane | undefined;
+    let kubeconfigPath: string;
+    if (process.env.STS_PILOT_USE_EXISTING_CLUSTER === '1') {
+      kubeconfigPath = process.env.KUBECONFIG ?? join(process.env.HOME ?? '', '.kube', 'config');
+    } else {
+      cp = await startControlPlane({ log: (l) => console.log(`      [control plane] ${l}`) });
+      kubeconfigPath = cp.kubeconfigPath;
+    }
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
+    await agent.start();
+    return { cp, kubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api), agent };
+  })();
+  return shared;
+}
+
+export async function stopCluster(): Promise<void> {
+  if (!shared) return;
+  const c = await shared.catch(() => undefined);
+  shared = undefined;
+  if (!c) return;
+  await c.agent.stop();
+  await c.cp?.stop();
+}
+
+let nsSeq = 0;
+export async function namespace(c: Cluster, prefix: string): Promise<string> {
+  const name = `${prefix}-${process.pid}-${++nsSeq}`.toLowerCase().slice(0, 63);
+  await c.core.createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+export function statefulSet(name: string, o: { replicas: number; hook?: string; annotations?: Record<string, string>; onDelete?: boolean; image?: string }): V1StatefulSet {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name, labels: o.hook ? { 'sts-pilot.io/hook': o.hook } : {}, annotations: o.annotations ?? {} },
+    spec: {
+      replicas: o.replicas,
+      serviceName: name,
+      selector: { matchLabels: { app: name } },
+      updateStrategy: o.onDelete ? { type: 'OnDelete' } : { type: 'RollingUpdate' },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image: o.image ?? 'example/app:1' }] },
+      },
+    },
+  };
+}
+
+export async function setImage(c: Cluster, ns: string, name: string, image: string): Promise<void> {
+  await c.apps.patchNamespacedStatefulSet(
+    { name, namespace: ns, body: { spec: { template: { spec: { containers: [{ name: 'app', image }] } } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+}
+
+export async function mergePatch(c: Cluster, ns: string, name: string, body: unknown): Promise<V1StatefulSet> {
+  return c.apps.patchNamespacedStatefulSet({ name, namespace: ns, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+}
+
+/** Thrown inside a waitUntil check to stop waiting at once. */
+export class Fatal extends Error {}
+
+export async function waitUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      if (e instanceof Fatal) throw e;
+      last = e;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export const partitionOf = (sts: V1StatefulSet): number | undefined => sts.spec?.updateStrategy?.rollingUpdate?.partition;
+
+/** The controller as a separate process, as in production. */
+export class ControllerProcess {
+  readonly logs: Record<string, unknown>[] = [];
+  private child: ChildProcess | undefined;
+  readonly probePort: number;
+  private readonly args: string[];
+  exitCode: number | null | undefined;
+
+  private constructor(args: string[], probePort: number) {
+    this.args = args;
+    this.probePort = probePort;
+  }
+
+  static async start(c: Cluster, extra: string[] = []): Promise<ControllerProcess> {
+    const port = await freePort();
+    const p = new ControllerProcess(
+      ['cmd/sts-pilot.ts', 'controller', '--kubeconfig', c.kubeconfigPath, '--probe-address', `127.0.0.1:${port}`, '--log-level', 'debug', ...extra],
+      port,
+    );
+    await p.spawn();
+    return p;
+  }
+
+  async spawn(): Promise<void> {
+    this.exitCode = undefined;
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>;
+          this.logs.push(rec);
+          say(`${String(rec.time).slice(11, 23)} [controller] ${rec.msg as string}${rec.statefulSet ? ` (${rec.statefulSet as string})` : ''}`);
+        } catch {
+          say(`[controller] ${line}`);
+        }
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => console.error(`      [controller stderr] ${d.toString().trimEnd()}`));
+    child.on('exit', (code) => (this.exitCode = code));
+    await waitUntil('controller /readyz', 60_000, async () => {
+      if (this.exitCode !== undefined) throw new Fatal(`controller exited with ${this.exitCode}`);
+      const res = await fetch(`http://127.0.0.1:${this.probePort}/readyz`);
+      return res.status === 200;
+    });
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.exitCode === undefined;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || this.exitCode !== undefined) return Promise.resolve();
+    const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    return done;
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.probePort}/metrics`)).text();
+  }
+}
+
+export interface HookCall {
+  at: number;
+  sts: string;
+  updateRevision: string;
+  prev: { name: string; uid: string } | null;
+  next: { name: string; uid: string } | null;
+  approved: boolean;
+}
+
+/**
+ * A hook endpoint for the `http` hook that records every call and answers as
+ * the test says: the auditing hook of the tests.
+ */
+export class RecordingHook {
+  readonly calls: HookCall[] = [];
+  decide: (call: HookCall) => boolean | Promise<boolean> = () => true;
+  private server: Server | undefined;
+  url = '';
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', async () => {
+        const b = JSON.parse(body) as { statefulSet: V1StatefulSet; prev: V1Pod | null; next: V1Pod | null };
+        const pod = (p: V1Pod | null) => (p ? { name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' } : null);
+        const call: HookCall = {
+          at: Date.now(),
+          sts: `${b.statefulSet.metadata?.namespace}/${b.statefulSet.metadata?.name}`,
+          updateRevision: b.statefulSet.status?.updateRevision ?? '',
+          prev: pod(b.prev),
+          next: pod(b.next),
+          approved: false,
+        };
+        call.approved = await this.decide(call);
+        this.calls.push(call);
+        res.writeHead(call.approved ? 200 : 503).end(call.approved ? 'ok' : 'test hook says no');
+      });
+    });
+    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
+    return this;
+  }
+
+  approvals(sts?: string): HookCall[] {
+    return this.calls.filter((c) => c.approved && (!sts || c.sts === sts));
+  }
+
+  stop(): void {
+    this.server?.close();
+  }
+}
+
+export interface PodUpdate {
+  at: number;
+  name: string;
+  /** uid of the pod that went away, and the revision it ran. */
+  oldUid: string;
+  oldRevision: string;
+}
+
+/**
+ * Watches the pods of one namespace and records every deletion: in a
+ * StatefulSet rollout, a pod is updated by being deleted and recreated.
+ */
+export class PodWatcher {
+  readonly deletions: PodUpdate[] = [];
+  private informer: Informer<V1Pod> | undefined;
+  private readonly seen = new Set<string>();
+
+  async start(c: Cluster, ns: string): Promise<this> {
+    this.informer = new Informer<V1Pod>({
+      kc: c.kc,
+      path: `/api/v1/namespaces/${ns}/pods`,
+      log: createLogger({ level: 'warn', name: 'pod-watcher' }),
+      listPage: (token) => c.core.listNamespacedPod({ namespace: ns, limit: 500, _continue: token }),
+      onChange: (pod, verb) => {
+        const uid = pod.metadata?.uid ?? '';
+        if (verb !== 'delete' && !pod.metadata?.deletionTimestamp) return;
+        if (this.seen.has(uid)) return;
+        this.seen.add(uid);
+        this.deletions.push({
+          at: Date.now(),
+          name: pod.metadata?.name ?? '',
+          oldUid: uid,
+          oldRevision: pod.metadata?.labels?.['controller-revision-hash'] ?? '',
+        });
+      },
+    });
+    await this.informer.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.stop();
+  }
+}
+
+/** Records each StatefulSet's partition as the watch shows it (consecutive repeats folded). */
+export class PartitionRecorder {
+  readonly history = new Map<string, (number | undefined)[]>();
+  private informer: Informer<V1StatefulSet> | undefined;
+
+  async start(c: Cluster, ns: string): Promise<this> {
+    this.informer = new Informer<V1StatefulSet>({
+      kc: c.kc,
+      path: `/apis/apps/v1/namespaces/${ns}/statefulsets`,
+      log: createLogger({ level: 'warn', name: 'partition-recorder' }),
+      listPage: (token) => c.apps.listNamespacedStatefulSet({ namespace: ns, limit: 500, _continue: token }),
+      onChange: (sts, verb) => {
+        if (verb === 'delete') return;
+        const name = sts.metadata?.name ?? '';
+        const h = this.history.get(name) ?? [];
+        const p = partitionOf(sts);
+        if (h.length === 0 || h.at(-1) !== p) h.push(p);
+        this.history.set(name, h);
+      },
+    });
+    await this.informer.start();
+    return this;
+  }
+
+  of(name: string): (number | undefined)[] {
+    return this.history.get(name) ?? [];
+  }
+
+  async stop(): Promise<void> {
+    await this.informer?.stop();
+  }
+}
+
+export async function readSts(c: Cluster, ns: string, name: string): Promise<V1StatefulSet> {
+  return c.apps.readNamespacedStatefulSet({ name, namespace: ns });
+}
+
+export async function podsOf(c: Cluster, ns: string, name: string): Promise<V1Pod[]> {
+  const list = await c.core.listNamespacedPod({ namespace: ns, labelSelector: `app=${name}` });
+  return list.items.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+}
+
+const isReady = (p: V1Pod): boolean => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+/** All pods exist, run the update revision, are Ready; the StatefulSet says so too. */
+export async function converged(c: Cluster, ns: string, name: string): Promise<V1StatefulSet | undefined> {
+  const sts = await readSts(c, ns, name);
+  const n = sts.spec?.replicas ?? 1;
+  const st = sts.status;
+  if (!st || st.observedGeneration !== sts.metadata?.generation) return undefined;
+  if (st.currentRevision !== st.updateRevision || st.updatedReplicas !== n || st.readyReplicas !== n) return undefined;
+  const pods = (await podsOf(c, ns, name)).filter((p) => !p.metadata?.deletionTimestamp);
+  if (pods.length !== n || !pods.every((p) => isReady(p) && p.metadata?.labels?.['controller-revision-hash'] === st.updateRevision)) return undefined;
+  return sts;
+}
+
+/** Create a StatefulSet and wait until its pods run and (if subscribed) the controller holds P = N. */
+export async function createAndSettle(c: Cluster, ns: string, sts: V1StatefulSet): Promise<V1StatefulSet> {
+  await c.apps.createNamespacedStatefulSet({ namespace: ns, body: sts });
+  const name = sts.metadata?.name ?? '';
+  const n = sts.spec?.replicas ?? 1;
+  const subscribed = Object.keys(sts.metadata?.labels ?? {}).length > 0 && sts.spec?.updateStrategy?.type !== 'OnDelete';
+  return waitUntil(`${name} to settle`, 60_000, async () => {
+    const s = await converged(c, ns, name);
+    if (!s) return undefined;
+    if (subscribed && partitionOf(s) !== n) return undefined;
+    return s;
+  });
+}
+
+export async function eventsFor(c: Cluster, ns: string, name: string): Promise<{ reason: string; message: string; type: string }[]> {
+  const list = await c.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=StatefulSet` });
+  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+}
