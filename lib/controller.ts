@@ -329,7 +329,7 @@ export class Controller {
       case 'hold':
         log.info({ phase: action.phase }, action.reason);
         if (action.retryAfterMs !== undefined) this.queue.addAfter(k, action.retryAfterMs);
-        if (action.phase !== 'Rolling') {
+        if (action.phase !== 'Rolling' && action.phase !== 'Waiting') {
           await this.events.emit(sts, 'Warning', action.phase === 'Paused' ? 'Paused' : 'Held', action.reason);
         }
         return;

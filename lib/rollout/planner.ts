@@ -5,7 +5,12 @@ import type { RolloutMark } from './status.ts';
 /** An approval older than this is asked again: the application may have changed its mind. */
 export const APPROVAL_TTL_MS = 30_000;
 
-export type Phase = 'Steady' | 'Rolling' | 'Held' | 'Paused' | 'Unmanageable';
+/**
+ * Steady: nothing to roll. Rolling: a rollout moves or waits on pods. Waiting: the
+ * StatefulSet controller has not caught up yet (transient, not worth an Event).
+ * Held: something needs a person's attention. Paused: a person asked for it.
+ */
+export type Phase = 'Steady' | 'Rolling' | 'Waiting' | 'Held' | 'Paused' | 'Unmanageable';
 
 export type Action =
   /** Nothing to do until something changes. */
@@ -52,12 +57,12 @@ export function plan(s: Snapshot): Action {
   }
   if (sts.observedGeneration === undefined || sts.observedGeneration < sts.generation) {
     return hold(
-      'Held',
+      'Waiting',
       `waiting for the StatefulSet controller to observe generation ${sts.generation} (observed ${sts.observedGeneration ?? 'none'})`,
     );
   }
   const upd = sts.updateRevision;
-  if (!upd) return hold('Held', 'waiting for the StatefulSet controller to report status.updateRevision');
+  if (!upd) return hold('Waiting', 'waiting for the StatefulSet controller to report status.updateRevision');
   return sts.strategy === 'OnDelete' ? planOnDelete(s, upd) : planRollingUpdate(s, upd);
 }
 

@@ -364,5 +364,6 @@ export async function createAndSettle(c: Cluster, ns: string, sts: V1StatefulSet
 
 export async function eventsFor(c: Cluster, ns: string, name: string): Promise<{ reason: string; message: string; type: string }[]> {
   const list = await c.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=StatefulSet` });
-  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+  const time = (e: (typeof list.items)[number]): number => new Date(e.lastTimestamp ?? e.eventTime ?? 0).getTime();
+  return list.items.sort((a, b) => time(a) - time(b)).map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
 }

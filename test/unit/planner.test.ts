@@ -162,7 +162,7 @@ describe('planner: RollingUpdate', () => {
       ['paused holds before anything', { partition: 5, paused: 'true' }, /^hold\(Paused\)/],
       ['paused "false" is not paused', { partition: 5, paused: 'false' }, 'hook(null -> web-4)'],
       ['a malformed paused value holds', { partition: 5, paused: 'yes please' }, /^hold\(Held\): annotation sts-pilot.io\/paused must be "true" or "false", got "yes please"/],
-      ['observedGeneration behind holds', { partition: 5, generation: 3, observedGeneration: 2 }, /observe generation 3 \(observed 2\)/],
+      ['observedGeneration behind holds', { partition: 5, generation: 3, observedGeneration: 2 }, /^hold\(Waiting\): .*observe generation 3 \(observed 2\)/],
       ['observedGeneration missing holds', { partition: 5, observedGeneration: undefined }, /observed none/],
       ['no updateRevision yet holds', { partition: 5, upd: '' }, /status.updateRevision/],
       ['unknown strategy is unmanageable', { strategy: 'Surprise' }, /^hold\(Unmanageable\)/],
