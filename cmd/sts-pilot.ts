@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { hooks } from '../hooks/index.ts';
 import { Controller } from '../lib/controller.ts';
+import { LeaderElector } from '../lib/leader.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
@@ -18,7 +20,12 @@ const ControllerFlags = z.strictObject({
   hookTimeout: z.coerce.number().int().min(1).max(3600),
   probeAddress: z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
-});
+  leaderElect: z.boolean(),
+  leaderElectionNamespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name').optional(),
+  leaderElectionId: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a Lease name'),
+  leaseDuration: z.coerce.number().int().min(2).max(600),
+  renewDeadline: z.coerce.number().int().min(1).max(599),
+}).refine((f) => f.renewDeadline < f.leaseDuration, { message: '--renew-deadline must be shorter than --lease-duration', path: ['renewDeadline'] });
 
 const program = new Command('sts-pilot')
   .description('Application-aware StatefulSet rollouts: holds the partition and asks a hook before each pod moves')
@@ -35,6 +42,11 @@ program
   .option('--hook-timeout <seconds>', 'deadline of one hook call', '60')
   .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8080')
   .option('--log-level <level>', 'log level', 'info')
+  .option('--no-leader-elect', 'act without a Lease (only one replica may run)')
+  .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: $POD_NAMESPACE, --namespace, or default)')
+  .option('--leader-election-id <name>', 'name of the Lease', 'sts-pilot')
+  .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
+  .option('--renew-deadline <seconds>', 'a leader that could not renew this long stops writing (< lease duration)', '10')
   .action(async (raw: unknown) => {
     const parsed = ControllerFlags.safeParse(raw);
     if (!parsed.success) throw new InvalidArgumentError(z.prettifyError(parsed.error));
@@ -42,6 +54,8 @@ program
     const log = createLogger({ level: f.logLevel });
     const metrics = createMetrics();
     const kc = loadKubeConfig(f.kubeconfig, f.context);
+    let elector: LeaderElector | undefined;
+    let stopping = false;
     const controller = new Controller({
       kc,
       hooks,
@@ -51,10 +65,28 @@ program
       namespace: f.namespace,
       workers: f.workers,
       hookTimeoutMs: f.hookTimeout * 1000,
+      isLeader: () => elector?.isLeader() ?? true,
     });
+    if (f.leaderElect) {
+      const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+      elector = new LeaderElector({
+        kc,
+        namespace: f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace ?? 'default',
+        name: f.leaderElectionId,
+        identity,
+        log,
+        leaseDurationMs: f.leaseDuration * 1000,
+        renewDeadlineMs: f.renewDeadline * 1000,
+        retryPeriodMs: Math.max(250, Math.min(2000, (f.leaseDuration * 1000) / 6)),
+        onStartedLeading: () => controller.enqueueAll(),
+        // Like controller-runtime: a replica that lost the lease exits and comes back as a candidate.
+        onStoppedLeading: () => {
+          if (!stopping) process.exit(1);
+        },
+      });
+    }
     const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
     const server = await serveProbes({ host: host || '0.0.0.0', port: Number(port), registry: metrics.registry, ready: () => controller.ready });
-    let stopping = false;
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
@@ -62,6 +94,7 @@ program
       const force = setTimeout(() => process.exit(1), 20_000);
       force.unref();
       await controller.stop();
+      await elector?.stop();
       server.close();
       log.info('stopped');
       process.exit(0);
@@ -69,6 +102,7 @@ program
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
     await controller.start();
+    elector?.start();
   });
 
 program

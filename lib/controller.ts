@@ -30,6 +30,8 @@ export interface ControllerOptions {
   workers?: number;
   hookTimeoutMs?: number;
   resyncMs?: number;
+  /** Writes and hook calls happen only while this says so (leader election). */
+  isLeader?: () => boolean;
 }
 
 /** After a write, the cache still shows the old object for a moment: wait for the watch, not for a stale plan. */
@@ -77,6 +79,7 @@ export class Controller {
       workers: 4,
       hookTimeoutMs: 60_000,
       resyncMs: DEFAULT_RESYNC_MS,
+      isLeader: () => true,
       ...opts,
       namespace: opts.namespace,
     };
@@ -141,6 +144,11 @@ export class Controller {
     await Promise.all([this.statefulSets.stop(), this.pods.stop()]);
   }
 
+  /** Queue every cached StatefulSet, e.g. on becoming leader. */
+  enqueueAll(): void {
+    for (const sts of this.statefulSets.list()) this.enqueue(sts);
+  }
+
   private enqueue(sts: V1StatefulSet): void {
     const md = sts.metadata;
     if (md?.name && md.namespace) this.queue.add(key(md.namespace, md.name));
@@ -184,6 +192,8 @@ export class Controller {
     const slash = k.indexOf('/');
     const ns = k.slice(0, slash);
     const name = k.slice(slash + 1);
+    // A follower keeps its caches warm for a fast takeover, and does nothing else.
+    if (!this.o.isLeader()) return;
     const sts = this.statefulSets.get(name, ns);
     if (!sts) return this.forgetStatefulSet(ns, name);
     const uid = sts.metadata?.uid ?? '';
@@ -238,6 +248,8 @@ export class Controller {
       const action = plan(snapshot);
       if (action.phase === 'Rolling') this.inProgress.add(k);
       else this.inProgress.delete(k);
+      // Leadership can be lost during a hook call: check again before acting.
+      if (!this.o.isLeader()) return;
       if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);
       if (round > 0) throw new Error(`planner asked for a second hook call in one reconcile: ${action.message}`);
       const ok = await this.callHook(sts, pods, hook as RolloutHook, options, action, log);
@@ -305,7 +317,7 @@ export class Controller {
       end();
       const notReady = err instanceof HookNotReady;
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
-      if (this.shutdown.signal.aborted) return false;
+      if (this.shutdown.signal.aborted || !this.o.isLeader()) return false;
       const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
       const delay = this.queue.addRateLimited(k);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');

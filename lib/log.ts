@@ -2,9 +2,14 @@ import { pino } from 'pino';
 
 export type Logger = pino.Logger;
 
-/** JSON lines on stdout; credentials never reach a log line, whatever a caller passes. */
+/**
+ * JSON lines on stdout, written synchronously: the controller may be killed or
+ * exit at any instant, and its last lines are the ones that explain why.
+ * Credentials never reach a log line, whatever a caller passes.
+ */
 export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  return pino({
+  return pino(
+    {
     name: opts.name ?? 'sts-pilot',
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -12,5 +17,7 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
       paths: ['password', '*.password', 'apiKey', '*.apiKey', 'token', '*.token', 'authorization', '*.authorization'],
       censor: '[redacted]',
     },
-  });
+    },
+    pino.destination({ fd: 1, sync: true }),
+  );
 }

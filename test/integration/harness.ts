@@ -125,6 +125,8 @@ export async function waitUntil<T>(what: string, timeoutMs: number, fn: () => Pr
 
 export const partitionOf = (sts: V1StatefulSet): number | undefined => sts.spec?.updateStrategy?.rollingUpdate?.partition;
 
+let identitySeq = 0;
+
 /** The controller as a separate process, as in production. */
 export class ControllerProcess {
   readonly logs: Record<string, unknown>[] = [];
@@ -133,16 +135,24 @@ export class ControllerProcess {
   private readonly args: string[];
   exitCode: number | null | undefined;
 
-  private constructor(args: string[], probePort: number) {
+  readonly identity: string;
+
+  private constructor(args: string[], probePort: number, identity: string) {
     this.args = args;
     this.probePort = probePort;
+    this.identity = identity;
   }
 
-  static async start(c: Cluster, extra: string[] = []): Promise<ControllerProcess> {
+  /**
+   * `identity` plays POD_NAME: a restarted process with the same identity is the
+   * same pod's container restarting, and takes its own Lease back at once.
+   */
+  static async start(c: Cluster, extra: string[] = [], identity = `controller-${++identitySeq}`): Promise<ControllerProcess> {
     const port = await freePort();
     const p = new ControllerProcess(
       ['cmd/sts-pilot.ts', 'controller', '--kubeconfig', c.kubeconfigPath, '--probe-address', `127.0.0.1:${port}`, '--log-level', 'debug', ...extra],
       port,
+      identity,
     );
     await p.spawn();
     return p;
@@ -150,7 +160,11 @@ export class ControllerProcess {
 
   async spawn(): Promise<void> {
     this.exitCode = undefined;
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, POD_NAME: this.identity },
+    });
     this.child = child;
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {
@@ -175,6 +189,10 @@ export class ControllerProcess {
       const res = await fetch(`http://127.0.0.1:${this.probePort}/readyz`);
       return res.status === 200;
     });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   get alive(): boolean {

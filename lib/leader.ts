@@ -1,0 +1,165 @@
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError, statusCode } from './errors.ts';
+import type { Logger } from './log.ts';
+
+export interface LeaderElectionOptions {
+  kc: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  log: Logger;
+  /** How long others wait, after the last renewal they saw, before taking the lease. */
+  leaseDurationMs?: number;
+  /** A leader that could not renew for this long stops acting, before others may take over. */
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+}
+
+/** MicroTime must carry six fractional digits; client-node would send three. */
+const microTime = (d: Date): Date => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+
+/**
+ * Lease-based leader election (coordination.k8s.io/v1), as client-go does it:
+ * expiry is judged by the time *we observed* the lease change, never by the
+ * holder's clock, and every write is resourceVersion-guarded, so two
+ * candidates cannot both win. A leader stops calling itself leader
+ * renewDeadline after its last successful renewal, which is before
+ * leaseDuration, when anyone else may take over.
+ */
+export class LeaderElector {
+  private readonly o: Required<LeaderElectionOptions>;
+  private readonly api: CoordinationV1Api;
+  private observed: { record: string; at: number } | undefined;
+  private lastRenew = 0;
+  private leading = false;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(o: LeaderElectionOptions) {
+    this.o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...o };
+    if (this.o.renewDeadlineMs >= this.o.leaseDurationMs) throw new Error('renewDeadline must be shorter than leaseDuration');
+    this.api = o.kc.makeApiClient(CoordinationV1Api);
+  }
+
+  /** True only while the last renewal is younger than the renew deadline. */
+  isLeader(): boolean {
+    return this.leading && Date.now() - this.lastRenew < this.o.renewDeadlineMs;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Stop; a leader hands the lease back so the next one need not wait for it to expire. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    if (this.leading) {
+      this.setLeading(false);
+      await this.release();
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.tryAcquireOrRenew();
+      } catch (err) {
+        this.o.log.warn({ lease: this.o.name, err: describeError(err) }, 'lease request failed');
+      }
+      if (this.leading && !this.isLeader()) {
+        this.o.log.error({ lease: this.o.name }, `could not renew the lease for ${this.o.renewDeadlineMs / 1000}s; stopping leading`);
+        this.setLeading(false);
+      }
+      await sleep(this.o.retryPeriodMs);
+    }
+  }
+
+  private setLeading(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.o.log.info({ lease: this.o.name, identity: this.o.identity }, leading ? 'became leader' : 'stopped leading');
+    if (leading) this.o.onStartedLeading();
+    else this.o.onStoppedLeading();
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const { namespace, name, identity } = this.o;
+    const now = new Date();
+    const durationSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
+    let lease: V1Lease;
+    try {
+      lease = await this.api.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+      await this.api.createNamespacedLease({
+        namespace,
+        body: {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+        },
+      });
+      this.lastRenew = Date.now();
+      this.setLeading(true);
+      return;
+    }
+    const spec = lease.spec ?? {};
+    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime, spec.leaseDurationSeconds]);
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    const holder = spec.holderIdentity ?? '';
+    const expired = Date.now() > this.observed.at + (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    if (holder !== identity && holder !== '' && !expired) {
+      this.setLeading(false);
+      return;
+    }
+    const takeover = holder !== identity;
+    const body: V1Lease = {
+      ...lease,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: microTime(now),
+        acquireTime: takeover ? microTime(now) : (spec.acquireTime ? microTime(new Date(spec.acquireTime)) : microTime(now)),
+        leaseTransitions: (spec.leaseTransitions ?? 0) + (takeover ? 1 : 0),
+      },
+    };
+    try {
+      await this.api.replaceNamespacedLease({ name, namespace, body });
+    } catch (err) {
+      if (statusCode(err) === 409) return; // someone else wrote first: read again next round
+      throw err;
+    }
+    this.lastRenew = Date.now();
+    if (takeover) this.o.log.info({ lease: name, previous: holder || '(released)' }, 'acquired the lease');
+    this.setLeading(true);
+  }
+
+  private async release(): Promise<void> {
+    const { namespace, name } = this.o;
+    try {
+      const lease = await this.api.readNamespacedLease({ name, namespace });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      const spec = lease.spec;
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          ...lease,
+          spec: {
+            ...spec,
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            renewTime: microTime(new Date()),
+            acquireTime: spec.acquireTime ? microTime(new Date(spec.acquireTime)) : undefined,
+          },
+        },
+      });
+    } catch (err) {
+      this.o.log.warn({ lease: name, err: describeError(err) }, 'could not release the lease');
+    }
+  }
+}

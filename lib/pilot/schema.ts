@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { API_GROUP, API_VERSION } from '../names.ts';
+
+/**
+ * The Pilot resource: one per pod of a subscribed StatefulSet, same name as the
+ * pod, owned by it. The controller writes `spec`; the in-pod pilot is the only
+ * writer of `status`. This file is the single source of its shape: the TS types
+ * below are inferred from it and the CRD's OpenAPI schema is generated from it
+ * (lib/pilot/crd.ts), so the three cannot drift.
+ *
+ * Absent means "unknown, so block": every field a hook decides on is optional,
+ * and a reader must treat a missing one as a reason to hold, never as a default.
+ */
+
+export const PILOT_KIND = 'Pilot';
+export const PILOT_LIST_KIND = 'PilotList';
+export const PILOT_PLURAL = 'pilots';
+export const PILOT_SINGULAR = 'pilot';
+export const PILOT_SHORT_NAMES = ['plt'];
+export const PILOT_API_VERSION = `${API_GROUP}/${API_VERSION}`;
+/** Set by the controller on each Pilot it creates, to map a Pilot change to its StatefulSet without a lookup. */
+export const PILOT_STATEFULSET_LABEL = `${API_GROUP}/statefulset`;
+
+// metav1.Time as the API server writes it; our own writes use Date#toISOString().
+const Time = z.iso.datetime({ offset: true });
+const Count = z.number().int().min(0);
+
+export const PilotPhase = z.enum(['Initializing', 'PreStart', 'Running', 'PreStop', 'Stopped', 'Failed']);
+export type PilotPhase = z.infer<typeof PilotPhase>;
+
+export const ConditionStatus = z.enum(['True', 'False', 'Unknown']);
+
+/** Shaped like metav1.Condition, without observedGeneration (status is not derived from spec). */
+export const PilotCondition = z.object({
+  type: z.string().min(1).max(316),
+  status: ConditionStatus,
+  reason: z.string().max(1024).optional(),
+  message: z.string().max(4096).optional(),
+  lastTransitionTime: Time,
+});
+export type PilotCondition = z.infer<typeof PilotCondition>;
+
+export const ClusterHealth = z.enum(['green', 'yellow', 'red']);
+export type ClusterHealth = z.infer<typeof ClusterHealth>;
+
+export const ShardCounts = z.object({
+  started: Count,
+  relocating: Count,
+  initializing: Count,
+});
+
+/**
+ * What the application probe last saw. `probe` names the probe that wrote the
+ * block (it tells a reader which fields to expect); every other field is
+ * absent when the probe could not learn it. The generic fields (version,
+ * health) feed the printer columns; the rest are Elasticsearch/OpenSearch's.
+ */
+export const ApplicationStatus = z.object({
+  probe: z.string().min(1).max(63).describe('The probe that reported this block, e.g. elasticsearch'),
+  error: z.string().max(4096).optional().describe('Why some or all of the fields below are unknown'),
+  distribution: z.string().max(63).optional().describe('elasticsearch or opensearch'),
+  version: z.string().max(63).optional(),
+  nodeName: z.string().max(253).optional(),
+  nodeId: z.string().max(253).optional(),
+  clusterName: z.string().max(253).optional(),
+  clusterUUID: z.string().max(253).optional(),
+  roles: z.array(z.string().max(63)).max(64).optional(),
+  health: ClusterHealth.optional().describe('Health of the whole cluster, as the elected master reports it'),
+  shards: ShardCounts.optional().describe('Shard copies on this node, by state'),
+  documents: Count.optional().describe('Documents in the shard copies on this node'),
+});
+export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
+
+export const PilotSpec = z.object({
+  application: z.string().min(1).max(63).describe('The hook or application name the pilot serves'),
+  options: z.record(z.string(), z.string()).optional().describe("The hook's options, as the controller parsed them"),
+});
+export type PilotSpec = z.infer<typeof PilotSpec>;
+
+export const PilotStatus = z.object({
+  phase: PilotPhase,
+  revision: z.string().max(253).optional().describe("The pod's controller-revision-hash, as the pilot inside it reports"),
+  heartbeatTime: Time.describe('When the pilot last wrote this status; older than its heartbeat period means the pilot is gone'),
+  message: z.string().max(4096).optional(),
+  // A map keyed by type, as metav1.Condition lists are: server-side apply merges them by type.
+  conditions: z.array(PilotCondition).max(32).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  exitCode: z.number().int().min(0).max(255).optional().describe('How the application exited (128+n: killed by signal n)'),
+  application: ApplicationStatus.optional(),
+});
+export type PilotStatus = z.infer<typeof PilotStatus>;
+
+/** Only the metadata fields sts-pilot reads; the rest passes through untouched. */
+const PilotMetadata = z.looseObject({
+  name: z.string(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  resourceVersion: z.string().optional(),
+  creationTimestamp: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  ownerReferences: z
+    .array(z.looseObject({ apiVersion: z.string(), kind: z.string(), name: z.string(), uid: z.string(), controller: z.boolean().optional() }))
+    .optional(),
+});
+
+export const Pilot = z.object({
+  apiVersion: z.literal(PILOT_API_VERSION).optional(),
+  kind: z.literal(PILOT_KIND).optional(),
+  metadata: PilotMetadata,
+  spec: PilotSpec,
+  status: PilotStatus.optional(),
+});
+export type Pilot = z.infer<typeof Pilot>;
+
+/**
+ * Parse a Pilot as the API returned it. A status that does not parse (written
+ * by another version of the pilot, say) is dropped rather than the whole
+ * object: the Pilot still exists, its status is unknown, so readers block.
+ */
+export function parsePilot(raw: unknown): { pilot: Pilot; statusError?: string } | { error: string } {
+  const whole = Pilot.safeParse(raw);
+  if (whole.success) return { pilot: whole.data };
+  const withoutStatus = Pilot.safeParse({ ...(raw as object), status: undefined });
+  if (withoutStatus.success) return { pilot: withoutStatus.data, statusError: z.prettifyError(whole.error) };
+  return { error: z.prettifyError(whole.error) };
+}

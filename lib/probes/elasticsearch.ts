@@ -1,0 +1,157 @@
+import { readFileSync } from 'node:fs';
+import { Agent, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { describeError } from '../errors.ts';
+import { httpRequest } from '../http.ts';
+import { type ApplicationStatus, ClusterHealth } from '../pilot/schema.ts';
+import type { ApplicationProbe } from './types.ts';
+
+export interface ElasticsearchProbeOptions {
+  /** Base URL of the local node, e.g. http://127.0.0.1:9200; user:password@ in it becomes basic auth. */
+  url: string;
+  /** Per request; the five requests of one probe run in parallel. */
+  timeoutMs?: number;
+  /** PEM bundle to trust for an https URL (the cluster's own CA). */
+  caFile?: string;
+  /** For tests: undici's MockAgent, or a pool of one's own. */
+  dispatcher?: Dispatcher;
+}
+
+// Only what we read of each answer; both Elasticsearch and OpenSearch send more.
+const Root = z.object({
+  cluster_uuid: z.string().optional(),
+  version: z.object({ number: z.string(), distribution: z.string().optional() }).optional(),
+});
+const NodesInfo = z.object({
+  cluster_name: z.string().optional(),
+  nodes: z.record(
+    z.string(),
+    z.object({ name: z.string(), version: z.string().optional(), roles: z.array(z.string()).optional(), build_flavor: z.string().optional() }),
+  ),
+});
+const Health = z.object({ status: ClusterHealth, cluster_name: z.string().optional() });
+const CatShards = z.array(z.object({ state: z.string(), docs: z.string().nullish(), node: z.string().nullish() }));
+const StateMeta = z.object({ metadata: z.object({ cluster_uuid: z.string(), cluster_uuid_committed: z.boolean().optional() }) });
+export type CatShard = z.infer<typeof CatShards>[number];
+
+/** The cluster UUID a node reports before it has joined a cluster. */
+const UNKNOWN_UUID = '_na_';
+
+/**
+ * Shard copies on one node, from `_cat/shards` rows. A relocating copy is one
+ * row, `node` = "src -> ip id dst": it counts as relocating on src and as
+ * initializing on dst. Documents: those of the copies this node serves.
+ */
+export function localShards(rows: readonly CatShard[], nodeName: string): { started: number; relocating: number; initializing: number; documents: number } {
+  const out = { started: 0, relocating: 0, initializing: 0, documents: 0 };
+  for (const r of rows) {
+    if (!r.node) continue;
+    const reloc = /^(\S+) -> \S+ \S+ (\S+)$/.exec(r.node);
+    const here = reloc ? reloc[1] : r.node;
+    if (reloc && reloc[2] === nodeName) out.initializing++;
+    if (here !== nodeName) continue;
+    if (r.state === 'STARTED') out.started++;
+    else if (r.state === 'RELOCATING') out.relocating++;
+    else if (r.state === 'INITIALIZING') out.initializing++;
+    else continue;
+    if (r.state !== 'INITIALIZING' && r.docs) out.documents += Number(r.docs) || 0;
+  }
+  return out;
+}
+
+/**
+ * Reads the local Elasticsearch or OpenSearch node: who it is (GET /,
+ * /_nodes/_local), whether it has joined a cluster (cluster UUID), the
+ * cluster's health (/_cluster/health, from the elected master), and the shard
+ * copies it holds (/_cat/shards filtered to this node). Each answer is
+ * validated; one that fails leaves its fields unknown and says so in `error`.
+ * GET / is optional: the Elasticsearch integ-test build has no such route, so
+ * the UUID then comes from the node's local cluster state.
+ */
+export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationProbe {
+  const base = new URL(o.url);
+  const headers: Record<string, string> = {};
+  if (base.username || base.password) {
+    const user = decodeURIComponent(base.username);
+    const pass = decodeURIComponent(base.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    base.username = '';
+    base.password = '';
+  }
+  const root = base.toString().replace(/\/+$/, '');
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const dispatcher = o.dispatcher ?? (o.caFile ? new Agent({ connect: { ca: readFileSync(o.caFile, 'utf8') } }) : undefined);
+
+  async function get<T>(path: string, schema: z.ZodType<T>, signal: AbortSignal): Promise<T> {
+    const res = await httpRequest(`${root}${path}`, { timeoutMs, signal, headers, maxBytes: 32 << 20, ...(dispatcher ? { dispatcher } : {}) });
+    const short = path.split('?')[0];
+    if (res.status < 200 || res.status > 299) throw new Error(`GET ${short} answered ${res.status}: ${res.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(res.text);
+    } catch {
+      throw new Error(`GET ${short} answered with something that is not JSON`);
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw new Error(`GET ${short} answered unexpectedly: ${z.prettifyError(parsed.error).replace(/\s+/g, ' ')}`);
+    return parsed.data;
+  }
+
+  return {
+    name: 'elasticsearch',
+    async probe(signal) {
+      const errors: string[] = [];
+      const settle = async <T>(p: Promise<T>): Promise<T | undefined> => {
+        try {
+          return await p;
+        } catch (err) {
+          if (signal.aborted) throw err;
+          errors.push(describeError(err, 200));
+          return undefined;
+        }
+      };
+      const [rootInfo, nodes, health, shards] = await Promise.all([
+        // GET / failing is expected on some builds; it is only a shortcut, so its error is not reported.
+        get('/', Root, signal).catch((err: unknown) => {
+          if (signal.aborted) throw err;
+          return undefined;
+        }),
+        settle(get('/_nodes/_local?filter_path=cluster_name,nodes.*.name,nodes.*.version,nodes.*.roles,nodes.*.build_flavor', NodesInfo, signal)),
+        settle(get('/_cluster/health', Health, signal)),
+        settle(get('/_cat/shards?format=json&h=state,docs,node', CatShards, signal)),
+      ]);
+      const status: ApplicationStatus = { probe: 'elasticsearch' };
+      const entries = Object.entries(nodes?.nodes ?? {});
+      const local = entries.length === 1 ? entries[0] : undefined;
+      if (nodes && !local) errors.push(`GET /_nodes/_local listed ${entries.length} nodes, not 1`);
+
+      let uuid = rootInfo?.cluster_uuid;
+      if (local && (uuid === undefined || uuid === UNKNOWN_UUID)) {
+        const meta = await settle(get('/_cluster/state/metadata?local=true&filter_path=metadata.cluster_uuid,metadata.cluster_uuid_committed', StateMeta, signal));
+        uuid = meta && meta.metadata.cluster_uuid_committed !== false ? meta.metadata.cluster_uuid : undefined;
+      }
+
+      if (local) {
+        const [id, node] = local;
+        status.nodeId = id;
+        status.nodeName = node.name;
+        const version = rootInfo?.version?.number ?? node.version;
+        if (version) status.version = version;
+        const distribution = rootInfo?.version ? (rootInfo.version.distribution ?? 'elasticsearch') : node.build_flavor ? 'elasticsearch' : undefined;
+        if (distribution) status.distribution = distribution;
+        if (node.roles) status.roles = [...node.roles].sort();
+        if (uuid && uuid !== UNKNOWN_UUID) status.clusterUUID = uuid;
+        if (shards) {
+          const s = localShards(shards, node.name);
+          status.shards = { started: s.started, relocating: s.relocating, initializing: s.initializing };
+          status.documents = s.documents;
+        }
+      }
+      const clusterName = nodes?.cluster_name ?? health?.cluster_name;
+      if (clusterName) status.clusterName = clusterName;
+      if (health) status.health = health.status;
+      if (errors.length > 0) status.error = errors.join('; ').slice(0, 4000);
+      return status;
+    },
+  };
+}

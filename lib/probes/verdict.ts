@@ -1,0 +1,45 @@
+import type { ApplicationStatus } from '../pilot/schema.ts';
+import type { Verdict } from './types.ts';
+
+/** `probe: none`: the pilot runs the application without reading it; a running child is all it knows. */
+export const NO_PROBE = 'none';
+
+const ok: Verdict = { ok: true };
+const no = (reason: string): Verdict => ({ ok: false, reason });
+
+/**
+ * Is the application up on this pod? Drives the pilot's /readyz (and so the
+ * pod's readiness). For Elasticsearch: the node answers and has joined a
+ * cluster. Cluster health is deliberately not part of it: a red cluster would
+ * otherwise take every pod out of its Service at once.
+ */
+export function applicationReady(app: ApplicationStatus | undefined): Verdict {
+  if (!app) return no('no application status reported');
+  switch (app.probe) {
+    case NO_PROBE:
+      return ok;
+    case 'elasticsearch': {
+      const missing = (['nodeName', 'nodeId', 'clusterUUID'] as const).filter((k) => !app[k]);
+      if (missing.length === 0) return ok;
+      const why = app.error ? `: ${app.error}` : '';
+      if (!app.nodeId) return no(`the Elasticsearch node does not report itself${why}`);
+      return no(`the Elasticsearch node ${app.nodeName ?? app.nodeId} has not joined a cluster (no ${missing.join(', ')})${why}`);
+    }
+    default:
+      return no(`unknown probe ${JSON.stringify(app.probe)}: cannot judge the application`);
+  }
+}
+
+/**
+ * Is the application healthy enough for a rollout to move on? Ready, and for
+ * Elasticsearch a cluster health that is known and not red.
+ */
+export function applicationHealthy(app: ApplicationStatus | undefined): Verdict {
+  const ready = applicationReady(app);
+  if (!ready.ok || !app) return ready;
+  if (app.probe === 'elasticsearch') {
+    if (!app.health) return no(`cluster health of ${app.nodeName ?? 'the node'} is unknown${app.error ? `: ${app.error}` : ''}`);
+    if (app.health === 'red') return no(`cluster ${app.clusterName ?? app.clusterUUID ?? ''} is red`.replace('  ', ' '));
+  }
+  return ok;
+}
