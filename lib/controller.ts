@@ -16,7 +16,7 @@ import type { Metrics } from './metrics.ts';
 import { DEFAULT_LABEL_KEY, FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from './names.ts';
 import { type Action, plan } from './rollout/planner.ts';
 import { type Approval, podView, type PodView, type Snapshot, statefulSetView } from './rollout/snapshot.ts';
-import type { RolloutMark, StatusAnnotation } from './rollout/status.ts';
+import { parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from './rollout/status.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ControllerOptions {
@@ -322,7 +322,9 @@ export class Controller {
       const delay = this.queue.addRateLimited(k);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
       const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
-      await this.events.emit(sts, 'Warning', 'HookHeld', `${hook.name} holds ${target}: ${reason}`);
+      const message = `${hook.name} holds ${target}: ${reason}`;
+      await this.writeStatus(sts, 'Rolling', message, log);
+      await this.events.emit(sts, 'Warning', 'HookHeld', message);
       return false;
     }
     end();
@@ -342,6 +344,8 @@ export class Controller {
         log.info({ phase: action.phase }, action.reason);
         if (action.retryAfterMs !== undefined) this.queue.addAfter(k, action.retryAfterMs);
         if (action.phase !== 'Rolling' && action.phase !== 'Waiting') {
+          // Paused means hands off: Events only, not even our own annotation.
+          if (action.phase !== 'Paused') await this.writeStatus(sts, action.phase, action.reason, log);
           await this.events.emit(sts, 'Warning', action.phase === 'Paused' ? 'Paused' : 'Held', action.reason);
         }
         return;
@@ -351,6 +355,35 @@ export class Controller {
         return this.deletePod(sts, pods, action, log);
       case 'callHook':
         throw new Error('unreachable: hook calls are made by reconcile');
+    }
+  }
+
+  /**
+   * Record a hold in the status annotation, only when the situation changed, so
+   * a hold retried every few seconds costs no write. Guarded by resourceVersion:
+   * the annotation carries the rollout mark, which must never be written stale.
+   */
+  private async writeStatus(sts: V1StatefulSet, state: string, message: string, log: Logger): Promise<void> {
+    const md = sts.metadata ?? {};
+    const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
+    const current = parsed.ok ? parsed.status : {};
+    if (current.state === state && sameSituation(current.message, message)) return;
+    const status: StatusAnnotation = { ...(current.rollout ? { rollout: current.rollout } : {}), state, message, since: new Date().toISOString() };
+    try {
+      await this.apps.patchNamespacedStatefulSet(
+        {
+          name: md.name ?? '',
+          namespace: md.namespace ?? '',
+          body: { metadata: { resourceVersion: md.resourceVersion, annotations: { [STATUS_ANNOTATION]: JSON.stringify(status) } } },
+          fieldManager: FIELD_MANAGER,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      const code = statusCode(err);
+      this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+      // A newer object is on its way through the watch; the next reconcile writes again if needed.
+      log.debug({ err: describeError(err) }, 'status annotation not written');
     }
   }
 

@@ -29,7 +29,7 @@ export class EventRecorder {
   async emit(sts: V1StatefulSet, type: EventType, reason: string, message: string, opts: { dedupe?: boolean } = {}): Promise<void> {
     const ns = sts.metadata?.namespace ?? 'default';
     const name = sts.metadata?.name ?? '';
-    const key = `${ns}/${name}|${reason}|${message.replace(/[0-9]+/g, '#')}`;
+    const key = `${ns}/${name}|${reason}|${message.replace(/[0-9]+/g, '#')}`; // as sameSituation() folds
     const now = Date.now();
     const last = this.recent.get(key);
     const dedupe = opts.dedupe ?? true;

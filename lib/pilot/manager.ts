@@ -14,7 +14,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { API_GROUP, API_VERSION, FIELD_MANAGER } from '../names.ts';
 import { isFresh, type PilotReader } from './reader.ts';
-import { parsePilot, PILOT_API_VERSION, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec } from './schema.ts';
+import { parsePilot, PILOT_API_VERSION, podOwnerUid, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec } from './schema.ts';
 
 export type RawPilot = KubernetesObject & { spec?: unknown; status?: unknown };
 
@@ -149,7 +149,7 @@ export class PilotManager {
       const id = k(ns, name);
       const cached = this.informer.get(name, ns);
       const pend = this.pending.get(id);
-      if (cached && ownerUid(cached) === uid && sameSpec(cached.spec, spec)) {
+      if (cached && podOwnerUid(cached) === uid && sameSpec(cached.spec, spec)) {
         if (pend) this.pending.delete(id);
         continue;
       }
@@ -177,7 +177,7 @@ export class PilotManager {
   private async ensureOne(ns: string, stsName: string, pod: V1Pod, spec: PilotSpec, cached: RawPilot | undefined): Promise<'created' | 'replaced' | 'updated' | 'none'> {
     const name = pod.metadata?.name ?? '';
     const uid = pod.metadata?.uid ?? '';
-    if (cached && ownerUid(cached) === uid) {
+    if (cached && podOwnerUid(cached) === uid) {
       await this.api.patchNamespacedCustomObject(
         { group: API_GROUP, version: API_VERSION, namespace: ns, plural: PILOT_PLURAL, name, body: { spec: { application: spec.application, options: spec.options ?? null } }, fieldManager: FIELD_MANAGER },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -196,7 +196,7 @@ export class PilotManager {
       if (statusCode(err) !== 409) throw err;
       // The cache is behind, or a Pilot of this name exists without our label.
       const current = (await this.api.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PILOT_PLURAL, name })) as RawPilot;
-      if (ownerUid(current) === uid) return 'none';
+      if (podOwnerUid(current) === uid) return 'none';
       await this.deleteStale(ns, name, current.metadata?.uid);
       await this.create(ns, stsName, pod, spec);
       replaced = true;
@@ -260,11 +260,6 @@ export class PilotManager {
     const sts = p.metadata?.labels?.[PILOT_STATEFULSET_LABEL];
     if (sts) this.o.onChange?.(ns, sts, name);
   }
-}
-
-/** uid of the Pod that owns a Pilot, if a Pod does. */
-export function ownerUid(p: KubernetesObject): string | undefined {
-  return p.metadata?.ownerReferences?.find((r) => r.kind === 'Pod' && r.apiVersion === 'v1')?.uid;
 }
 
 function sameSpec(have: unknown, want: PilotSpec): boolean {

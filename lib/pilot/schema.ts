@@ -119,7 +119,13 @@ export type Pilot = z.infer<typeof Pilot>;
 export function parsePilot(raw: unknown): { pilot: Pilot; statusError?: string } | { error: string } {
   const whole = Pilot.safeParse(raw);
   if (whole.success) return { pilot: whole.data };
-  const withoutStatus = Pilot.safeParse({ ...(raw as object), status: undefined });
+  if (typeof raw !== 'object' || raw === null) return { error: z.prettifyError(whole.error) };
+  const withoutStatus = Pilot.safeParse({ ...raw, status: undefined });
   if (withoutStatus.success) return { pilot: withoutStatus.data, statusError: z.prettifyError(whole.error) };
   return { error: z.prettifyError(whole.error) };
+}
+
+/** uid of the Pod that owns a Pilot (or any object), if a Pod does. */
+export function podOwnerUid(o: { metadata?: { ownerReferences?: readonly { apiVersion: string; kind: string; uid: string }[] } }): string | undefined {
+  return o.metadata?.ownerReferences?.find((r) => r.kind === 'Pod' && r.apiVersion === 'v1')?.uid;
 }

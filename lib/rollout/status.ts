@@ -41,3 +41,7 @@ export function parseStatusAnnotation(raw: string | undefined): ParsedStatus {
   if (!r.success) return { ok: false, error: z.prettifyError(r.error) };
   return { ok: true, status: r.data };
 }
+
+/** Numbers aside ("12 shards left" vs "11 shards left"), is this the same situation? */
+export const sameSituation = (a: string | undefined, b: string | undefined): boolean =>
+  (a ?? '').replace(/[0-9]+/g, '#') === (b ?? '').replace(/[0-9]+/g, '#');
