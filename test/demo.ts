@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NodeAgent } from './cluster/node-agent.ts';
 import { startControlPlane } from './cluster/controlplane.ts';
 import {
+  applyManifest,
   type Cluster,
   ControllerProcess,
   converged,
@@ -11,6 +12,7 @@ import {
   partitionOf,
   podsOf,
   readSts,
+  serviceAccountKubeconfig,
   setImage,
   statefulSet,
 } from './integration/harness.ts';
@@ -28,7 +30,11 @@ const kc = new KubeConfig();
 kc.loadFromFile(cp.kubeconfigPath);
 const agent = new NodeAgent({ kc, readyDelayMs: 1500, terminationDelayMs: 500 });
 await agent.start();
-const c: Cluster = { cp, kubeconfigPath: cp.kubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api), agent };
+const core = kc.makeApiClient(CoreV1Api);
+for (const file of ['namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, `manifests/${file}`);
+say('applied manifests/namespace.yaml and manifests/rbac-controller.yaml; the controller runs as its ServiceAccount');
+const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
+const c: Cluster = { cp, kubeconfigPath: cp.kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
 let ctrl: ControllerProcess | undefined;
 
 const stopAll = async (): Promise<void> => {

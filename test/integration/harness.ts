@@ -2,12 +2,17 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  loadAllYaml,
   PatchStrategy,
   setHeaderOptions,
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -26,7 +31,10 @@ const say = (line: string): void => {
 
 export interface Cluster {
   cp: ControlPlane | undefined;
+  /** Admin credentials: for the tests themselves, never for the controller. */
   kubeconfigPath: string;
+  /** The shipped controller ServiceAccount's token, bound by the shipped RBAC. */
+  controllerKubeconfigPath: string;
   kc: KubeConfig;
   apps: AppsV1Api;
   core: CoreV1Api;
@@ -54,7 +62,10 @@ export function cluster(): Promise<Cluster> {
     kc.loadFromFile(kubeconfigPath);
     const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
     await agent.start();
-    return { cp, kubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core: kc.makeApiClient(CoreV1Api), agent };
+    const core = kc.makeApiClient(CoreV1Api);
+    for (const file of ['namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+    const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
+    return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
   })();
   return shared;
 }
@@ -66,6 +77,41 @@ export async function stopCluster(): Promise<void> {
   if (!c) return;
   await c.agent.stop();
   await c.cp?.stop();
+}
+
+/** Create or replace every object of a manifest file, as `kubectl apply` would for a fresh object. */
+export async function applyManifest(kc: KubeConfig, file: string): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  for (const doc of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[]) {
+    if (!doc) continue;
+    try {
+      await api.create(doc);
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw new Error(`applying ${file}: ${(err as Error).message}`);
+      const live = await api.read(doc as KubernetesObject & { metadata: { name: string } });
+      await api.replace({ ...doc, metadata: { ...doc.metadata, resourceVersion: live.metadata?.resourceVersion } });
+    }
+  }
+}
+
+/** A kubeconfig carrying a bound token of a ServiceAccount (TokenRequest API), for the same server. */
+export async function serviceAccountKubeconfig(kc: KubeConfig, core: CoreV1Api, namespace: string, name: string): Promise<string> {
+  const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 6 * 3600 } } });
+  const token = tr.status?.token;
+  if (!token) throw new Error(`no token issued for ServiceAccount ${namespace}/${name}`);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('no current cluster in the admin kubeconfig');
+  const sa = new KubeConfig();
+  sa.loadFromOptions({
+    clusters: [{ name: 'local', server: cluster.server, skipTLSVerify: cluster.skipTLSVerify, caData: cluster.caData }],
+    users: [{ name: `${namespace}-${name}`, token }],
+    contexts: [{ name: 'local', cluster: 'local', user: `${namespace}-${name}` }],
+    currentContext: 'local',
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-sa-'));
+  const path = join(dir, `${name}.kubeconfig`);
+  writeFileSync(path, sa.exportConfig(), { mode: 0o600 });
+  return path;
 }
 
 let nsSeq = 0;
@@ -149,8 +195,14 @@ export class ControllerProcess {
    */
   static async start(c: Cluster, extra: string[] = [], identity = `controller-${++identitySeq}`): Promise<ControllerProcess> {
     const port = await freePort();
+    // The shipped Role allows Leases in sts-pilot-system only; one Lease per watched namespace keeps suites apart.
+    const nsFlag = extra.indexOf('--namespace');
+    const leaseId = nsFlag >= 0 ? (extra[nsFlag + 1] as string) : 'sts-pilot-tests';
     const p = new ControllerProcess(
-      ['cmd/sts-pilot.ts', 'controller', '--kubeconfig', c.kubeconfigPath, '--probe-address', `127.0.0.1:${port}`, '--log-level', 'debug', ...extra],
+      [
+        'cmd/sts-pilot.ts', 'controller', '--kubeconfig', c.controllerKubeconfigPath, '--probe-address', `127.0.0.1:${port}`,
+        '--log-level', 'debug', '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', leaseId, ...extra,
+      ],
       port,
       identity,
     );

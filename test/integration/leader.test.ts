@@ -29,7 +29,7 @@ describe('leader election with two controller replicas', function () {
   const holder = async (): Promise<string | undefined> => {
     const api = c.kc.makeApiClient(CoordinationV1Api);
     try {
-      return (await api.readNamespacedLease({ name: 'sts-pilot', namespace: ns })).spec?.holderIdentity || undefined;
+      return (await api.readNamespacedLease({ name: ns, namespace: 'sts-pilot-system' })).spec?.holderIdentity || undefined;
     } catch {
       return undefined;
     }
