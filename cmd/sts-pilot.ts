@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { hooks } from '../hooks/index.ts';
+import { registerCliCommands } from './commands/index.ts';
 import { Controller } from '../lib/controller.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
@@ -105,12 +106,7 @@ program
     elector?.start();
   });
 
-program
-  .command('hooks')
-  .description('list the registered hooks')
-  .action(() => {
-    for (const h of hooks.values()) console.log(`${h.name.padEnd(14)} ${h.description}`);
-  });
+registerCliCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`sts-pilot: ${err instanceof Error ? err.message : String(err)}`);

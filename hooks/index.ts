@@ -1,5 +1,6 @@
 import type { RolloutHook } from '../lib/hook.ts';
 import { httpHook } from './http/index.ts';
+import { manualHook } from './manual/index.ts';
 import { noopHook } from './noop/index.ts';
 
 /** Every hook, by name. Adding one: a folder with its file, and one line here. */
@@ -7,5 +8,6 @@ export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
   [
     noopHook,
     httpHook,
+    manualHook,
   ].map((h) => [h.name, h]),
 );

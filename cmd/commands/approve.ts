@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { APPROVE_ANNOTATION, approvalValue, MANUAL_HOOK } from '../../hooks/manual/index.ts';
+import { approvalTarget } from '../../lib/cli/approve.ts';
+import { ApproveFlags, parseFlags, StatefulSetName } from '../../lib/cli/flags.ts';
+import { CliError, contextNamespace, readOwnedPods, readStatefulSet } from '../../lib/cli/kube.ts';
+import { loadKubeConfig } from '../../lib/kube/config.ts';
+import { action, guardedPatch, hookProblem, kubeFlags } from './common.ts';
+
+export function registerApprove(program: Command): void {
+  kubeFlags(
+    program
+      .command('approve')
+      .argument('<name>', 'a StatefulSet that uses the manual hook')
+      .description('approve the step the manual hook is waiting for: the next pod (or the end) at the update revision'),
+  )
+    .option('--pod <pod>', 'approve only if this pod (or "end") is the step waiting; refuse if the rollout has moved on')
+    .action(
+      action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
+        const f = parseFlags(ApproveFlags, cmd.opts());
+        const name = parseFlags(StatefulSetName, rawName, 'NAME');
+        const kc = loadKubeConfig(f.kubeconfig, f.context);
+        const ns = f.namespace ?? contextNamespace(kc);
+        const lines = await guardedPatch(
+          kc,
+          async () => {
+            const sts = await readStatefulSet(kc, ns, name);
+            // Pods after the StatefulSet: a pod that changed in between only makes the plan wait,
+            // and a StatefulSet that changed makes the guarded write fail and this run again.
+            return { sts, pods: await readOwnedPods(kc, sts) };
+          },
+          ({ sts, pods }) => {
+            const target = approvalTarget(
+              { sts, pods, hookProblem: hookProblem(f.labelKey)(sts) },
+              { labelKey: f.labelKey, hookName: MANUAL_HOOK, now: Date.now(), pod: f.pod },
+            );
+            if (!target.ok) throw new CliError(target.reason);
+            const value = approvalValue(target.next, target.revision);
+            const id = `${ns}/${name}`;
+            if (sts.metadata?.annotations?.[APPROVE_ANNOTATION] === value) {
+              return {
+                patch: undefined,
+                result: [`${id}: ${target.step} to revision ${target.revision} is already approved (${APPROVE_ANNOTATION}=${value}); the controller moves it on its next reconcile`],
+              };
+            }
+            return {
+              patch: { metadata: { resourceVersion: sts.metadata?.resourceVersion, annotations: { [APPROVE_ANNOTATION]: value } } },
+              result: [`${id}: approved ${target.step} to revision ${target.revision}`, `  wrote ${APPROVE_ANNOTATION}=${value}`],
+            };
+          },
+        );
+        console.log(lines.join('\n'));
+      }),
+    );
+}

@@ -1,0 +1,13 @@
+import type { Command } from 'commander';
+import { registerApprove } from './approve.ts';
+import { registerHooks } from './hooks.ts';
+import { registerPause } from './pause.ts';
+import { registerStatus } from './status.ts';
+
+/** The commands for people: see and steer rollouts (docs/cli.md). */
+export function registerCliCommands(program: Command): void {
+  registerStatus(program);
+  registerPause(program);
+  registerApprove(program);
+  registerHooks(program);
+}

@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { parseFlags, StatefulSetName, StatusFlags } from '../../lib/cli/flags.ts';
+import { contextNamespace, readStatusItems } from '../../lib/cli/kube.ts';
+import { renderStatus } from '../../lib/cli/render.ts';
+import { StatusWatch } from '../../lib/cli/watch.ts';
+import { loadKubeConfig } from '../../lib/kube/config.ts';
+import { action, hookProblem, kubeFlags } from './common.ts';
+
+export function registerStatus(program: Command): void {
+  kubeFlags(
+    program
+      .command('status')
+      .argument('[name]', 'one StatefulSet (shown even without the label, to say why)')
+      .description('draw the rollout of each managed StatefulSet: pods, revisions, partition, the next pod, why it is held and for how long'),
+  )
+    .option('-A, --all-namespaces', 'every namespace')
+    .option('-w, --watch', 'keep watching and redraw on every change')
+    .action(
+      action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
+        const f = parseFlags(StatusFlags, cmd.opts());
+        const name = rawName === undefined ? undefined : parseFlags(StatefulSetName, rawName, 'NAME');
+        const kc = loadKubeConfig(f.kubeconfig, f.context);
+        const namespace = f.allNamespaces ? undefined : (f.namespace ?? contextNamespace(kc));
+        const where = namespace ? `namespace ${namespace}` : 'any namespace';
+        const empty = name
+          ? `no StatefulSet ${name} in ${where}`
+          : `no StatefulSet with label ${f.labelKey} in ${where}`;
+        if (f.watch) {
+          const watch = new StatusWatch({ kc, namespace, name, labelKey: f.labelKey, hookProblem: hookProblem(f.labelKey), empty, out: process.stdout });
+          const stop = (): void => void watch.stop().then(() => process.exit(0));
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          await watch.start();
+          return;
+        }
+        const items = await readStatusItems(kc, { namespace, name, labelKey: f.labelKey, hookProblem: hookProblem(f.labelKey) });
+        const lines = items.length === 0 ? [empty] : renderStatus(items, { labelKey: f.labelKey, now: Date.now(), ages: true });
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+}

@@ -1,0 +1,38 @@
+// Small text helpers shared by the CLI's renderers. Pure, so they are table-tested.
+
+/** "45s", "3m12s", "2h05m", "3d04h": precise where it matters, short where it does not. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+/** Width of the revision column: enough to tell revisions apart, like a short git hash. */
+export const SHORT_REVISION = 8;
+
+/**
+ * `controller-revision-hash` values are `<statefulset>-<hash>`; the name repeats
+ * on every row, so show only the start of the hash.
+ */
+export function shortRevision(revision: string | undefined, stsName: string): string {
+  if (!revision) return '?';
+  const hash = revision.startsWith(`${stsName}-`) ? revision.slice(stsName.length + 1) : revision;
+  return hash.slice(0, SHORT_REVISION);
+}
+
+/** "[##---]": one mark per pod, so a person sees the rollout's shape; none past 40 pods. */
+export function progressBar(done: number, total: number): string {
+  if (total <= 0 || total > 40) return '';
+  return `[${'#'.repeat(Math.min(done, total))}${'-'.repeat(Math.max(0, total - done))}]`;
+}
+
+/** Rows of cells, left-aligned in columns; trailing spaces trimmed. */
+export function columns(rows: readonly (readonly string[])[], gap = 2): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd((widths[i] ?? 0) + gap))).join('').trimEnd());
+}

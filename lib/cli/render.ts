@@ -1,0 +1,143 @@
+import { STATUS_ANNOTATION } from '../names.ts';
+import type { PodView } from '../rollout/snapshot.ts';
+import { parseStatusAnnotation } from '../rollout/status.ts';
+import { columns, formatDuration, progressBar, shortRevision } from './format.ts';
+import { planned, type StatusItem } from './model.ts';
+
+export interface RenderOptions {
+  labelKey: string;
+  /** ms since epoch: ages are measured against it, and the planner uses it for minReadySeconds. */
+  now: number;
+  /**
+   * false renders every age as "…". `status --watch` compares frames rendered
+   * so, to redraw when something happened, not because a second went by.
+   */
+  ages: boolean;
+}
+
+const LABEL_WIDTH = 10;
+const field = (label: string, text: string): string => `  ${label.padEnd(LABEL_WIDTH)}${text}`;
+const continuation = (text: string): string => `  ${' '.repeat(LABEL_WIDTH)}${text}`;
+
+/** Every StatefulSet, sorted by namespace and name, one block each, blank lines between. */
+export function renderStatus(items: readonly StatusItem[], o: RenderOptions): string[] {
+  const key = (i: StatusItem): string => `${i.sts.metadata?.namespace ?? ''}/${i.sts.metadata?.name ?? ''}`;
+  const sorted = [...items].sort((a, b) => key(a).localeCompare(key(b)));
+  return sorted.flatMap((item, i) => [...(i > 0 ? [''] : []), ...renderStatefulSet(item, o)]);
+}
+
+/**
+ * One StatefulSet's rollout as lines of plain text (no color: it must read the
+ * same in a log file). The "next" pod and the "now" line come from the planner
+ * itself, run on what the CLI read, so they name exactly what the controller acts on.
+ */
+export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] {
+  const { snapshot, action } = planned(item, o.now);
+  const v = snapshot.sts;
+  const n = v.replicas;
+  const upd = v.updateRevision;
+  const hook = item.sts.metadata?.labels?.[o.labelKey];
+  const rollingUpdate = v.strategy === 'RollingUpdate';
+  const p = v.partition ?? 0;
+  const short = (rev: string | undefined): string => shortRevision(rev, v.name);
+  const byOrdinal = new Map<number, PodView>(snapshot.pods.map((pod) => [pod.ordinal, pod]));
+  const stale = (pod: PodView): boolean => upd !== undefined && pod.revision !== upd;
+  const rolling = upd !== undefined && (v.currentRevision !== upd || snapshot.pods.some((pod) => pod.ordinal < n && stale(pod)));
+  const updated = snapshot.pods.filter((pod) => pod.ordinal < n && !pod.terminating && pod.revision === upd).length;
+
+  // The pod at the partition was approved and is on its way (planner rule 6): the mark says so.
+  const mark = v.mark;
+  const atP = byOrdinal.get(p);
+  const inFlight =
+    rollingUpdate && mark !== undefined && mark.revision === upd && mark.partition === p && p < n && (!atP || atP.terminating || stale(atP))
+      ? p
+      : -1;
+  const next = action.kind === 'callHook' ? action.next : null;
+
+  const out: string[] = [];
+  const where = rollingUpdate ? `partition ${v.partition ?? 'unset'}, replicas ${n}` : `replicas ${n}`;
+  const paused = v.paused === 'true' ? '  PAUSED' : '';
+  out.push(`${v.namespace}/${v.name}  hook ${hook ?? '-'}  ${v.strategy}  ${where}${paused}`);
+
+  if (upd === undefined) out.push(field('revision', 'not reported yet'));
+  else if (!rolling) out.push(field('revision', `${short(upd)}, ${updated}/${n} pods`));
+  else {
+    const bar = progressBar(updated, n);
+    out.push(field('rollout', `${short(v.currentRevision)} -> ${short(upd)}  ${bar ? `${bar} ` : ''}${updated}/${n} pods updated`));
+  }
+
+  if (action.kind === 'callHook' && hook !== undefined) {
+    out.push(
+      field(
+        'next',
+        next
+          ? `${next.name} (step ${n - next.ordinal} of ${n}): the ${hook} hook is asked to approve it`
+          : `end of the rollout: the ${hook} hook is asked to approve it`,
+      ),
+    );
+  } else if (inFlight >= 0) {
+    out.push(field('next', `${v.name}-${inFlight} was approved and is being updated`));
+  }
+
+  // Without the label the controller never sees it: what the planner would do is beside the point.
+  if (hook === undefined) out.push(field('now', `not managed: no label ${o.labelKey}, so sts-pilot leaves it alone`));
+  else out.push(field('now', `${action.phase}: ${action.kind === 'hold' ? action.reason : action.message}`));
+  const status = statusLine(item, o);
+  if (status) out.push(field('status', status));
+
+  // Pods from the highest ordinal down, the order a rollout takes; a rule marks the partition.
+  const top = Math.max(n, ...snapshot.pods.map((pod) => pod.ordinal + 1));
+  const showPartition = rollingUpdate && rolling;
+  const rows: string[][] = [];
+  const rule = `----- partition ${v.partition ?? 'unset (0)'} -----`;
+  let ruled = false;
+  for (let i = top - 1; i >= 0; i--) {
+    if (showPartition && !ruled && i < p) {
+      rows.push([rule]);
+      ruled = true;
+    }
+    rows.push(podRow(v.name, i, byOrdinal.get(i), { n, upd, p, rollingUpdate, rolling, inFlight, next }));
+  }
+  if (showPartition && !ruled) rows.push([rule]);
+  // The rule is one cell: align the pod rows among themselves only.
+  const podLines = columns(rows.filter((r) => r.length > 1));
+  let k = 0;
+  const lines = rows.map((r) => (r.length > 1 ? (podLines[k++] ?? '') : (r[0] ?? '')));
+  if (lines.length === 0) out.push(field('pods', 'none'));
+  lines.forEach((line, i) => out.push(i === 0 ? field('pods', line) : continuation(line)));
+  return out;
+}
+
+function podRow(
+  sts: string,
+  ordinal: number,
+  pod: PodView | undefined,
+  s: { n: number; upd: string | undefined; p: number; rollingUpdate: boolean; rolling: boolean; inFlight: number; next: PodView | null },
+): string[] {
+  if (!pod) return [`${sts}-${ordinal}`, '-', 'missing', ordinal === s.inFlight ? 'approved, being created' : ''];
+  const ready = pod.terminating ? 'Terminating' : pod.ready ? 'Ready' : 'not Ready';
+  let note = '';
+  if (ordinal >= s.n) note = 'leaving (scale-down)';
+  else if (ordinal === s.inFlight) note = 'approved, being updated';
+  else if (s.next?.ordinal === ordinal) note = '<- next';
+  else if (!s.rolling) note = '';
+  else if (s.upd !== undefined && pod.revision === s.upd) note = pod.terminating ? '' : 'updated';
+  // Stale above the partition: the StatefulSet controller would move it without the hook (rule 5 guards it).
+  else if (s.rollingUpdate && s.rolling && ordinal >= s.p) note = 'above the partition, not approved';
+  return [pod.name, shortRevision(pod.revision, sts), ready, note];
+}
+
+/** The controller's last recorded word, and for how long it has stood. */
+function statusLine(item: StatusItem, o: RenderOptions): string | undefined {
+  const raw = item.sts.metadata?.annotations?.[STATUS_ANNOTATION];
+  if (raw === undefined) return 'nothing recorded by the controller yet';
+  const parsed = parseStatusAnnotation(raw);
+  if (!parsed.ok) return `unreadable ${STATUS_ANNOTATION} annotation: ${parsed.error.replace(/\s+/g, ' ')}`;
+  const { state, message, since } = parsed.status;
+  if (state === undefined && message === undefined) return undefined;
+  // The controller records a hook's refusal as "<hook> holds <what>: <why>".
+  const word = message !== undefined && /^\S+ holds /.test(message) ? 'held' : (state ?? 'recorded');
+  const t = since === undefined ? NaN : Date.parse(since);
+  const age = Number.isNaN(t) ? '' : ` for ${o.ages ? formatDuration(o.now - t) : '…'}`;
+  return `${word}${age}${message !== undefined ? `: ${message}` : ''}`;
+}

@@ -1,0 +1,251 @@
+import { expect } from 'chai';
+import { hooks } from '../../hooks/index.ts';
+import { columns, formatDuration, progressBar, shortRevision } from '../../lib/cli/format.ts';
+import { describeOptions, renderHooks } from '../../lib/cli/hooks.ts';
+import type { StatusItem } from '../../lib/cli/model.ts';
+import { renderStatus } from '../../lib/cli/render.ts';
+import { watchFrame } from '../../lib/cli/watch.ts';
+import type { RolloutHook } from '../../lib/hook.ts';
+import { LABEL, T0, type World, world } from './cli-fixtures.ts';
+
+const render = (w: World, ages = true): string[] => renderStatus([world(w)], { labelKey: LABEL, now: T0, ages });
+
+const cases: { what: string; w: World }[] = [
+  { what: 'steady', w: { pods: 'A A A', partition: 3, status: { state: 'Steady', message: 'rollout to web-aaaa1111x finished; hook approved the end', sinceAgoMs: 5000 } } },
+  {
+    what: 'first step held by the hook',
+    w: { pods: 'A A A', partition: 3, upd: 'B', status: { state: 'Rolling', message: 'manual holds pod web-2: waiting for approval', sinceAgoMs: 192_000 } },
+  },
+  {
+    what: 'approved pod in flight',
+    w: { pods: 'A A B~', partition: 2, upd: 'B', status: { state: 'Rolling', rollout: { revision: 'B', partition: 2 }, message: 'hook approved pod web-2; partition 3 -> 2', sinceAgoMs: 1000 } },
+  },
+  {
+    what: 'second step, updated pod not Ready yet',
+    w: { pods: 'A A B!', partition: 2, upd: 'B', status: { state: 'Rolling', rollout: { revision: 'B', partition: 2 }, message: 'hook approved pod web-2; partition 3 -> 2', sinceAgoMs: 2000 } },
+  },
+  {
+    what: 'final call',
+    w: { pods: 'B B B', partition: 0, cur: 'B', upd: 'B', status: { state: 'Rolling', rollout: { revision: 'B', partition: 0 }, message: 'manual holds the end of the rollout: waiting', sinceAgoMs: 7_500_000 } },
+  },
+  { what: 'partition lowered by hand (guard)', w: { pods: 'A A A', partition: 1, upd: 'B' } },
+  { what: 'paused', w: { pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/paused': 'true' } } },
+  { what: 'unknown hook', w: { pods: 'A A A', partition: 3, upd: 'B', hook: 'nope' } },
+  { what: 'no label', w: { pods: 'A A', replicas: 2, partition: 2, hook: null } },
+  { what: 'scale-down leftovers and a missing pod', w: { replicas: 2, pods: 'A - B B', partition: 1, upd: 'B' } },
+  { what: 'OnDelete', w: { pods: 'A A B', upd: 'B', strategy: 'OnDelete' } },
+];
+
+const expected: Record<string, string[]> = {
+  steady: [
+    'db/web  hook manual  RollingUpdate  partition 3, replicas 3',
+    '  revision  aaaa1111, 3/3 pods',
+    '  now       Steady: all 3 pods run web-aaaa1111x',
+    '  status    Steady for 5s: rollout to web-aaaa1111x finished; hook approved the end',
+    '  pods      web-2  aaaa1111  Ready',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'first step held by the hook': [
+    'db/web  hook manual  RollingUpdate  partition 3, replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
+    '  next      web-2 (step 1 of 3): the manual hook is asked to approve it',
+    '  now       Rolling: asking the hook to approve pod web-2 (1/3) moving to web-bbbb2222x',
+    '  status    held for 3m12s: manual holds pod web-2: waiting for approval',
+    '  pods      ----- partition 3 -----',
+    '            web-2  aaaa1111  Ready  <- next',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'approved pod in flight': [
+    'db/web  hook manual  RollingUpdate  partition 2, replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
+    '  next      web-2 was approved and is being updated',
+    '  now       Rolling: waiting for pod web-2 to be updated to web-bbbb2222x',
+    '  status    Rolling for 1s: hook approved pod web-2; partition 3 -> 2',
+    '  pods      web-2  bbbb2222  Terminating  approved, being updated',
+    '            ----- partition 2 -----',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'second step, updated pod not Ready yet': [
+    'db/web  hook manual  RollingUpdate  partition 2, replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [#--] 1/3 pods updated',
+    '  now       Rolling: waiting for pod web-2 to be Ready',
+    '  status    Rolling for 2s: hook approved pod web-2; partition 3 -> 2',
+    '  pods      web-2  bbbb2222  not Ready  updated',
+    '            ----- partition 2 -----',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'final call': [
+    'db/web  hook manual  RollingUpdate  partition 0, replicas 3',
+    '  revision  bbbb2222, 3/3 pods',
+    '  next      end of the rollout: the manual hook is asked to approve it',
+    '  now       Rolling: all 3 pods run web-bbbb2222x; asking the hook to approve the end of the rollout',
+    '  status    held for 2h05m: manual holds the end of the rollout: waiting',
+    '  pods      web-2  bbbb2222  Ready',
+    '            web-1  bbbb2222  Ready',
+    '            web-0  bbbb2222  Ready',
+  ],
+  'partition lowered by hand (guard)': [
+    'db/web  hook manual  RollingUpdate  partition 1, replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
+    "  now       Rolling: partition 1 would let pod web-2 move to web-bbbb2222x without the hook's approval; raising it to 3",
+    '  status    nothing recorded by the controller yet',
+    '  pods      web-2  aaaa1111  Ready  above the partition, not approved',
+    '            web-1  aaaa1111  Ready  above the partition, not approved',
+    '            ----- partition 1 -----',
+    '            web-0  aaaa1111  Ready',
+  ],
+  paused: [
+    'db/web  hook manual  RollingUpdate  partition 3, replicas 3  PAUSED',
+    '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
+    '  now       Paused: paused by annotation sts-pilot.io/paused',
+    '  status    nothing recorded by the controller yet',
+    '  pods      ----- partition 3 -----',
+    '            web-2  aaaa1111  Ready',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'unknown hook': [
+    'db/web  hook nope  RollingUpdate  partition 3, replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
+    `  now       Held: unknown hook "nope" in label sts-pilot.io/hook; known hooks: ${[...hooks.keys()].join(', ')}`,
+    '  status    nothing recorded by the controller yet',
+    '  pods      ----- partition 3 -----',
+    '            web-2  aaaa1111  Ready',
+    '            web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'no label': [
+    'db/web  hook -  RollingUpdate  partition 2, replicas 2',
+    '  revision  aaaa1111, 2/2 pods',
+    '  now       not managed: no label sts-pilot.io/hook, so sts-pilot leaves it alone',
+    '  status    nothing recorded by the controller yet',
+    '  pods      web-1  aaaa1111  Ready',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'scale-down leftovers and a missing pod': [
+    'db/web  hook manual  RollingUpdate  partition 1, replicas 2',
+    '  rollout   aaaa1111 -> bbbb2222  [--] 0/2 pods updated',
+    '  now       Rolling: waiting for scale-down to remove web-2, web-3',
+    '  status    nothing recorded by the controller yet',
+    '  pods      web-3  bbbb2222  Ready    leaving (scale-down)',
+    '            web-2  bbbb2222  Ready    leaving (scale-down)',
+    '            web-1  -         missing',
+    '            ----- partition 1 -----',
+    '            web-0  aaaa1111  Ready',
+  ],
+  OnDelete: [
+    'db/web  hook manual  OnDelete  replicas 3',
+    '  rollout   aaaa1111 -> bbbb2222  [#--] 1/3 pods updated',
+    '  next      web-1 (step 2 of 3): the manual hook is asked to approve it',
+    '  now       Rolling: asking the hook to approve pod web-1 (2/3) moving to web-bbbb2222x',
+    '  status    nothing recorded by the controller yet',
+    '  pods      web-2  bbbb2222  Ready  updated',
+    '            web-1  aaaa1111  Ready  <- next',
+    '            web-0  aaaa1111  Ready',
+  ],
+};
+
+describe('cli: status rendering (pure)', () => {
+  for (const c of cases) {
+    it(`draws: ${c.what}`, () => {
+      expect(render(c.w)).to.deep.equal(expected[c.what]);
+    });
+  }
+
+  it('says why the status annotation cannot be read, on one line', () => {
+    const lines = render({ pods: 'A A A', annotations: { 'sts-pilot.io/status': '{oops' } });
+    expect(lines[3]).to.match(/^ {2}status {4}unreadable sts-pilot\.io\/status annotation: not JSON: [^\n]+$/);
+  });
+
+  it('names the invalid option of the manual hook as the controller would', () => {
+    const lines = render({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'manual.sts-pilot.io/colour': 'blue' } });
+    expect(lines[2]).to.match(/^ {2}now {7}Held: invalid manual hook options: manual\.sts-pilot\.io\/colour/);
+  });
+
+  it('draws several StatefulSets sorted by namespace and name, a blank line between', () => {
+    const a = world({ pods: 'A' , replicas: 1, partition: 1 });
+    const b = world({ pods: 'A', replicas: 1, partition: 1 });
+    (b.sts.metadata as { namespace: string }).namespace = 'app';
+    const lines = renderStatus([a, b], { labelKey: LABEL, now: T0, ages: true });
+    expect(lines.filter((l) => /^\S/.test(l))).to.deep.equal(['app/web  hook manual  RollingUpdate  partition 1, replicas 1', 'db/web  hook manual  RollingUpdate  partition 1, replicas 1']);
+    expect(lines).to.include('');
+  });
+
+  it('without ages, a frame does not change as time passes; with them, it does', () => {
+    const item = world({ pods: 'A A A', partition: 3, upd: 'B', status: { state: 'Rolling', message: 'manual holds pod web-2: waiting', sinceAgoMs: 1000 } });
+    const at = (now: number) => watchFrame([item], { labelKey: LABEL, now, empty: 'none' });
+    expect(at(T0).key).to.equal(at(T0 + 60_000).key);
+    expect(at(T0).lines).to.not.deep.equal(at(T0 + 60_000).lines);
+    expect(at(T0).key).to.contain('held for …: manual holds pod web-2');
+    expect(at(T0).lines.join('\n')).to.contain('held for 1s: manual holds pod web-2');
+    expect(watchFrame([], { labelKey: LABEL, now: T0, empty: 'nothing here' })).to.deep.equal({ lines: ['nothing here'], key: 'nothing here' });
+  });
+
+  it('a change of the rollout changes the frame key', () => {
+    const before = world({ pods: 'A A A', partition: 3, upd: 'B' });
+    const after = world({ pods: 'A A A', partition: 2, upd: 'B', status: { rollout: { revision: 'B', partition: 2 } } });
+    const key = (i: StatusItem) => watchFrame([i], { labelKey: LABEL, now: T0, empty: '' }).key;
+    expect(key(before)).to.not.equal(key(after));
+  });
+
+  it('contains no ANSI escape: readable without color, in a file', () => {
+    for (const c of cases) expect(render(c.w).join('\n')).to.not.match(/\x1b/);
+  });
+});
+
+describe('cli: text helpers', () => {
+  for (const [ms, text] of [
+    [0, '0s'],
+    [-5000, '0s'],
+    [999, '0s'],
+    [59_999, '59s'],
+    [60_000, '1m00s'],
+    [192_000, '3m12s'],
+    [3_600_000, '1h00m'],
+    [7_500_000, '2h05m'],
+    [86_400_000 + 4 * 3_600_000, '1d04h'],
+  ] as const) {
+    it(`formatDuration(${ms}) = ${text}`, () => expect(formatDuration(ms)).to.equal(text));
+  }
+
+  it('shortRevision drops the StatefulSet name and keeps 8 characters', () => {
+    expect(shortRevision('web-7d9f6b8c5d', 'web')).to.equal('7d9f6b8c');
+    expect(shortRevision('other-7d9f', 'web')).to.equal('other-7d');
+    expect(shortRevision(undefined, 'web')).to.equal('?');
+  });
+
+  it('progressBar has one mark per pod, and none for huge StatefulSets', () => {
+    expect(progressBar(2, 5)).to.equal('[##---]');
+    expect(progressBar(0, 1)).to.equal('[-]');
+    expect(progressBar(3, 41)).to.equal('');
+  });
+
+  it('columns aligns cells and trims trailing spaces', () => {
+    expect(columns([['a', 'bb', ''], ['ccc', 'd', 'e']])).to.deep.equal(['a    bb', 'ccc  d   e']);
+  });
+});
+
+describe('cli: hooks listing from the zod schemas', () => {
+  const hook = (name: string): RolloutHook => hooks.get(name) as RolloutHook;
+
+  it('reads option names, types, defaults and descriptions', () => {
+    expect(describeOptions(hook('noop'))).to.deep.equal([]);
+    expect(describeOptions(hook('http'))).to.deep.equal([
+      { annotation: 'http.sts-pilot.io/url', type: 'string (url)', required: true, default: undefined, description: undefined },
+      { annotation: 'http.sts-pilot.io/timeout', type: 'string', required: false, default: '10', description: undefined },
+    ]);
+    const [approve] = describeOptions(hook('manual'));
+    expect(approve).to.include({ annotation: 'manual.sts-pilot.io/approve', type: 'string', required: false, default: undefined });
+    expect(approve?.description).to.match(/sts-pilot approve/);
+  });
+
+  it('lists every registered hook, with the label that selects it', () => {
+    const text = renderHooks(hooks.values(), LABEL).join('\n');
+    for (const name of hooks.keys()) expect(text).to.contain(`  use: label ${LABEL}: ${name}`);
+    expect(text).to.contain('    http.sts-pilot.io/timeout  string        default 10');
+  });
+});
