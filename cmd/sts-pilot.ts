@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { hooks } from '../hooks/index.ts';
 import { registerCliCommands } from './commands/index.ts';
+import { registerPilotCommand } from './pilot-command.ts';
 import { Controller } from '../lib/controller.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
@@ -107,6 +108,7 @@ program
   });
 
 registerCliCommands(program);
+registerPilotCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`sts-pilot: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,7 +1,9 @@
 import type { RolloutHook } from '../lib/hook.ts';
+import { elasticsearchHook } from './elasticsearch/index.ts';
 import { httpHook } from './http/index.ts';
 import { manualHook } from './manual/index.ts';
 import { noopHook } from './noop/index.ts';
+import { pilotReadyHook } from './pilot-ready/index.ts';
 
 /** Every hook, by name. Adding one: a folder with its file, and one line here. */
 export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
@@ -9,5 +11,7 @@ export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
     noopHook,
     httpHook,
     manualHook,
+    pilotReadyHook,
+    elasticsearchHook,
   ].map((h) => [h.name, h]),
 );

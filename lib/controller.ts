@@ -9,10 +9,11 @@ import {
 } from '@kubernetes/client-node';
 import { describeError, statusCode } from './errors.ts';
 import { EventRecorder } from './events.ts';
-import { HookNotReady, parseHookOptions, type RolloutHook } from './hook.ts';
+import { HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
 import { Informer } from './kube/informer.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import { PilotManager } from './pilot/manager.ts';
 import { DEFAULT_LABEL_KEY, FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from './names.ts';
 import { type Action, plan } from './rollout/planner.ts';
 import { type Approval, podView, type PodView, type Snapshot, statefulSetView } from './rollout/snapshot.ts';
@@ -63,6 +64,7 @@ export class Controller {
   private readonly events: EventRecorder;
   private readonly statefulSets: Informer<V1StatefulSet>;
   private readonly pods: Informer<V1Pod>;
+  private readonly pilots: PilotManager;
   private readonly queue: WorkQueue;
   private readonly approvals = new Map<string, Approval>();
   private readonly expectations = new Map<string, Expectation>();
@@ -119,11 +121,20 @@ export class Controller {
       onChange: (pod) => this.onPod(pod),
       onRestart: () => this.o.metrics.watchRestarts.inc({ resource: 'pods' }),
     });
+    this.pilots = new PilotManager({
+      kc,
+      log,
+      namespace,
+      metrics: this.o.metrics,
+      onChange: (ns, sts) => {
+        if (this.synced && this.statefulSets.get(sts, ns)) this.queue.add(key(ns, sts));
+      },
+    });
   }
 
   /** Resolves once both caches are synced and workers run. */
   async start(): Promise<void> {
-    await Promise.all([this.statefulSets.start(), this.pods.start()]);
+    await Promise.all([this.statefulSets.start(), this.pods.start(), this.pilots.start()]);
     this.synced = true;
     for (const sts of this.statefulSets.list()) this.enqueue(sts);
     this.resync = setInterval(() => {
@@ -141,7 +152,7 @@ export class Controller {
     this.shutdown.abort(new Error('controller shutting down'));
     if (this.resync) clearInterval(this.resync);
     await this.queue.shutdown();
-    await Promise.all([this.statefulSets.stop(), this.pods.stop()]);
+    await Promise.all([this.statefulSets.stop(), this.pods.stop(), this.pilots.stop()]);
   }
 
   /** Queue every cached StatefulSet, e.g. on becoming leader. */
@@ -204,6 +215,8 @@ export class Controller {
     }
     const log = this.o.log.child({ statefulSet: k });
     const pods = this.podsOf(sts);
+    const app = sts.metadata?.labels?.[this.o.labelKey] ?? '';
+    await this.pilots.ensurePilots(sts, pods, app, hookOptionAnnotations(sts.metadata?.annotations, app));
 
     const exp = this.expectations.get(k);
     if (exp) {
@@ -306,6 +319,7 @@ export class Controller {
           signal,
           log: hookLog,
           secrets: (name) => this.readSecret(sts.metadata?.namespace ?? '', name),
+          pilots: this.pilots.reader(sts.metadata?.namespace ?? ''),
         }),
         new Promise<never>((_, reject) => {
           const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no answer within ${this.o.hookTimeoutMs / 1000}s`));

@@ -2,6 +2,7 @@ import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { hookOptionPrefix } from './names.ts';
 import type { Logger } from './log.ts';
+import type { PilotReader } from './pilot/reader.ts';
 
 /** Thrown by a hook to hold the rollout; the message is shown to people as the reason. */
 export class HookNotReady extends Error {
@@ -19,6 +20,8 @@ export interface HookContext<O> {
   signal: AbortSignal;
   log: Logger;
   secrets: SecretReader;
+  /** The Pilots of the StatefulSet's namespace, from the controller's cache. */
+  pilots: PilotReader;
 }
 
 export interface RolloutHook<O = unknown> {

@@ -31,7 +31,7 @@ kc.loadFromFile(cp.kubeconfigPath);
 const agent = new NodeAgent({ kc, readyDelayMs: 1500, terminationDelayMs: 500 });
 await agent.start();
 const core = kc.makeApiClient(CoreV1Api);
-for (const file of ['namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, `manifests/${file}`);
+for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, `manifests/${file}`);
 say('applied manifests/namespace.yaml and manifests/rbac-controller.yaml; the controller runs as its ServiceAccount');
 const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
 const c: Cluster = { cp, kubeconfigPath: cp.kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };

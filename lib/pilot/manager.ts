@@ -3,18 +3,18 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
+import { z } from 'zod';
 import { describeError, statusCode } from '../errors.ts';
 import { Informer } from '../kube/informer.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { API_GROUP, API_VERSION, FIELD_MANAGER } from '../names.ts';
 import { isFresh, type PilotReader } from './reader.ts';
-import { parsePilot, PILOT_API_VERSION, podOwnerUid, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec } from './schema.ts';
+import { parsePilot, PILOT_API_VERSION, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec, PilotStatus, podOwnerUid } from './schema.ts';
+import { significant } from './status.ts';
 
 export type RawPilot = KubernetesObject & { spec?: unknown; status?: unknown };
 
@@ -24,8 +24,10 @@ export interface PilotManagerOptions {
   /** Watch one namespace; all when undefined. */
   namespace?: string;
   /**
-   * A Pilot appeared, went away, or its status changed (a heartbeat included:
-   * it can turn a stale Pilot fresh). Called synchronously from the watch:
+   * A Pilot appeared or went away, its status changed in something a hook may
+   * decide on, or a heartbeat came after a silence (a stale Pilot turned
+   * fresh). A plain heartbeat does not call it: with many pods that would
+   * re-run held hooks every few seconds. Called synchronously from the watch:
    * queue work, do none here.
    */
   onChange?: (namespace: string, statefulSet: string, pilot: string) => void;
@@ -35,10 +37,12 @@ export interface PilotManagerOptions {
 
 export interface EnsureResult {
   created: string[];
-  /** Pilots left by an earlier pod of the same name, deleted and made anew. */
-  replaced: string[];
-  /** Pilots whose spec was brought in line. */
-  updated: string[];
+  /**
+   * Pods whose name is taken by a Pilot another pod owns: one left by an
+   * earlier pod of the same name. The garbage collector removes it with its
+   * owner; the next reconcile (on the delete event) creates the pod's own.
+   */
+  stale: string[];
   failed: { pod: string; error: string }[];
 }
 
@@ -48,6 +52,9 @@ interface Pending {
   until: number;
   failures: number;
 }
+
+/** A heartbeat this long after the one before may turn a stale Pilot fresh: tell the controller. */
+export const HEARTBEAT_GAP_MS = 30_000;
 
 /** How long we trust our own create before the watch shows it. */
 const CREATED_TTL_MS = 30_000;
@@ -59,15 +66,17 @@ const k = (ns: string, name: string): string => `${ns}/${name}`;
 /**
  * The controller's side of Pilots: one per pod of a subscribed StatefulSet,
  * same name, owned by the pod so the garbage collector deletes it with the pod.
- * Reads come from an informer's cache; ensurePilots writes only what is
- * missing or wrong, so a reconcile where nothing changed makes no API call.
+ * Reads come from an informer's cache; ensurePilots only creates what is
+ * missing, so a reconcile where nothing changed makes no API call. It never
+ * deletes or rewrites a Pilot: the collector does the one, and a Pilot's spec
+ * is set once, when its pod's Pilot is made (RBAC: create, get, list, watch).
  */
 export class PilotManager {
   private readonly o: PilotManagerOptions;
   private readonly api: CustomObjectsApi;
   private readonly informer: Informer<RawPilot>;
-  /** Last status seen per Pilot, to tell status changes from metadata-only updates. */
-  private readonly lastStatus = new Map<string, string>();
+  /** Per Pilot: the significant part of the status last seen, and its heartbeat. */
+  private readonly lastStatus = new Map<string, { significant: string; heartbeat: number }>();
   private readonly pending = new Map<string, Pending>();
   private readonly unreadable = new Set<string>();
   private readonly now: () => number;
@@ -131,17 +140,25 @@ export class PilotManager {
   }
 
   /**
-   * Make sure every live pod has its Pilot with this spec. Pods being deleted
-   * get none (the garbage collector is about to take it). Never throws: a
-   * failure is reported, logged, and retried on a later call after a backoff.
+   * Make sure every live pod has its Pilot, created with this spec. Pods being
+   * deleted get none (the garbage collector is about to take it). Never
+   * throws: a failure is reported, logged, and retried on a later call after a
+   * backoff.
    */
   async ensurePilots(sts: V1StatefulSet, pods: readonly V1Pod[], application: string, options?: Record<string, string>): Promise<EnsureResult> {
-    const result: EnsureResult = { created: [], replaced: [], updated: [], failed: [] };
+    const result: EnsureResult = { created: [], stale: [], failed: [] };
     const ns = sts.metadata?.namespace;
     const stsName = sts.metadata?.name;
     if (!ns || !stsName) return result;
-    const spec = PilotSpec.parse(options && Object.keys(options).length > 0 ? { application, options } : { application });
+    const parsed = PilotSpec.safeParse(options && Object.keys(options).length > 0 ? { application, options } : { application });
+    if (!parsed.success) {
+      const error = `no valid Pilot spec: ${z.prettifyError(parsed.error).replace(/\s+/g, ' ')}`;
+      for (const pod of pods) result.failed.push({ pod: pod.metadata?.name ?? '', error });
+      return result;
+    }
+    const spec = parsed.data;
     const now = this.now();
+    if (this.pending.size > 10_000) for (const [id, p] of this.pending) if (p.until < now - RETRY_MAX_MS) this.pending.delete(id);
     for (const pod of pods) {
       const name = pod.metadata?.name;
       const uid = pod.metadata?.uid;
@@ -149,124 +166,91 @@ export class PilotManager {
       const id = k(ns, name);
       const cached = this.informer.get(name, ns);
       const pend = this.pending.get(id);
-      if (cached && podOwnerUid(cached) === uid && sameSpec(cached.spec, spec)) {
+      if (cached) {
         if (pend) this.pending.delete(id);
+        if (podOwnerUid(cached) !== uid) result.stale.push(name);
         continue;
       }
-      // Our last write is on its way to the cache, or the last attempt failed recently.
+      // Our create is on its way to the cache, or the last attempt failed recently.
       if (pend?.podUid === uid && now < pend.until) continue;
       try {
-        const did = await this.ensureOne(ns, stsName, pod, spec, cached);
-        if (did !== 'none') result[did].push(name);
-        this.pending.set(id, { podUid: uid, until: this.now() + CREATED_TTL_MS, failures: 0 });
+        const did = await this.create(ns, stsName, pod, spec);
+        result[did].push(name);
+        if (did === 'created') this.pending.set(id, { podUid: uid, until: this.now() + CREATED_TTL_MS, failures: 0 });
+        else {
+          // Not in our cache, so no delete event will tell us when it goes: ask again after a backoff.
+          const failures = (pend?.podUid === uid ? pend.failures : 0) + 1;
+          this.pending.set(id, { podUid: uid, until: this.now() + Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS), failures });
+        }
       } catch (err) {
         const failures = (pend?.podUid === uid ? pend.failures : 0) + 1;
         const delay = Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS);
         this.pending.set(id, { podUid: uid, until: this.now() + delay, failures });
         const code = statusCode(err);
-        this.o.metrics?.apiErrors.inc({ operation: 'ensure_pilot', code: String(code ?? 'none') });
+        this.o.metrics?.apiErrors.inc({ operation: 'create_pilot', code: String(code ?? 'none') });
         const error = describeError(err);
         result.failed.push({ pod: name, error });
         this.o.log.warn({ pilot: id, err: error, retryInMs: delay }, 'could not create the Pilot of a pod');
       }
     }
-    for (const name of [...result.created, ...result.replaced]) this.o.log.info({ pilot: k(ns, name) }, 'created Pilot');
+    for (const name of result.created) this.o.log.info({ pilot: k(ns, name) }, 'created Pilot');
     return result;
   }
 
-  private async ensureOne(ns: string, stsName: string, pod: V1Pod, spec: PilotSpec, cached: RawPilot | undefined): Promise<'created' | 'replaced' | 'updated' | 'none'> {
+  /** Create a pod's Pilot; 'stale' when its name is taken by a Pilot another pod owns. */
+  private async create(ns: string, stsName: string, pod: V1Pod, spec: PilotSpec): Promise<'created' | 'stale'> {
     const name = pod.metadata?.name ?? '';
     const uid = pod.metadata?.uid ?? '';
-    if (cached && podOwnerUid(cached) === uid) {
-      await this.api.patchNamespacedCustomObject(
-        { group: API_GROUP, version: API_VERSION, namespace: ns, plural: PILOT_PLURAL, name, body: { spec: { application: spec.application, options: spec.options ?? null } }, fieldManager: FIELD_MANAGER },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      return 'updated';
-    }
-    let replaced = false;
-    if (cached) {
-      // Left by an earlier pod of this name: the garbage collector would take it, but later.
-      await this.deleteStale(ns, name, cached.metadata?.uid);
-      replaced = true;
-    }
     try {
-      await this.create(ns, stsName, pod, spec);
-    } catch (err) {
-      if (statusCode(err) !== 409) throw err;
-      // The cache is behind, or a Pilot of this name exists without our label.
-      const current = (await this.api.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PILOT_PLURAL, name })) as RawPilot;
-      if (podOwnerUid(current) === uid) return 'none';
-      await this.deleteStale(ns, name, current.metadata?.uid);
-      await this.create(ns, stsName, pod, spec);
-      replaced = true;
-    }
-    return replaced ? 'replaced' : 'created';
-  }
-
-  private async create(ns: string, stsName: string, pod: V1Pod, spec: PilotSpec): Promise<void> {
-    const name = pod.metadata?.name ?? '';
-    await this.api.createNamespacedCustomObject({
-      group: API_GROUP,
-      version: API_VERSION,
-      namespace: ns,
-      plural: PILOT_PLURAL,
-      fieldManager: FIELD_MANAGER,
-      body: {
-        apiVersion: PILOT_API_VERSION,
-        kind: PILOT_KIND,
-        metadata: {
-          name,
-          namespace: ns,
-          labels: { [PILOT_STATEFULSET_LABEL]: stsName, 'app.kubernetes.io/managed-by': 'sts-pilot' },
-          // The pod is the Pilot's only owner: the garbage collector deletes the
-          // Pilot once the pod is gone. blockOwnerDeletion stays false: a pod's
-          // deletion must never wait on its Pilot (and setting it true needs
-          // update rights on pods/finalizers).
-          ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata?.uid ?? '', controller: true, blockOwnerDeletion: false }],
-        },
-        spec,
-      },
-    });
-  }
-
-  private async deleteStale(ns: string, name: string, pilotUid: string | undefined): Promise<void> {
-    try {
-      await this.api.deleteNamespacedCustomObject({
+      await this.api.createNamespacedCustomObject({
         group: API_GROUP,
         version: API_VERSION,
         namespace: ns,
         plural: PILOT_PLURAL,
-        name,
-        // Only the object we looked at: never a newer one made meanwhile.
-        body: pilotUid ? { preconditions: { uid: pilotUid } } : {},
+        fieldManager: FIELD_MANAGER,
+        body: {
+          apiVersion: PILOT_API_VERSION,
+          kind: PILOT_KIND,
+          metadata: {
+            name,
+            namespace: ns,
+            labels: { [PILOT_STATEFULSET_LABEL]: stsName, 'app.kubernetes.io/managed-by': 'sts-pilot' },
+            // The pod is the Pilot's only owner: the garbage collector deletes the
+            // Pilot once the pod is gone. blockOwnerDeletion stays false: a pod's
+            // deletion must never wait on its Pilot (and setting it true needs
+            // update rights on pods/finalizers).
+            ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name, uid, controller: true, blockOwnerDeletion: false }],
+          },
+          spec,
+        },
       });
+      return 'created';
     } catch (err) {
-      if (statusCode(err) !== 404) throw err;
+      if (statusCode(err) !== 409) throw err;
     }
+    // The name is taken: the cache is behind our own create, or the Pilot is not
+    // one we watch (no label) or belongs to an earlier pod of this name.
+    const current = (await this.api.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PILOT_PLURAL, name })) as RawPilot;
+    if (podOwnerUid(current) === uid) return 'created';
+    this.o.log.info({ pilot: k(ns, name), owner: podOwnerUid(current) ?? null }, 'a Pilot of this name belongs to another pod: waiting for the garbage collector');
+    return 'stale';
   }
 
   private onPilot(p: RawPilot, verb: 'add' | 'update' | 'delete'): void {
     const ns = p.metadata?.namespace ?? '';
     const name = p.metadata?.name ?? '';
     const id = k(ns, name);
-    const status = JSON.stringify(p.status ?? null);
     if (verb === 'delete') this.lastStatus.delete(id);
     else {
+      const parsed = PilotStatus.safeParse(p.status);
+      const now = parsed.success
+        ? { significant: significant(parsed.data), heartbeat: Date.parse(parsed.data.heartbeatTime) }
+        : { significant: JSON.stringify(p.status ?? null), heartbeat: 0 };
       const before = this.lastStatus.get(id);
-      this.lastStatus.set(id, status);
-      if (verb === 'update' && before === status) return;
+      this.lastStatus.set(id, now);
+      if (verb === 'update' && before && before.significant === now.significant && now.heartbeat - before.heartbeat <= HEARTBEAT_GAP_MS) return;
     }
     const sts = p.metadata?.labels?.[PILOT_STATEFULSET_LABEL];
     if (sts) this.o.onChange?.(ns, sts, name);
   }
-}
-
-function sameSpec(have: unknown, want: PilotSpec): boolean {
-  const h = (have ?? {}) as { application?: unknown; options?: Record<string, unknown> };
-  if (h.application !== want.application) return false;
-  const a = h.options ?? {};
-  const b = want.options ?? {};
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((x) => a[x] === b[x]);
 }

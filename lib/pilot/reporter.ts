@@ -21,7 +21,8 @@ export interface ReporterOptions {
   now?: () => number;
 }
 
-const RESOLVE_BACKOFF = { baseMs: 500, maxMs: 5000 };
+// While waiting for the controller to create the Pilot: a GET every 2 s at most.
+const RESOLVE_BACKOFF = { baseMs: 250, maxMs: 2000 };
 
 /**
  * Finds this pod's Pilot and keeps its status up to date: one loop, one write
@@ -42,7 +43,8 @@ export class PilotReporter {
   private writtenAt: number | undefined;
   private conditions: PilotCondition[] | undefined;
   private pilotUid: string | undefined;
-  private force = false;
+  /** flush() wants everything up to this seq written now, schedule aside. */
+  private forceSeq = 0;
   private stopped = false;
   private readonly sleepers = new Set<{ interruptible: boolean; done: () => void }>();
   private loopDone: Promise<void> | undefined;
@@ -75,7 +77,7 @@ export class PilotReporter {
   async flush(timeoutMs: number): Promise<boolean> {
     if (!this.desired || this.writtenSeq === this.seq) return true;
     const seq = this.seq;
-    this.force = true;
+    this.forceSeq = seq;
     const written = new Promise<void>((resolve) => this.flushWaiters.push({ seq, resolve }));
     this.wake();
     let timer: NodeJS.Timeout | undefined;
@@ -121,7 +123,7 @@ export class PilotReporter {
         if (await this.resolve()) resolveFailures = 0;
         else {
           resolveFailures++;
-          await this.sleep(Math.min(RESOLVE_BACKOFF.baseMs * 2 ** (resolveFailures - 1), RESOLVE_BACKOFF.maxMs), this.force);
+          await this.sleep(Math.min(RESOLVE_BACKOFF.baseMs * 2 ** (resolveFailures - 1), RESOLVE_BACKOFF.maxMs), false);
           continue;
         }
       }
@@ -129,7 +131,8 @@ export class PilotReporter {
         await this.sleep(this.o.heartbeatMs, true);
         continue;
       }
-      const decision = this.force
+      const forced = this.writtenSeq < this.forceSeq;
+      const decision = forced
         ? ({ write: true, why: 'final' } as const)
         : decideWrite({
             written: this.written,
@@ -148,7 +151,6 @@ export class PilotReporter {
         await this.write(this.desired, decision.why);
         writeFailures = 0;
         this.writtenSeq = seq;
-        if (seq === this.seq) this.force = false;
         for (const w of this.flushWaiters.filter((x) => x.seq <= seq)) w.resolve();
         this.flushWaiters.splice(0, this.flushWaiters.length, ...this.flushWaiters.filter((x) => x.seq > seq));
       } catch (err) {

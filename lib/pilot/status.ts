@@ -96,7 +96,7 @@ export interface WriteInput {
 
 /**
  * Write when nothing was written yet, when something significant changed (but
- * not twice within minIntervalMs), or when a heartbeat is due; otherwise say
+ * not twice within minIntervalMs, unless the phase changed), or when a heartbeat is due; otherwise say
  * how long until the next heartbeat. Never "write again at once": the loop
  * that follows this cannot become a hot loop.
  */
@@ -104,7 +104,8 @@ export function decideWrite(o: WriteInput): WriteDecision {
   if (!o.written || o.writtenAt === undefined) return { write: true, why: 'first' };
   const since = o.now - o.writtenAt;
   if (significant(o.written) !== significant(o.desired)) {
-    if (since >= o.minIntervalMs) return { write: true, why: 'changed' };
+    // A new phase goes out at once: there are at most six in a pilot's life, so it cannot flap.
+    if (since >= o.minIntervalMs || o.written.phase !== o.desired.phase) return { write: true, why: 'changed' };
     return { write: false, retryInMs: o.minIntervalMs - since };
   }
   if (since >= o.heartbeatMs) return { write: true, why: 'heartbeat' };

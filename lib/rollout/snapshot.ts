@@ -51,12 +51,18 @@ export interface Snapshot {
   hookProblem: string | undefined;
 }
 
-/** Ordinal from the pod-index label (k8s >= 1.28) or the name suffix. */
+/**
+ * Ordinal from the pod's name, `<statefulset>-<ordinal>`, as the StatefulSet
+ * controller names it. The pod-index label (k8s >= 1.28) must agree when
+ * present: a label edited by hand must never make one pod stand for another.
+ */
 export function podOrdinal(pod: V1Pod, stsName: string): number | undefined {
+  const name = pod.metadata?.name ?? '';
+  if (!name.startsWith(`${stsName}-`)) return undefined;
+  const raw = name.slice(stsName.length + 1);
+  if (!/^(0|[1-9][0-9]{0,8})$/.test(raw)) return undefined;
   const label = pod.metadata?.labels?.[POD_INDEX_LABEL];
-  const raw = label ?? pod.metadata?.name?.slice(stsName.length + 1);
-  if (raw === undefined || !/^(0|[1-9][0-9]*)$/.test(raw)) return undefined;
-  if (label === undefined && pod.metadata?.name !== `${stsName}-${raw}`) return undefined;
+  if (label !== undefined && label !== raw) return undefined;
   return Number(raw);
 }
 

@@ -24,7 +24,18 @@ export interface ControlPlane {
   dir: string;
   binDir: string;
   etcdUrl: string;
+  /** The kube-apiserver audit log (JSON lines), when started with `auditPolicy`. */
+  auditLogPath?: string;
+  /** Process ids of etcd, kube-apiserver and kube-controller-manager (for resource accounting). */
+  pids?(): Record<string, number | undefined>;
   restartApiserver(): Promise<void>;
+  /** Stop kube-apiserver only (etcd and kube-controller-manager keep running); startApiserver() brings it back. */
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
+  /** etcd's current revision (maintenance/status through its gRPC gateway). */
+  etcdRevision(): Promise<number>;
+  /** Compact etcd's history up to `revision` (default: the current one); returns the revision compacted at. */
+  compactEtcd(revision?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -149,6 +160,27 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** Keep the data dir after stop (for debugging). */
   keep?: boolean;
+  /**
+   * Enable the kube-apiserver audit log with this policy (an audit.k8s.io/v1
+   * Policy, YAML text). The log is written as JSON lines, without rotation, to
+   * `<dir>/audit.log` (ControlPlane.auditLogPath). Off by default.
+   */
+  auditPolicy?: string;
+  /** Extra kube-apiserver flags; one given here replaces a default flag of the same name. */
+  apiserverArgs?: string[];
+  /**
+   * Extra kube-controller-manager flags, e.g. `--kube-api-qps=500`,
+   * `--kube-api-burst=1000`, `--concurrent-statefulset-syncs=20`; one given here
+   * replaces a default flag of the same name.
+   */
+  controllerManagerArgs?: string[];
+}
+
+/** `defaults` with every `--flag` that `extra` also sets replaced by extra's value; other extras appended. */
+function withFlags(defaults: string[], extra: string[] = []): string[] {
+  const name = (a: string): string => a.split('=')[0] ?? a;
+  const overridden = new Set(extra.map(name));
+  return [...defaults.filter((a) => !overridden.has(name(a))), ...extra];
 }
 
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
@@ -201,7 +233,19 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     () => etcd.exited,
   );
 
-  const apiserverArgs = [
+  let auditLogPath: string | undefined;
+  const auditArgs: string[] = [];
+  if (opts.auditPolicy !== undefined) {
+    auditLogPath = join(dir, 'audit.log');
+    writeFileSync(join(dir, 'audit-policy.yaml'), opts.auditPolicy);
+    auditArgs.push(
+      `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`,
+      `--audit-log-path=${auditLogPath}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=0',
+    );
+  }
+  const apiserverArgs = withFlags([
     `--etcd-servers=${etcdUrl}`,
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
@@ -217,7 +261,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     '--allow-privileged=true',
     '--endpoint-reconciler-type=none',
     '--v=0',
-  ];
+    ...auditArgs,
+  ], opts.apiserverArgs);
   let apiserver = startProc('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, dir);
   procs.push(apiserver);
   const apiReady = async (): Promise<boolean> => {
@@ -234,7 +279,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const kcm = startProc(
     'kube-controller-manager',
     join(binDir, 'kube-controller-manager'),
-    [
+    withFlags([
       `--kubeconfig=${join(dir, 'kcm.kubeconfig')}`,
       '--controllers=statefulset,garbagecollector,namespace,serviceaccount',
       '--leader-elect=false',
@@ -243,7 +288,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--cert-dir=${join(dir, 'certs')}`,
       '--concurrent-statefulset-syncs=5',
       '--v=1',
-    ],
+    ], opts.controllerManagerArgs),
     dir,
   );
   procs.push(kcm);
@@ -266,6 +311,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   );
   log(`control plane up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${server} (dir ${dir})`);
 
+  const etcdRevision = async (): Promise<number> => {
+    const res = await request(`${etcdUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+    const body = (await res.body.json()) as { header?: { revision?: string } };
+    const rev = Number(body.header?.revision);
+    if (res.statusCode !== 200 || !Number.isSafeInteger(rev)) throw new Error(`etcd status answered ${res.statusCode}: ${JSON.stringify(body)}`);
+    return rev;
+  };
+
   return {
     server,
     kubeconfigPath,
@@ -273,11 +326,30 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     dir,
     binDir,
     etcdUrl,
+    ...(auditLogPath !== undefined ? { auditLogPath } : {}),
+    pids: () => ({ etcd: etcd.child.pid, 'kube-apiserver': apiserver.child.pid, 'kube-controller-manager': kcm.child.pid }),
     async restartApiserver() {
       await stopProc(apiserver);
       apiserver = startProc('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, dir);
       procs.push(apiserver);
       await waitFor('kube-apiserver (restart)', 90_000, apiReady, () => apiserver.exited);
+    },
+    async stopApiserver() {
+      await stopProc(apiserver);
+    },
+    async startApiserver() {
+      if (!apiserver.exited && apiserver.child.exitCode === null) return;
+      apiserver = startProc('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, dir);
+      procs.push(apiserver);
+      await waitFor('kube-apiserver (start)', 90_000, apiReady, () => apiserver.exited);
+    },
+    etcdRevision,
+    async compactEtcd(revision?: number) {
+      const rev = revision ?? (await etcdRevision());
+      const res = await request(`${etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(rev), physical: true }) });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`etcd compaction at ${rev} answered ${res.statusCode}: ${text}`);
+      return rev;
     },
     async stop() {
       for (const p of [...procs].reverse()) await stopProc(p);

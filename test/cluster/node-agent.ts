@@ -26,10 +26,18 @@ export interface NodeAgentOptions {
   readyDelayMs?: number;
   /** From deletionTimestamp to gone (graceful termination). */
   terminationDelayMs?: number;
+  /**
+   * Count terminationDelayMs from when this agent first saw the deletion, not from
+   * the deletionTimestamp: that has one-second resolution, so the delay would vary
+   * between 0 and terminationDelayMs (noise a benchmark cannot have). Default false.
+   */
+  terminationFromObserved?: boolean;
   /** Pods of these namespaces only; default: every namespace but kube-*. */
   namespaces?: string[];
   runtime?: PodRuntime;
   log?: Logger;
+  /** Pods synced in parallel (API requests in flight); default 8. */
+  workers?: number;
 }
 
 interface Local {
@@ -50,6 +58,8 @@ export class NodeAgent {
   private readonly pods: Informer<V1Pod>;
   private readonly queue: WorkQueue;
   private readonly local = new Map<string, Local>();
+  /** When this agent first saw each deleting pod (by uid), for terminationFromObserved. */
+  private readonly deletionSeen = new Map<string, number>();
   private readonly o: NodeAgentOptions;
   private readonly log: Logger;
   private poll: NodeJS.Timeout | undefined;
@@ -60,7 +70,7 @@ export class NodeAgent {
     this.log = o.log ?? createLogger({ level: 'warn', name: 'node-agent' });
     this.core = o.kc.makeApiClient(CoreV1Api);
     this.queue = new WorkQueue({
-      workers: 8,
+      workers: o.workers ?? 8,
       baseDelayMs: 100,
       maxDelayMs: 2000,
       handler: (k) => this.sync(k),
@@ -150,6 +160,7 @@ export class NodeAgent {
     const pod = this.pods.get(name, ns);
     let l = this.local.get(k);
     if (!pod) {
+      if (l) this.deletionSeen.delete(l.uid);
       this.local.delete(k);
       return;
     }
@@ -238,7 +249,12 @@ export class NodeAgent {
     const since = new Date(pod.metadata?.deletionTimestamp as unknown as string | Date).getTime();
     const grace = Math.min(this.o.terminationDelayMs ?? 0, (pod.metadata?.deletionGracePeriodSeconds ?? 30) * 1000);
     // deletionTimestamp is when grace ends; the deletion began that long before it.
-    const began = since - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+    let began = since - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
+    if (this.o.terminationFromObserved) {
+      const uid = pod.metadata?.uid ?? '';
+      if (!this.deletionSeen.has(uid)) this.deletionSeen.set(uid, Date.now());
+      began = this.deletionSeen.get(uid) as number;
+    }
     const wait = began + grace - Date.now();
     if (wait > 0) {
       this.queue.addAfter(k, wait);
@@ -246,6 +262,7 @@ export class NodeAgent {
     }
     if (this.o.runtime && this.local.get(k)?.started) await this.o.runtime.stop(pod);
     this.local.delete(k);
+    this.deletionSeen.delete(pod.metadata?.uid ?? '');
     try {
       await this.core.deleteNamespacedPod({
         name: pod.metadata?.name ?? '',

@@ -63,7 +63,7 @@ export function cluster(): Promise<Cluster> {
     const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
     await agent.start();
     const core = kc.makeApiClient(CoreV1Api);
-    for (const file of ['namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+    for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
     const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
     return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
   })();
@@ -271,6 +271,11 @@ export interface HookCall {
   prev: { name: string; uid: string } | null;
   next: { name: string; uid: string } | null;
   approved: boolean;
+  /** When the answer was sent (after `decide`); 0 until then. */
+  answeredAt: number;
+  /** The StatefulSet's partition and resourceVersion in the request: what the controller planned on. */
+  partition: number | undefined;
+  resourceVersion: string;
 }
 
 /**
@@ -297,8 +302,12 @@ export class RecordingHook {
           prev: pod(b.prev),
           next: pod(b.next),
           approved: false,
+          answeredAt: 0,
+          partition: partitionOf(b.statefulSet),
+          resourceVersion: b.statefulSet.metadata?.resourceVersion ?? '',
         };
         call.approved = await this.decide(call);
+        call.answeredAt = Date.now();
         this.calls.push(call);
         res.writeHead(call.approved ? 200 : 503).end(call.approved ? 'ok' : 'test hook says no');
       });
@@ -436,4 +445,201 @@ export async function eventsFor(c: Cluster, ns: string, name: string): Promise<{
   const list = await c.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=StatefulSet` });
   const time = (e: (typeof list.items)[number]): number => new Date(e.lastTimestamp ?? e.eventTime ?? 0).getTime();
   return list.items.sort((a, b) => time(a) - time(b)).map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+}
+
+/** One observed state of a StatefulSet, as the audit's own watch saw it. */
+export interface StsObservation {
+  at: number;
+  resourceVersion: string;
+  partition: number | undefined;
+  replicas: number;
+  strategy: string;
+  updateRevision: string | undefined;
+  currentRevision: string | undefined;
+}
+
+export interface PodDeletion extends PodUpdate {
+  /** The StatefulSet that owned the pod. */
+  owner: string;
+  /** Not seen directly: the name came back with another uid after the watch relisted. */
+  inferred: boolean;
+}
+
+/**
+ * An independent record of a namespace, for the chaos and fault tests: every
+ * pod deletion (also one that happened while this watch was relisting: the
+ * name comes back with a new uid) and every observed change of each
+ * StatefulSet's partition and revisions, with times. Read by auditViolations().
+ */
+export class RolloutAudit {
+  readonly deletions: PodDeletion[] = [];
+  private readonly observations = new Map<string, StsObservation[]>();
+  private readonly lastPod = new Map<string, { uid: string; revision: string; owner: string }>();
+  private readonly deleted = new Set<string>();
+  private pods: Informer<V1Pod> | undefined;
+  private sets: Informer<V1StatefulSet> | undefined;
+  private ns = '';
+
+  async start(c: Cluster, ns: string): Promise<this> {
+    this.ns = ns;
+    const log = createLogger({ level: 'error', name: 'rollout-audit' });
+    this.pods = new Informer<V1Pod>({
+      kc: c.kc,
+      path: `/api/v1/namespaces/${ns}/pods`,
+      log,
+      listPage: (token) => c.core.listNamespacedPod({ namespace: ns, limit: 500, _continue: token }),
+      onChange: (pod, verb) => this.onPod(pod, verb),
+    });
+    this.sets = new Informer<V1StatefulSet>({
+      kc: c.kc,
+      path: `/apis/apps/v1/namespaces/${ns}/statefulsets`,
+      log,
+      listPage: (token) => c.apps.listNamespacedStatefulSet({ namespace: ns, limit: 500, _continue: token }),
+      onChange: (sts, verb) => {
+        if (verb !== 'delete') this.observe(sts);
+      },
+    });
+    await Promise.all([this.pods.start(), this.sets.start()]);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.pods?.stop(), this.sets?.stop()]);
+  }
+
+  /** Observed states of one StatefulSet, oldest first (consecutive repeats of the audited fields folded). */
+  of(name: string): StsObservation[] {
+    return this.observations.get(name) ?? [];
+  }
+
+  /** The state the StatefulSet was in at time `t`, as far as this watch knew. */
+  at(name: string, t: number): StsObservation | undefined {
+    return this.of(name).findLast((o) => o.at <= t);
+  }
+
+  /** This watch has seen the StatefulSet at `resourceVersion` or later. */
+  hasSeen(name: string, resourceVersion: string): boolean {
+    const last = this.sets?.get(name, this.ns)?.metadata?.resourceVersion ?? this.of(name).at(-1)?.resourceVersion;
+    if (!last || !/^[0-9]+$/.test(last) || !/^[0-9]+$/.test(resourceVersion)) return false;
+    return BigInt(last) >= BigInt(resourceVersion);
+  }
+
+  private observe(sts: V1StatefulSet): void {
+    const name = sts.metadata?.name ?? '';
+    const list = this.observations.get(name) ?? [];
+    const o: StsObservation = {
+      at: Date.now(),
+      resourceVersion: sts.metadata?.resourceVersion ?? '',
+      partition: partitionOf(sts),
+      replicas: sts.spec?.replicas ?? 1,
+      strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
+      updateRevision: sts.status?.updateRevision,
+      currentRevision: sts.status?.currentRevision,
+    };
+    const last = list.at(-1);
+    const same =
+      last !== undefined &&
+      last.partition === o.partition &&
+      last.replicas === o.replicas &&
+      last.updateRevision === o.updateRevision &&
+      last.currentRevision === o.currentRevision;
+    if (!same) list.push(o);
+    else last.resourceVersion = o.resourceVersion;
+    this.observations.set(name, list);
+  }
+
+  private onPod(pod: V1Pod, verb: 'add' | 'update' | 'delete'): void {
+    const name = pod.metadata?.name ?? '';
+    const uid = pod.metadata?.uid ?? '';
+    const revision = pod.metadata?.labels?.['controller-revision-hash'] ?? '';
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet')?.name ?? '';
+    const before = this.lastPod.get(name);
+    if (before && before.uid !== uid && !this.deleted.has(before.uid)) {
+      // The old pod vanished while this watch was away (a relist after 410 Gone).
+      this.record({ at: Date.now(), name, oldUid: before.uid, oldRevision: before.revision, owner: before.owner, inferred: true });
+    }
+    this.lastPod.set(name, { uid, revision, owner });
+    if (verb === 'delete' || pod.metadata?.deletionTimestamp) {
+      this.record({ at: Date.now(), name, oldUid: uid, oldRevision: revision, owner, inferred: false });
+    }
+  }
+
+  private record(d: PodDeletion): void {
+    if (this.deleted.has(d.oldUid)) return;
+    this.deleted.add(d.oldUid);
+    this.deletions.push(d);
+  }
+}
+
+/**
+ * Everything that went wrong in the rollouts of `names`, as sentences (empty: all
+ * good). Checks, from the audit's own watch and the hook's own record:
+ * - every pod deletion was preceded by an approval for that exact pod uid, to
+ *   the revision the StatefulSet was rolling to;
+ * - every partition decrease is by exactly one, to P-1, and preceded by its own
+ *   approval (one approval per decrease) of pod P-1 at that revision;
+ * - the partition was never raised while a rollout was in progress (no guard
+ *   was needed: nobody but sts-pilot touched these StatefulSets);
+ * - every hook call named the next pod: P-1 for the partition it was made at.
+ */
+export function auditViolations(audit: RolloutAudit, calls: readonly HookCall[], ns: string, names: readonly string[], t0 = 0): string[] {
+  const out: string[] = [];
+  const when = (t: number): string => `+${((t - t0) / 1000).toFixed(1)}s`;
+  for (const name of names) {
+    const key = `${ns}/${name}`;
+    const mine = calls.filter((c) => c.sts === key);
+    const approvals = mine.filter((c) => c.approved).sort((a, b) => a.answeredAt - b.answeredAt);
+    for (const d of audit.deletions.filter((x) => x.owner === name)) {
+      const state = audit.at(name, d.at);
+      const a = approvals.find((c) => c.next?.uid === d.oldUid && c.answeredAt <= d.at && c.updateRevision !== d.oldRevision);
+      if (!a) {
+        out.push(`${name}: pod ${d.name} (uid ${d.oldUid}, revision ${d.oldRevision}) went away at ${when(d.at)}${d.inferred ? ' (seen after a relist)' : ''} without an approval for that pod`);
+      } else if (state?.updateRevision && a.updateRevision !== state.updateRevision) {
+        out.push(`${name}: pod ${d.name} was approved to move to ${a.updateRevision}, but was deleted while rolling to ${state.updateRevision}`);
+      }
+    }
+    const timeline = audit.of(name);
+    const used = new Set<HookCall>();
+    for (let i = 1; i < timeline.length; i++) {
+      const before = timeline[i - 1] as StsObservation;
+      const now = timeline[i] as StsObservation;
+      const p0 = before.partition;
+      const p1 = now.partition;
+      if (p0 === undefined || p1 === undefined || p0 === p1) continue;
+      if (p1 > p0) {
+        if (now.strategy === 'RollingUpdate' && now.updateRevision && now.currentRevision && now.updateRevision !== now.currentRevision) {
+          out.push(`${name}: partition raised ${p0} -> ${p1} at ${when(now.at)} while rolling from ${now.currentRevision} to ${now.updateRevision}`);
+        }
+        continue;
+      }
+      if (p1 !== p0 - 1) {
+        out.push(`${name}: partition jumped ${p0} -> ${p1} at ${when(now.at)}`);
+        continue;
+      }
+      const a = approvals.find(
+        (c) => !used.has(c) && c.next?.name === `${name}-${p1}` && c.updateRevision === now.updateRevision && c.answeredAt <= now.at,
+      );
+      if (!a) out.push(`${name}: partition ${p0} -> ${p1} at ${when(now.at)} without its own approval of ${name}-${p1} to ${now.updateRevision}`);
+      else used.add(a);
+    }
+    for (const c of mine) {
+      if (c.next && c.partition !== undefined && c.next.name !== `${name}-${c.partition - 1}`) {
+        out.push(`${name}: the hook was asked about ${c.next.name} at partition ${c.partition} (the next pod is ${name}-${c.partition - 1})`);
+      }
+    }
+  }
+  return out;
+}
+
+/** The rollout of `name` to a revision other than `from` is finished: pods, partition, final hook call and mark. */
+export async function rolloutFinished(c: Cluster, ns: string, name: string, from: string): Promise<V1StatefulSet | undefined> {
+  const sts = await readSts(c, ns, name);
+  const upd = sts.status?.updateRevision;
+  const n = sts.spec?.replicas ?? 1;
+  if (!upd || upd === from || sts.status?.observedGeneration !== sts.metadata?.generation) return undefined;
+  if (sts.metadata?.annotations?.['sts-pilot.io/status']?.includes('"rollout"')) return undefined; // final call not made yet
+  const pods = (await podsOf(c, ns, name)).filter((p) => !p.metadata?.deletionTimestamp);
+  if (pods.length !== n || !pods.every((p) => isReady(p) && p.metadata?.labels?.['controller-revision-hash'] === upd)) return undefined;
+  if (sts.spec?.updateStrategy?.type === 'OnDelete') return sts;
+  return sts.status?.currentRevision === upd && partitionOf(sts) === n ? sts : undefined;
 }

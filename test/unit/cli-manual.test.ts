@@ -5,6 +5,7 @@ import { approvalTarget } from '../../lib/cli/approve.ts';
 import { pauseChange } from '../../lib/cli/pause.ts';
 import { HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
+import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import { LABEL, rev, T0, type World, world } from './cli-fixtures.ts';
 
 const manual = hooks.get('manual') as RolloutHook;
@@ -77,6 +78,7 @@ describe('manual hook: options and calls through the registry', () => {
       signal: new AbortController().signal,
       log,
       secrets: async () => ({}),
+      pilots: staticPilotReader([]),
     });
   };
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { hooks } from '../../hooks/index.ts';
 import { HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
+import { staticPilotReader } from '../../lib/pilot/reader.ts';
 
 const log = createLogger({ level: 'silent' });
 const hook = (name: string): RolloutHook => hooks.get(name) as RolloutHook;
@@ -68,7 +69,7 @@ describe('http hook against a real local server', () => {
     hook('http').podUpdateTransition(
       null,
       { metadata: { name: 'web-4' } },
-      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}) },
+      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}), pilots: staticPilotReader([]) },
     );
 
   it('2xx approves and the body carries the StatefulSet, prev and next', async () => {
@@ -99,6 +100,7 @@ describe('http hook against a real local server', () => {
         signal: new AbortController().signal,
         log,
         secrets: async () => ({}),
+        pilots: staticPilotReader([]),
       })
       .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(HookNotReady);

@@ -1,0 +1,97 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+import { loadKubeConfig } from '../lib/kube/config.ts';
+import { createLogger } from '../lib/log.ts';
+import { PilotRunner } from '../lib/pilot/runner.ts';
+import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
+
+const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const PilotFlags = z.strictObject({
+  kubeconfig: z.string().min(1).optional(),
+  namespace: z.string({ error: 'required: --namespace or $POD_NAMESPACE' }).regex(dnsLabel, 'must be a namespace name'),
+  podName: z.string({ error: 'required: --pod-name or $POD_NAME' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
+  podUid: z.string().min(1).optional(),
+  revision: z.string().min(1).optional(),
+  app: z.enum(['none', 'elasticsearch']),
+  appUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  appCaFile: z.string().min(1).optional(),
+  preStart: z.string().min(1).optional(),
+  preStartTimeout: seconds(1, 86_400),
+  preStop: z.string().min(1).optional(),
+  preStopTimeout: seconds(1, 86_400),
+  stopTimeout: seconds(1, 86_400),
+  heartbeat: seconds(1, 3600),
+  probeInterval: seconds(1, 3600),
+  probeTimeout: seconds(1, 600),
+  pilotTimeout: seconds(0, 86_400),
+  probeAddress: z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+});
+
+/**
+ * `sts-pilot pilot [options] -- <command...>`: the in-pod pilot, PID 1 of the
+ * application container. The pod's identity comes from the downward API
+ * (POD_NAMESPACE, POD_NAME, POD_UID, POD_REVISION), as manifests/ sets it.
+ */
+export function registerPilotCommand(program: Command): void {
+  program
+    .command('pilot')
+    .description("run an application as PID 1 of its container and report its state into the pod's Pilot")
+    .argument('<command...>', 'the application and its arguments, after --')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster service account)')
+    .addOption(new Option('--namespace <ns>', "the pod's namespace").env('POD_NAMESPACE'))
+    .addOption(new Option('--pod-name <name>', "the pod's name, which is its Pilot's").env('POD_NAME'))
+    .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
+    .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
+    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch']).default('none'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200); user:password@ for basic auth').env('STS_PILOT_APP_URL'))
+    .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
+    .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
+    .option('--pre-start-timeout <seconds>', 'deadline of the pre-start command', '300')
+    .option('--pre-stop <command>', 'shell command run on SIGTERM, before the application is signalled')
+    .option('--pre-stop-timeout <seconds>', 'deadline of the pre-stop command', '60')
+    .option('--stop-timeout <seconds>', 'from the stop signal sent to the application to SIGKILL', '20')
+    .option('--heartbeat <seconds>', 'write the Pilot status at least this often', '20')
+    .option('--probe-interval <seconds>', 'read the application this often', '10')
+    .option('--probe-timeout <seconds>', 'deadline of one read of the application', '5')
+    .option('--pilot-timeout <seconds>', 'start the application after this long even if its Pilot does not exist yet (0: wait for ever)', '120')
+    .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8081')
+    .option('--log-level <level>', 'log level', 'info')
+    .action(async (command: string[], raw: unknown) => {
+      const parsed = PilotFlags.safeParse(raw);
+      if (!parsed.success) throw new InvalidArgumentError(z.prettifyError(parsed.error));
+      const f = parsed.data;
+      const log = createLogger({ level: f.logLevel, name: 'sts-pilot-pilot' });
+      const kc = loadKubeConfig(f.kubeconfig);
+      const probe =
+        f.app === 'elasticsearch'
+          ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
+          : undefined;
+      const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
+      const runner = new PilotRunner({
+        command,
+        kc,
+        namespace: f.namespace,
+        podName: f.podName,
+        podUid: f.podUid,
+        revision: f.revision,
+        probe,
+        preStart: f.preStart,
+        preStop: f.preStop,
+        preStartTimeoutMs: f.preStartTimeout * 1000,
+        preStopTimeoutMs: f.preStopTimeout * 1000,
+        stopTimeoutMs: f.stopTimeout * 1000,
+        heartbeatMs: f.heartbeat * 1000,
+        probeIntervalMs: f.probeInterval * 1000,
+        probeTimeoutMs: f.probeTimeout * 1000,
+        pilotTimeoutMs: f.pilotTimeout * 1000,
+        probeHost: host || '0.0.0.0',
+        probePort: Number(port),
+        log,
+      });
+      const code = await runner.run();
+      process.exit(code);
+    });
+}
