@@ -8,6 +8,20 @@ const Options = z.strictObject({
 });
 
 /**
+ * The URL as people may see it in reasons, Events and logs: no userinfo, no
+ * query (either may carry a credential), and short enough to leave room for why.
+ */
+export function displayUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    const path = u.pathname.length > 60 ? `${u.pathname.slice(0, 60)}…` : u.pathname;
+    return `${u.protocol}//${u.host}${path}${u.search ? '?…' : ''}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/**
  * POSTs {statefulSet, prev, next} (the Kubernetes objects) to a URL: any 2xx
  * approves, anything else holds with the answer's body as the reason. Lets a
  * hook be written in any language.
@@ -18,6 +32,7 @@ export const httpHook = defineHook({
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const { url, timeout } = ctx.options;
+    const where = displayUrl(url);
     let answer;
     try {
       answer = await httpRequest(url, {
@@ -27,10 +42,10 @@ export const httpHook = defineHook({
         maxBytes: 64 * 1024,
       });
     } catch (err) {
-      throw new HookNotReady(`${url} did not answer: ${(err as Error).message}`);
+      throw new HookNotReady(`${where} did not answer: ${(err as Error).message}`);
     }
     if (answer.status >= 200 && answer.status < 300) return;
     const body = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
-    throw new HookNotReady(`${url} answered ${answer.status}${body ? `: ${body}` : ''}`);
+    throw new HookNotReady(`${where} answered ${answer.status}${body ? `: ${body}` : ''}`);
   },
 });

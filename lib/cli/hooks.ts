@@ -32,7 +32,7 @@ const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._z
  * from a transform) are peeled to the type a person writes in the annotation.
  */
 export function describeOptions(hook: RolloutHook): OptionInfo[] {
-  const shape = (hook.options as unknown as { shape?: Record<string, z.ZodType> }).shape;
+  const shape = objectShape(hook.options);
   if (!shape) return [];
   return Object.entries(shape).map(([name, schema]) => {
     let s: z.ZodType | undefined = schema;
@@ -85,4 +85,14 @@ export function renderHooks(hooks: Iterable<RolloutHook>, labelKey: string): str
     out.push(...columns(rows));
   }
   return out;
+}
+
+/** The object shape under a schema, looking through refinements and transforms (zod 4 pipes keep it in `in`). */
+function objectShape(schema: unknown): Record<string, z.ZodType> | undefined {
+  let s = schema as { shape?: Record<string, z.ZodType>; _zod?: { def?: { in?: unknown } } } | undefined;
+  for (let depth = 0; s && depth < 5; depth++) {
+    if (s.shape) return s.shape;
+    s = s._zod?.def?.in as typeof s;
+  }
+  return undefined;
 }
