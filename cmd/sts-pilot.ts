@@ -80,9 +80,13 @@ program
         leaseDurationMs: f.leaseDuration * 1000,
         renewDeadlineMs: f.renewDeadline * 1000,
         retryPeriodMs: Math.max(250, Math.min(2000, (f.leaseDuration * 1000) / 6)),
-        onStartedLeading: () => controller.enqueueAll(),
+        onStartedLeading: () => {
+          metrics.leader.set(1);
+          controller.enqueueAll();
+        },
         // Like controller-runtime: a replica that lost the lease exits and comes back as a candidate.
         onStoppedLeading: () => {
+          metrics.leader.set(0);
           if (!stopping) process.exit(1);
         },
       });
@@ -104,7 +108,8 @@ program
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
     await controller.start();
-    elector?.start();
+    if (elector) elector.start();
+    else metrics.leader.set(1);
   });
 
 registerCliCommands(program);

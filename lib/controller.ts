@@ -70,7 +70,8 @@ export class Controller {
   private readonly expectations = new Map<string, Expectation>();
   /** Subscribed StatefulSets we saw, to tell "label removed" from "deleted". */
   private readonly known = new Map<string, string>();
-  private readonly inProgress = new Set<string>();
+  /** Rollouts in progress, and since when each has been at its current step. */
+  private readonly inProgress = new Map<string, { step: string; since: number }>();
   private readonly shutdown = new AbortController();
   private resync: NodeJS.Timeout | undefined;
   private synced = false;
@@ -121,6 +122,9 @@ export class Controller {
       onChange: (pod) => this.onPod(pod),
       onRestart: () => this.o.metrics.watchRestarts.inc({ resource: 'pods' }),
     });
+    this.o.metrics.setStepWaitSource(() =>
+      [...this.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]),
+    );
     this.pilots = new PilotManager({
       kc,
       log,
@@ -259,8 +263,10 @@ export class Controller {
     // A hook approval feeds straight into the next plan: at most one hook call per reconcile.
     for (let round = 0; round < 2; round++) {
       const action = plan(snapshot);
-      if (action.phase === 'Rolling') this.inProgress.add(k);
-      else this.inProgress.delete(k);
+      if (action.phase === 'Rolling') {
+        const step = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
+        if (this.inProgress.get(k)?.step !== step) this.inProgress.set(k, { step, since: Date.now() });
+      } else this.inProgress.delete(k);
       // Leadership can be lost during a hook call: check again before acting.
       if (!this.o.isLeader()) return;
       if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);

@@ -4,7 +4,24 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Read at scrape time, so the wait keeps growing between reconciles.
+  let stepWaits: () => Iterable<[string, number]> = () => [];
   const m = {
+    /** Where sts_pilot_step_wait_seconds reads from: StatefulSet key -> seconds at its current step. */
+    setStepWaitSource(source: () => Iterable<[string, number]>): void {
+      stepWaits = source;
+    },
+    stepWait: new Gauge({
+      name: 'sts_pilot_step_wait_seconds',
+      help: 'How long each rollout in progress has waited at its current step',
+      labelNames: ['statefulset'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [sts, seconds] of stepWaits()) this.set({ statefulset: sts }, seconds);
+      },
+    }),
+    leader: new Gauge({ name: 'sts_pilot_leader', help: '1 while this replica holds the Lease (or runs without leader election)', registers: [registry] }),
     registry,
     reconciles: new Counter({ name: 'sts_pilot_reconciles_total', help: 'Reconciles by result', labelNames: ['result'], registers: [registry] }),
     reconcileDuration: new Histogram({ name: 'sts_pilot_reconcile_duration_seconds', help: 'Reconcile duration', registers: [registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] }),

@@ -67,6 +67,8 @@ describe('leader election with two controller replicas', function () {
     const follower = procs.find((p) => p.identity !== leader) as ControllerProcess;
     const before = await createAndSettle(c, ns, statefulSet('ha', { replicas: 4, hook: 'http', annotations: { 'http.sts-pilot.io/url': hook.url } }));
     const from = before.status?.updateRevision ?? '';
+    expect(await byIdentity(leader).metrics()).to.match(/^sts_pilot_leader 1$/m);
+    expect(await follower.metrics()).to.match(/^sts_pilot_leader 0$/m);
     let approvals = 0;
     let killedAt = 0;
     hook.decide = async () => {

@@ -1,0 +1,32 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type Cluster, cluster } from './harness.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const run = promisify(execFile);
+
+describe('manifests/ on a real kube-apiserver', function () {
+  this.timeout(5 * 60_000);
+  let c: Cluster;
+
+  before(async function () {
+    this.timeout(80 * 60_000);
+    c = await cluster();
+  });
+
+  it('every manifest is accepted by the server (kubectl apply --dry-run=server)', async () => {
+    const kubectl = c.cp ? join(c.cp.binDir, 'kubectl') : 'kubectl';
+    // Objects of the example live in its namespace; a server-side dry run needs it to exist.
+    await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'create', 'namespace', 'search']).catch((e: { stderr?: string }) => {
+      if (!/AlreadyExists/.test(e.stderr ?? '')) throw e;
+    });
+    const { stdout } = await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'apply', '--dry-run=server', '-f', join(root, 'manifests')]);
+    const lines = stdout.trim().split('\n');
+    for (const kind of ['customresourcedefinition.apiextensions.k8s.io/pilots.sts-pilot.io', 'deployment.apps/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-pilot', 'statefulset.apps/es', 'service/sts-pilot-metrics']) {
+      expect(lines.some((l) => l.startsWith(kind) && l.endsWith('(server dry run)')), `${kind} in:\n${stdout}`).to.equal(true);
+    }
+  });
+});
