@@ -20,6 +20,7 @@ const ControllerFlags = z.strictObject({
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a namespace name').optional(),
   workers: z.coerce.number().int().min(1).max(64),
   hookTimeout: z.coerce.number().int().min(1).max(3600),
+  hookRetryMax: z.coerce.number().int().min(1).max(3600),
   probeAddress: z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
   leaderElect: z.boolean(),
@@ -42,6 +43,7 @@ program
   .option('--namespace <ns>', 'watch one namespace only (default: all)')
   .option('--workers <n>', 'StatefulSets reconciled in parallel', '4')
   .option('--hook-timeout <seconds>', 'deadline of one hook call', '60')
+  .option('--hook-retry-max <seconds>', 'longest wait before asking a hook that holds again (backoff cap)', '30')
   .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8080')
   .option('--log-level <level>', 'log level', 'info')
   .option('--no-leader-elect', 'act without a Lease (only one replica may run)')
@@ -67,6 +69,7 @@ program
       namespace: f.namespace,
       workers: f.workers,
       hookTimeoutMs: f.hookTimeout * 1000,
+      retryMaxMs: f.hookRetryMax * 1000,
       isLeader: () => elector?.isLeader() ?? true,
     });
     if (f.leaderElect) {

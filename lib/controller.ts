@@ -31,6 +31,11 @@ export interface ControllerOptions {
   workers?: number;
   hookTimeoutMs?: number;
   resyncMs?: number;
+  /**
+   * Cap of the backoff between calls to a hook that holds. A drain can finish at
+   * any moment: asking again within this long keeps a rollout from idling.
+   */
+  retryMaxMs?: number;
   /** Writes and hook calls happen only while this says so (leader election). */
   isLeader?: () => boolean;
 }
@@ -82,6 +87,7 @@ export class Controller {
       workers: 4,
       hookTimeoutMs: 60_000,
       resyncMs: DEFAULT_RESYNC_MS,
+      retryMaxMs: 30_000,
       isLeader: () => true,
       ...opts,
       namespace: opts.namespace,
@@ -92,6 +98,7 @@ export class Controller {
     this.events = new EventRecorder(this.core, log);
     this.queue = new WorkQueue({
       workers: this.o.workers,
+      maxDelayMs: this.o.retryMaxMs,
       handler: (k) => this.reconcile(k),
       onError: (k, err) => log.error({ statefulSet: k, err: describeError(err) }, 'reconcile failed; retrying with backoff'),
     });

@@ -63,6 +63,8 @@ export class NodeAgent {
   private readonly o: NodeAgentOptions;
   private readonly log: Logger;
   private poll: NodeJS.Timeout | undefined;
+  /** Namespaces another agent runs (see ignoreNamespace). */
+  private readonly ignored = new Set<string>();
 
   constructor(o: NodeAgentOptions) {
     this.o = o;
@@ -151,7 +153,13 @@ export class NodeAgent {
     if (this.o.readyDelayMs) this.queue.addAfter(key(ns, name), this.o.readyDelayMs + 10);
   }
 
+  /** Leave the pods of this namespace alone from now on: a dedicated agent runs them. */
+  ignoreNamespace(ns: string): void {
+    this.ignored.add(ns);
+  }
+
   private mine(ns: string): boolean {
+    if (this.ignored.has(ns)) return false;
     return this.o.namespaces ? this.o.namespaces.includes(ns) : !ns.startsWith('kube-');
   }
 
