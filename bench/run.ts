@@ -118,10 +118,12 @@ const shutdown = async (): Promise<void> => {
   if (bench) await stopBench(bench).catch(() => {});
   bench = undefined;
 };
-process.on('SIGINT', () => {
-  say('interrupted; stopping everything the bench started');
-  void shutdown().then(() => process.exit(130));
-});
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    say(`${signal}: stopping everything the bench started`);
+    void shutdown().then(() => process.exit(code));
+  });
+}
 
 try {
   if (sections.has('go')) {
