@@ -54,7 +54,13 @@ export type ParsedOptions = { ok: true; options: unknown } | { ok: false; error:
 /** Parse a hook's options; the error names the annotations, as people wrote them. */
 export function parseHookOptions(hook: RolloutHook, annotations: Record<string, string> | undefined): ParsedOptions {
   const raw = hookOptionAnnotations(annotations, hook.name);
-  const r = hook.options.safeParse(raw);
+  let r: ReturnType<typeof hook.options.safeParse>;
+  try {
+    r = hook.options.safeParse(raw);
+  } catch (err) {
+    // zod runs refinements even after a base check failed: `new URL()` in one throws on a non-URL.
+    return { ok: false, error: `invalid ${hook.name} hook options: ${err instanceof Error ? err.message : String(err)}` };
+  }
   if (r.success) return { ok: true, options: r.data };
   const prefix = hookOptionPrefix(hook.name);
   const issues = r.error.issues.map((i) => {

@@ -3,7 +3,10 @@ import { defineHook, HookNotReady, secondsOption } from '../../lib/hook.ts';
 import { httpRequest } from '../../lib/http.ts';
 
 const Options = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  url: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    // undici never sends userinfo, and annotations are readable by anyone who can read the StatefulSet.
+    .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), 'must not carry credentials (they would not be sent)'),
   timeout: secondsOption(10),
 });
 

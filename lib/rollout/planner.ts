@@ -210,14 +210,20 @@ function planRollingUpdate(s: Snapshot, upd: string): Action {
   // was not approved would be moved by the StatefulSet controller without the hook
   // (partition lowered by hand, a new template mid-rollout, a rollout adopted in
   // flight). Raising the partition above it stops that; pods already moved stay moved.
+  // A pod the StatefulSet controller already deleted is missing, and would be
+  // recreated at upd: below where sts-pilot left the partition (the mark, or N
+  // before its first step) nobody approved that either.
+  const heldAt = mark !== undefined && mark.revision === upd ? Math.min(mark.partition, n) : n;
+  const gone = (i: number): boolean => i < heldAt && !pods.byOrdinal.has(i);
   let unapproved = -1;
   for (let i = n - 1; i >= p; i--) {
-    if (pods.stale(i) && i !== inFlight) {
+    if ((pods.stale(i) && i !== inFlight) || gone(i)) {
       unapproved = i;
       break;
     }
   }
   if (unapproved >= 0) {
+    const what = gone(unapproved) ? 'be recreated at' : 'move to';
     return {
       kind: 'patch',
       phase: 'Rolling',
@@ -225,7 +231,7 @@ function planRollingUpdate(s: Snapshot, upd: string): Action {
       partition: unapproved + 1,
       mark: undefined,
       message:
-        `partition ${p} would let pod ${sts.name}-${unapproved} move to ${upd} without the hook's approval; ` +
+        `partition ${p} would let pod ${sts.name}-${unapproved} ${what} ${upd} without the hook's approval; ` +
         `raising it to ${unapproved + 1}`,
     };
   }

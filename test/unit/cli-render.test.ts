@@ -129,7 +129,7 @@ const expected: Record<string, string[]> = {
   'scale-down leftovers and a missing pod': [
     'db/web  hook manual  RollingUpdate  partition 1, replicas 2',
     '  rollout   aaaa1111 -> bbbb2222  [--] 0/2 pods updated',
-    '  now       Rolling: waiting for scale-down to remove web-2, web-3',
+    "  now       Rolling: partition 1 would let pod web-1 be recreated at web-bbbb2222x without the hook's approval; raising it to 2",
     '  status    nothing recorded by the controller yet',
     '  pods      web-3  bbbb2222  Ready    leaving (scale-down)',
     '            web-2  bbbb2222  Ready    leaving (scale-down)',

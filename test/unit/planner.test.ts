@@ -183,11 +183,17 @@ describe('planner: RollingUpdate', () => {
       ['a missing pod is not guarded against: it has nothing to move', { partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A B -' }, /waiting for pod web-4 to be created/],
       ['a terminating old pod above the partition is guarded', { partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A B A~' }, 'patch(guard P=5)'],
       ['the guard acts even with a hook problem', { partition: 0, pods: 'A A A B B', hookProblem: 'x' }, 'patch(guard P=3)'],
+      // Deleted by the StatefulSet controller, not yet recreated: it would come back at B.
+      ['a missing pod below where sts-pilot left P is guarded', { partition: 1, mark: { revision: 'B', partition: 3 }, pods: 'A A - B B' }, 'patch(guard P=3)'],
+      ['a missing pod with no mark is guarded up to N', { partition: 3, pods: 'A A A A -' }, 'patch(guard P=5)'],
+      ['a missing pod below updated ones, no mark: guarded just above it', { partition: 3, pods: 'A A A - B' }, 'patch(guard P=4)'],
     ]);
 
     it('the guard message names the pod it protects', () => {
       const a = plan(snap({ partition: 2, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B' }));
       expect(a.kind === 'patch' && a.message).to.match(/pod web-3 move to B without the hook's approval; raising it to 4/);
+      const gone = plan(snap({ partition: 1, mark: { revision: 'B', partition: 3 }, pods: 'A A - B B' }));
+      expect(gone.kind === 'patch' && gone.message).to.match(/pod web-2 be recreated at B without the hook's approval; raising it to 3/);
     });
   });
 
