@@ -3,12 +3,15 @@
 // on; the StatefulSet controller writes the status (readyReplicas …) on the same pod event, so the
 // resourceVersion is stale by the time the patch lands. A JSON Patch whose `test` operations guard
 // what the decision rests on (generation = the whole spec, labels, annotations) survives
-// status-only writes and still fails on any change that matters. See bench/README.md.
+// status-only writes and still fails on any change that matters. This runs the controller's own
+// builder (lib/kube/guarded-patch.ts) and its reading of the refusal. See bench/README.md.
 import { AppsV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { guardedPatch, isFailedTest } from '../lib/kube/guarded-patch.ts';
 import { startControlPlane } from '../test/cluster/controlplane.ts';
 import { statefulSet } from '../test/integration/harness.ts';
 
-const code = (e: unknown): string => String((e as { code?: number }).code ?? (e as Error).message);
+const code = (e: unknown): string =>
+  `${String((e as { code?: number }).code ?? (e as Error).message)} (read by the controller as ${isFailedTest(e) ? 'a failed guard: plan again' : 'an error'})`;
 const cp = await startControlPlane({});
 try {
   const kc = new KubeConfig();
@@ -22,13 +25,12 @@ try {
   // What the StatefulSet controller does after a pod becomes Ready: a status-only write.
   const statusWrite = (n: number) =>
     apps.patchNamespacedStatefulSetStatus({ name: 'web', namespace: ns, body: { status: { collisionCount: n } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-  const guarded = (partition: number) => [
-    { op: 'test', path: '/metadata/generation', value: seen.metadata?.generation },
-    { op: 'test', path: '/metadata/labels', value: seen.metadata?.labels },
-    { op: 'test', path: '/metadata/annotations', value: seen.metadata?.annotations },
-    { op: 'replace', path: '/spec/updateStrategy/rollingUpdate/partition', value: partition },
-    { op: 'replace', path: '/metadata/annotations/sts-pilot.io~1status', value: `{"state":"Rolling","partition":${partition}}` },
-  ];
+  const guarded = (partition: number) => {
+    const ops = guardedPatch(seen, { 'sts-pilot.io/status': `{"state":"Rolling","partition":${partition}}` }, partition);
+    if (!ops) throw new Error('guardedPatch declined a StatefulSet with annotations');
+    return ops;
+  };
+
 
   await statusWrite(1);
   try {

@@ -8,7 +8,7 @@ import { fmt, max, median, percentile } from './stats.ts';
 export interface Economy {
   /** The controller's requests in the sts-pilot rollout windows. */
   rolloutRequests: Record<string, number>;
-  /** Of those, the ones that failed with 409 Conflict (resourceVersion precondition lost a race). */
+  /** Of those, the ones a guard refused: 409 Conflict (resourceVersion precondition) or 422 (a failed JSON Patch test). */
   rolloutConflicts: Record<string, number>;
   rollouts: number;
   moves: number;
@@ -77,7 +77,7 @@ export function economyOf(
   const first = lifetimes[0]?.spawnedAt ?? end;
   return {
     rolloutRequests: Object.fromEntries(tally(owned)),
-    rolloutConflicts: Object.fromEntries(tally(owned.filter((q) => q.code === 409))),
+    rolloutConflicts: Object.fromEntries(tally(owned.filter((q) => q.code === 409 || q.code === 422))),
     rollouts: pilot.length,
     moves: pilot.reduce((s, r) => s + r.transitions.length, 0),
     nativeRequests: Object.fromEntries(tally(native)),
@@ -181,10 +181,15 @@ export function render(r: Results): string {
       out.push(`During ${e.rollouts} sts-pilot rollouts: ${e.moves} partition moves (N steps and the final restore each). Counted by object: the requests about the StatefulSet, its pods, Pilots and Events, from the rollout's patch to the next rollout of the same StatefulSet. Lease and watch requests are not about one StatefulSet: see idle.`);
       out.push('');
       const conflicts = Object.values(e.rolloutConflicts).reduce((a, b) => a + b, 0);
-      out.push('| request | total | of which 409 Conflict | per partition move |');
+      // DESIGN.md asks for a Pilot per pod: each step replaces a pod, whose new Pilot is
+      // a write of the pod's lifecycle, not of the step. Shown apart, target on the rest.
+      const pilotWrites = rows.filter(([k]) => k.endsWith(' pilots') && isWrite({ verb: verbOf(k) } as ApiRequest)).reduce((s, [, v]) => s + v, 0);
+      const stepWrites = writes - pilotWrites;
+      out.push('| request | total | of which refused by a guard (409, 422) | per partition move |');
       out.push('|---|---:|---:|---:|');
       for (const [k, v] of rows) out.push(`| \`${k}\` | ${v} | ${e.rolloutConflicts[k] ?? 0} | ${fmt(v / e.moves, 2)} |`);
-      out.push(`| **writes** | ${writes} | ${conflicts} | **${fmt(writes / e.moves, 2)}** (target ≤ 2: ${ok(writes / e.moves <= 2)}) |`);
+      out.push(`| **writes of the rollout** (all but Pilots) | ${stepWrites} | ${conflicts} | **${fmt(stepWrites / e.moves, 2)}** (target ≤ 2: ${ok(stepWrites / e.moves <= 2)}) |`);
+      out.push(`| writes, Pilots included | ${writes} | ${conflicts} | ${fmt(writes / e.moves, 2)} |`);
       out.push(`| writes that succeeded | ${writes - conflicts} | | ${fmt((writes - conflicts) / e.moves, 2)} |`);
       out.push(`| reads (get, list) | ${reads} | | ${fmt(reads / e.moves, 2)} |`);
       out.push('');

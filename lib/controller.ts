@@ -10,7 +10,9 @@ import {
 import { describeError, statusCode } from './errors.ts';
 import { EventRecorder } from './events.ts';
 import { HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
+import { guardedPatch, isFailedTest, jsonPatchOptions } from './kube/guarded-patch.ts';
 import { Informer } from './kube/informer.ts';
+import { OwnerIndex } from './kube/owner-index.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { PilotManager } from './pilot/manager.ts';
@@ -45,6 +47,13 @@ interface Expectation {
   uid: string;
   /** The StatefulSet resourceVersion our patch replaced. */
   staleVersion?: string;
+  /**
+   * What our guarded JSON Patch left: it can land on a newer object than the one
+   * we read (a status-only write in between), so the cache may show a version
+   * that is neither the one we replaced nor ours. It is ours (or later) once it
+   * shows at least our generation and our status annotation.
+   */
+  wrote?: { generation: number; status: string };
   /** The pod we deleted (OnDelete). */
   deletedPodUid?: string;
   at: number;
@@ -69,9 +78,12 @@ export class Controller {
   private readonly events: EventRecorder;
   private readonly statefulSets: Informer<V1StatefulSet>;
   private readonly pods: Informer<V1Pod>;
+  private readonly podsByOwner = new OwnerIndex<V1Pod>();
   private readonly pilots: PilotManager;
   private readonly queue: WorkQueue;
   private readonly approvals = new Map<string, Approval>();
+  /** Hook calls in flight, one per StatefulSet at most; they run off the workers. */
+  private readonly calls = new Map<string, { key: string; abort: AbortController; done: Promise<void> }>();
   private readonly expectations = new Map<string, Expectation>();
   /** Subscribed StatefulSets we saw, to tell "label removed" from "deleted". */
   private readonly known = new Map<string, string>();
@@ -126,7 +138,10 @@ export class Controller {
         namespace
           ? this.core.listNamespacedPod({ namespace, labelSelector: REVISION_LABEL, limit: 500, _continue: token })
           : this.core.listPodForAllNamespaces({ labelSelector: REVISION_LABEL, limit: 500, _continue: token }),
-      onChange: (pod) => this.onPod(pod),
+      onChange: (pod, verb) => {
+        this.podsByOwner.onChange(pod, verb);
+        this.onPod(pod);
+      },
       onRestart: () => this.o.metrics.watchRestarts.inc({ resource: 'pods' }),
     });
     this.o.metrics.setStepWaitSource(() =>
@@ -163,6 +178,7 @@ export class Controller {
     this.shutdown.abort(new Error('controller shutting down'));
     if (this.resync) clearInterval(this.resync);
     await this.queue.shutdown();
+    await Promise.all([...this.calls.values()].map((c) => c.done));
     await Promise.all([this.statefulSets.stop(), this.pods.stop(), this.pilots.stop()]);
   }
 
@@ -190,10 +206,8 @@ export class Controller {
   }
 
   private podsOf(sts: V1StatefulSet): V1Pod[] {
-    const uid = sts.metadata?.uid;
-    return this.pods
-      .list(sts.metadata?.namespace)
-      .filter((p) => p.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid));
+    // Owner uids are unique cluster-wide; the namespace check only guards against a forged reference.
+    return this.podsByOwner.of(sts.metadata?.uid).filter((p) => p.metadata?.namespace === sts.metadata?.namespace);
   }
 
   private async reconcile(k: string): Promise<void> {
@@ -232,7 +246,10 @@ export class Controller {
     const exp = this.expectations.get(k);
     if (exp) {
       const fresh = Date.now() - exp.at < EXPECTATION_TTL_MS;
-      const stsStale = exp.staleVersion !== undefined && sts.metadata?.resourceVersion === exp.staleVersion;
+      const stsStale =
+        (exp.staleVersion !== undefined && sts.metadata?.resourceVersion === exp.staleVersion) ||
+        (exp.wrote !== undefined &&
+          ((sts.metadata?.generation ?? 0) < exp.wrote.generation || sts.metadata?.annotations?.[STATUS_ANNOTATION] !== exp.wrote.status));
       const podStale =
         exp.deletedPodUid !== undefined &&
         pods.some((p) => p.metadata?.uid === exp.deletedPodUid && !p.metadata?.deletionTimestamp);
@@ -267,28 +284,45 @@ export class Controller {
       hookProblem,
     };
 
-    // A hook approval feeds straight into the next plan: at most one hook call per reconcile.
-    for (let round = 0; round < 2; round++) {
-      const action = plan(snapshot);
-      if (action.phase === 'Rolling') {
-        const step = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
-        if (this.inProgress.get(k)?.step !== step) this.inProgress.set(k, { step, since: Date.now() });
-      } else this.inProgress.delete(k);
-      // Leadership can be lost during a hook call: check again before acting.
-      if (!this.o.isLeader()) return;
-      if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);
-      if (round > 0) throw new Error(`planner asked for a second hook call in one reconcile: ${action.message}`);
-      const ok = await this.callHook(sts, pods, hook as RolloutHook, options, action, log);
-      if (!ok) return;
-      const approval = { key: action.key, at: Date.now() };
-      this.approvals.set(k, approval);
-      snapshot.approval = approval;
-      snapshot.now = approval.at;
-    }
+    const action = plan(snapshot);
+    if (action.phase === 'Rolling') {
+      const step = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
+      if (this.inProgress.get(k)?.step !== step) this.inProgress.set(k, { step, since: Date.now() });
+    } else this.inProgress.delete(k);
+    if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);
+    // The hook is called off the worker: a slow hook must never delay what this or
+    // another StatefulSet needs done now (a guard above all). Its approval queues the
+    // key again, and the step is planned from the cache as it is then.
+    const running = this.calls.get(k);
+    if (running?.key === action.key) return;
+    running?.abort.abort(new Error('superseded by another step'));
+    const abort = new AbortController();
+    const call = { key: action.key, abort, done: Promise.resolve() };
+    this.calls.set(k, call);
+    const current = (): boolean => this.calls.get(k) === call;
+    call.done = this.callHook(sts, pods, hook as RolloutHook, options, action, log, abort.signal, current)
+      .then((answer) => {
+        if (!current()) return;
+        this.calls.delete(k);
+        if (answer.approved) {
+          this.approvals.set(k, { key: action.key, at: Date.now() });
+          this.queue.add(k);
+        } else if (answer.retryInMs !== undefined) {
+          // Any event while the call ran was folded into it, and cleared the retry timer: set it again.
+          this.queue.addAfter(k, answer.retryInMs);
+        }
+      })
+      .catch((err: unknown) => {
+        if (current()) this.calls.delete(k);
+        log.error({ err: describeError(err) }, 'hook call failed unexpectedly; retrying with backoff');
+        this.queue.addRateLimited(k);
+      });
   }
 
   private forgetStatefulSet(ns: string, name: string): void {
     const k = key(ns, name);
+    this.calls.get(k)?.abort.abort(new Error('StatefulSet no longer managed'));
+    this.calls.delete(k);
     this.approvals.delete(k);
     this.expectations.delete(k);
     this.inProgress.delete(k);
@@ -315,12 +349,14 @@ export class Controller {
     options: unknown,
     action: Extract<Action, { kind: 'callHook' }>,
     log: Logger,
-  ): Promise<boolean> {
+    abort: AbortSignal,
+    current: () => boolean,
+  ): Promise<{ approved: boolean; retryInMs?: number }> {
     const k = key(sts.metadata?.namespace ?? '', sts.metadata?.name ?? '');
     const byName = (p: PodView | null): V1Pod | null => (p ? (pods.find((x) => x.metadata?.name === p.name) ?? null) : null);
     const prev = byName(action.prev);
     const next = byName(action.next);
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.o.hookTimeoutMs)]);
+    const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.hookTimeoutMs)]);
     const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
     const end = this.o.metrics.hookDuration.startTimer({ hook: hook.name });
     hookLog.info(action.message);
@@ -344,7 +380,7 @@ export class Controller {
       end();
       const notReady = err instanceof HookNotReady;
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
-      if (this.shutdown.signal.aborted || !this.o.isLeader()) return false;
+      if (this.shutdown.signal.aborted || abort.aborted || !current() || !this.o.isLeader()) return { approved: false };
       const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
       const delay = this.queue.addRateLimited(k);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
@@ -352,12 +388,12 @@ export class Controller {
       const message = `${hook.name} holds ${target}: ${reason}`;
       await this.writeStatus(sts, 'Rolling', message, log);
       await this.events.emit(sts, 'Warning', 'HookHeld', message);
-      return false;
+      return { approved: false, retryInMs: delay };
     }
     end();
     this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
     hookLog.info('hook approved');
-    return true;
+    return { approved: true };
   }
 
   private async execute(sts: V1StatefulSet, pods: V1Pod[], action: Action, log: Logger): Promise<void> {
@@ -430,23 +466,20 @@ export class Controller {
   private async patch(sts: V1StatefulSet, action: Extract<Action, { kind: 'patch' }>, log: Logger): Promise<void> {
     const md = sts.metadata ?? {};
     const k = key(md.namespace ?? '', md.name ?? '');
-    const body: Record<string, unknown> = {
-      metadata: {
-        resourceVersion: md.resourceVersion,
-        annotations: { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) },
-      },
-    };
+    const annotations = { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) };
+    const guarded = guardedPatch(sts, annotations, action.partition);
+    const body: Record<string, unknown> = { metadata: { resourceVersion: md.resourceVersion, annotations } };
     if (action.partition !== undefined) body.spec = { updateStrategy: { rollingUpdate: { partition: action.partition } } };
     let updated: V1StatefulSet;
     try {
       updated = await this.apps.patchNamespacedStatefulSet(
-        { name: md.name ?? '', namespace: md.namespace ?? '', body, fieldManager: FIELD_MANAGER },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        { name: md.name ?? '', namespace: md.namespace ?? '', body: guarded ?? body, fieldManager: FIELD_MANAGER },
+        guarded ? jsonPatchOptions() : setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     } catch (err) {
       const code = statusCode(err);
       this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
-      if (code === 409) {
+      if (code === 409 || (guarded && code === 422 && isFailedTest(err))) {
         // Someone wrote first: plan again from what the watch brings. Nothing moved.
         log.info({ why: action.why }, 'StatefulSet changed since we read it; planning again');
         this.queue.addAfter(k, 200);
@@ -455,7 +488,8 @@ export class Controller {
       if (code === 404) return;
       throw err;
     }
-    this.expectations.set(k, { uid: md.uid ?? '', staleVersion: md.resourceVersion, at: Date.now() });
+    const wrote = guarded ? { generation: updated.metadata?.generation ?? 0, status: annotations[STATUS_ANNOTATION] } : undefined;
+    this.expectations.set(k, { uid: md.uid ?? '', staleVersion: md.resourceVersion, wrote, at: Date.now() });
     this.approvals.delete(k);
     this.queue.forget(k);
     this.o.metrics.steps.inc({ why: action.why });

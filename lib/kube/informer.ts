@@ -27,6 +27,21 @@ export interface InformerOptions<T extends KubernetesObject> {
 }
 
 /**
+ * The token of the next page. client-node's typed lists rename the JSON field
+ * `continue` to `_continue`; raw lists (CustomObjectsApi) keep `continue`.
+ */
+export function continueToken(list: KubernetesListObject<KubernetesObject>): string | undefined {
+  const md = list.metadata as { _continue?: string; continue?: string } | undefined;
+  return md?._continue || md?.continue || undefined;
+}
+
+/** Drop what nothing here reads and every object carries: managedFields is about half of a pod. */
+export function trim<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
+
+/**
  * client-node's ListWatch, made to last: it stops for good after any error
  * other than 410 Gone, so restart it with capped exponential backoff; its own
  * list does not page, so page inside the list function.
@@ -42,21 +57,31 @@ export class Informer<T extends KubernetesObject> {
 
   constructor(o: InformerOptions<T>) {
     this.o = o;
+    let listed = false;
     const listAll = async (): Promise<KubernetesListObject<T>> => {
+      // ListWatch lists at the start and again only when its watch cannot resume
+      // (410 Gone: the resourceVersion was compacted away): say so, and count it.
+      if (listed) {
+        o.log.warn({ path: o.path }, 'watch expired (410 Gone); relisting');
+        o.onRestart?.();
+      }
       const items: T[] = [];
       let token: string | undefined;
       let last: KubernetesListObject<T>;
       do {
         last = await o.listPage(token);
         items.push(...last.items);
-        token = last.metadata?._continue || undefined;
+        token = continueToken(last);
       } while (token);
+      listed = true;
       return { ...last, items };
     };
     this.lw = new ListWatch<T>(o.path, new Watch(o.kc), listAll, false, o.labelSelector);
-    this.lw.on('add', (obj) => o.onChange(obj, 'add'));
-    this.lw.on('update', (obj) => o.onChange(obj, 'update'));
-    this.lw.on('delete', (obj) => o.onChange(obj, 'delete'));
+    // The cache keeps the very object passed to these callbacks: trimming it here
+    // trims the cache (client-go's SetTransform, done the only way ListWatch allows).
+    this.lw.on('add', (obj) => o.onChange(trim(obj), 'add'));
+    this.lw.on('update', (obj) => o.onChange(trim(obj), 'update'));
+    this.lw.on('delete', (obj) => o.onChange(trim(obj), 'delete'));
     this.lw.on('error', (err) => this.onError(err));
   }
 
