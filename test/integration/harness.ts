@@ -63,7 +63,7 @@ export function cluster(): Promise<Cluster> {
     const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
     await agent.start();
     const core = kc.makeApiClient(CoreV1Api);
-    for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+    for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
     const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
     return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
   })();
@@ -94,9 +94,19 @@ export async function applyManifest(kc: KubeConfig, file: string): Promise<void>
   }
 }
 
-/** A kubeconfig carrying a bound token of a ServiceAccount (TokenRequest API), for the same server. */
-export async function serviceAccountKubeconfig(kc: KubeConfig, core: CoreV1Api, namespace: string, name: string): Promise<string> {
-  const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 6 * 3600 } } });
+/**
+ * A kubeconfig carrying a token of a ServiceAccount (TokenRequest API), for the
+ * same server; bound to a pod when given one, as a pod's projected token is.
+ */
+export async function serviceAccountKubeconfig(
+  kc: KubeConfig,
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+  pod?: { name: string; uid: string },
+): Promise<string> {
+  const boundObjectRef = pod ? { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid } : undefined;
+  const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 6 * 3600, boundObjectRef } } });
   const token = tr.status?.token;
   if (!token) throw new Error(`no token issued for ServiceAccount ${namespace}/${name}`);
   const cluster = kc.getCurrentCluster();
@@ -109,7 +119,7 @@ export async function serviceAccountKubeconfig(kc: KubeConfig, core: CoreV1Api, 
     currentContext: 'local',
   });
   const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-sa-'));
-  const path = join(dir, `${name}.kubeconfig`);
+  const path = join(dir, `${name}${pod ? `-${pod.name}` : ''}.kubeconfig`);
   writeFileSync(path, sa.exportConfig(), { mode: 0o600 });
   return path;
 }

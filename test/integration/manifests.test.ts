@@ -25,7 +25,7 @@ describe('manifests/ on a real kube-apiserver', function () {
     });
     const { stdout } = await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'apply', '--dry-run=server', '-f', join(root, 'manifests')]);
     const lines = stdout.trim().split('\n');
-    for (const kind of ['customresourcedefinition.apiextensions.k8s.io/pilots.sts-pilot.io', 'deployment.apps/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-pilot', 'statefulset.apps/es', 'service/sts-pilot-metrics']) {
+    for (const kind of ['customresourcedefinition.apiextensions.k8s.io/pilots.sts-pilot.io', 'deployment.apps/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-pilot', 'statefulset.apps/es', 'service/sts-pilot-metrics', 'validatingadmissionpolicy.admissionregistration.k8s.io/sts-pilot-own-pilot-only']) {
       expect(lines.some((l) => l.startsWith(kind) && l.endsWith('(server dry run)')), `${kind} in:\n${stdout}`).to.equal(true);
     }
   });

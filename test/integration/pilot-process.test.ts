@@ -42,9 +42,9 @@ describe('pilot: the in-pod pilot as a real process, writing its Pilot on a real
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** A pod, its Pilot (unless told not to), a watch on it, and an events file for the app. */
-  async function setup(o: { pilot?: boolean } = {}): Promise<{ pod: V1Pod; name: string; uid: string; events: string; watch: PilotWatch }> {
+  async function setup(o: { pilot?: boolean; serviceAccount?: string } = {}): Promise<{ pod: V1Pod; name: string; uid: string; events: string; watch: PilotWatch }> {
     const name = `app-${++seq}`;
-    const pod = await createPod(c, ns, name);
+    const pod = await createPod(c, ns, name, 'r1', o.serviceAccount);
     if (o.pilot !== false) await createPilot(c, ns, pod);
     const watch = await PilotWatch.start(c, ns, name);
     watches.push(watch);
@@ -268,8 +268,9 @@ describe('pilot: the in-pod pilot as a real process, writing its Pilot on a real
         subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: ns }],
       },
     });
-    const kubeconfig = await serviceAccountKubeconfig(c.kc, c.core, ns, 'app');
-    const s = await setup();
+    const s = await setup({ serviceAccount: 'app' });
+    // A pod's projected token is bound to the pod: admission-pilot.yaml requires it.
+    const kubeconfig = await serviceAccountKubeconfig(c.kc, c.core, ns, 'app', { name: s.name, uid: s.uid });
     // No --revision: the pilot reads it from its Pod, which the role allows.
     const p = await start({ pod: s.name, podUid: s.uid, kubeconfig, env: { EVENTS_FILE: s.events } });
     await waitUntil('phase Running', 20_000, phaseIs(s.name, 'Running'));

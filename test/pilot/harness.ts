@@ -11,10 +11,10 @@ const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 export const G = { group: 'sts-pilot.io', version: 'v1alpha1', plural: 'pilots' };
 
 /** A bare pod (no controller): something real for a Pilot to be owned by. */
-export async function createPod(c: Cluster, ns: string, name: string, revision = 'r1'): Promise<V1Pod> {
+export async function createPod(c: Cluster, ns: string, name: string, revision = 'r1', serviceAccountName?: string): Promise<V1Pod> {
   return c.core.createNamespacedPod({
     namespace: ns,
-    body: { metadata: { name, labels: { 'controller-revision-hash': revision } }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } },
+    body: { metadata: { name, labels: { 'controller-revision-hash': revision } }, spec: { serviceAccountName, containers: [{ name: 'app', image: 'example/app:1' }] } },
   });
 }
 
