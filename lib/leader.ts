@@ -21,6 +21,23 @@ export interface LeaderElectionOptions {
 /** MicroTime must carry six fractional digits; client-node would send three. */
 const microTime = (d: Date): Date => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
 
+/** The Lease as `identity` renews it, or takes it over, at `now`. */
+function renewed(lease: V1Lease, identity: string, durationSeconds: number, now: Date): V1Lease {
+  const spec = lease.spec ?? {};
+  const takeover = spec.holderIdentity !== identity;
+  return {
+    ...lease,
+    spec: {
+      ...spec,
+      holderIdentity: identity,
+      leaseDurationSeconds: durationSeconds,
+      renewTime: microTime(now),
+      acquireTime: takeover || !spec.acquireTime ? microTime(now) : microTime(new Date(spec.acquireTime)),
+      leaseTransitions: (spec.leaseTransitions ?? 0) + (takeover ? 1 : 0),
+    },
+  };
+}
+
 /**
  * Lease-based leader election (coordination.k8s.io/v1), as client-go does it:
  * expiry is judged by the time *we observed* the lease change, never by the
@@ -98,14 +115,7 @@ export class LeaderElector {
     const last = this.written;
     this.written = undefined;
     if (!this.leading || !last?.spec || last.spec.holderIdentity !== this.o.identity) return false;
-    const body: V1Lease = {
-      ...last,
-      spec: {
-        ...last.spec,
-        renewTime: microTime(new Date()),
-        acquireTime: last.spec.acquireTime ? microTime(new Date(last.spec.acquireTime)) : undefined,
-      },
-    };
+    const body = renewed(last, this.o.identity, Math.ceil(this.o.leaseDurationMs / 1000), new Date());
     try {
       this.written = await this.api.replaceNamespacedLease({ name, namespace, body });
     } catch (err) {
@@ -147,17 +157,7 @@ export class LeaderElector {
       return;
     }
     const takeover = holder !== identity;
-    const body: V1Lease = {
-      ...lease,
-      spec: {
-        ...spec,
-        holderIdentity: identity,
-        leaseDurationSeconds: durationSeconds,
-        renewTime: microTime(now),
-        acquireTime: takeover ? microTime(now) : (spec.acquireTime ? microTime(new Date(spec.acquireTime)) : microTime(now)),
-        leaseTransitions: (spec.leaseTransitions ?? 0) + (takeover ? 1 : 0),
-      },
-    };
+    const body = renewed(lease, identity, durationSeconds, now);
     try {
       this.written = await this.api.replaceNamespacedLease({ name, namespace, body });
     } catch (err) {

@@ -1,8 +1,8 @@
-import { CustomObjectsApi, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPilot, createPod, G } from '../pilot/harness.ts';
+import { bindPilotRole, createPilot, createPod, G } from '../pilot/harness.ts';
 import { applyManifest, type Cluster, cluster, namespace, serviceAccountKubeconfig } from './harness.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,16 +44,7 @@ describe('least privilege: a pilot may write only the Pilot of its own pod', fun
     await applyManifest(c.kc, join(root, 'manifests', 'rbac-pilot.yaml'));
     await c.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'app' } } });
     // The pods' role, bound in both namespaces to the ServiceAccount of the first.
-    for (const where of [ns, other]) {
-      await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
-        namespace: where,
-        body: {
-          metadata: { name: 'sts-pilot-pilot' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sts-pilot-pilot' },
-          subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: ns }],
-        },
-      });
-    }
+    for (const where of [ns, other]) await bindPilotRole(c, where, 'app', ns);
     for (const name of ['db-0', 'db-1']) {
       const pod = await createPod(c, ns, name, 'r1', 'app');
       await createPilot(c, ns, pod);

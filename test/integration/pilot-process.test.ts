@@ -1,4 +1,4 @@
-import { CustomObjectsApi, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childPids, procStat } from '../../lib/pilot/zombies.ts';
 import { canUnshare, installPilotCrd, root } from '../pilot/helpers.ts';
-import { appEvents, createPilot, createPod, G, PilotProcess, PilotWatch, readPilotStatus } from '../pilot/harness.ts';
+import { appEvents, bindPilotRole, createPilot, createPod, G, PilotProcess, PilotWatch, readPilotStatus } from '../pilot/harness.ts';
 import { applyManifest, type Cluster, cluster, namespace, serviceAccountKubeconfig, waitUntil } from './harness.ts';
 
 /** Alive and not a zombie. */
@@ -260,14 +260,7 @@ describe('pilot: the in-pod pilot as a real process, writing its Pilot on a real
   it('needs no more than manifests/rbac-pilot.yaml: runs on it, and cannot write a Pilot spec', async () => {
     await applyManifest(c.kc, join(root, 'manifests', 'rbac-pilot.yaml'));
     await c.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'app' } } });
-    await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'sts-pilot-pilot' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sts-pilot-pilot' },
-        subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: ns }],
-      },
-    });
+    await bindPilotRole(c, ns, 'app');
     const s = await setup({ serviceAccount: 'app' });
     // A pod's projected token is bound to the pod: admission-pilot.yaml requires it.
     const kubeconfig = await serviceAccountKubeconfig(c.kc, c.core, ns, 'app', { name: s.name, uid: s.uid });

@@ -1,4 +1,4 @@
-import { CustomObjectsApi, type V1Pod, Watch } from '@kubernetes/client-node';
+import { CustomObjectsApi, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { freePort } from '../cluster/controlplane.ts';
@@ -15,6 +15,18 @@ export async function createPod(c: Cluster, ns: string, name: string, revision =
   return c.core.createNamespacedPod({
     namespace: ns,
     body: { metadata: { name, labels: { 'controller-revision-hash': revision } }, spec: { serviceAccountName, containers: [{ name: 'app', image: 'example/app:1' }] } },
+  });
+}
+
+/** Bind manifests/rbac-pilot.yaml's ClusterRole in `ns` to a ServiceAccount (of `saNamespace`), as the README says to. */
+export async function bindPilotRole(c: Cluster, ns: string, serviceAccount: string, saNamespace = ns): Promise<void> {
+  await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+    namespace: ns,
+    body: {
+      metadata: { name: 'sts-pilot-pilot' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sts-pilot-pilot' },
+      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: saNamespace }],
+    },
   });
 }
 
