@@ -9,7 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import { describeError, statusCode } from './errors.ts';
 import { EventRecorder } from './events.ts';
-import { HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
+import { hookConfigOf, HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
 import { guardedPatch, isFailedTest, jsonPatchOptions } from './kube/guarded-patch.ts';
 import { Informer } from './kube/informer.ts';
 import { OwnerIndex } from './kube/owner-index.ts';
@@ -278,13 +278,25 @@ export class Controller {
     if (view.statusError) log.warn({ error: view.statusError }, `ignoring unreadable ${STATUS_ANNOTATION} annotation`);
     const snapshot: Snapshot = {
       sts: view,
-      pods: pods.map((p) => podView(p, name)).filter((p): p is PodView => p !== undefined),
+      pods: pods.map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined),
       now: Date.now(),
       approval: this.approvals.get(k),
       hookProblem,
+      hookConfig: hookConfigOf(hookName, sts.metadata?.annotations),
     };
 
     const action = plan(snapshot);
+    // An approval is for the state it was given in: once the plan is about anything
+    // else, it is gone, and a hook call still running for it is stopped.
+    const consumes = (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish')) || (action.kind === 'deletePod' && action.why === 'step');
+    const asks = action.kind === 'callHook' ? action.key : undefined;
+    const approval = this.approvals.get(k);
+    if (approval && !consumes && approval.key !== asks) this.approvals.delete(k);
+    const running = this.calls.get(k);
+    if (running && running.key !== asks) {
+      running.abort.abort(new Error('the plan changed'));
+      this.calls.delete(k);
+    }
     if (action.phase === 'Rolling') {
       const step = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
       if (this.inProgress.get(k)?.step !== step) this.inProgress.set(k, { step, since: Date.now() });
@@ -293,9 +305,7 @@ export class Controller {
     // The hook is called off the worker: a slow hook must never delay what this or
     // another StatefulSet needs done now (a guard above all). Its approval queues the
     // key again, and the step is planned from the cache as it is then.
-    const running = this.calls.get(k);
     if (running?.key === action.key) return;
-    running?.abort.abort(new Error('superseded by another step'));
     const abort = new AbortController();
     const call = { key: action.key, abort, done: Promise.resolve() };
     this.calls.set(k, call);
@@ -353,7 +363,11 @@ export class Controller {
     current: () => boolean,
   ): Promise<{ approved: boolean; retryInMs?: number }> {
     const k = key(sts.metadata?.namespace ?? '', sts.metadata?.name ?? '');
-    const byName = (p: PodView | null): V1Pod | null => (p ? (pods.find((x) => x.metadata?.name === p.name) ?? null) : null);
+    // Copies: a hook must never change the controller's cache, nor see it change under it.
+    const byName = (p: PodView | null): V1Pod | null => {
+      const pod = p ? pods.find((x) => x.metadata?.uid === p.uid) : undefined;
+      return pod ? structuredClone(pod) : null;
+    };
     const prev = byName(action.prev);
     const next = byName(action.next);
     const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.hookTimeoutMs)]);
@@ -363,7 +377,8 @@ export class Controller {
     try {
       await Promise.race([
         hook.podUpdateTransition(prev, next, {
-          statefulSet: sts,
+          statefulSet: structuredClone(sts),
+          nextReady: action.nextReady,
           options,
           signal,
           log: hookLog,
@@ -431,7 +446,14 @@ export class Controller {
     const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
     const current = parsed.ok ? parsed.status : {};
     if (current.state === state && sameSituation(current.message, message)) return;
-    const status: StatusAnnotation = { ...(current.rollout ? { rollout: current.rollout } : {}), state, message, since: new Date().toISOString() };
+    const status: StatusAnnotation = {
+      ...(current.rollout ? { rollout: current.rollout } : {}),
+      ...(current.template ? { template: current.template } : {}),
+      ...(current.revision ? { revision: current.revision } : {}),
+      state,
+      message,
+      since: new Date().toISOString(),
+    };
     try {
       await this.apps.patchNamespacedStatefulSet(
         {
@@ -451,11 +473,19 @@ export class Controller {
   }
 
   private statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark | null | undefined): string {
-    const current = statefulSetView(sts).mark;
-    const rollout = mark === undefined ? current : (mark ?? undefined);
+    const view = statefulSetView(sts);
+    const rollout = mark === undefined ? view.mark : (mark ?? undefined);
+    // Every partition sts-pilot writes is for the template it read (the patch tests the generation),
+    // whose revision is known once the StatefulSet controller has observed it.
+    const setsPartition = action.kind === 'patch' && action.partition !== undefined;
+    const template = setsPartition ? view.templateHash : view.heldTemplate;
+    const observed = view.observedGeneration === view.generation;
+    const revision = setsPartition ? (observed ? view.updateRevision : undefined) : view.heldRevision;
     const message = action.kind === 'hold' ? action.reason : action.message;
     const status: StatusAnnotation = {
       ...(rollout ? { rollout } : {}),
+      ...(template ? { template } : {}),
+      ...(revision ? { revision } : {}),
       state: action.phase,
       message,
       since: new Date().toISOString(),
@@ -506,28 +536,30 @@ export class Controller {
   ): Promise<void> {
     const md = sts.metadata ?? {};
     const k = key(md.namespace ?? '', md.name ?? '');
-    const current = statefulSetView(sts).mark;
-    if (!current || current.revision !== action.mark.revision || current.partition !== action.mark.partition) {
-      // The mark first: after a restart it tells us this rollout owes the hook a final call.
-      try {
-        await this.apps.patchNamespacedStatefulSet(
-          {
-            name: md.name ?? '',
-            namespace: md.namespace ?? '',
-            body: { metadata: { resourceVersion: md.resourceVersion, annotations: { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) } } },
-            fieldManager: FIELD_MANAGER,
-          },
-          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-        );
-      } catch (err) {
-        const code = statusCode(err);
-        this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
-        if (code === 409) {
-          this.queue.addAfter(k, 200);
-          return;
-        }
-        throw err;
+    // The status and the mark first, with the guarded patch: the deletion is valid only for
+    // the StatefulSet as planned (a template changed since then fails the test), and after a
+    // restart the mark tells this rollout owes the hook a final call.
+    const annotations = { [STATUS_ANNOTATION]: this.statusFor(sts, action, action.mark) };
+    const guarded = guardedPatch(sts, annotations, undefined);
+    try {
+      await this.apps.patchNamespacedStatefulSet(
+        {
+          name: md.name ?? '',
+          namespace: md.namespace ?? '',
+          body: guarded ?? { metadata: { resourceVersion: md.resourceVersion, annotations } },
+          fieldManager: FIELD_MANAGER,
+        },
+        guarded ? jsonPatchOptions() : setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      const code = statusCode(err);
+      this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+      if (code === 409 || (guarded && code === 422 && isFailedTest(err))) {
+        log.info({ pod: action.pod.name }, 'StatefulSet changed since we read it; planning again before deleting');
+        this.queue.addAfter(k, 200);
+        return;
       }
+      throw err;
     }
     const pod = pods.find((p) => p.metadata?.uid === action.pod.uid);
     try {
@@ -550,9 +582,9 @@ export class Controller {
     this.expectations.set(k, { uid: md.uid ?? '', deletedPodUid: action.pod.uid, at: Date.now() });
     this.approvals.delete(k);
     this.queue.forget(k);
-    this.o.metrics.steps.inc({ why: 'step' });
+    this.o.metrics.steps.inc({ why: action.why });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
-    await this.events.emit(sts, 'Normal', 'StepApproved', action.message, { dedupe: false });
+    await this.events.emit(sts, 'Normal', action.why === 'step' ? 'StepApproved' : 'ApprovedPodReplaced', action.message, { dedupe: false });
   }
 
   private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {

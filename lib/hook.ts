@@ -22,6 +22,13 @@ export interface HookContext<O> {
   secrets: SecretReader;
   /** The Pilots of the StatefulSet's namespace, from the controller's cache. */
   pilots: PilotReader;
+  /**
+   * Whether `next` is Ready (null when next is null). Every other pod is Ready
+   * before a step, but `next` need not be: a release whose pods never become
+   * Ready must be replaceable by a rollback or a fix, and the hook decides
+   * whether replacing an unready pod is safe.
+   */
+  nextReady: boolean | null;
 }
 
 export interface RolloutHook<O = unknown> {
@@ -50,6 +57,15 @@ export function hookOptionAnnotations(annotations: Record<string, string> | unde
 }
 
 export type ParsedOptions = { ok: true; options: unknown } | { ok: false; error: string };
+
+/**
+ * The hook's name and raw options in one string: an approval is valid only for
+ * the configuration it was given under (sorted, so the same options always match).
+ */
+export function hookConfigOf(hook: string, annotations: Record<string, string> | undefined): string {
+  const options = Object.entries(hookOptionAnnotations(annotations, hook)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([hook, options]);
+}
 
 /** Parse a hook's options; the error names the annotations, as people wrote them. */
 export function parseHookOptions(hook: RolloutHook, annotations: Record<string, string> | undefined): ParsedOptions {

@@ -25,7 +25,8 @@ export function displayUrl(raw: string): string {
 }
 
 /**
- * POSTs {statefulSet, prev, next} (the Kubernetes objects) to a URL: any 2xx
+ * POSTs {statefulSet, prev, next, nextReady} (the Kubernetes objects, and
+ * whether next is Ready) to a URL: any 2xx
  * approves, anything else holds with the answer's body as the reason. Lets a
  * hook be written in any language.
  */
@@ -39,7 +40,7 @@ export const httpHook = defineHook({
     let answer;
     try {
       answer = await httpRequest(url, {
-        body: { statefulSet: ctx.statefulSet, prev, next },
+        body: { statefulSet: ctx.statefulSet, prev, next, nextReady: ctx.nextReady },
         timeoutMs: timeout * 1000,
         signal: ctx.signal,
         maxBytes: 64 * 1024,

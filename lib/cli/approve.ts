@@ -33,6 +33,6 @@ export function approvalTarget(
     ok: true,
     next: step.next?.name ?? null,
     revision: step.revision,
-    step: step.next ? `pod ${step.next.name} (step ${n - step.next.ordinal} of ${n})` : 'the end of the rollout',
+    step: step.next ? `pod ${step.next.name} (step ${n - step.next.index} of ${n})` : 'the end of the rollout',
   };
 }

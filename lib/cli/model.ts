@@ -1,5 +1,5 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import { parseHookOptions, type RolloutHook } from '../hook.ts';
+import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
 import { type Action, plan } from '../rollout/planner.ts';
 import { podView, type PodView, type Snapshot, statefulSetView } from '../rollout/snapshot.ts';
 
@@ -39,10 +39,11 @@ export function snapshotOf(item: StatusItem, now: number): Snapshot {
   const sts = statefulSetView(item.sts);
   return {
     sts,
-    pods: item.pods.map((p) => podView(p, sts.name)).filter((p): p is PodView => p !== undefined),
+    pods: item.pods.map((p) => podView(p, sts.name, sts.ordinalsStart)).filter((p): p is PodView => p !== undefined),
     now,
     approval: undefined,
     hookProblem: item.hookProblem,
+    hookConfig: hookConfigOf('', item.sts.metadata?.annotations),
   };
 }
 

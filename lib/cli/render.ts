@@ -40,14 +40,15 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
   const rollingUpdate = v.strategy === 'RollingUpdate';
   const p = v.partition ?? 0;
   const short = (rev: string | undefined): string => shortRevision(rev, v.name);
-  const byOrdinal = new Map<number, PodView>(snapshot.pods.map((pod) => [pod.ordinal, pod]));
+  // Pods by their place in the StatefulSet (index = ordinal - spec.ordinals.start): what the partition counts.
+  const byIndex = new Map<number, PodView>(snapshot.pods.map((pod) => [pod.index, pod]));
   const stale = (pod: PodView): boolean => upd !== undefined && pod.revision !== upd;
-  const rolling = upd !== undefined && (v.currentRevision !== upd || snapshot.pods.some((pod) => pod.ordinal < n && stale(pod)));
-  const updated = snapshot.pods.filter((pod) => pod.ordinal < n && !pod.terminating && pod.revision === upd).length;
+  const rolling = upd !== undefined && (v.currentRevision !== upd || snapshot.pods.some((pod) => pod.index < n && stale(pod)));
+  const updated = snapshot.pods.filter((pod) => pod.index >= 0 && pod.index < n && !pod.terminating && pod.revision === upd).length;
 
   // The pod at the partition was approved and is on its way (planner rule 6): the mark says so.
   const mark = v.mark;
-  const atP = byOrdinal.get(p);
+  const atP = byIndex.get(p);
   const inFlight =
     rollingUpdate && mark !== undefined && mark.revision === upd && mark.partition === p && p < n && (!atP || atP.terminating || stale(atP))
       ? p
@@ -71,12 +72,12 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
       field(
         'next',
         next
-          ? `${next.name} (step ${n - next.ordinal} of ${n}): the ${hook} hook is asked to approve it`
+          ? `${next.name} (step ${n - next.index} of ${n}): the ${hook} hook is asked to approve it${next.ready ? '' : ' (it is not Ready: a broken pod is being replaced)'}`
           : `end of the rollout: the ${hook} hook is asked to approve it`,
       ),
     );
   } else if (inFlight >= 0) {
-    out.push(field('next', `${v.name}-${inFlight} was approved and is being updated`));
+    out.push(field('next', `${v.name}-${v.ordinalsStart + inFlight} was approved and is being updated`));
   }
 
   // Without the label the controller never sees it: what the planner would do is beside the point.
@@ -86,17 +87,18 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
   if (status) out.push(field('status', status));
 
   // Pods from the highest ordinal down, the order a rollout takes; a rule marks the partition.
-  const top = Math.max(n, ...snapshot.pods.map((pod) => pod.ordinal + 1));
+  const top = Math.max(n, ...snapshot.pods.map((pod) => pod.index + 1));
   const showPartition = rollingUpdate && rolling;
   const rows: string[][] = [];
   const rule = `----- partition ${v.partition ?? 'unset (0)'} -----`;
   let ruled = false;
-  for (let i = top - 1; i >= 0; i--) {
+  const bottom = Math.min(0, ...snapshot.pods.map((pod) => pod.index));
+  for (let i = top - 1; i >= bottom; i--) {
     if (showPartition && !ruled && i < p) {
       rows.push([rule]);
       ruled = true;
     }
-    rows.push(podRow(v.name, i, byOrdinal.get(i), { n, upd, p, rollingUpdate, rolling, inFlight, next }));
+    rows.push(podRow(v.name, v.ordinalsStart, i, byIndex.get(i), { n, upd, p, rollingUpdate, rolling, inFlight, next }));
   }
   if (showPartition && !ruled) rows.push([rule]);
   // The rule is one cell: align the pod rows among themselves only.
@@ -110,20 +112,21 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
 
 function podRow(
   sts: string,
-  ordinal: number,
+  start: number,
+  index: number,
   pod: PodView | undefined,
   s: { n: number; upd: string | undefined; p: number; rollingUpdate: boolean; rolling: boolean; inFlight: number; next: PodView | null },
 ): string[] {
-  if (!pod) return [`${sts}-${ordinal}`, '-', 'missing', ordinal === s.inFlight ? 'approved, being created' : ''];
+  if (!pod) return [`${sts}-${start + index}`, '-', 'missing', index === s.inFlight ? 'approved, being created' : ''];
   const ready = pod.terminating ? 'Terminating' : pod.ready ? 'Ready' : 'not Ready';
   let note = '';
-  if (ordinal >= s.n) note = 'leaving (scale-down)';
-  else if (ordinal === s.inFlight) note = 'approved, being updated';
-  else if (s.next?.ordinal === ordinal) note = '<- next';
+  if (index >= s.n || index < 0) note = 'leaving (scale-down)';
+  else if (index === s.inFlight) note = 'approved, being updated';
+  else if (s.next?.index === index) note = '<- next';
   else if (!s.rolling) note = '';
   else if (s.upd !== undefined && pod.revision === s.upd) note = pod.terminating ? '' : 'updated';
   // Stale above the partition: the StatefulSet controller would move it without the hook (rule 5 guards it).
-  else if (s.rollingUpdate && s.rolling && ordinal >= s.p) note = 'above the partition, not approved';
+  else if (s.rollingUpdate && s.rolling && index >= s.p) note = 'above the partition, not approved';
   return [pod.name, shortRevision(pod.revision, sts), ready, note];
 }
 

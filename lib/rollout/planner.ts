@@ -17,11 +17,16 @@ export type Action =
   | { kind: 'none'; phase: Phase; message: string }
   /** Do nothing, and say why; `retryAfterMs` when time alone will change the answer. */
   | { kind: 'hold'; phase: Phase; reason: string; retryAfterMs?: number }
-  /** Ask the hook; an approval comes back to the planner keyed by `key`. */
-  | { kind: 'callHook'; phase: Phase; key: string; prev: PodView | null; next: PodView | null; message: string }
   /**
-   * One resourceVersion-guarded patch of the StatefulSet. `mark` undefined keeps the
-   * rollout mark, null clears it. `partition` undefined leaves the partition alone.
+   * Ask the hook; an approval comes back to the planner keyed by `key`, which
+   * names the exact state it was asked in. `nextReady`: the hook is told whether
+   * the pod about to move is Ready (a broken release must be replaceable).
+   */
+  | { kind: 'callHook'; phase: Phase; key: string; prev: PodView | null; next: PodView | null; nextReady: boolean | null; message: string }
+  /**
+   * One guarded patch of the StatefulSet (the partition and the status annotation,
+   * tested against what the plan saw). `mark` undefined keeps the rollout mark,
+   * null clears it. `partition` undefined leaves the partition alone.
    */
   | {
       kind: 'patch';
@@ -31,8 +36,14 @@ export type Action =
       mark: RolloutMark | null | undefined;
       message: string;
     }
-  /** OnDelete: delete exactly this pod (uid precondition); write `mark` first. */
-  | { kind: 'deletePod'; phase: Phase; pod: PodView; mark: RolloutMark; message: string };
+  /**
+   * Delete exactly this pod (uid precondition), writing `mark` first: an approved
+   * OnDelete step, or an approved pod the StatefulSet controller will not replace.
+   */
+  | { kind: 'deletePod'; phase: Phase; why: 'step' | 'replace'; pod: PodView; mark: RolloutMark; message: string };
+
+/** The pod at the mark's place is the one approved (or is gone and being recreated). */
+const isApproved = (mark: RolloutMark, pod: PodView | undefined): boolean => pod === undefined || mark.uid === undefined || pod.uid === mark.uid;
 
 const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 
@@ -55,6 +66,12 @@ export function plan(s: Snapshot): Action {
   if (sts.strategy !== 'RollingUpdate' && sts.strategy !== 'OnDelete') {
     return hold('Unmanageable', `updateStrategy ${quote(sts.strategy)} is not RollingUpdate or OnDelete; not managing it`);
   }
+  // Raising the partition is always safe, so the guard does not wait for the
+  // StatefulSet controller to catch up: it acts on the first event that shows a risk.
+  if (sts.strategy === 'RollingUpdate') {
+    const guard = guardPartition(s);
+    if (guard) return guard;
+  }
   if (sts.observedGeneration === undefined || sts.observedGeneration < sts.generation) {
     return hold(
       'Waiting',
@@ -66,29 +83,43 @@ export function plan(s: Snapshot): Action {
   return sts.strategy === 'OnDelete' ? planOnDelete(s, upd) : planRollingUpdate(s, upd);
 }
 
+/** The pods by their place in the StatefulSet (index = ordinal - ordinals.start). */
 interface Pods {
   n: number;
-  byOrdinal: Map<number, PodView>;
+  byIndex: Map<number, PodView>;
+  /** Pods outside 0..N-1: left from a scale-down, or from before ordinals.start changed. */
   extras: PodView[];
+  /** The pod at index i as people know it. */
+  name(i: number): string;
   /** Pod i exists, is not leaving and runs the update revision. */
   atUpdate(i: number): boolean;
   /** Pod i exists (maybe leaving) at another revision: it is what a step would move. */
   stale(i: number): boolean;
-  /** 1 + the highest stale ordinal below N; 0 when none is. Missing pods are not stale. */
+  /** 1 + the highest stale index below N; 0 when none is. Missing pods are not stale. */
   frontier: number;
+  /** 1 + the highest index of a stale pod a scale-down has not removed yet; 0 when none. The guard keeps the partition above it. */
+  extrasTop: number;
+  /**
+   * Pod i is missing and the StatefulSet controller cannot create it: with
+   * OrderedReady it creates pods in order and stops at the first that is not
+   * Ready, here the pod at the frontier, left unready at an abandoned revision
+   * (a broken release). It is created once that pod is replaced, at the update
+   * revision.
+   */
+  blocked(i: number): boolean;
 }
 
-function index(s: Snapshot, upd: string): Pods {
+function index(s: Snapshot, upd: string | undefined): Pods {
   const n = s.sts.replicas;
-  const byOrdinal = new Map<number, PodView>();
+  const byIndex = new Map<number, PodView>();
   const extras: PodView[] = [];
-  for (const p of s.pods) (p.ordinal < n ? byOrdinal.set(p.ordinal, p) : extras.push(p));
+  for (const p of s.pods) (p.index >= 0 && p.index < n ? byIndex.set(p.index, p) : extras.push(p));
   const atUpdate = (i: number): boolean => {
-    const p = byOrdinal.get(i);
+    const p = byIndex.get(i);
     return p !== undefined && !p.terminating && p.revision === upd;
   };
   const stale = (i: number): boolean => {
-    const p = byOrdinal.get(i);
+    const p = byIndex.get(i);
     return p !== undefined && p.revision !== upd;
   };
   let frontier = 0;
@@ -98,21 +129,130 @@ function index(s: Snapshot, upd: string): Pods {
       break;
     }
   }
-  return { n, byOrdinal, extras, atUpdate, stale, frontier };
+  const name = (i: number): string => `${s.sts.name}-${s.sts.ordinalsStart + i}`;
+  // A stale pod at neither revision the StatefulSet controller creates pods at is
+  // left from an abandoned rollout; not Ready, it is a broken release's pod.
+  const top = byIndex.get(frontier - 1);
+  const stuck =
+    s.sts.podManagementPolicy !== 'Parallel' && top !== undefined && !top.ready && !top.terminating &&
+    top.revision !== undefined && top.revision !== s.sts.currentRevision;
+  const blocked = (i: number): boolean => stuck && i >= frontier && i < n && !byIndex.has(i);
+  const extrasTop = Math.max(0, ...extras.filter((p) => !p.terminating && p.index >= n && p.revision !== upd).map((p) => p.index + 1));
+  return { n, byIndex, extras, name, atUpdate, stale, frontier, blocked, extrasTop };
 }
 
-/** Why a step may not start now: every pod must exist and be available, none may be leaving. */
-function notAvailable(s: Snapshot, pods: Pods): { reason: string; retryAfterMs?: number } | undefined {
-  if (pods.extras.length > 0) {
-    const names = pods.extras.map((p) => p.name).sort().join(', ');
-    return { reason: `waiting for scale-down to remove ${names}` };
+/**
+ * Guard: raise the partition above every pod the StatefulSet controller would
+ * move without the hook's approval. Runs before the wait for observedGeneration,
+ * on the status as it is: nothing here can make a raise unsafe.
+ *
+ * 1. The template differs from the one sts-pilot last set the partition for:
+ *    every pod at or above the partition is about to go to a revision nobody
+ *    approved (a template reverted or replaced mid-rollout, where the admission
+ *    policy is not installed). Seen from the spec alone, on the first event.
+ * 2. A pod at or above the partition that is stale and was not approved
+ *    (the partition lowered by hand, a rollout adopted in flight).
+ * 3. A missing pod below where sts-pilot left the partition: the StatefulSet
+ *    controller deleted it and would recreate it at the update revision, not
+ *    the current one (no risk when both are the same, nor for a pod it cannot
+ *    create before a broken one is replaced: see Pods.blocked).
+ */
+function guardPartition(s: Snapshot): Action | undefined {
+  const { sts } = s;
+  const n = sts.replicas;
+  const p = sts.partition ?? 0;
+  // A pod a scale-down has not removed yet is back in range after a scale-up:
+  // at or above the partition, it counts like any other.
+  const top = Math.max(n, ...s.pods.filter((x) => !x.terminating).map((x) => x.index + 1));
+  if (p >= top) return undefined;
+  const raise = (to: number, why: string): Action => ({
+    kind: 'patch',
+    phase: 'Rolling',
+    why: 'guard',
+    partition: to,
+    mark: undefined,
+    message: `${why}: raising the partition ${p} -> ${to}, so no pod moves to a revision its hook did not approve`,
+  });
+  if (sts.heldTemplate !== undefined && sts.heldTemplate !== sts.templateHash) {
+    return raise(top, `the pod template changed while the partition was at ${p}`);
+  }
+  const mark = sts.mark;
+  const approved = (x: PodView | undefined, revision: string): boolean =>
+    mark !== undefined && mark.revision === revision && mark.partition === p && x?.index === p && p < n && isApproved(mark, x);
+  // The StatefulSet controller has not observed the spec yet, so its status says
+  // nothing of what it is about to do; but every pod at or above the partition
+  // should run the revision sts-pilot set it for. One that does not was moved
+  // by someone else (a template changed and changed back in between).
+  const unobserved = sts.observedGeneration === undefined || sts.observedGeneration < sts.generation;
+  if (unobserved && sts.heldTemplate !== undefined && sts.heldRevision === undefined) {
+    // sts-pilot last set the partition before the StatefulSet controller had named the
+    // template's revision (a guard): below that now, someone else lowered it.
+    return raise(top, `the partition was lowered to ${p} before the StatefulSet controller observed the spec`);
+  }
+  if (unobserved && sts.heldRevision !== undefined) {
+    const held = sts.heldRevision;
+    const moved = s.pods.find((x) => x.index >= p && !x.terminating && !approved(x, held) && x.revision !== held);
+    if (moved) return raise(top, `pod ${moved.name} runs ${moved.revision ?? 'no revision'}, not ${held}, which the partition was set for`);
+  }
+  const upd = sts.updateRevision;
+  if (!upd) return undefined;
+  const pods = index(s, upd);
+  const at = new Map(s.pods.filter((x) => x.index >= n && !x.terminating).map((x) => [x.index, x]));
+  for (const [i, x] of pods.byIndex) at.set(i, x);
+  const heldAt = mark !== undefined && mark.revision === upd ? Math.min(mark.partition, n) : n;
+  const gone = (i: number): boolean => i < heldAt && !at.has(i) && sts.currentRevision !== upd && !pods.blocked(i);
+  for (let i = top - 1; i >= p; i--) {
+    const x = at.get(i);
+    const stale = x !== undefined && x.revision !== upd && !approved(x, upd);
+    if (stale || gone(i)) {
+      const name = x?.name ?? pods.name(i);
+      return raise(i + 1, `pod ${name} would ${stale ? 'move to' : 'be recreated at'} ${upd} without the hook's approval`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a step may not start now: every pod must exist and be available, none may
+ * be leaving. `next` (the pod the step moves) must exist and not be leaving, but
+ * may be unready: a broken release must be replaceable, and the hook is told.
+ * Replacing a pod that is not Ready takes no working pod away, so then other
+ * stale pods that are not Ready (broken the same way) and a pending scale-down
+ * do not hold the step either; pods already at the update revision still must be
+ * Ready: a release that does not come up is not pushed further.
+ */
+function notAvailable(s: Snapshot, pods: Pods, next?: number): { reason: string; retryAfterMs?: number } | undefined {
+  const nextPod = next === undefined ? undefined : pods.byIndex.get(next);
+  const replacingBroken = nextPod !== undefined && !nextPod.ready && !nextPod.terminating;
+  if (!replacingBroken) {
+    // A pod left unready at an abandoned revision (a broken release that was rolled
+    // back or fixed while it waited below the partition) blocks the StatefulSet
+    // controller and this rollout alike, and no step of this rollout reaches it
+    // first: only a person can decide to replace it. Said before anything else.
+    const abandoned = [...pods.byIndex.values()].find(
+      (p) => p.index !== next && !p.ready && !p.terminating && p.revision !== undefined &&
+        p.revision !== s.sts.updateRevision && p.revision !== s.sts.currentRevision,
+    );
+    if (abandoned) {
+      return {
+        reason:
+          `pod ${abandoned.name} is not Ready and runs ${abandoned.revision}, neither the current nor the update revision ` +
+          `(a release abandoned while it was rolling): the StatefulSet controller and this rollout both wait for it; if it is broken, ` +
+          `delete pod ${abandoned.name} and it is recreated at ${s.sts.currentRevision ?? 'the current revision'}`,
+      };
+    }
   }
   for (let i = pods.n - 1; i >= 0; i--) {
-    const p = pods.byOrdinal.get(i);
-    const name = `${s.sts.name}-${i}`;
+    const p = pods.byIndex.get(i);
+    const name = pods.name(i);
+    if (!p && replacingBroken && pods.blocked(i)) continue;
     if (!p) return { reason: `waiting for pod ${name} to be created` };
     if (p.terminating) return { reason: `waiting for pod ${name} to finish terminating` };
-    if (!p.ready) return { reason: `waiting for pod ${name} to be Ready` };
+    if (i === next) continue;
+    if (!p.ready) {
+      if (replacingBroken && p.revision !== s.sts.updateRevision) continue;
+      return { reason: `waiting for pod ${name} to be Ready` };
+    }
     const minReadyMs = s.sts.minReadySeconds * 1000;
     if (minReadyMs > 0) {
       const readyFor = s.now - (p.readySince ?? s.now);
@@ -124,19 +264,31 @@ function notAvailable(s: Snapshot, pods: Pods): { reason: string; retryAfterMs?:
       }
     }
   }
+  if (pods.extras.length > 0 && !replacingBroken) {
+    const names = pods.extras.map((p) => p.name).sort().join(', ');
+    return { reason: `waiting for scale-down to remove ${names}` };
+  }
   return undefined;
 }
 
 const approved = (s: Snapshot, key: string): boolean =>
   s.approval !== undefined && s.approval.key === key && s.now - s.approval.at <= APPROVAL_TTL_MS;
 
-const stepKey = (kind: string, upd: string, at: number, prev: PodView | null, next: PodView | null): string =>
-  `${kind}|${upd}|${at}|${prev?.uid ?? '-'}|${next?.uid ?? '-'}`;
+/**
+ * What an approval is valid for: this step of this revision, the spec as it is
+ * (generation), the hook's configuration, and prev/next exactly as the hook saw
+ * them (uid and resourceVersion). Anything else changes the key, and the hook
+ * is asked again.
+ */
+function stepKey(s: Snapshot, kind: string, upd: string, at: number, prev: PodView | null, next: PodView | null): string {
+  const pod = (p: PodView | null): string => (p ? `${p.uid}@${p.resourceVersion}` : '-');
+  return [kind, upd, at, s.sts.generation, s.hookConfig, pod(prev), pod(next)].join('|');
+}
 
-/** The pod approved last, for the final call: the mark's ordinal, clamped to what still exists. */
+/** The pod approved last, for the final call: the mark's index, clamped to what still exists. */
 function lastApproved(pods: Pods, mark: RolloutMark): PodView | null {
   if (pods.n === 0) return null;
-  return pods.byOrdinal.get(Math.min(mark.partition, pods.n - 1)) ?? null;
+  return pods.byIndex.get(Math.min(mark.partition, pods.n - 1)) ?? null;
 }
 
 /** All pods run the update revision; a rollout sts-pilot stepped through owes the hook a last call. */
@@ -148,7 +300,7 @@ function planFinish(s: Snapshot, upd: string, pods: Pods, partition: number | un
     const wait = notAvailable(s, pods);
     if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
     const prev = lastApproved(pods, mark);
-    const key = stepKey('final', upd, mark.partition, prev, null);
+    const key = stepKey(s, 'final', upd, mark.partition, prev, null);
     if (approved(s, key)) {
       return {
         kind: 'patch',
@@ -165,6 +317,7 @@ function planFinish(s: Snapshot, upd: string, pods: Pods, partition: number | un
       key,
       prev,
       next: null,
+      nextReady: null,
       message: `all ${pods.n} pods run ${upd}; asking the hook to approve the end of the rollout`,
     };
   }
@@ -202,84 +355,83 @@ function planRollingUpdate(s: Snapshot, upd: string): Action {
     );
   }
 
-  // The pod at the partition is in flight when sts-pilot approved it: the mark says so.
+  // The guard ran first: every stale pod at or above the partition is the one approved last.
   const mark = sts.mark;
-  const inFlight = mark !== undefined && mark.revision === upd && mark.partition === p && p < n ? p : -1;
-
-  // Guard: a pod at or above the partition that is not at the update revision and
-  // was not approved would be moved by the StatefulSet controller without the hook
-  // (partition lowered by hand, a new template mid-rollout, a rollout adopted in
-  // flight). Raising the partition above it stops that; pods already moved stay moved.
-  // A pod the StatefulSet controller already deleted is missing, and would be
-  // recreated at upd: below where sts-pilot left the partition (the mark, or N
-  // before its first step) nobody approved that either.
-  const heldAt = mark !== undefined && mark.revision === upd ? Math.min(mark.partition, n) : n;
-  const gone = (i: number): boolean => i < heldAt && !pods.byOrdinal.has(i);
-  let unapproved = -1;
-  for (let i = n - 1; i >= p; i--) {
-    if ((pods.stale(i) && i !== inFlight) || gone(i)) {
-      unapproved = i;
-      break;
-    }
-  }
-  if (unapproved >= 0) {
-    const what = gone(unapproved) ? 'be recreated at' : 'move to';
-    return {
-      kind: 'patch',
-      phase: 'Rolling',
-      why: 'guard',
-      partition: unapproved + 1,
-      mark: undefined,
-      message:
-        `partition ${p} would let pod ${sts.name}-${unapproved} ${what} ${upd} without the hook's approval; ` +
-        `raising it to ${unapproved + 1}`,
-    };
-  }
-
-  if (inFlight >= 0 && !pods.atUpdate(inFlight)) {
-    return hold('Rolling', `waiting for pod ${sts.name}-${inFlight} to be updated to ${upd}`);
-  }
+  const inFlight = mark !== undefined && mark.revision === upd && mark.partition === p && p < n && isApproved(mark, pods.byIndex.get(p)) ? p : -1;
+  if (inFlight >= 0 && !pods.atUpdate(inFlight)) return planInFlight(s, pods, inFlight, upd, mark as RolloutMark);
 
   if (s.hookProblem) return hold('Held', s.hookProblem);
 
   // Pods between the frontier and the partition already run the update revision:
   // lowering the partition over them moves no pod, so it needs no hook call. A
-  // missing one would be created at the update revision: wait for it instead.
-  if (p > k && range(k, Math.min(p, n)).every(pods.atUpdate)) {
+  // missing one would be created at the update revision: wait for it instead,
+  // unless it cannot be created before the broken pod below it is replaced.
+  // Never below a stale pod a scale-down has not removed yet (the guard would raise it again).
+  const floor = Math.max(k, pods.extrasTop);
+  if (p > floor && range(floor, Math.min(p, n)).every((i) => pods.atUpdate(i) || pods.blocked(i))) {
+    const over = floor < Math.min(p, n) ? `pods ${pods.name(floor)}..${pods.name(Math.min(p, n) - 1)} already run ${upd}` : `no pod is at ${floor}..${p - 1}`;
     return {
       kind: 'patch',
       phase: 'Rolling',
       why: 'skip',
-      partition: k,
+      partition: floor,
       mark: undefined,
-      message: `pods ${sts.name}-${k}..${Math.min(p, n) - 1} already run ${upd}; lowering partition to ${k}`,
+      message: `${over}; lowering partition to ${floor}`,
     };
   }
 
-  const wait = notAvailable(s, pods);
+  const wait = notAvailable(s, pods, p - 1);
   if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
 
   // p === k > 0: pod p-1 is the next, pod p (if any) the one updated last.
-  const next = pods.byOrdinal.get(p - 1) as PodView;
-  const prev = p < n ? (pods.byOrdinal.get(p) ?? null) : null;
-  const key = stepKey('step', upd, p, prev, next);
+  const next = pods.byIndex.get(p - 1);
+  if (p !== k || !next) return hold('Rolling', `waiting for the pods between ${pods.name(k - 1)} and the partition (${p}) to settle`);
+  const prev = p < n ? (pods.byIndex.get(p) ?? null) : null;
+  const key = stepKey(s, 'step', upd, p, prev, next);
   if (approved(s, key)) {
     return {
       kind: 'patch',
       phase: 'Rolling',
       why: 'step',
       partition: p - 1,
-      mark: { revision: upd, partition: p - 1 },
+      mark: { revision: upd, partition: p - 1, uid: next.uid },
       message: `hook approved pod ${next.name}; partition ${p} -> ${p - 1}`,
     };
   }
+  const unready = next.ready ? '' : ` (it is not Ready: replacing a broken pod)`;
   return {
     kind: 'callHook',
     phase: 'Rolling',
     key,
     prev,
     next,
-    message: `asking the hook to approve pod ${next.name} (${n - p + 1}/${n}) moving to ${upd}`,
+    nextReady: next.ready,
+    message: `asking the hook to approve pod ${next.name} (${n - p + 1}/${n}) moving to ${upd}${unready}`,
+  };
+}
+
+/**
+ * The approved pod has not come back at the update revision yet. Normally the
+ * StatefulSet controller is replacing it: wait. But with OrderedReady it never
+ * replaces a pod that is not Ready (it waits for every pod to be Running and
+ * Ready first): a broken release would stay broken. Then sts-pilot deletes the
+ * approved pod itself, once every other pod is available: the step the hook
+ * approved, nothing more.
+ */
+function planInFlight(s: Snapshot, pods: Pods, i: number, upd: string, mark: RolloutMark): Action {
+  const pod = pods.byIndex.get(i);
+  const waiting = hold('Rolling', `waiting for pod ${pods.name(i)} to be updated to ${upd}`);
+  if (!pod || pod.terminating || pod.ready || s.sts.podManagementPolicy === 'Parallel') return waiting;
+  if (notAvailable(s, pods, i)) return waiting;
+  return {
+    kind: 'deletePod',
+    phase: 'Rolling',
+    why: 'replace',
+    pod,
+    mark,
+    message:
+      `pod ${pod.name} was approved but is not Ready, and the StatefulSet controller (OrderedReady) does not replace ` +
+      `a pod that is not Ready; deleting it so it is recreated at ${upd}`,
   };
 }
 
@@ -288,27 +440,30 @@ function planOnDelete(s: Snapshot, upd: string): Action {
   const k = pods.frontier;
   if (k === 0) return planFinish(s, upd, pods, undefined);
   if (s.hookProblem) return hold('Held', s.hookProblem);
-  const wait = notAvailable(s, pods);
+  const wait = notAvailable(s, pods, k - 1);
   if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
 
-  const next = pods.byOrdinal.get(k - 1) as PodView;
-  const prev = k < pods.n ? (pods.byOrdinal.get(k) ?? null) : null;
-  const key = stepKey('delete', upd, k - 1, prev, next);
+  const next = pods.byIndex.get(k - 1) as PodView;
+  const prev = k < pods.n ? (pods.byIndex.get(k) ?? null) : null;
+  const key = stepKey(s, 'delete', upd, k - 1, prev, next);
   if (approved(s, key)) {
     return {
       kind: 'deletePod',
       phase: 'Rolling',
+      why: 'step',
       pod: next,
-      mark: { revision: upd, partition: k - 1 },
+      mark: { revision: upd, partition: k - 1, uid: next.uid },
       message: `hook approved pod ${next.name}; deleting it so it is recreated at ${upd}`,
     };
   }
+  const unready = next.ready ? '' : ` (it is not Ready: replacing a broken pod)`;
   return {
     kind: 'callHook',
     phase: 'Rolling',
     key,
     prev,
     next,
-    message: `asking the hook to approve pod ${next.name} (${pods.n - k + 1}/${pods.n}) moving to ${upd}`,
+    nextReady: next.ready,
+    message: `asking the hook to approve pod ${next.name} (${pods.n - k + 1}/${pods.n}) moving to ${upd}${unready}`,
   };
 }

@@ -1,12 +1,23 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+// Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { PAUSED_ANNOTATION, POD_INDEX_LABEL, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import { parseStatusAnnotation, type RolloutMark } from './status.ts';
+import { templateHash } from './template-hash.ts';
 
 /** What the planner needs to know about one pod, nothing more. */
 export interface PodView {
   name: string;
   uid: string;
+  /** Changes with every write to the pod: an approval holds only for the pod as the hook saw it. */
+  resourceVersion: string;
+  /** The number in the pod's name. */
   ordinal: number;
+  /**
+   * Its place in the StatefulSet, `ordinal - spec.ordinals.start`: what the
+   * partition counts (pods with index >= partition move to the update revision).
+   */
+  index: number;
   /** controller-revision-hash label; undefined if the pod has none yet. */
   revision: string | undefined;
   ready: boolean;
@@ -23,7 +34,17 @@ export interface StatefulSetView {
   generation: number;
   observedGeneration: number | undefined;
   replicas: number;
+  /** spec.ordinals.start: the first pod is `<name>-<start>`. */
+  ordinalsStart: number;
   strategy: string;
+  /** OrderedReady (default) or Parallel. */
+  podManagementPolicy: string;
+  /** Fingerprint of spec.template as it is now. */
+  templateHash: string;
+  /** The template fingerprint sts-pilot last set the partition for (status annotation); undefined before its first write. */
+  heldTemplate: string | undefined;
+  /** The update revision of heldTemplate, when the StatefulSet controller had reported it. */
+  heldRevision: string | undefined;
   /** spec.updateStrategy.rollingUpdate.partition; undefined means 0 to the StatefulSet controller. */
   partition: number | undefined;
   minReadySeconds: number;
@@ -49,6 +70,11 @@ export interface Snapshot {
   approval: Approval | undefined;
   /** Set when the hook cannot be used (unknown name, invalid options): no step is taken. */
   hookProblem: string | undefined;
+  /**
+   * The hook's name and options as they are now: an approval is valid only for
+   * the configuration it was given under.
+   */
+  hookConfig: string;
 }
 
 /**
@@ -66,7 +92,7 @@ export function podOrdinal(pod: V1Pod, stsName: string): number | undefined {
   return Number(raw);
 }
 
-export function podView(pod: V1Pod, stsName: string): PodView | undefined {
+export function podView(pod: V1Pod, stsName: string, ordinalsStart = 0): PodView | undefined {
   const ordinal = podOrdinal(pod, stsName);
   if (ordinal === undefined || !pod.metadata?.name || !pod.metadata.uid) return undefined;
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
@@ -75,7 +101,9 @@ export function podView(pod: V1Pod, stsName: string): PodView | undefined {
   return {
     name: pod.metadata.name,
     uid: pod.metadata.uid,
+    resourceVersion: pod.metadata.resourceVersion ?? '',
     ordinal,
+    index: ordinal - ordinalsStart,
     revision: pod.metadata.labels?.[REVISION_LABEL],
     ready: isReady,
     readySince: isReady ? since : undefined,
@@ -94,7 +122,12 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     generation: md.generation ?? 0,
     observedGeneration: sts.status?.observedGeneration,
     replicas: sts.spec?.replicas ?? 1,
+    ordinalsStart: sts.spec?.ordinals?.start ?? 0,
     strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
+    podManagementPolicy: sts.spec?.podManagementPolicy ?? 'OrderedReady',
+    templateHash: templateHash(normalTemplate(sts.spec?.template)),
+    heldTemplate: parsed.ok ? parsed.status.template : undefined,
+    heldRevision: parsed.ok ? parsed.status.revision : undefined,
     partition: sts.spec?.updateStrategy?.rollingUpdate?.partition,
     minReadySeconds: sts.spec?.minReadySeconds ?? 0,
     currentRevision: sts.status?.currentRevision,
@@ -103,4 +136,14 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     mark: parsed.ok ? parsed.status.rollout : undefined,
     statusError: parsed.ok ? undefined : parsed.error,
   };
+}
+
+/**
+ * The template in one shape whichever way it reached us: a typed list gives
+ * class instances (dates as Date, fields unknown to the client dropped), a watch
+ * event plain JSON. Through the client's own model both come out the same.
+ */
+function normalTemplate(template: unknown): unknown {
+  if (template === undefined || template === null) return null;
+  return ObjectSerializer.serialize(ObjectSerializer.deserialize(template, 'V1PodTemplateSpec'), 'V1PodTemplateSpec');
 }

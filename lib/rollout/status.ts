@@ -10,14 +10,32 @@ import { z } from 'zod';
  */
 export const RolloutMarkSchema = z.object({
   revision: z.string().min(1),
-  /** Partition after the approved step; for OnDelete, the ordinal deleted. */
+  /** Partition after the approved step; for OnDelete, the index deleted. */
   partition: z.number().int().min(0),
+  /**
+   * uid of the pod the hook approved. Only that pod is on its way: another pod at
+   * that place (recreated at some revision while a template changed) was not approved.
+   */
+  uid: z.string().optional(),
 });
 export type RolloutMark = z.infer<typeof RolloutMarkSchema>;
 
 /** Value of the `sts-pilot.io/status` annotation (JSON). */
 export const StatusAnnotationSchema = z.object({
   rollout: RolloutMarkSchema.optional(),
+  /**
+   * Fingerprint of the pod template the partition was last set for by sts-pilot.
+   * A template that differs from it while the partition is below replicas is a
+   * new revision nobody approved: the guard raises the partition at once.
+   */
+  template: z.string().optional(),
+  /**
+   * The update revision of that template, as the StatefulSet controller named it
+   * (absent when it had not yet). Until it observes a newer spec, every pod at or
+   * above the partition but the approved one runs it; one that does not moved
+   * without sts-pilot, and the guard raises the partition.
+   */
+  revision: z.string().optional(),
   state: z.string().optional(),
   message: z.string().optional(),
   since: z.string().optional(),

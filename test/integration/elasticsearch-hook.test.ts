@@ -312,6 +312,7 @@ async function call(prev: string | null, next: string | null, annotations: Recor
     },
     // No Pilots unless a test gives some: the hook then goes by pod names.
     pilots: staticPilotReader([]),
+    nextReady: next === null ? null : true,
     ...o.extra,
   };
   try {

@@ -78,6 +78,7 @@ describe('manual hook: options and calls through the registry', () => {
       signal: new AbortController().signal,
       log,
       secrets: async () => ({}),
+      nextReady: next ? true : null,
       pilots: staticPilotReader([]),
     });
   };

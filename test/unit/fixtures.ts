@@ -6,19 +6,22 @@ import type { RolloutMark } from '../../lib/rollout/status.ts';
  *   'A'  ready pod at revision A     'B!' not Ready      'B~' terminating
  *   '-'  no pod with that ordinal    'A+' pod beyond replicas (scale-down leftover)
  */
-export function pods(spec: string, now = 1_000_000): PodView[] {
+export function pods(spec: string, now = 1_000_000, start = 0): PodView[] {
   const out: PodView[] = [];
   spec
     .split(/\s+/)
     .filter(Boolean)
-    .forEach((tok, ordinal) => {
+    .forEach((tok, index) => {
       if (tok === '-') return;
       const revision = tok[0] === '?' ? undefined : tok[0];
       const ready = !tok.includes('!') && !tok.includes('~');
+      const ordinal = start + index;
       out.push({
         name: `web-${ordinal}`,
         uid: `uid-${ordinal}-${revision}`,
+        resourceVersion: `rv-${ordinal}-${tok}`,
         ordinal,
+        index,
         revision,
         ready,
         readySince: ready ? now - 3_600_000 : undefined,
@@ -43,6 +46,14 @@ export interface SnapOpts {
   approval?: Approval;
   hookProblem?: string;
   now?: number;
+  /** spec.ordinals.start */
+  start?: number;
+  podManagementPolicy?: string;
+  /** Template fingerprint now, and the one the status annotation records. */
+  template?: string;
+  heldTemplate?: string;
+  heldRevision?: string;
+  hookConfig?: string;
 }
 
 export function snap(o: SnapOpts): Snapshot {
@@ -55,7 +66,12 @@ export function snap(o: SnapOpts): Snapshot {
     generation: o.generation ?? 2,
     observedGeneration: 'observedGeneration' in o ? o.observedGeneration : (o.generation ?? 2),
     replicas: o.replicas ?? 5,
+    ordinalsStart: o.start ?? 0,
     strategy: o.strategy ?? 'RollingUpdate',
+    podManagementPolicy: o.podManagementPolicy ?? 'OrderedReady',
+    templateHash: o.template ?? 'tB',
+    heldTemplate: 'heldTemplate' in o ? o.heldTemplate : (o.template ?? 'tB'),
+    heldRevision: o.heldRevision,
     partition: o.partition,
     minReadySeconds: o.minReadySeconds ?? 0,
     currentRevision: o.cur ?? 'A',
@@ -66,9 +82,10 @@ export function snap(o: SnapOpts): Snapshot {
   };
   return {
     sts,
-    pods: pods(o.pods ?? 'A A A A A', now),
+    pods: pods(o.pods ?? 'A A A A A', now, o.start ?? 0),
     now,
     approval: o.approval,
     hookProblem: o.hookProblem,
+    hookConfig: o.hookConfig ?? '["noop",[]]',
   };
 }

@@ -223,7 +223,7 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
         expect(v.statusError === undefined, 'statusError exactly when the annotation does not parse').to.equal(parsed.ok);
         if (v.mark) expect(parsed.ok && parsed.status.rollout).to.deep.equal(v.mark);
         // Whatever the view, the planner decides without throwing.
-        plan({ sts: v, pods: [], now: 1_000_000, approval: undefined, hookProblem: undefined });
+        plan({ sts: v, pods: [], now: 1_000_000, approval: undefined, hookProblem: undefined, hookConfig: '' });
       },
     );
     fuzz(
@@ -307,13 +307,15 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
     const views = [pod('web-0', 'A', '0'), pod('web-1', 'A', '1'), pod('web-2', 'B', '1')].map((p) => podView(p, 'web')).filter((p): p is PodView => p !== undefined);
     const s: Snapshot = {
       sts: {
-        namespace: 'ns', name: 'web', uid: 'u', resourceVersion: '1', generation: 2, observedGeneration: 2, replicas: 3, strategy: 'RollingUpdate',
+        namespace: 'ns', name: 'web', uid: 'u', resourceVersion: '1', generation: 2, observedGeneration: 2, replicas: 3, ordinalsStart: 0, strategy: 'RollingUpdate',
+        podManagementPolicy: 'OrderedReady', templateHash: 't', heldTemplate: 't', heldRevision: undefined,
         partition: 2, minReadySeconds: 0, currentRevision: 'A', updateRevision: 'B', paused: undefined, mark: undefined, statusError: undefined,
       },
       pods: views,
       now: 1_000_000,
       approval: undefined,
       hookProblem: undefined,
+      hookConfig: '',
     };
     const a = plan(s);
     const lowers = a.kind === 'patch' && a.partition !== undefined && a.partition < 2;
@@ -329,16 +331,19 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
       const upd = g.chance(0.93) ? 'B' : undefined;
       const strategy = g.chance(0.7) ? 'RollingUpdate' : g.chance(0.7) ? 'OnDelete' : g.pick(['', 'Recreate', 'rollingupdate']);
       const minReadySeconds = g.chance(0.7) ? 0 : g.int(1, 30);
+      const start = g.chance(0.7) ? 0 : g.int(1, 3);
       const pods: PodView[] = [];
-      for (let i = 0; i < n + (g.chance(0.15) ? g.int(1, 2) : 0); i++) {
+      for (let i = g.chance(0.05) ? -1 : 0; i < n + (g.chance(0.15) ? g.int(1, 2) : 0); i++) {
         if (g.chance(0.1)) continue;
         const revision = g.chance(0.05) ? undefined : g.pick(REVS);
         const terminating = g.chance(0.1);
         const ready = !terminating && g.chance(0.85);
         pods.push({
-          name: `web-${i}`,
+          name: `web-${start + i}`,
           uid: `uid-${i}-${revision ?? 'none'}-${g.int(0, 3)}`,
-          ordinal: i,
+          resourceVersion: String(g.int(1, 3)),
+          ordinal: start + i,
+          index: i,
           revision,
           ready,
           readySince: ready ? now - g.int(0, 60_000) : undefined,
@@ -355,7 +360,12 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
           generation,
           observedGeneration: g.chance(0.9) ? generation : g.chance(0.5) ? undefined : generation - 1,
           replicas: n,
+          ordinalsStart: start,
           strategy,
+          podManagementPolicy: g.chance(0.7) ? 'OrderedReady' : 'Parallel',
+          templateHash: 'tB',
+          heldTemplate: g.chance(0.8) ? 'tB' : g.chance(0.5) ? undefined : 'tOld',
+          heldRevision: g.chance(0.5) ? undefined : g.pick(REVS),
           partition: g.chance(0.1) ? undefined : g.int(0, n + 2),
           minReadySeconds,
           currentRevision: g.chance(0.5) ? 'A' : g.pick(REVS),
@@ -368,6 +378,7 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
         now,
         approval: undefined,
         hookProblem: g.chance(0.12) ? 'unknown hook "x"' : undefined,
+        hookConfig: 'h',
       };
       // An approval: none, garbage, or the key of the call this very snapshot asks for (fresh or expired).
       const roll = g.r();
@@ -380,11 +391,11 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
     }
 
     const atUpdate = (s: Snapshot, i: number): boolean => {
-      const p = s.pods.find((x) => x.ordinal === i);
+      const p = s.pods.find((x) => x.index === i);
       return p !== undefined && !p.terminating && p.revision === s.sts.updateRevision;
     };
     const stale = (s: Snapshot, i: number): boolean => {
-      const p = s.pods.find((x) => x.ordinal === i);
+      const p = s.pods.find((x) => x.index === i);
       return p !== undefined && p.revision !== s.sts.updateRevision;
     };
     /** The call this snapshot would make without an approval. */
@@ -406,13 +417,19 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
 
         if (a.kind === 'patch' && a.partition !== undefined) {
           expect(sts.strategy, 'partition patches only for RollingUpdate').to.equal('RollingUpdate');
-          expect(Number.isSafeInteger(a.partition) && a.partition >= 0 && a.partition <= n, `partition ${a.partition} within 0..${n}`).to.equal(true);
+          const limit = Math.max(n, ...s.pods.map((p) => p.index + 1));
+          expect(Number.isSafeInteger(a.partition) && a.partition >= 0 && a.partition <= limit, `partition ${a.partition} within 0..${limit}`).to.equal(true);
           // Pods at or above N do not exist: the partition that matters is min(P, N).
           const before = Math.min(sts.partition ?? 0, n);
           const after = Math.min(a.partition, n);
           if (after < before - 1 || (after < before && a.why !== 'step')) {
             expect(a.why, `lowering ${before} -> ${after} without a hook call`).to.equal('skip');
-            for (let i = after; i < before; i++) expect(atUpdate(s, i), `skip over web-${i}, which does not run ${sts.updateRevision}`).to.equal(true);
+            // Or missing behind a broken pod the StatefulSet controller (OrderedReady) stops at: created at the update revision later.
+            const f = Math.max(-1, ...s.pods.filter((p) => p.index >= 0 && p.index < n && p.revision !== sts.updateRevision).map((p) => p.index));
+            const fp = s.pods.find((p) => p.index === f);
+            const stuck = sts.podManagementPolicy !== 'Parallel' && fp !== undefined && !fp.ready && !fp.terminating && fp.revision !== undefined && fp.revision !== sts.currentRevision;
+            const blocked = (i: number): boolean => stuck && i > f && !s.pods.some((p) => p.index === i);
+            for (let i = after; i < before; i++) expect(atUpdate(s, i) || blocked(i), `skip over web-${i}, which does not run ${sts.updateRevision}`).to.equal(true);
           }
           if (a.why === 'step') {
             expect(after, 'a step lowers the partition by exactly one').to.equal(before - 1);
@@ -421,15 +438,23 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
             expect(ask.kind, 'without the approval it would ask the hook').to.equal('callHook');
             if (ask.kind === 'callHook') {
               expect(ask.key, 'the approval is for this very step').to.equal(s.approval?.key);
-              expect(ask.next?.ordinal, 'the approved pod is the one the step moves').to.equal(after);
+              expect(ask.next?.index, 'the approved pod is the one the step moves').to.equal(after);
             }
-            expect(a.mark).to.deep.equal({ revision: sts.updateRevision, partition: after });
+            expect(a.mark).to.deep.equal({ revision: sts.updateRevision, partition: after, uid: ask.kind === 'callHook' ? ask.next?.uid : undefined });
           }
           if (a.why === 'guard') {
-            expect(after, 'a guard only raises').to.be.greaterThan(before);
-            const i = after - 1;
-            const gone = !s.pods.some((p) => p.ordinal === i);
-            expect(stale(s, i) || gone, `the guard protects web-${i}`).to.equal(true);
+            // A guard may raise above N: a stale pod a scale-down left is back in range after a scale-up.
+            const top = Math.max(n, ...s.pods.filter((p) => !p.terminating).map((p) => p.index + 1));
+            const raised = a.partition;
+            expect(raised, 'a guard only raises').to.be.greaterThan(sts.partition ?? 0);
+            expect(raised, 'never above the highest pod').to.be.at.most(top);
+            const i = raised - 1;
+            const gone = !s.pods.some((p) => p.index === i);
+            const staleAt = s.pods.some((p) => p.index === i && (i < n || !p.terminating) && p.revision !== sts.updateRevision);
+            const newTemplate = sts.heldTemplate !== undefined && sts.heldTemplate !== sts.templateHash;
+            const unobserved = sts.observedGeneration === undefined || sts.observedGeneration < sts.generation;
+            if (newTemplate) expect(raised, 'a new template raises the partition above every pod').to.equal(top);
+            else if (raised !== top || !unobserved) expect(staleAt || gone, `the guard protects index ${i}`).to.equal(true);
           }
           if (a.why === 'finish' || a.why === 'hold') {
             expect(a.partition, 'finish and hold put the partition at replicas').to.equal(n);
@@ -445,28 +470,61 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
         if (a.kind === 'callHook') {
           expect(s.hookProblem).to.equal(undefined);
           if (a.next !== null) {
-            expect(a.next.ready && !a.next.terminating, 'the next pod is Ready').to.equal(true);
+            expect(!a.next.terminating, 'the next pod is not leaving').to.equal(true);
+            expect(a.nextReady, 'the hook is told whether next is Ready').to.equal(a.next.ready);
             expect(a.next.revision, 'the next pod is stale').to.not.equal(sts.updateRevision);
-            for (const p of s.pods) if (p.ordinal < n) expect(p.ready && !p.terminating, `web-${p.ordinal} not available during a call`).to.equal(true);
+            // Only next may be unready: a broken release must be replaceable, nothing more. Replacing an
+            // unready pod takes no working pod away, so then other stale pods may be unready too, and a
+            // scale-down may still be pending; a pod at the update revision must always be Ready.
+            const broken = !a.next.ready;
+            for (const p of s.pods) {
+              if (p.index < 0 || p.index >= n || p === a.next) continue;
+              expect(!p.terminating, `${p.name} leaving during a call`).to.equal(true);
+              if (!broken || p.revision === sts.updateRevision) expect(p.ready, `${p.name} not available during a call`).to.equal(true);
+            }
+            if (!broken) expect(s.pods.every((p) => p.index >= 0 && p.index < n), 'no leftover pod during a call').to.equal(true);
+            expect(a.next.name, 'names count from ordinals.start').to.equal(`web-${sts.ordinalsStart + a.next.index}`);
             if (sts.strategy === 'RollingUpdate') {
               const P = sts.partition ?? 0;
-              expect(a.next.ordinal, 'the next pod is P-1').to.equal(P - 1);
-              expect(a.prev?.ordinal ?? null, 'prev is pod P, or null at the start').to.equal(P < n ? P : null);
-              for (let i = P; i < n; i++) expect(atUpdate(s, i), `web-${i} above the partition runs the update revision`).to.equal(true);
+              expect(a.next.index, 'the next pod is P-1').to.equal(P - 1);
+              const atP = s.pods.find((p) => p.index === P);
+              expect(a.prev?.index ?? null, 'prev is pod P, or null at the start (or while it cannot be created)').to.equal(P < n && atP ? P : null);
+              if (P < n && !atP) expect(broken, 'prev missing only behind a broken next').to.equal(true);
+              for (let i = P; i < n; i++) {
+                const missing = !s.pods.some((p) => p.index === i);
+                expect(atUpdate(s, i) || (missing && broken), `index ${i} above the partition runs the update revision`).to.equal(true);
+              }
             } else {
-              for (let i = a.next.ordinal + 1; i < n; i++) expect(stale(s, i), `OnDelete asks for the highest stale pod, not web-${a.next.ordinal}`).to.equal(false);
+              for (let i = a.next.index + 1; i < n; i++) expect(stale(s, i), `OnDelete asks for the highest stale pod, not ${a.next.name}`).to.equal(false);
             }
           } else {
             for (let i = 0; i < n; i++) expect(stale(s, i), `final call while web-${i} is stale`).to.equal(false);
           }
         }
-        if (a.kind === 'deletePod') {
+        if (a.kind === 'deletePod' && a.why === 'step') {
           expect(sts.strategy).to.equal('OnDelete');
           expect(freshApproval(s), 'a deletion needs a fresh approval').to.equal(true);
           const ask = askedWithout(s);
           expect(ask.kind === 'callHook' && ask.key === s.approval?.key && ask.next?.uid === a.pod.uid, 'the approval is for this very pod').to.equal(true);
           expect(a.pod.revision).to.not.equal(sts.updateRevision);
-          expect(a.mark).to.deep.equal({ revision: sts.updateRevision, partition: a.pod.ordinal });
+          expect(a.mark).to.deep.equal({ revision: sts.updateRevision, partition: a.pod.index, uid: a.pod.uid });
+        }
+        if (a.kind === 'deletePod' && a.why === 'replace') {
+          // Only the pod sts-pilot approved last (the mark at the partition), unready, under OrderedReady.
+          expect(sts.strategy).to.equal('RollingUpdate');
+          expect(sts.podManagementPolicy).to.equal('OrderedReady');
+          expect(a.pod.index, 'the approved pod').to.equal(sts.partition ?? 0);
+          expect(sts.mark?.revision).to.equal(sts.updateRevision);
+          expect(sts.mark?.partition).to.equal(a.pod.index);
+          if (sts.mark?.uid !== undefined) expect(sts.mark.uid, 'the very pod approved').to.equal(a.pod.uid);
+          expect(a.pod.ready || a.pod.terminating, 'only an unready pod, not already leaving').to.equal(false);
+          expect(a.pod.revision).to.not.equal(sts.updateRevision);
+          // Every other pod available, but stale ones that are not Ready (broken the same way).
+          for (const p of s.pods) {
+            if (p === a.pod || p.index >= n) continue;
+            expect(!p.terminating, `${p.name} leaving`).to.equal(true);
+            if (p.revision === sts.updateRevision) expect(p.ready, `${p.name} not available`).to.equal(true);
+          }
         }
       });
       // The generator must reach every kind of action, or the checks above prove little.

@@ -69,13 +69,13 @@ describe('http hook against a real local server', () => {
     hook('http').podUpdateTransition(
       null,
       { metadata: { name: 'web-4' } },
-      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}), pilots: staticPilotReader([]) },
+      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}), pilots: staticPilotReader([]), nextReady: true },
     );
 
   it('2xx approves and the body carries the StatefulSet, prev and next', async () => {
     answer = { status: 204, body: '' };
     await call();
-    expect(received.at(-1)).to.deep.equal({ statefulSet: { metadata: { name: 'web' } }, prev: null, next: { metadata: { name: 'web-4' } } });
+    expect(received.at(-1)).to.deep.equal({ statefulSet: { metadata: { name: 'web' } }, prev: null, next: { metadata: { name: 'web-4' } }, nextReady: true });
   });
 
   it('a non-2xx answer holds with its body as the reason', async () => {
@@ -101,6 +101,7 @@ describe('http hook against a real local server', () => {
         log,
         secrets: async () => ({}),
         pilots: staticPilotReader([]),
+        nextReady: null,
       })
       .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(HookNotReady);

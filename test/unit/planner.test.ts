@@ -111,7 +111,8 @@ describe('planner: RollingUpdate', () => {
 
     it('the final call is keyed to the last approved pod', () => {
       const a = plan(snap({ partition: 0, mark: { revision: 'B', partition: 0 }, cur: 'B', pods: 'B B B B B' }));
-      expect(a.kind === 'callHook' && a.key).to.match(/^final\|B\|0\|uid-0-B\|-$/);
+      // Bound to the revision, the mark, the generation, the hook's configuration and the pods as seen.
+      expect(a.kind === 'callHook' && a.key).to.equal('final|B|0|2|["noop",[]]|uid-0-B@rv-0-B|-');
     });
   });
 
@@ -191,9 +192,9 @@ describe('planner: RollingUpdate', () => {
 
     it('the guard message names the pod it protects', () => {
       const a = plan(snap({ partition: 2, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B' }));
-      expect(a.kind === 'patch' && a.message).to.match(/pod web-3 move to B without the hook's approval; raising it to 4/);
+      expect(a.kind === 'patch' && a.message).to.match(/pod web-3 would move to B without the hook's approval: raising the partition 2 -> 4/);
       const gone = plan(snap({ partition: 1, mark: { revision: 'B', partition: 3 }, pods: 'A A - B B' }));
-      expect(gone.kind === 'patch' && gone.message).to.match(/pod web-2 be recreated at B without the hook's approval; raising it to 3/);
+      expect(gone.kind === 'patch' && gone.message).to.match(/pod web-2 would be recreated at B without the hook's approval: raising the partition 1 -> 3/);
     });
   });
 
