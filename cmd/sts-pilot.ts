@@ -8,6 +8,7 @@ import { registerPilotCommand } from './pilot-command.ts';
 import { Controller } from '../lib/controller.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
+import { checkAdmissionGate } from '../lib/kube/gate-check.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -113,6 +114,8 @@ program
     await controller.start();
     if (elector) elector.start();
     else metrics.leader.set(1);
+    // Once, in the background: whether the API server keeps the partition shut too.
+    void checkAdmissionGate(kc, f.labelKey, log).then((r) => metrics.admissionGate.set(r.enforced ? 1 : 0));
   });
 
 registerCliCommands(program);

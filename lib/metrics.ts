@@ -21,6 +21,11 @@ export function createMetrics() {
         for (const [sts, seconds] of stepWaits()) this.set({ statefulset: sts }, seconds);
       },
     }),
+    admissionGate: new Gauge({
+      name: 'sts_pilot_admission_gate',
+      help: '1 when the admission policies that keep the partition shut are installed and name this controller and its label key (checked at startup), else 0',
+      registers: [registry],
+    }),
     leader: new Gauge({ name: 'sts_pilot_leader', help: '1 while this replica holds the Lease (or runs without leader election)', registers: [registry] }),
     registry,
     reconciles: new Counter({ name: 'sts_pilot_reconciles_total', help: 'Reconciles by result', labelNames: ['result'], registers: [registry] }),

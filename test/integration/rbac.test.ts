@@ -8,6 +8,11 @@ import { type Cluster, cluster, namespace } from './harness.ts';
  * controller with exactly this identity; this test fails if the role grows.
  */
 const EXPECTED_ANYWHERE = [
+  // The admission gate's four objects, by name (resourceNames): read once at startup.
+  'admissionregistration.k8s.io/mutatingadmissionpolicies: get',
+  'admissionregistration.k8s.io/mutatingadmissionpolicybindings: get',
+  'admissionregistration.k8s.io/validatingadmissionpolicies: get',
+  'admissionregistration.k8s.io/validatingadmissionpolicybindings: get',
   'apps/statefulsets: get list patch watch',
   'core/configmaps: get',
   'core/events: create',
@@ -78,6 +83,10 @@ describe('least privilege: the controller ServiceAccount from manifests/', funct
       ['update', 'sts-pilot.io', 'pilots/status'],
       ['delete', 'sts-pilot.io', 'pilots'],
       ['update', 'coordination.k8s.io', 'leases'],
+      ['list', 'admissionregistration.k8s.io', 'validatingadmissionpolicies'],
+      ['get', 'admissionregistration.k8s.io', 'validatingadmissionpolicies'],
+      ['update', 'admissionregistration.k8s.io', 'mutatingadmissionpolicies'],
+      ['delete', 'admissionregistration.k8s.io', 'validatingadmissionpolicybindings'],
     ] as const) {
       expect(await can(verb, group, resource), `${verb} ${group || 'core'}/${resource}`).to.equal(false);
     }
