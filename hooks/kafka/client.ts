@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { describeError } from '../../lib/errors.ts';
 import { type HookContext, HookNotReady } from '../../lib/hook.ts';
-import { type KafkaAdmin, type KafkaAdminOptions, openKafkaAdmin } from '../../lib/kafka/admin.ts';
+import { type BrokerAddress, type KafkaAdmin, type KafkaAdminOptions, openKafkaAdmin } from '../../lib/kafka/admin.ts';
 import type { Options } from './options.ts';
 
 const CA_KEY = 'ca.crt';
@@ -16,10 +16,10 @@ async function readSecret(ctx: HookContext<Options>, name: string): Promise<Reco
   }
 }
 
-/** A connection to the cluster with the options' TLS and SASL; every failure is a HookNotReady with a reason. */
-export async function connect(ctx: HookContext<Options>): Promise<KafkaAdmin> {
+/** A connection to one broker with the options' TLS and SASL; every failure is a HookNotReady with a reason. */
+export async function connect(ctx: HookContext<Options>, broker: BrokerAddress): Promise<KafkaAdmin> {
   const o = ctx.options;
-  const admin: KafkaAdminOptions = { bootstrap: o.bootstrap, timeoutMs: o.timeoutSeconds * 1000, signal: ctx.signal, clientId: 'sts-pilot' };
+  const admin: KafkaAdminOptions = { bootstrap: [broker], timeoutMs: o.timeoutSeconds * 1000, signal: ctx.signal, clientId: 'sts-pilot' };
   if (o.tls) {
     admin.tls = {};
     if (o.caSecret) {
@@ -37,6 +37,6 @@ export async function connect(ctx: HookContext<Options>): Promise<KafkaAdmin> {
   try {
     return await openKafkaAdmin(admin);
   } catch (err) {
-    throw new HookNotReady(`Kafka at ${o.bootstrap.map((b) => `${b.host}:${b.port}`).join(',')}: ${describeError(err, 400)}`);
+    throw new HookNotReady(`Kafka at ${broker.host}:${broker.port}: ${describeError(err, 400)}`);
   }
 }
