@@ -4,6 +4,7 @@ import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
 import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
+import { patroniProbe } from '../lib/probes/patroni.ts';
 
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -14,7 +15,7 @@ const PilotFlags = z.strictObject({
   podName: z.string({ error: 'required: --pod-name or $POD_NAME' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
   podUid: z.string().min(1).optional(),
   revision: z.string().min(1).optional(),
-  app: z.enum(['none', 'elasticsearch']),
+  app: z.enum(['none', 'elasticsearch', 'patroni']),
   appUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
   appCaFile: z.string().min(1).optional(),
   preStart: z.string().min(1).optional(),
@@ -45,8 +46,8 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--pod-name <name>', "the pod's name, which is its Pilot's").env('POD_NAME'))
     .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
-    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch']).default('none'))
-    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200); user:password@ for basic auth').env('STS_PILOT_APP_URL'))
+    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni']).default('none'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008)').env('STS_PILOT_APP_URL'))
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
     .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
     .option('--pre-start-timeout <seconds>', 'deadline of the pre-start command', '300')
@@ -68,7 +69,9 @@ export function registerPilotCommand(program: Command): void {
       const probe =
         f.app === 'elasticsearch'
           ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
-          : undefined;
+          : f.app === 'patroni'
+            ? patroniProbe({ url: f.appUrl ?? 'http://127.0.0.1:8008', timeoutMs: f.probeTimeout * 1000 })
+            : undefined;
       const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
       const runner = new PilotRunner({
         command,
