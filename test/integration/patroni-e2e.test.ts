@@ -1,6 +1,7 @@
 import { CustomObjectsApi, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -223,11 +224,15 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     sql(r1, "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
     sql(r1, 'SELECT pg_reload_conf()');
     try {
-      sql(leader, "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g");
+      await waitUntil(`${r1} to take the delay`, 30_000, async () => sql(r1, 'SHOW recovery_min_apply_delay') === '1h');
+      sql(leader, 'CREATE TABLE IF NOT EXISTS filler (g int, pad text)');
       const t = Date.now();
-      await waitUntil(`${r1} to lag more than 256 KiB`, 60_000, async () => {
+      await waitUntil(`${r1} to lag more than 256 KiB`, 90_000, async () => {
+        // Replay stops at the first commit it must delay: keep writing until /cluster shows it.
+        sql(leader, "INSERT INTO filler SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g");
         const m = (await members()).members.find((x) => x.name === r1);
-        return typeof m?.lag === 'number' && (m.lag > 256 * 1024 || (typeof m.replay_lag === 'number' && m.replay_lag > 256 * 1024));
+        const lag = Math.max(...[m?.lag, m?.replay_lag].map((x) => (typeof x === 'number' ? x : 0)));
+        return lag > 256 * 1024;
       });
       say(`lag visible in /cluster after ${Date.now() - t} ms`);
       const held = await ask(null, r2);
@@ -311,11 +316,14 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
 
   /** Acknowledged ids the leader does not have. */
   async function lost(w: Writer): Promise<number[]> {
+    // Acknowledged before the SELECT: the writer may still be running.
+    const acked = [...w.acked];
+    // Asynchronously: the leader endpoint is a proxy in this very process.
     const out = await waitUntil('the leader to answer SELECT', 120_000, async () =>
-      execFileSync(psql, [leaderDsn().replace('connect_timeout=3', 'connect_timeout=10'), '-Atqc', 'SELECT id FROM acked'], { encoding: 'utf8', timeout: 60_000 }),
+      (await promisify(execFile)(psql, [leaderDsn(), '-Atqc', 'SELECT id FROM acked'], { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 << 20 })).stdout,
     );
     const ids = new Set(out.split('\n').filter(Boolean).map(Number));
-    return [...w.acked].filter((id) => !ids.has(id));
+    return acked.filter((id) => !ids.has(id));
   }
 
   function report(what: string, r: Awaited<ReturnType<typeof roll>>, w: Writer, t1: number): void {
