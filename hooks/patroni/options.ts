@@ -50,7 +50,7 @@ export const Options = z
       .refine((u) => !urlOf(u)?.search && !urlOf(u)?.hash, 'must not have a query or fragment')
       .optional(),
     /** Replay lag (bytes of WAL) a member may have and still count as caught up. */
-    'max-lag': byteSize.default(1024 * 1024),
+    'max-lag': byteSize.prefault('1MB'),
     /**
      * Where the leadership goes before the leader's pod restarts: a replica that
      * already runs the update revision (and, while none does, the most caught-up
