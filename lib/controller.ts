@@ -617,8 +617,10 @@ export class Controller {
     const ns = sts.metadata?.namespace ?? '';
     const hookLog = log.child({ hook: hook.name, stale: names });
     hookLog.info(action.message);
+    const order = hook.podUpdateOrder.bind(hook);
     const answer = Promise.race([
-      hook.podUpdateOrder(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.pilots.reader(ns) }),
+      // Through a promise: a hook that throws at once must not leave this call pending for ever.
+      Promise.resolve().then(() => order(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.pilots.reader(ns) })),
       new Promise<never>((_, reject) => {
         const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.hookTimeoutMs / 1000}s`));
         if (signal.aborted) onAbort();
@@ -632,11 +634,11 @@ export class Controller {
       if (this.calls.get(k) !== call || this.shutdown.signal.aborted || !this.o.isLeader()) return;
       this.calls.delete(k);
       const at = new Date().toISOString();
-      const order: OrderRecord = r.ok ? { key: action.key, at, pods: r.order.pods, reason: r.order.reason } : { key: action.key, at, error: r.error };
+      const record: OrderRecord = r.ok ? { key: action.key, at, pods: r.order.pods, reason: r.order.reason } : { key: action.key, at, error: r.error };
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: r.ok ? 'ordered' : 'held' });
       hookLog.info(r.ok ? { order: r.order.pods, reason: r.order.reason } : { reason: r.error }, r.ok ? 'hook ordered the stale pods' : 'hook gave no order');
       const parsed = parseStatusAnnotation(sts.metadata?.annotations?.[STATUS_ANNOTATION]);
-      const status = JSON.stringify({ ...(parsed.ok ? parsed.status : {}), order });
+      const status = JSON.stringify({ ...(parsed.ok ? parsed.status : {}), order: record });
       const guarded = guardedPatch(sts, { [STATUS_ANNOTATION]: status }, undefined);
       const md = sts.metadata ?? {};
       try {
