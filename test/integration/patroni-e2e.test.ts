@@ -221,11 +221,14 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     expect(order?.pods.at(-1), 'the leader last').to.equal(leader);
     expect(order?.reason).to.include(`${leader} is the leader and goes last`);
 
-    // Lag: r1 replays an hour late; the leader writes ~5 MB of WAL.
-    sql(r1, "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
-    sql(r1, 'SELECT pg_reload_conf()');
+    // Lag: r1 becomes a delayed replica (Patroni's own recovery_conf, reloaded), replaying an hour late.
+    const delay = async (conf: Record<string, string> | undefined, want: string): Promise<void> => {
+      rt().setRecoveryConf(r1, conf);
+      expect((await rest(r1, '/reload', { method: 'POST' })).status).to.be.oneOf([200, 202]);
+      await waitUntil(`${r1} to apply recovery_min_apply_delay = ${want}`, 60_000, async () => sql(r1, 'SHOW recovery_min_apply_delay') === want);
+    };
+    await delay({ recovery_min_apply_delay: '1h' }, '1h');
     try {
-      await waitUntil(`${r1} to take the delay`, 30_000, async () => sql(r1, 'SHOW recovery_min_apply_delay') === '1h');
       sql(leader, 'CREATE TABLE IF NOT EXISTS filler (g int, pad text)');
       const t = Date.now();
       await waitUntil(`${r1} to lag more than 256 KiB`, 90_000, async () => {
@@ -240,8 +243,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
       figure(`lag hold: ${held}`);
       expect(held).to.match(new RegExp(`member ${r1} is [0-9.]+ [KM]iB behind the leader ${leader} \\(max-lag 256 KiB\\)`));
     } finally {
-      sql(r1, 'ALTER SYSTEM RESET recovery_min_apply_delay');
-      sql(r1, 'SELECT pg_reload_conf()');
+      await delay(undefined, '0');
     }
     await waitUntil(`${r1} to catch up`, 60_000, async () => (await ask(null, r2)) === 'approved');
 

@@ -63,6 +63,8 @@ export class PatroniPodRuntime implements PodRuntime {
   private readonly o: PatroniPodRuntimeOptions;
   private readonly runAs: { uid: number; gid: number } | undefined;
   private readonly venv: string;
+  /** Per member: extra `postgresql.recovery_conf` (e.g. a delayed replica), see setRecoveryConf. */
+  private readonly recoveryConf = new Map<string, Record<string, string>>();
 
   constructor(o: PatroniPodRuntimeOptions) {
     this.o = o;
@@ -148,12 +150,26 @@ export class PatroniPodRuntime implements PodRuntime {
           rewind: { username: 'rewind_user', password: secrets.replication },
         },
         parameters: { unix_socket_directories: m.dir, shared_buffers: '32MB', max_connections: 40, fsync: 'on' },
+        ...(this.recoveryConf.has(m.name) ? { recovery_conf: this.recoveryConf.get(m.name) } : {}),
       },
     };
     // JSON is YAML.
     const file = path.join(m.dir, 'patroni.yml');
     fs.writeFileSync(file, JSON.stringify(cfg, null, 2), { mode: 0o600 });
     return file;
+  }
+
+  /**
+   * Rewrite one member's configuration with this `postgresql.recovery_conf`
+   * (undefined: none), as a person would for a delayed replica; the caller then
+   * asks Patroni to reload (POST /reload).
+   */
+  setRecoveryConf(name: string, conf: Record<string, string> | undefined): void {
+    const m = this.member(name);
+    if (conf) this.recoveryConf.set(name, conf);
+    else this.recoveryConf.delete(name);
+    this.config(m);
+    if (this.runAs) execFileSync('chown', [`${this.runAs.uid}:${this.runAs.gid}`, path.join(m.dir, 'patroni.yml')]);
   }
 
   async start(pod: V1Pod): Promise<void> {
