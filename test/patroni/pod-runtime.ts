@@ -54,6 +54,7 @@ interface Member {
 }
 
 const live = new Set<PilotProcess>();
+const runtimes = new Set<PatroniPodRuntime>();
 let exitHook = false;
 
 export class PatroniPodRuntime implements PodRuntime {
@@ -197,6 +198,7 @@ export class PatroniPodRuntime implements PodRuntime {
       flags: ['--app', 'patroni', '--app-url', `http://${m.ip}:${this.o.restPort}`, '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60'],
     });
     m.pilot = pilot;
+    runtimes.add(this);
     this.pilots.push({ pod: name, pilot });
     live.add(pilot);
     void pilot.exited.then(() => live.delete(pilot));
@@ -204,6 +206,8 @@ export class PatroniPodRuntime implements PodRuntime {
       exitHook = true;
       process.on('exit', () => {
         for (const p of live) p.signal('SIGKILL');
+        // A killed Patroni leaves its PostgreSQL running: stop those too.
+        for (const r of runtimes) r.stopAllPostgres();
       });
     }
     await pilot.waitForServer();
@@ -252,6 +256,11 @@ export class PatroniPodRuntime implements PodRuntime {
     spawnSync(cmd[0] as string, cmd.slice(1), { stdio: 'ignore' });
   }
 
+  /** Synchronously, for a process on its way out. */
+  stopAllPostgres(): void {
+    for (const m of this.members.values()) this.stopPostgres(m);
+  }
+
   /** Stops every member (pilot, Patroni, PostgreSQL). */
   async stopAll(): Promise<void> {
     await Promise.all(
@@ -266,6 +275,7 @@ export class PatroniPodRuntime implements PodRuntime {
         this.stopPostgres(m);
       }),
     );
+    runtimes.delete(this);
   }
 
   /** Last lines of a pod's pilot and Patroni output. */
