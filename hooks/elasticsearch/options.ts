@@ -35,7 +35,7 @@ export const Options = z
     'credentials-secret': objectName.optional(),
     'ca-secret': objectName.optional(),
     // Refused below: the controller gives hooks no ConfigMap reader, and an option that silently holds at pod 3 is worse than none.
-    'ca-configmap': objectName.optional(),
+    'ca-configmap': objectName.optional().describe('not supported: put ca.crt in a Secret and name it in ca-secret'),
     'required-health': z.enum(['green', 'yellow'], { error: 'must be green or yellow' }).default('green'),
     timeout: secondsOption(10),
     // auto: shutdown on Elasticsearch >= 7.15.2 (keeps the data in place), else drain.
@@ -44,9 +44,14 @@ export const Options = z
     'allocation-delay': z
       .string()
       .regex(/^[1-9][0-9]{0,6}(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h')
-      .optional(),
+      .optional()
+      .describe('shutdown: how long a restarting node may be away before its replicas are rebuilt elsewhere'),
     // The version the pod template runs, when its image tag does not say (for master-last ordering in an upgrade).
-    version: z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version such as 8.19.21').optional(),
+    version: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+$/, 'must be a version such as 8.19.21')
+      .optional()
+      .describe('the version the template runs, when its image tag does not say'),
   })
   .superRefine((o, ctx) => {
     if (o['ca-configmap']) {
