@@ -169,3 +169,25 @@ export const FlushAnswer = z.looseObject({
 export const ErrorAnswer = z.looseObject({
   error: z.union([z.string(), z.looseObject({ type: z.string().optional(), reason: z.string().nullish() })]),
 });
+
+/**
+ * GET /_cluster/settings?include_defaults=true&filter_path=defaults.cluster.routing.allocation.disk.*
+ * What the nodes' own config (elasticsearch.yml) and the built-in defaults say, where the cluster settings say nothing.
+ */
+export const DiskDefaultsAnswer = z.looseObject({
+  defaults: z
+    .looseObject({
+      cluster: z.looseObject({
+        routing: z.looseObject({
+          allocation: z.looseObject({
+            disk: z.looseObject({
+              threshold_enabled: z.union([z.string(), z.boolean()]).optional(),
+              watermark: z.looseObject({ high: z.string().optional() }).optional(),
+            }),
+          }),
+        }),
+      }),
+    })
+    .optional(),
+});
+export type DiskDefaultsAnswer = z.infer<typeof DiskDefaultsAnswer>;

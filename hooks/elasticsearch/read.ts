@@ -3,6 +3,7 @@ import { HookNotReady } from '../../lib/hook.ts';
 import {
   AllocationAnswer,
   CoordinationAnswer,
+  DiskDefaultsAnswer,
   HealthAnswer,
   IndexHealthAnswer,
   NodeCopiesAnswer,
@@ -58,7 +59,8 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
       `/_cluster/state/metadata/sts-pilot-no-index?ignore_unavailable=true&allow_no_indices=true&${mt}&filter_path=metadata.cluster_coordination.last_committed_config`,
       CoordinationAnswer,
     ),
-    wantShutdowns ? es.get(`/_nodes/shutdown?${mt}`, ShutdownOrNodesInfo, 8 << 20) : Promise.resolve(undefined),
+    // No master timeout here: without the module this path is the nodes info, which refuses the parameter.
+    wantShutdowns ? es.get('/_nodes/shutdown', ShutdownOrNodesInfo, 8 << 20) : Promise.resolve(undefined),
   ]);
   const shutdownAnswer = shutdowns === undefined ? undefined : Array.isArray(shutdowns.nodes) ? ShutdownAnswer.parse(shutdowns) : null;
 
@@ -71,6 +73,7 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
   let copies: NodeCopiesAnswer | undefined;
   let replicas: Record<string, number> | undefined;
   let allocation: AllocationAnswer | undefined;
+  let diskDefaults: DiskDefaultsAnswer | undefined;
   const nextId = o.next ? first.view.nodes.find((n) => n.name === o.next)?.id : undefined;
   if (o.next) {
     const p = nextId ? `routing_nodes.nodes.${nextId}` : undefined;
@@ -79,7 +82,8 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
       const names = parseNames(settings[effectiveLayer(settings, EXCLUDE_NAME)][EXCLUDE_NAME]);
       return names.ok && names.names.includes(o.next as string);
     })();
-    [copies, replicas, allocation] = await Promise.all([
+    const drainStarts = strategy === 'drain' && !excluded;
+    [copies, replicas, allocation, diskDefaults] = await Promise.all([
       // ~70 bytes a copy of that node; 64 MiB is far more than any node holds.
       es.get(`/_cluster/state/routing_nodes?${mt}&filter_path=${filter.join(',')}`, NodeCopiesAnswer, 64 << 20),
       strategy !== 'drain'
@@ -88,7 +92,14 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
             .then((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.settings.index.number_of_replicas])))
         : Promise.resolve(undefined),
       // Before a drain starts: is there room for the node's data elsewhere?
-      strategy === 'drain' && !excluded ? es.get('/_cat/allocation?format=json&bytes=b&h=node,shards,disk.indices,disk.used,disk.avail,disk.total', AllocationAnswer, 8 << 20) : Promise.resolve(undefined),
+      drainStarts ? es.get('/_cat/allocation?format=json&bytes=b&h=node,shards,disk.indices,disk.used,disk.avail,disk.total', AllocationAnswer, 8 << 20) : Promise.resolve(undefined),
+      // The disk decider may be configured in the nodes' own config, which the cluster settings do not show.
+      drainStarts
+        ? es.get(
+            `/_cluster/settings?include_defaults=true&${mt}&filter_path=defaults.cluster.routing.allocation.disk.threshold_enabled,defaults.cluster.routing.allocation.disk.watermark.high`,
+            DiskDefaultsAnswer,
+          )
+        : Promise.resolve(undefined),
     ]);
   }
 
@@ -106,7 +117,7 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
     }
   }
   const v = clusterView(
-    { ...base, ...(copies ? { copies } : {}), ...(replicas ? { replicas } : {}), ...(allocation ? { allocation } : {}), ...(redIndices ? { redIndices } : {}) },
+    { ...base, ...(copies ? { copies } : {}), ...(replicas ? { replicas } : {}), ...(allocation ? { allocation } : {}), ...(diskDefaults ? { diskDefaults } : {}), ...(redIndices ? { redIndices } : {}) },
     o.markerKey,
     o.next !== undefined,
   );

@@ -1,4 +1,4 @@
-import type { AllocationAnswer, CoordinationAnswer, HealthAnswer, NodeCopiesAnswer, NodesInfoAnswer, SettingsAnswer, ShutdownAnswer, StateAnswer } from './answers.ts';
+import type { AllocationAnswer, CoordinationAnswer, DiskDefaultsAnswer, HealthAnswer, NodeCopiesAnswer, NodesInfoAnswer, SettingsAnswer, ShutdownAnswer, StateAnswer } from './answers.ts';
 import type { Health } from './options.ts';
 import {
   ALLOCATION_ENABLE,
@@ -97,6 +97,7 @@ export interface Answers {
   replicas?: Record<string, number>;
   shutdowns?: ShutdownAnswer | null;
   allocation?: AllocationAnswer;
+  diskDefaults?: DiskDefaultsAnswer;
 }
 
 /** The cluster UUID of a cluster that has not formed (no elected master has committed one). */
@@ -176,8 +177,9 @@ export function clusterView(a: Answers, markerKey: string, withShards: boolean):
 
   let disk: DiskView | undefined;
   if (a.allocation) {
-    const enabled = String(settingIn(settings, DISK_ENABLED) ?? 'true').toLowerCase() !== 'false';
-    const highText = String(settingIn(settings, DISK_HIGH) ?? '90%');
+    const d = a.diskDefaults?.defaults?.cluster.routing.allocation.disk;
+    const enabled = String(settingIn(settings, DISK_ENABLED) ?? d?.threshold_enabled ?? 'true').toLowerCase() !== 'false';
+    const highText = String(settingIn(settings, DISK_HIGH) ?? d?.watermark?.high ?? '90%');
     const high = parseWatermark(highText);
     if (enabled && !high) return { ok: false, error: `setting ${DISK_HIGH} is ${JSON.stringify(highText)}, which the hook cannot read` };
     disk = {

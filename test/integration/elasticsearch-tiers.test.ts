@@ -172,4 +172,22 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
     expect((await es<{ status: string }>(url, 'GET', '/_cluster/health')).status).to.equal('green');
     expect(NS).to.equal('db');
   });
+
+  it('holds before a drain when the other nodes cannot take the data under the high disk watermark', async () => {
+    const alloc = await es<{ node: string; 'disk.percent': string }[]>(url, 'GET', '/_cat/allocation?format=json&h=node,disk.percent');
+    const pct = Number(alloc.find((r) => r.node === 'data-1')?.['disk.percent']);
+    expect(pct, `disk use of this machine (${pct}%) too low to put the watermark under it`).to.be.above(5);
+    // Every node shares this machine's disk: a high watermark under its use leaves no room anywhere.
+    const high = `${pct - 5}%`;
+    const keys = ['threshold_enabled', 'watermark.low', 'watermark.high', 'watermark.flood_stage'].map((k) => `cluster.routing.allocation.disk.${k}`);
+    await es(url, 'PUT', '/_cluster/settings', { transient: { [keys[0] as string]: true, [keys[1] as string]: high, [keys[2] as string]: high, [keys[3] as string]: '99%' } });
+    try {
+      const r = await untilHeldWith(data, null, 'data-1', /high disk watermark/, 60_000);
+      console.log(`      [figures] hold reason before a drain with no room: ${r}`);
+      expect(r).to.match(new RegExp(`^data-1 holds [\\d.]+ (MiB|GiB) of shard data, but the other nodes \\(data-[02], data-[02]\\) can take only 0\\.0 MiB before the high disk watermark \\(${pct - 5}%\\)`));
+      expect(await excluded(url), 'nothing excluded').to.deep.equal(['retired-7']);
+    } finally {
+      await es(url, 'PUT', '/_cluster/settings', { transient: Object.fromEntries(keys.map((k) => [k, null])) });
+    }
+  });
 });

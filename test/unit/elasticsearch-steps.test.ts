@@ -40,6 +40,8 @@ interface Spec {
   shutdowns?: { node: string; type?: string; reason?: string; status: 'NOT_STARTED' | 'IN_PROGRESS' | 'STALLED' | 'COMPLETE'; explanation?: string }[] | null;
   persistent?: Record<string, unknown>;
   disk?: { node: string; indices: number; used: number; total: number }[];
+  /** what include_defaults says (the nodes' own config) */
+  diskDefaults?: { threshold_enabled?: string; high?: string };
 }
 
 const KEY = markerKey('db', 'data');
@@ -99,6 +101,24 @@ function view(s: Spec): ClusterView {
       : {}),
     ...(s.disk
       ? { allocation: s.disk.map((d) => ({ node: d.node, shards: 1, 'disk.indices': d.indices, 'disk.used': d.used, 'disk.avail': d.total - d.used, 'disk.total': d.total })) }
+      : {}),
+    ...(s.diskDefaults
+      ? {
+          diskDefaults: {
+            defaults: {
+              cluster: {
+                routing: {
+                  allocation: {
+                    disk: {
+                      ...(s.diskDefaults.threshold_enabled ? { threshold_enabled: s.diskDefaults.threshold_enabled } : {}),
+                      ...(s.diskDefaults.high ? { watermark: { high: s.diskDefaults.high } } : {}),
+                    },
+                  },
+                },
+              },
+            },
+          },
+        }
       : {}),
   };
   const r = clusterView(a, KEY, true);
@@ -289,6 +309,10 @@ describe('elasticsearch hook: drains that cannot finish say why', () => {
     // a watermark as free space (19 + 14 GiB of room), and the decider switched off
     expect(diskShortfall(view({ disk, persistent: { 'cluster.routing.allocation.disk.watermark.high': '1gb' } }), 'es-2')).to.equal(undefined);
     expect(diskShortfall(view({ disk, persistent: { 'cluster.routing.allocation.disk.threshold_enabled': 'false' } }), 'es-2')).to.equal(undefined);
+    // the nodes' own config counts where the cluster settings say nothing, and the cluster settings win over it
+    expect(diskShortfall(view({ disk, diskDefaults: { threshold_enabled: 'false' } }), 'es-2')).to.equal(undefined);
+    expect(diskShortfall(view({ disk, diskDefaults: { high: '99%' } }), 'es-2')).to.equal(undefined);
+    expect(diskShortfall(view({ disk, diskDefaults: { high: '99%' }, persistent: { 'cluster.routing.allocation.disk.watermark.high': '90%' } }), 'es-2')).to.match(/before the high disk watermark \(90%\)/);
     // enough room: the drain starts (the exclusion is written)
     expect(decideDrain(view({ disk: disk.map((d) => ({ ...d, indices: d.node === 'es-2' ? 10 * GB : d.indices })) }), null, ref('es-2'), 'green').kind).to.equal('write');
   });
