@@ -122,3 +122,17 @@ export async function untilHeldWith(s: StsSpec, prev: string | null, next: strin
     await sleep(500);
   }
 }
+
+/**
+ * Starts a stopped node. The harness gives a node 180 s to rejoin; on a loaded
+ * machine a node can take longer. A node still running past that is not a
+ * failure here: the hook's own rejoin check is what the tests wait on.
+ */
+export async function startNode(node: { start(): Promise<void>; running: boolean; name: string }, say: (l: string) => void = () => {}): Promise<void> {
+  try {
+    await node.start();
+  } catch (err) {
+    if (!node.running) throw err;
+    say(`${node.name} is slow to rejoin (${String(err).split('\n')[0]}); waiting on the hook`);
+  }
+}

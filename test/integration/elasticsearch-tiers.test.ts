@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { esCall, type EsClusterHandle, type EsNodeHandle, startEsCluster } from '../es/es-cluster.ts';
-import { callHook, NS, type StsSpec, untilApproved, untilHeldWith } from '../es/hook-driver.ts';
+import { callHook, NS, startNode, type StsSpec, untilApproved, untilHeldWith } from '../es/hook-driver.ts';
 import { es, HealthWatch, type Service, tcpService, Writer } from '../es/workload.ts';
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
@@ -74,7 +74,7 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
     await Promise.all(calls);
     expect(await excluded(url)).to.deep.equal(['data-2', 'masters-2', 'retired-7']);
     // and both end at once: only their own names go
-    await Promise.all([untilApproved(masters, 'masters-2', null, 120_000, say), untilApproved(data, 'data-2', null, 120_000, say)]);
+    await Promise.all([untilApproved(masters, 'masters-2', null, 600_000, say), untilApproved(data, 'data-2', null, 600_000, say)]);
     expect(await excluded(url)).to.deep.equal(['retired-7']);
     const s = await flat(url);
     expect(Object.keys(s.persistent).filter((k) => k.startsWith('cluster.metadata.sts-pilot'))).to.deep.equal([]);
@@ -90,10 +90,10 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
       const d = await callHook(data, null, 'data-1');
       expect(d.reason ?? '').to.not.match(/quorum|has not joined/);
     } finally {
-      await m0.start();
+      await startNode(m0, say);
     }
-    await untilApproved(masters, null, 'masters-1', 120_000, say);
-    await Promise.all([untilApproved(masters, 'masters-1', null, 120_000, say), untilApproved(data, 'data-1', null, 120_000, say)]);
+    await untilApproved(masters, null, 'masters-1', 600_000, say);
+    await Promise.all([untilApproved(masters, 'masters-1', null, 600_000, say), untilApproved(data, 'data-1', null, 600_000, say)]);
     expect(await excluded(url)).to.deep.equal(['retired-7']);
   });
 
@@ -108,8 +108,8 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
     } finally {
       await es(url, 'DELETE', '/three-copies');
     }
-    await untilApproved(data, null, 'data-1', 120_000, say);
-    await untilApproved(data, 'data-1', null, 120_000, say);
+    await untilApproved(data, null, 'data-1', 600_000, say);
+    await untilApproved(data, 'data-1', null, 600_000, say);
   });
 
   it('rolls both StatefulSets at the same time, each node restarted, under a writer: never red, nothing lost, no exclusion leaked or lost', async function () {
@@ -145,7 +145,7 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
         const node = byName(next);
         const t = performance.now();
         await node.stop();
-        restarting = node.start().then(() => void figures.push(`${next}: step ${secs(run.ms)}, restart ${secs(performance.now() - t)}`));
+        restarting = startNode(node, say).then(() => void figures.push(`${next}: step ${secs(run.ms)}, restart ${secs(performance.now() - t)}`));
       }
       return figures;
     };

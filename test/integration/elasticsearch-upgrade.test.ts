@@ -6,7 +6,7 @@
 
 import { expect } from 'chai';
 import { esDistribution, type EsClusterHandle, type EsDistribution, type EsNodeHandle, startEsCluster } from '../es/es-cluster.ts';
-import { type StsSpec, untilApproved } from '../es/hook-driver.ts';
+import { startNode, type StsSpec, untilApproved } from '../es/hook-driver.ts';
 import { es, HealthWatch, type Service, tcpService, Writer } from '../es/workload.ts';
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
@@ -79,7 +79,7 @@ describe('elasticsearch hook: a rolling version upgrade of a real cluster', func
         const t = performance.now();
         await node.stop();
         node.setDistribution(to);
-        restarting = node.start().then(() => void figures.push(`${next}: step ${secs(run.ms)}, upgrade restart ${secs(performance.now() - t)}`));
+        restarting = startNode(node, say).then(() => void figures.push(`${next}: step ${secs(run.ms)}, upgrade restart ${secs(performance.now() - t)}`));
       }
     } finally {
       await writer.stop();
