@@ -22,7 +22,7 @@ const t0 = Date.now();
 const say = (s: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}`);
 
 say(`starting 3 nodes; then ${indices} indices x 25 shards x 2 copies = ${indices * 50} shard copies`);
-const c = await startEsCluster({ nodes: 3, heap: '512m', settings: { 'cluster.max_shards_per_node': 4000 } });
+const c = await startEsCluster({ nodes: 3, heap: '512m', settings: { 'cluster.max_shards_per_node': 4000 }, startTimeoutMs: 900_000 });
 try {
   const url = c.url;
   for (let i = 0; i < indices; i++) {

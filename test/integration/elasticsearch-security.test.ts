@@ -33,7 +33,7 @@ describe('elasticsearch hook: a cluster with security on (TLS and basic authenti
     if (saved.dist !== 'elasticsearch') delete process.env.STS_PILOT_ES_VERSION;
     const dist = await esDistribution();
     const t0 = performance.now();
-    c = await startEsCluster({ nodes: 3, dist, heap: '256m', security: { ...pki, users: [{ name: 'elastic', password: PASSWORD, role: 'superuser' }] } });
+    c = await startEsCluster({ nodes: 3, dist, heap: '256m', startTimeoutMs: 600_000, security: { ...pki, users: [{ name: 'elastic', password: PASSWORD, role: 'superuser' }] } });
     console.log(`      [figures] elasticsearch ${dist.version} with TLS and authentication: 3 nodes up in ${secs(performance.now() - t0)}`);
     url = c.url;
     expect(url).to.match(/^https:/);

@@ -39,6 +39,8 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
     c = await startEsCluster({
       nodeNames: [...MASTERS, ...DATA],
       masterNodes: MASTERS,
+      // a shared 2-core machine can take minutes to start six JVMs
+      startTimeoutMs: 600_000,
       heap: '256m',
       nodeSettings: (name) => {
         const flavor = process.env.STS_PILOT_ES_DIST === 'elasticsearch' ? 'elasticsearch' : 'opensearch';

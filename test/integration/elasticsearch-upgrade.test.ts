@@ -40,7 +40,7 @@ describe('elasticsearch hook: a rolling version upgrade of a real cluster', func
     this.timeout(15 * 60_000);
     [from, to] = [await distOf(fromVersion), await distOf(toVersion)];
     const t0 = performance.now();
-    c = await startEsCluster({ nodes: 3, dist: from, heap: '256m' });
+    c = await startEsCluster({ nodes: 3, dist: from, heap: '256m', startTimeoutMs: 600_000 });
     console.log(`      [figures] ${flavor} ${fromVersion}: 3 nodes up in ${secs(performance.now() - t0)}; upgrading to ${toVersion}`);
     svc = await tcpService(() => c.nodes.filter((n) => n.running).map((n) => n.httpPort));
   });
