@@ -107,7 +107,7 @@ export interface StartEsClusterOptions {
   masterNodes?: string[];
   /** security on (Elasticsearch): TLS on HTTP and transport with this certificate, and file-realm users */
   security?: EsSecurity;
-  /** how long to wait for the cluster to form and go green, default 180 s */
+  /** how long to wait for the cluster to form and go green, default 600 s (a shared 2-core machine can take minutes to start three JVMs) */
   startTimeoutMs?: number;
 }
 
@@ -692,7 +692,7 @@ export async function startEsCluster(opts: StartEsClusterOptions = {}): Promise<
 
   try {
     for (const node of ctx.all) node.spawnProcess();
-    const startTimeout = opts.startTimeoutMs ?? 180_000;
+    const startTimeout = opts.startTimeoutMs ?? 600_000;
     const early = Promise.race(ctx.all.map((x) => x.exited().then(() => x)));
     const exitedEarly = early.then((x) => { throw new Error(`${x.name} exited while the cluster was forming\n--- last 50 log lines:\n${ctx.tail.slice(-50).join('\n')}`); });
     await Promise.race([waitForHealth(`wait_for_nodes=${n}&wait_for_status=green`, startTimeout), exitedEarly]);
