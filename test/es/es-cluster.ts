@@ -87,7 +87,7 @@ export interface EsClusterHandle {
 
 export interface StartEsClusterOptions {
   nodes?: number;
-  /** http port of node i is basePort+i, transport port basePort+100+i; default: the first free block from 19200 */
+  /** http port of node i is basePort+i, transport port basePort+100+i; default: a random free block from 30000 */
   basePort?: number;
   clusterName?: string;
   /** default es-0, es-1, ... (like the pods of a StatefulSet named "es") */
@@ -306,13 +306,13 @@ async function blockFree(base: number, n: number): Promise<boolean> {
 }
 
 async function findBasePort(n: number): Promise<number> {
-  for (let base = 19200; base < 19200 + 100 - n; base += 10) {
+  // Random blocks, not the first free one: several test runs share this machine,
+  // and a JVM binds its ports long after the check (minutes on a loaded machine).
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 30_000 + Math.floor(Math.random() * 150) * 200;
     if (await blockFree(base, n)) return base;
   }
-  for (let base = 29200; base < 29200 + 100 - n; base += 10) {
-    if (await blockFree(base, n)) return base;
-  }
-  throw new Error('no free block of loopback ports at 19200-19399 or 29200-29399');
+  throw new Error('no free block of loopback ports at 30000-59999');
 }
 
 // ---------------------------------------------------------------------------
