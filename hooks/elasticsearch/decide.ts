@@ -313,6 +313,15 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
     if (view.health.unassigned) reason += `; ${plural(view.health.unassigned, 'shard')} unassigned in the cluster`;
     // Nothing moves anywhere and copies stay: ask the cluster why one of them stays.
     const stuck = relocating === 0 && initializing === 0 && view.health.relocating === 0 && view.health.initializing === 0;
+    // In an upgrade a replica whose primary is on a newer node can go to no older node (and not
+    // beside its primary): it stays. Its primary is active elsewhere (a started replica implies
+    // it), so the node may go with only such replicas left: redundancy drops, nothing goes offline.
+    if (stuck && upgrading(view) && on.every((s) => !s.primary && s.state === 'STARTED') && view.exclusion.includes(next.name) && stepHealthy(view, required)) {
+      return approve(
+        `${next.name} holds only ${plural(on.length, 'replica')} that no node can take during the upgrade (their primaries are on newer nodes); ` +
+          `their primaries are active elsewhere; cluster is ${view.health.status}`,
+      );
+    }
     const sample = on.find((s) => s.state === 'STARTED');
     return hold(reason, stuck && sample ? { index: sample.index, shard: sample.shard, primary: sample.primary, nodeId: sample.nodeId } : undefined);
   }

@@ -195,6 +195,17 @@ describe('elasticsearch hook: yellow during a version upgrade', () => {
     expect(d).to.deep.include({ kind: 'approve' });
     expect(d.kind === 'approve' && d.note).to.match(/yellow accepted: an upgrade is under way/);
   });
+  it('lets a node go in an upgrade when only replicas that no node can take are left on it, and not primaries', () => {
+    const ex = { 'cluster.routing.allocation.exclude._name': 'es-1', [KEY]: encodeMarker({ exclude: ['es-1'] }) };
+    const mixedOld = { 'es-0': { version: '8.18.0' }, 'es-1': { version: '8.18.0' }, 'es-2': { version: '8.19.21' } };
+    const only = decideDrain(view({ status: 'yellow', unassigned: 0, nodes: mixedOld, persistent: ex, copies: { 'es-1': ['live/0r'] } }), ref('es-2'), ref('es-1'), 'green');
+    expect(only).to.deep.include({ kind: 'approve' });
+    expect(only.kind === 'approve' && only.note).to.match(/^es-1 holds only 1 replica that no node can take during the upgrade/);
+    // a primary left, or no upgrade, or copies still moving: hold
+    expect(decideDrain(view({ nodes: mixedOld, persistent: ex, copies: { 'es-1': ['live/0p'] } }), ref('es-2'), ref('es-1'), 'green').kind).to.equal('hold');
+    expect(decideDrain(view({ persistent: ex, copies: { 'es-1': ['live/0r'] } }), ref('es-2'), ref('es-1'), 'green').kind).to.equal('hold');
+    expect(decideDrain(view({ nodes: mixedOld, relocating: 1, persistent: ex, copies: { 'es-1': ['live/0r'] } }), ref('es-2'), ref('es-1'), 'green').kind).to.equal('hold');
+  });
   it('compares versions by number', () => {
     expect(compareVersions('8.9.0', '8.19.0')).to.be.below(0);
     expect(compareVersions('9.0.0', '8.19.21')).to.be.above(0);
