@@ -42,6 +42,8 @@ export interface EsSecurity {
   key: string;
   /** users of the file realm; the first one is what the harness itself logs in as */
   users: { name: string; password: string; role: string }[];
+  /** the built-in `elastic` user's password, as ECK sets it: `bootstrap.password` in each node's keystore */
+  elasticPassword?: string;
 }
 
 export interface EsNodeHandle {
@@ -479,6 +481,11 @@ class NodeImpl implements EsNodeHandle {
     const env = { ...process.env, ES_PATH_CONF: this.confDir, ES_JAVA_HOME: this.dist.javaHome, JAVA_HOME: '' };
     for (const u of sec.users) {
       execFileSync(path.join(this.home, 'bin', 'elasticsearch-users'), ['useradd', u.name, '-p', u.password, '-r', u.role], { env, stdio: 'pipe' });
+    }
+    if (sec.elasticPassword) {
+      const ks = path.join(this.home, 'bin', 'elasticsearch-keystore');
+      if (!fs.existsSync(path.join(this.confDir, 'elasticsearch.keystore'))) execFileSync(ks, ['create'], { env, stdio: 'pipe' });
+      execFileSync(ks, ['add', '--force', '--stdin', 'bootstrap.password'], { env, input: sec.elasticPassword, stdio: ['pipe', 'pipe', 'pipe'] });
     }
     fs.writeFileSync(done, '');
   }

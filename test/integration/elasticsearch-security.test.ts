@@ -1,8 +1,9 @@
 // The elasticsearch hook against a real cluster with security on: Elasticsearch
 // (its integ-test distribution carries x-pack-security; OpenSearch's carries no
 // security plugin) with TLS on HTTP and transport, signed by a throwaway CA,
-// and a file-realm user. The hook logs in with the Secret shape ECK creates
-// for the `elastic` user (one key: the user's name, the password as value),
+// the built-in `elastic` user's password bootstrapped as ECK does it (keystore
+// `bootstrap.password`). The hook logs in as `elastic` with the Secret shape ECK
+// creates for it (one key: the user's name, the password as value),
 // trusts the CA from a Secret, and drains a node.
 
 import { expect } from 'chai';
@@ -33,7 +34,7 @@ describe('elasticsearch hook: a cluster with security on (TLS and basic authenti
     if (saved.dist !== 'elasticsearch') delete process.env.STS_PILOT_ES_VERSION;
     const dist = await esDistribution();
     const t0 = performance.now();
-    c = await startEsCluster({ nodes: 3, dist, heap: '256m', startTimeoutMs: 600_000, security: { ...pki, users: [{ name: 'elastic', password: PASSWORD, role: 'superuser' }] } });
+    c = await startEsCluster({ nodes: 3, dist, heap: '256m', startTimeoutMs: 600_000, security: { ...pki, users: [{ name: 'sts-test-admin', password: 'admin-Pw-456', role: 'superuser' }], elasticPassword: PASSWORD } });
     console.log(`      [figures] elasticsearch ${dist.version} with TLS and authentication: 3 nodes up in ${secs(performance.now() - t0)}`);
     url = c.url;
     expect(url).to.match(/^https:/);
