@@ -17,7 +17,7 @@ for entry in $matrix; do
   for suite in $suites; do
     log="$(mktemp -t "sts-pilot-matrix-$dist-$version-$suite.XXXXXX.log")"
     start=$(date +%s)
-    STS_PILOT_ES_DIST="$dist" STS_PILOT_ES_VERSION="$version" \
+    STS_PILOT_ES_EXTENDED=1 STS_PILOT_ES_DIST="$dist" STS_PILOT_ES_VERSION="$version" \
       mocha --no-config --timeout 300000 --exit --node-option disable-warning=ExperimentalWarning \
         --reporter ./test/summary-reporter.cjs "test/integration/$suite.test.ts" >"$log" 2>&1
     rc=$?

@@ -7,7 +7,7 @@
 // plays the Kubernetes Service: it spreads connections over the running nodes,
 // so the hook's URL stays up while any one node restarts.
 //
-// Env: STS_PILOT_ES_DOCS (default 40000) documents of ~1 kB (random, so ~40 MiB) in the data set;
+// Env: STS_PILOT_ES_DOCS (default 20000) documents of ~1 kB (random, so ~20 MiB) in the data set;
 // STS_PILOT_TEST_VERBOSE=1 prints every hold reason and the nodes' warnings.
 
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
@@ -26,7 +26,7 @@ const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
   if (verbose) console.log(`      | ${line}`);
 };
-const DOCS = Number(process.env.STS_PILOT_ES_DOCS ?? 40_000);
+const DOCS = Number(process.env.STS_PILOT_ES_DOCS ?? 20_000);
 const DOC_BYTES = 1000;
 const NS = 'db';
 const EXCLUDE = 'cluster.routing.allocation.exclude._name';

@@ -12,6 +12,9 @@ import { callHook, type StsSpec, untilApproved } from '../es/hook-driver.ts';
 import { es } from '../es/workload.ts';
 import { makePki, type TestPki } from '../es/tls.ts';
 
+// Not in `npm test` by default (its share of the machine is budgeted): `npm run
+// test:elasticsearch` and the version matrix set STS_PILOT_ES_EXTENDED=1.
+const describeExtended = process.env.STS_PILOT_ES_EXTENDED === '1' ? describe : describe.skip;
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
   if (verbose) console.log(`      | ${line}`);
@@ -19,7 +22,7 @@ const say = (line: string): void => {
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const PASSWORD = 'pw-Secured-123';
 
-describe('elasticsearch hook: a cluster with security on (TLS and basic authentication)', function () {
+describeExtended('elasticsearch hook: a cluster with security on (TLS and basic authentication)', function () {
   this.timeout(20 * 60_000);
   let c: EsClusterHandle;
   let pki: TestPki;
