@@ -128,7 +128,8 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
       const needMeta = local && (uuid === undefined || uuid === UNKNOWN_UUID);
       const [meta, routing, docs] = await Promise.all([
         needMeta
-          ? settle(get('/_cluster/state/metadata/sts-pilot-no-index?local=true&ignore_unavailable=true&allow_no_indices=true&filter_path=metadata.cluster_uuid,metadata.cluster_uuid_committed', StateMeta, signal))
+          ? // No index filter here: with one, Elasticsearch 8 answers cluster_uuid_committed false (it builds a fresh metadata).
+            settle(get('/_cluster/state/metadata?local=true&filter_path=metadata.cluster_uuid,metadata.cluster_uuid_committed', StateMeta, signal))
           : Promise.resolve(undefined),
         id ? settle(get(`/_cluster/state/routing_nodes?local=true&filter_path=routing_nodes.nodes.${encodeURIComponent(id)}.state`, LocalRouting, signal)) : Promise.resolve(undefined),
         id ? settle(get('/_nodes/_local/stats/indices/docs?filter_path=nodes.*.indices.docs.count', LocalDocs, signal)) : Promise.resolve(undefined),
