@@ -447,7 +447,7 @@ class NodeImpl implements EsNodeHandle {
     };
     // only for bootstrapping a new cluster; a restarted node rejoins the cluster it knows
     if (firstBoot && names.includes(this.name)) {
-      settings[dist.flavor === 'opensearch' ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = names;
+      settings[dist.flavor === 'opensearch' && !dist.version.startsWith('1.') ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = names;
     }
     const sec = this.ctx.security;
     if (dist.flavor === 'elasticsearch' && fs.existsSync(path.join(home, 'modules', 'x-pack-security'))) {

@@ -44,7 +44,8 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
       heap: '256m',
       nodeSettings: (name) => {
         const flavor = process.env.STS_PILOT_ES_DIST === 'elasticsearch' ? 'elasticsearch' : 'opensearch';
-        const master = flavor === 'opensearch' ? 'cluster_manager' : 'master';
+        // OpenSearch renamed the role in 2.0.
+        const master = flavor === 'opensearch' && !(process.env.STS_PILOT_ES_VERSION ?? '').startsWith('1.') ? 'cluster_manager' : 'master';
         return { 'node.roles': name.startsWith('masters') ? [master] : ['data', 'ingest'] };
       },
     });
