@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger } from '../lib/log.ts';
 import { NodeAgent } from './cluster/node-agent.ts';
 import { esCall, esDistribution } from './es/es-cluster.ts';
 import { EsPodRuntime } from './es/pod-runtime.ts';
@@ -23,7 +24,9 @@ export async function esDemo(c: Cluster, agent: NodeAgent, say: (s: string) => v
   const dist = await esDistribution();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sts-pilot-demo-es-'));
   const runtime = await EsPodRuntime.create({ c, dist, workDir, names: NAMES, heap: '256m', clusterName: 'demo' });
-  const esAgent = new NodeAgent({ kc: c.kc, nodeName: 'demo-es-node', namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4 });
+  // Its retries while a node stops are routine here: only errors are shown.
+  const log = createLogger({ level: 'error', name: 'node-agent' });
+  const esAgent = new NodeAgent({ kc: c.kc, nodeName: 'demo-es-node', namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4, log });
   let svc: Service | undefined;
   let writer: Writer | undefined;
   try {
