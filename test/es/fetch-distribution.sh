@@ -140,7 +140,7 @@ if [ "$dist" = opensearch ]; then
     exit 1
   fi
 elif [ -d "$home/modules/x-pack-security" ]; then
-  echo "fetch-distribution: note: $dist $version has x-pack-security; nodes are started with xpack.security.enabled=false" >&2
+  echo "fetch-distribution: note: $dist $version has x-pack-security; the harness turns it off unless a test turns security on" >&2
 fi
 
 echo "flavor=$dist"
