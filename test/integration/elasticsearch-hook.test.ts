@@ -15,7 +15,9 @@ import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '../../hooks/elasticsearch/client.ts';
 import { elasticsearchHook } from '../../hooks/elasticsearch/index.ts';
+import { readCluster } from '../../hooks/elasticsearch/read.ts';
 import type { Options } from '../../hooks/elasticsearch/options.ts';
 import { type HookContext, HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -496,6 +498,25 @@ describe('elasticsearch hook against a real 3-node cluster', function () {
     await untilApproved('es-1', null, ann());
     await c.waitForHealth('wait_for_status=green&wait_for_no_relocating_shards=true', 120_000);
     await expectCleanSettings();
+  });
+
+  it('reads what its checks stand on from this version: members, versions, roles, the voting configuration, the elected master, the flavor', async () => {
+    const parsed = parseHookOptions(elasticsearchHook, ann());
+    if (!parsed.ok) throw new Error(parsed.error);
+    const ctx = { options: parsed.options as Options, signal: AbortSignal.timeout(60_000), secrets: async () => ({}), pilots: staticPilotReader([]), log } as unknown as HookContext<Options>;
+    const es = await connect(ctx);
+    const { view, strategy } = await readCluster(es, { markerKey: MARKER, strategy: 'auto', timeoutSeconds: 5, next: 'es-1' });
+    const ids = view.nodes.map((n) => n.id).sort();
+    expect(view.nodes.map((n) => n.name).sort()).to.deep.equal(['es-0', 'es-1', 'es-2']);
+    expect(view.nodes.every((n) => n.version === c.dist.version), JSON.stringify(view.nodes)).to.equal(true);
+    expect(view.nodes.every((n) => (n.roles ?? []).some((r) => r === 'master' || r === 'cluster_manager'))).to.equal(true);
+    expect([...(view.voters ?? [])].sort(), 'the voting configuration: every node, by id').to.deep.equal(ids);
+    expect(ids).to.include(view.masterId);
+    expect(view.flavor).to.equal(c.dist.flavor);
+    // auto on these builds: drain (OpenSearch has no shutdown API; Elasticsearch's integ-test build lacks its module)
+    expect(strategy).to.equal('drain');
+    expect(view.shards?.length, "es-1's copies").to.be.above(0);
+    figure('one read of a drain step', `${es.stats.requests} requests, ${es.stats.bytes} bytes`);
   });
 
   it('holds when the cluster is unreachable, within the timeout', async () => {
