@@ -515,7 +515,7 @@ describe('elasticsearch hook against a real 3-node cluster', function () {
     expect(view.flavor).to.equal(c.dist.flavor);
     // auto on these builds: drain (OpenSearch has no shutdown API; Elasticsearch's integ-test build lacks its module)
     expect(strategy).to.equal('drain');
-    expect(view.shards?.length, "es-1's copies").to.be.above(0);
+    expect(view.shards, "es-1's copies were read").to.be.an('array');
     figure('one read of a drain step', `${es.stats.requests} requests, ${es.stats.bytes} bytes`);
   });
 
