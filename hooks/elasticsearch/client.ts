@@ -8,26 +8,63 @@ import type { Options } from './options.ts';
 /** One cluster, reached with the options' URL, credentials and CA. Every failure is a HookNotReady with a reason. */
 export interface EsClient {
   readonly url: string;
+  /** Requests sent and answer bytes read by this client so far (what one hook call costs). */
+  readonly stats: { requests: number; bytes: number };
   get<T>(path: string, schema: z.ZodType<T>, maxBytes?: number): Promise<T>;
-  send<T>(method: 'PUT' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<T>;
+  send<T>(method: 'PUT' | 'POST' | 'DELETE', path: string, body: unknown, schema: z.ZodType<T>): Promise<T>;
 }
 
-// The Secret's keys: basic auth, or an API key as Elasticsearch encodes it
-// (base64 of id:key, the `encoded` field of the create-API-key answer).
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+// The Secret's keys: basic auth, an API key as Elasticsearch encodes it (base64
+// of id:key, the `encoded` field of the create-API-key answer), or the Secret
+// ECK creates for the built-in user (`<cluster>-es-elastic-user`: one key, the
+// user's name, whose value is the password). Values are trimmed: a Secret made
+// with `echo` ends in a newline that is no part of the password.
 const Credentials = z.union([
-  z.object({ 'api-key': z.string().min(1) }).transform((s) => `ApiKey ${s['api-key'].trim()}`),
+  z.object({ 'api-key': z.string().trim().min(1) }).transform((s) => `ApiKey ${s['api-key']}`),
+  z.object({ username: z.string().trim().min(1), password: z.string().trim().min(1) }).transform((s) => basic(s.username, s.password)),
   z
-    .object({ username: z.string().min(1), password: z.string() })
-    .transform((s) => `Basic ${Buffer.from(`${s.username}:${s.password}`).toString('base64')}`),
+    .record(z.string(), z.string())
+    .refine((r) => Object.keys(r).length === 1 && /^[a-zA-Z0-9_.@-]+$/.test(Object.keys(r)[0] as string) && (Object.values(r)[0] as string).trim() !== '')
+    .transform((r) => {
+      const [user, password] = Object.entries(r)[0] as [string, string];
+      return basic(user, password.trim());
+    }),
 ]);
 
 const CA_KEY = 'ca.crt';
 
-/** A ConfigMap reader, when the controller gives hooks one (HookContext may not declare it). */
-type ConfigMapReader = (name: string) => Promise<Record<string, string>>;
-function configMapsOf(ctx: object): ConfigMapReader | undefined {
-  const r = (ctx as { configMaps?: unknown }).configMaps;
-  return typeof r === 'function' ? (r as ConfigMapReader) : undefined;
+// Node's TLS verification errors: the server answered, but we do not trust it.
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+const TLS_OTHER_CODES: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'certificate expired',
+  CERT_NOT_YET_VALID: 'certificate not yet valid',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate does not name this host',
+};
+
+/** A TLS failure in words a person acts on, or undefined when the error is not about TLS trust. */
+export function tlsProblem(err: unknown, hasCa: boolean): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (TLS_TRUST_CODES.has(code)) {
+        return `TLS: certificate not trusted (${code}); ${hasCa ? 'the CA in ca-secret did not sign it' : 'name the CA that signed it in ca-secret'}`;
+      }
+      if (TLS_OTHER_CODES[code]) return `TLS: ${TLS_OTHER_CODES[code]} (${code})`;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 async function readObject(what: string, read: () => Promise<Record<string, string>>): Promise<Record<string, string>> {
@@ -45,21 +82,15 @@ async function authorization(o: Options, ctx: HookContext<Options>): Promise<str
   const what = `Secret ${o.credentialsSecret}`;
   const data = await readObject(what, () => ctx.secrets(o.credentialsSecret as string));
   const r = Credentials.safeParse(data);
-  if (!r.success) throw new HookNotReady(`${what} has neither api-key nor username and password`);
+  if (!r.success) throw new HookNotReady(`${what} has neither api-key, nor username and password, nor one key naming a user (as ECK's elastic-user Secret)`);
   return r.data;
 }
 
 async function caBundle(o: Options, ctx: HookContext<Options>): Promise<string | undefined> {
-  if (!o.ca) return undefined;
-  const what = `${o.ca.kind} ${o.ca.name}`;
-  let data: Record<string, string>;
-  if (o.ca.kind === 'Secret') {
-    data = await readObject(what, () => ctx.secrets((o.ca as { name: string }).name));
-  } else {
-    const read = configMapsOf(ctx);
-    if (!read) throw new HookNotReady(`this controller cannot read ConfigMaps for hooks: put the CA in a Secret and name it in ca-secret`);
-    data = await readObject(what, () => read((o.ca as { name: string }).name));
-  }
+  if (!o.caSecret) return undefined;
+  const name = o.caSecret;
+  const what = `Secret ${name}`;
+  const data = await readObject(what, () => ctx.secrets(name));
   const pem = data[CA_KEY];
   if (!pem || !pem.includes('-----BEGIN CERTIFICATE-----')) throw new HookNotReady(`${what} has no PEM certificate under ${CA_KEY}`);
   return pem;
@@ -82,10 +113,12 @@ export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
   const [auth, ca] = await Promise.all([authorization(o, ctx), caBundle(o, ctx)]);
   const headers: Record<string, string> = auth ? { authorization: auth } : {};
   const timeoutMs = o.timeoutSeconds * 1000;
+  const stats = { requests: 0, bytes: 0 };
 
-  async function exchange<T>(method: 'GET' | 'PUT' | 'POST', path: string, body: unknown, schema: z.ZodType<T>, maxBytes: number): Promise<T> {
+  async function exchange<T>(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body: unknown, schema: z.ZodType<T>, maxBytes: number): Promise<T> {
     const what = `Elasticsearch at ${o.url}: ${method} ${path.split('?')[0]}`;
     let res;
+    stats.requests++;
     try {
       res = await httpRequest(`${o.url}${path}`, {
         method,
@@ -99,8 +132,10 @@ export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
     } catch (err) {
       if (ctx.signal.aborted) throw new HookNotReady(`${what}: the hook call was cancelled (deadline or shutdown)`);
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name));
-      throw new HookNotReady(`${what}: ${timedOut ? `no answer within ${o.timeoutSeconds}s` : `unreachable (${describeError(err, 200)})`}`);
+      const tls = tlsProblem(err, ca !== undefined);
+      throw new HookNotReady(`${what}: ${tls ?? (timedOut ? `no answer within ${o.timeoutSeconds}s` : `unreachable (${describeError(err, 200)})`)}`);
     }
+    stats.bytes += Buffer.byteLength(res.text);
     if (res.status < 200 || res.status > 299) throw new HookNotReady(`${what} ${statusReason(res.status, res.text)}`);
     if (res.truncated) throw new HookNotReady(`${what}: the answer is larger than ${maxBytes >> 20} MiB`);
     let json: unknown;
@@ -116,6 +151,7 @@ export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
 
   return {
     url: o.url,
+    stats,
     get: (path, schema, maxBytes = 1 << 20) => exchange('GET', path, undefined, schema, maxBytes),
     send: (method, path, body, schema) => exchange(method, path, body, schema, 1 << 20),
   };

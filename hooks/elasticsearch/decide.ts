@@ -9,24 +9,92 @@ import {
   mergeWrites,
   type SettingsWrite,
 } from './settings.ts';
-import type { ClusterView, ShardCopy } from './view.ts';
+import type { ExplainAnswer } from './answers.ts';
+import type { Strategy, StrategyOption } from './options.ts';
+import type { ClusterView, ShardCopy, ShutdownRecord } from './view.ts';
 
 // The decisions of the hook, as pure functions of what it read: one call of the
 // hook is read -> decide -> (write -> read -> decide)* -> approve or hold. A
 // decision never depends on an earlier call: what the hook did before is in the
 // cluster settings (its marker), so a restarted controller decides the same.
 
+/** A copy that does not move off a draining node: the hook asks `_cluster/allocation/explain` why. */
+export interface StuckCopy {
+  index: string;
+  shard: number;
+  primary: boolean;
+  nodeId: string;
+}
+
 export type Decision =
   | { kind: 'approve'; note: string; /** restart strategy: POST _flush before the node stops */ flush: boolean }
-  | { kind: 'hold'; reason: string }
-  | { kind: 'write'; write: SettingsWrite; why: string };
+  | { kind: 'hold'; reason: string; explain?: StuckCopy }
+  | { kind: 'write'; write: SettingsWrite; why: string }
+  /** Any other change (node shutdown records): one request, then read and decide again. */
+  | { kind: 'request'; method: 'PUT' | 'DELETE'; path: string; body?: unknown; why: string };
 
-const hold = (reason: string): Decision => ({ kind: 'hold', reason });
+/**
+ * What a step knows beyond the cluster: every pod of the StatefulSet (their
+ * nodes must all be members), the version its template runs (for the order of
+ * an upgrade), and who is asking (the reason of a shutdown record names it).
+ */
+export interface StepContext {
+  /** Every pod of the StatefulSet, prev and next included. */
+  pods?: readonly NodeRef[];
+  /** The version the pod template runs, when known. */
+  target?: string;
+  /** `namespace/statefulset`, for records the hook leaves in the cluster. */
+  owner?: string;
+  /** Shutdown strategy: `allocation_delay` of the restart record. */
+  allocationDelay?: string;
+}
+
+const hold = (reason: string, explain?: StuckCopy): Decision => (explain ? { kind: 'hold', reason, explain } : { kind: 'hold', reason });
 const approve = (note: string, flush = false): Decision => ({ kind: 'approve', note, flush });
 const NO_WRITE: SettingsWrite = { persistent: {}, transient: {} };
 
 const RANK: Record<Health, number> = { red: 0, yellow: 1, green: 2 };
 export const healthy = (view: ClusterView, required: Health): boolean => RANK[view.health.status] >= RANK[required];
+
+/** "8.19.21" -> [8, 19, 21]; anything after the numbers (-SNAPSHOT) is ignored. */
+export function versionParts(v: string): number[] | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+/** <0, 0, >0 as a is older, the same, newer than b; undefined when either is not a version. */
+export function compareVersions(a: string, b: string): number | undefined {
+  const x = versionParts(a);
+  const y = versionParts(b);
+  if (!x || !y) return undefined;
+  for (let i = 0; i < 3; i++) if ((x[i] as number) !== (y[i] as number)) return (x[i] as number) - (y[i] as number);
+  return 0;
+}
+
+/** The versions the members run, oldest first. */
+export function versionsOf(view: ClusterView): string[] {
+  const vs = [...new Set(view.nodes.map((n) => n.version).filter((v): v is string => !!v))];
+  return vs.sort((a, b) => compareVersions(a, b) ?? (a < b ? -1 : 1));
+}
+
+/** Members run more than one version: an upgrade is under way. */
+export const upgrading = (view: ClusterView): boolean => versionsOf(view).length > 1;
+
+/**
+ * Health good enough for a node to go. Also yellow while an upgrade is under
+ * way (ECK's rule): replicas of shards whose primary is on a newer node cannot
+ * be placed on an older one, so the cluster stays yellow until the last old
+ * node is gone; yellow means every primary is assigned, and with nothing
+ * initializing or relocating, no copy is in flight.
+ */
+export function stepHealthy(view: ClusterView, required: Health): boolean {
+  if (healthy(view, required)) return true;
+  return view.health.status === 'yellow' && upgrading(view) && view.health.initializing === 0 && view.health.relocating === 0;
+}
+
+const MASTER_ROLES = ['master', 'cluster_manager'];
+export const masterEligible = (n: { roles?: string[] }): boolean => (n.roles ?? []).some((r) => MASTER_ROLES.includes(r));
+const holdsData = (n: { roles?: string[] }): boolean => (n.roles ?? []).some((r) => r === 'data' || r.startsWith('data_'));
 
 /** "a, b, c and 4 more": names in a reason stay short. */
 export function listOf(names: readonly string[], max = 5): string {
@@ -82,12 +150,51 @@ function missingNode(view: ClusterView, ref: NodeRef): string {
   );
 }
 
-/** Red holds everything; so does a previous pod whose node has not come back. */
-function precheck(view: ClusterView, prev: NodeRef | null): Decision | undefined {
+/**
+ * Holds that come before any write, for every strategy: red; the previous
+ * pod's node not back; any other pod's node not a member (a node that is
+ * Ready but has not joined counts for nothing); a master-eligible `next` while
+ * a voter is missing (restarting it could lose the quorum); a master-eligible
+ * `next` in an upgrade while nodes of other tiers still run an older version
+ * (master-eligible nodes go last).
+ */
+function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, step: StepContext): Decision | undefined {
   if (view.health.status === 'red') return hold(redReason(view));
   if (prev) {
     const why = notRejoined(view, prev);
     if (why) return hold(why);
+  }
+  const absent = (step.pods ?? []).filter((p) => p.pod !== next?.pod && p.pod !== prev?.pod && !view.nodes.some((n) => n.name === p.name));
+  if (absent.length) {
+    return hold(
+      `${listOf(absent.map((p) => (p.name === p.pod ? p.name : `${p.name} (pod ${p.pod})`)))} ${absent.length === 1 ? 'has' : 'have'} not joined the cluster: ` +
+        'every node of the StatefulSet must be a member before a step',
+    );
+  }
+  const node = next ? view.nodes.find((n) => n.name === next.name) : undefined;
+  if (next && node && masterEligible(node)) {
+    const ids = new Set(view.nodes.map((n) => n.id));
+    const missing = (view.voters ?? []).filter((v) => !ids.has(v));
+    if (missing.length) {
+      const n = view.voters?.length ?? 0;
+      return hold(
+        `${next.name} is master-eligible and ${plural(missing.length, 'voting master-eligible node')} of ${n} ${missing.length === 1 ? 'is' : 'are'} not in the cluster (${listOf(missing)}): ` +
+          `restarting ${next.name} now could lose the master quorum; waiting for ${missing.length === 1 ? 'it' : 'them'} to rejoin`,
+      );
+    }
+    const others = (step.pods ?? []).map((p) => p.name);
+    const target = step.target ?? versionsOf(view).at(-1);
+    if (target && others.length) {
+      const older = view.nodes.filter(
+        (n) => !others.includes(n.name) && !masterEligible(n) && n.roles !== undefined && n.version && (compareVersions(n.version, target) ?? 0) < 0,
+      );
+      if (older.length) {
+        return hold(
+          `master-eligible nodes go last in an upgrade to ${target}: ${listOf(older.map((n) => `${n.name} (${n.version})`).sort())} ` +
+            `of another StatefulSet still ${older.length === 1 ? 'runs' : 'run'} an older version`,
+        );
+      }
+    }
   }
   return undefined;
 }
@@ -115,11 +222,27 @@ function allocationWrite(view: ClusterView, want: 'primaries' | null): SettingsW
   return out;
 }
 
-/** Shard copies on a node whose (index, shard) has no other active copy: restarting the node takes them offline. */
-export function soleCopies(shards: readonly ShardCopy[], nodeId: string): ShardCopy[] {
+/**
+ * Shard copies on a node whose (index, shard) has no other active copy:
+ * restarting the node takes them offline. With `view.replicas` (what the hook
+ * reads: one node's copies), a copy is alone when its index has as many
+ * unassigned copies of that shard as it has replicas; without (every copy of
+ * the cluster given), when no other node holds an active copy.
+ */
+export function soleCopies(view: Pick<ClusterView, 'shards' | 'replicas' | 'unassigned'>, nodeId: string): ShardCopy[] {
+  const shards = view.shards ?? [];
+  const key = (s: { index: string; shard: number }) => `${s.index}\u0000${s.shard}`;
   const active = (s: ShardCopy) => s.state === 'STARTED' || s.state === 'RELOCATING';
-  const elsewhere = new Set(shards.filter((s) => s.nodeId !== nodeId && active(s)).map((s) => `${s.index}\u0000${s.shard}`));
-  return shards.filter((s) => s.nodeId === nodeId && active(s) && !elsewhere.has(`${s.index}\u0000${s.shard}`));
+  const on = shards.filter((s) => s.nodeId === nodeId && active(s));
+  const replicas = view.replicas;
+  if (!replicas) {
+    const elsewhere = new Set(shards.filter((s) => s.nodeId !== nodeId && active(s)).map(key));
+    return on.filter((s) => !elsewhere.has(key(s)));
+  }
+  const unassigned = new Map<string, number>();
+  for (const u of view.unassigned ?? []) unassigned.set(key(u), (unassigned.get(key(u)) ?? 0) + 1);
+  // An index unknown to the replica read was created since: count it alone until the next read.
+  return on.filter((s) => (replicas[s.index] ?? 0) - (unassigned.get(key(s)) ?? 0) <= 0);
 }
 
 /**
@@ -128,8 +251,8 @@ export function soleCopies(shards: readonly ShardCopy[], nodeId: string): ShardC
  * happens, and then stops being excluded. At the end no exclusion of ours is
  * left and health is as required.
  */
-export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health): Decision {
-  const blocked = precheck(view, prev);
+export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health, step: StepContext = {}): Decision {
+  const blocked = precheck(view, prev, next, step);
   if (blocked) return blocked;
 
   const ours = view.marker.exclude;
@@ -140,6 +263,16 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
   // earlier step or rollout (removing an exclusion never puts data at risk).
   const remove = ours.filter((n) => !want.includes(n));
   const add = want.filter((n) => !view.exclusion.includes(n));
+  // Before a drain starts: can the rest take the node's data under the high watermark?
+  if (next && add.includes(next.name)) {
+    const full = diskShortfall(view, next.name);
+    if (full) {
+      // Nothing else of ours may stay excluded meanwhile; the hold itself writes nothing new.
+      const cleanup = mergeWrites(exclusionWrite(view.settings, [], remove), markerWrite(view, { exclude: ours.filter((n) => !remove.includes(n)) }));
+      if (!isEmptyWrite(cleanup)) return { kind: 'write', write: cleanup, why: `stop excluding ${listOf(remove)}` };
+      return hold(full);
+    }
+  }
   const write = mergeWrites(
     exclusionWrite(view.settings, add, remove),
     // A leftover of the restart strategy (the strategy was changed mid-rollout).
@@ -178,19 +311,65 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
     if (members.length) reason += `; also excluded, not by sts-pilot: ${listOf(members)}`;
     if (!view.nodes.some((x) => !view.exclusion.includes(x.name))) reason += '; every node is excluded: no node can take them';
     if (view.health.unassigned) reason += `; ${plural(view.health.unassigned, 'shard')} unassigned in the cluster`;
-    return hold(reason);
+    // Nothing moves anywhere and copies stay: ask the cluster why one of them stays.
+    const stuck = relocating === 0 && initializing === 0 && view.health.relocating === 0 && view.health.initializing === 0;
+    // In an upgrade a replica whose primary is on a newer node can go to no older node (and not
+    // beside its primary): it stays. Its primary is active elsewhere (a started replica implies
+    // it), so the node may go with only such replicas left: redundancy drops, nothing goes offline.
+    if (stuck && upgrading(view) && on.every((s) => !s.primary && s.state === 'STARTED') && view.exclusion.includes(next.name) && stepHealthy(view, required)) {
+      return approve(
+        `${next.name} holds only ${plural(on.length, 'replica')} that no node can take during the upgrade (their primaries are on newer nodes); ` +
+          `their primaries are active elsewhere; cluster is ${view.health.status}`,
+      );
+    }
+    const sample = on.find((s) => s.state === 'STARTED');
+    return hold(reason, stuck && sample ? { index: sample.index, shard: sample.shard, primary: sample.primary, nodeId: sample.nodeId } : undefined);
   }
   const gone = node ? '' : ` (not in the cluster: pod ${next.pod} is not Ready)`;
   if (view.health.relocating || view.health.initializing) {
     return hold(`${next.name} holds no shards${gone}; waiting for the cluster to settle: ${healthText(view)}`);
   }
   // "yellow" is for clusters that are yellow by design: there an unassigned replica is expected.
-  if (required === 'green' && view.health.unassigned) {
+  if (required === 'green' && view.health.unassigned && !stepHealthy(view, required)) {
     return hold(`${next.name} holds no shards${gone}, but the cluster has ${plural(view.health.unassigned, 'unassigned shard')}: ${healthText(view)}`);
   }
-  if (!healthy(view, required)) return hold(`${next.name} holds no shards${gone}; waiting for health ${required}: cluster is ${healthText(view)}`);
+  if (!stepHealthy(view, required)) return hold(`${next.name} holds no shards${gone}; waiting for health ${required}: cluster is ${healthText(view)}`);
   if (!view.exclusion.includes(next.name)) return hold(`${next.name} is not excluded from allocation yet`);
-  return approve(`${next.name} holds no shards${gone}; cluster is ${view.health.status}`);
+  const upgradeNote = healthy(view, required) ? '' : ' (yellow accepted: an upgrade is under way and nothing is moving)';
+  return approve(`${next.name} holds no shards${gone}; cluster is ${view.health.status}${upgradeNote}`);
+}
+
+const GIB = 2 ** 30;
+const size = (b: number): string => (b >= GIB ? `${(b / GIB).toFixed(1)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+
+/**
+ * Why the other nodes cannot take `name`'s data under the high disk watermark,
+ * or undefined when they can (or the disk was not read, or the threshold
+ * decider is off). Room on a node: what it may still fill before the high
+ * watermark. Excluded nodes and nodes without data roles (when roles are known) count for nothing.
+ */
+export function diskShortfall(view: ClusterView, name: string): string | undefined {
+  const d = view.disk;
+  if (!d?.high) return undefined;
+  const high = d.high;
+  const mine = d.nodes.find((n) => n.name === name)?.indicesBytes;
+  if (mine === undefined || mine === 0) return undefined;
+  let room = 0;
+  const takers: string[] = [];
+  for (const n of d.nodes) {
+    if (n.name === name || view.exclusion.includes(n.name)) continue;
+    const member = view.nodes.find((m) => m.name === n.name);
+    if (member?.roles && !holdsData(member)) continue;
+    if (n.totalBytes === undefined || n.usedBytes === undefined) continue;
+    const r = high.kind === 'used-fraction' ? n.totalBytes * high.value - n.usedBytes : (n.availBytes ?? n.totalBytes - n.usedBytes) - high.value;
+    room += Math.max(0, r);
+    takers.push(n.name);
+  }
+  if (mine <= room) return undefined;
+  return (
+    `${name} holds ${size(mine)} of shard data, but ${takers.length ? `the other nodes (${listOf(takers)}) can take only ${size(room)}` : 'no other node can take any'} ` +
+    `before the high disk watermark (${high.text}): the drain could not finish; free disk, add a data node, or use strategy restart or shutdown`
+  );
 }
 
 /**
@@ -200,13 +379,21 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
  * replica allocation is re-enabled and the cluster must be whole again before
  * the next node goes. At the end allocation is re-enabled and health is as required.
  */
-export function decideRestart(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health): Decision {
-  const blocked = precheck(view, prev);
+export function decideRestart(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health, step: StepContext = {}): Decision {
+  const blocked = precheck(view, prev, next, step);
   if (blocked) return blocked;
 
   const value = view.allocation?.value;
   const ours = view.marker.primariesFor !== undefined && value === 'primaries';
   if (!ours && value !== undefined && value !== 'all') {
+    const owner = value === 'primaries' ? view.others.find((o) => o.marker.primariesFor !== undefined) : undefined;
+    if (owner) {
+      // Another StatefulSet of this cluster is mid-restart: its own hook clears it when its node is back.
+      return hold(
+        `${ALLOCATION_ENABLE} is 'primaries', set by sts-pilot for ${owner.owner} while ${owner.marker.primariesFor} restarts: ` +
+          'one restart at a time per cluster; waiting for that StatefulSet to finish its step',
+      );
+    }
     return hold(`${ALLOCATION_ENABLE} is '${value}', set by someone else: the restart strategy sets and clears it itself; remove it to go on`);
   }
   // Ours and set for this very step: a repeated call (e.g. after a controller
@@ -232,19 +419,8 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
     return approve(`replica allocation is enabled; cluster is ${view.health.status}`);
   }
 
-  // The node goes down with its copies: only when every shard has another copy, and nothing is moving.
-  if (!healthy(view, required) || view.health.relocating || view.health.initializing) {
-    return hold(`waiting for health ${required} with nothing moving before ${next.name} restarts: cluster is ${healthText(view)}`);
-  }
-  const node = view.nodes.find((n) => n.name === next.name);
-  if (!node && next.ready) return hold(missingNode(view, next));
-  const sole = node ? soleCopies(view.shards ?? [], node.id) : [];
-  if (sole.length) {
-    return hold(
-      `${next.name} holds the only copy of ${plural(sole.length, 'shard')} (${listOf(sole.map((s) => `${s.index}[${s.shard}]`))}): ` +
-        'restarting it would take them offline; give those indices replicas, or use strategy drain',
-    );
-  }
+  const ready = readyToGo(view, next, required);
+  if (ready) return ready;
   if (!keep) {
     return {
       kind: 'write',
@@ -253,4 +429,114 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
     };
   }
   return approve(`replica allocation is primaries-only and the cluster is ${view.health.status}; ${next.name} may restart after a flush`, true);
+}
+
+/**
+ * The node goes down with its copies (restart and shutdown): only when every
+ * shard has another copy, and nothing is moving. A hold, or undefined to go on.
+ */
+function readyToGo(view: ClusterView, next: NodeRef, required: Health): Decision | undefined {
+  if (!stepHealthy(view, required) || view.health.relocating || view.health.initializing) {
+    return hold(`waiting for health ${required} with nothing moving before ${next.name} restarts: cluster is ${healthText(view)}`);
+  }
+  const node = view.nodes.find((n) => n.name === next.name);
+  if (!node && next.ready) return hold(missingNode(view, next));
+  const sole = node ? soleCopies(view, node.id) : [];
+  if (sole.length) {
+    return hold(
+      `${next.name} holds the only copy of ${plural(sole.length, 'shard')} (${listOf(sole.map((s) => `${s.index}[${s.shard}]`))}): ` +
+        'restarting it would take them offline; give those indices replicas, or use strategy drain',
+    );
+  }
+  return undefined;
+}
+
+/** The reason of the shutdown records the hook registers: it says who to ask, and marks them as ours. */
+export const shutdownReason = (owner: string, node: string): string => `sts-pilot ${owner}: rolling restart of ${node}`;
+const isOurs = (r: ShutdownRecord, owner: string): boolean => r.reason?.startsWith(`sts-pilot ${owner}:`) ?? false;
+
+/**
+ * shutdown (Elasticsearch >= 7.15.2, as ECK restarts nodes): before `next`
+ * goes, a node shutdown record of type `restart` tells the cluster it will be
+ * back, so its replicas are not rebuilt elsewhere (for `allocation_delay`) and
+ * nothing moves; approved when the cluster reports the shutdown prepared
+ * (COMPLETE). After `prev` rejoined, its record is removed. STALLED is
+ * explained with the cluster's own words.
+ */
+export function decideShutdown(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health, step: StepContext = {}): Decision {
+  const blocked = precheck(view, prev, next, step);
+  if (blocked) return blocked;
+  if (view.shutdowns === null) {
+    return hold('this cluster has no node shutdown API (Elasticsearch >= 7.15.2 with its x-pack shutdown module): use strategy drain or restart');
+  }
+  const owner = step.owner ?? 'unknown';
+  // Leftovers of the other strategies (the strategy was changed mid-rollout).
+  const ourAllocation = view.marker.primariesFor !== undefined && view.allocation?.value === 'primaries';
+  const cleanup = mergeWrites(
+    exclusionWrite(view.settings, [], view.marker.exclude),
+    ourAllocation ? allocationWrite(view, null) : NO_WRITE,
+    markerWrite(view, { exclude: [] }),
+  );
+  if (!isEmptyWrite(cleanup)) return { kind: 'write', write: cleanup, why: 'undo what the drain or restart strategy left' };
+
+  const records = view.shutdowns ?? [];
+  const nextNode = next ? view.nodes.find((n) => n.name === next.name) : undefined;
+  // Ours, for a node that is a member again and not the one about to go: it is back.
+  const done = records.find((r) => isOurs(r, owner) && r.nodeId !== nextNode?.id && view.nodes.some((n) => n.id === r.nodeId));
+  if (done) {
+    const name = view.nodes.find((n) => n.id === done.nodeId)?.name ?? done.nodeId;
+    return { kind: 'request', method: 'DELETE', path: `/_nodes/${encodeURIComponent(done.nodeId)}/shutdown`, why: `remove the shutdown record of ${name}: it is back` };
+  }
+
+  if (!next) {
+    if (!healthy(view, required)) return hold(`no shutdown record of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
+    return approve(`no shutdown record of sts-pilot's is left; cluster is ${view.health.status}`);
+  }
+  const ready = readyToGo(view, next, required);
+  if (ready) return ready;
+  if (!nextNode) return approve(`${next.name} is not in the cluster (pod ${next.pod} is not Ready): nothing to prepare`);
+  const record = records.find((r) => r.nodeId === nextNode.id);
+  if (!record) {
+    return {
+      kind: 'request',
+      method: 'PUT',
+      path: `/_nodes/${encodeURIComponent(nextNode.id)}/shutdown`,
+      body: { type: 'restart', reason: shutdownReason(owner, next.name), ...(step.allocationDelay ? { allocation_delay: step.allocationDelay } : {}) },
+      why: `register the restart of ${next.name} with the node shutdown API`,
+    };
+  }
+  if (!isOurs(record, owner) || record.type !== 'restart') {
+    return hold(
+      `${next.name} already has a node shutdown record of type ${record.type}${record.reason ? ` ("${record.reason}")` : ''}, not sts-pilot's restart: ` +
+        'remove it, or let whoever made it finish',
+    );
+  }
+  if (record.status === 'COMPLETE') return approve(`the cluster is ready for ${next.name} to restart (node shutdown: COMPLETE); cluster is ${view.health.status}`);
+  if (record.status === 'STALLED') {
+    return hold(`the node shutdown of ${next.name} is STALLED${record.explanation ? `: ${record.explanation}` : ''}`);
+  }
+  return hold(`waiting for the cluster to prepare the restart of ${next.name} (node shutdown: ${record.status})${record.explanation ? `: ${record.explanation}` : ''}`);
+}
+
+/** Turns `auto` into the strategy for this cluster: shutdown on Elasticsearch >= 7.15.2 with the API, else drain. */
+export function resolveStrategy(option: StrategyOption, view: ClusterView): Strategy {
+  if (option !== 'auto') return option;
+  if (view.flavor !== 'elasticsearch' || view.shutdowns === null) return 'drain';
+  const oldest = versionsOf(view)[0];
+  return oldest && (compareVersions(oldest, '7.15.2') ?? -1) >= 0 ? 'shutdown' : 'drain';
+}
+
+/** The explanation of `_cluster/allocation/explain` for a copy that stays, in one line. */
+export function explainText(e: ExplainAnswer, copy: StuckCopy, max = 3): string | undefined {
+  const id = `${copy.index}[${copy.shard}]${copy.primary ? ' (primary)' : ' (replica)'}`;
+  if (e.can_remain_on_current_node === 'no' && e.can_move_to_other_node !== 'no') return undefined;
+  if (e.can_move_to_other_node !== 'no') return undefined;
+  const nodes = (e.node_allocation_decisions ?? []).filter((n) => (n.node_decision ?? 'no') === 'no');
+  const why = nodes.slice(0, max).map((n) => {
+    const d = (n.deciders ?? []).filter((x) => x.decision === 'NO');
+    const text = d.map((x) => `${x.decider}${x.explanation ? ` (${x.explanation.replace(/\s+/g, ' ').slice(0, 160)})` : ''}`).join(', ');
+    return `${n.node_name}: ${text || 'no'}`;
+  });
+  const more = nodes.length > max ? `; and ${nodes.length - max} more` : '';
+  return `the drain cannot finish: ${id} cannot move: ${why.length ? why.join('; ') : e.move_explanation ?? 'no node can take it'}${more}`;
 }

@@ -1,29 +1,31 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
 import { defineHook, type HookContext, HookNotReady } from '../../lib/hook.ts';
-import { FlushAnswer, PutSettingsAnswer } from './answers.ts';
+import { AckAnswer, ExplainAnswer, FlushAnswer, PutSettingsAnswer } from './answers.ts';
 import { connect, type EsClient } from './client.ts';
-import { type Decision, decideDrain, decideRestart, listOf } from './decide.ts';
+import { type Decision, decideDrain, decideRestart, decideShutdown, explainText, listOf, type StepContext, type StuckCopy, versionParts } from './decide.ts';
+import { withClusterLock } from './lock.ts';
 import { type NodeRef, nodeRefOf, pilotsOf } from './node-ref.ts';
-import { Options } from './options.ts';
+import { Options, type Strategy } from './options.ts';
 import { readCluster } from './read.ts';
-import { markerKey } from './settings.ts';
+import { EXCLUDE_NAME, markerKey } from './settings.ts';
+import type { ClusterView } from './view.ts';
 
 /**
- * A call writes at most this many times before it must have an answer. A step
- * needs two at most (restart: re-enable for the last node, then primaries for
- * the next); a cluster that ignores our writes gets a hold, not a loop.
+ * A call changes the cluster at most this many times before it must have an
+ * answer. A step needs two at most (restart: re-enable for the last node, then
+ * primaries for the next; shutdown: remove the last record, add the next); a
+ * cluster that ignores our changes gets a hold, not a loop.
  */
 const MAX_WRITES = 3;
 
-async function nodeRef(pod: V1Pod | null, ctx: HookContext<Options>): Promise<NodeRef | null> {
-  if (!pod) return null;
+function refOf(pod: V1Pod, ctx: HookContext<Options>): NodeRef {
   const name = pod.metadata?.name ?? '';
   let pilot: unknown;
   const pilots = pilotsOf(ctx);
   if (pilots) {
     try {
-      pilot = await pilots.get(name);
+      pilot = pilots.get(name);
     } catch (err) {
       throw new HookNotReady(`cannot read the Pilot of ${name}: ${describeError(err, 200)}`);
     }
@@ -31,6 +33,38 @@ async function nodeRef(pod: V1Pod | null, ctx: HookContext<Options>): Promise<No
   const r = nodeRefOf(pod, pilot);
   if (!r.ok) throw new HookNotReady(r.error);
   return r.ref;
+}
+
+/**
+ * Every pod the StatefulSet has now, as the hook sees them: names from
+ * replicas and ordinals.start, nodes from their Pilots. Only prev and next
+ * come as Pod objects; the others are taken as Ready (the controller requires
+ * it before a step) and the cluster's member list judges them.
+ */
+function podsOf(sts: V1StatefulSet, ctx: HookContext<Options>, given: (V1Pod | null)[]): NodeRef[] {
+  const name = sts.metadata?.name ?? '';
+  const replicas = sts.spec?.replicas ?? 1;
+  const start = sts.spec?.ordinals?.start ?? 0;
+  const out: NodeRef[] = [];
+  for (let i = start; i < start + replicas; i++) {
+    const podName = `${name}-${i}`;
+    const pod = given.find((p) => p?.metadata?.name === podName) ?? {
+      metadata: { name: podName, uid: ctx.pilots?.get(podName)?.metadata.ownerReferences?.find((r) => r.kind === 'Pod')?.uid },
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    };
+    out.push(refOf(pod as V1Pod, ctx));
+  }
+  return out;
+}
+
+/** The version the pod template runs: the option, else the first container image tag that is a version. */
+function targetVersion(sts: V1StatefulSet, o: Options): string | undefined {
+  if (o.version) return o.version;
+  for (const c of sts.spec?.template?.spec?.containers ?? []) {
+    const tag = /:([^:/@]+)(@.*)?$/.exec(c.image ?? '')?.[1];
+    if (tag && versionParts(tag)) return tag;
+  }
+  return undefined;
 }
 
 async function flush(es: EsClient): Promise<void> {
@@ -42,38 +76,97 @@ async function flush(es: EsClient): Promise<void> {
   }
 }
 
+/** The decider's words for a copy that does not leave a draining node, or undefined. */
+async function explain(es: EsClient, copy: StuckCopy): Promise<string | undefined> {
+  try {
+    const e = await es.send(
+      'POST',
+      '/_cluster/allocation/explain',
+      { index: copy.index, shard: copy.shard, primary: copy.primary, current_node: copy.nodeId },
+      ExplainAnswer,
+    );
+    return explainText(e, copy);
+  } catch {
+    // Only an addition to the reason: the hold stands without it.
+    return undefined;
+  }
+}
+
+const DECIDE: Record<Strategy, typeof decideDrain> = { drain: decideDrain, restart: decideRestart, shutdown: decideShutdown };
+
+/** After a settings write: did it take? Names we added must be excluded, names we removed must not (a concurrent writer would show here). */
+function verify(before: ClusterView, after: ClusterView, d: Extract<Decision, { kind: 'write' }>): string | undefined {
+  const wanted = [d.write.persistent[EXCLUDE_NAME], d.write.transient[EXCLUDE_NAME]].filter((v) => v !== undefined);
+  if (wanted.length === 0) return undefined;
+  const added = after.marker.exclude.filter((n) => !before.marker.exclude.includes(n));
+  const lost = added.filter((n) => !after.exclusion.includes(n));
+  if (lost.length) return `${listOf(lost)} missing from ${EXCLUDE_NAME} right after sts-pilot wrote it: another writer changed the setting at the same time`;
+  const removed = before.marker.exclude.filter((n) => !after.marker.exclude.includes(n));
+  const back = removed.filter((n) => after.exclusion.includes(n) && !before.exclusion.filter((x) => !before.marker.exclude.includes(x)).includes(n));
+  if (back.length) {
+    return `${listOf(back)} still in ${EXCLUDE_NAME} right after sts-pilot removed ${back.length === 1 ? 'it' : 'them'}: another writer changed the setting at the same time; it is now taken for a person's exclusion`;
+  }
+  return undefined;
+}
+
 /**
  * Makes a StatefulSet rollout of Elasticsearch/OpenSearch take no data
  * offline: drains each node (allocation exclusion) before its pod is updated,
+ * restarts it in place with the node shutdown API (Elasticsearch >= 7.15.2),
  * or runs the documented rolling restart (strategy restart). See
  * docs/elasticsearch.md.
  */
 export const elasticsearchHook = defineHook({
   name: 'elasticsearch',
-  description: 'drain each Elasticsearch/OpenSearch node of its shards before its pod is updated (or the documented rolling restart)',
+  description: 'drain each Elasticsearch/OpenSearch node of its shards before its pod is updated, or restart it in place (node shutdown API, rolling restart)',
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const o = ctx.options;
-    const md = ctx.statefulSet.metadata;
+    const sts = ctx.statefulSet;
+    const md = sts.metadata;
     if (!md?.name || !md.namespace) throw new HookNotReady('the StatefulSet has no name or namespace to key the hook state with');
     const key = markerKey(md.namespace, md.name);
-    const [prevRef, nextRef] = await Promise.all([nodeRef(prev, ctx), nodeRef(next, ctx)]);
+    const prevRef = prev ? refOf(prev, ctx) : null;
+    const nextRef = next ? refOf(next, ctx) : null;
+    const step: StepContext = {
+      pods: podsOf(sts, ctx, [prev, next]),
+      owner: `${md.namespace}/${md.name}`,
+      ...(o.allocationDelay ? { allocationDelay: o.allocationDelay } : {}),
+    };
+    const target = targetVersion(sts, o);
+    if (target) step.target = target;
     const es = await connect(ctx);
-    const decide = o.strategy === 'drain' ? decideDrain : decideRestart;
-    const log = ctx.log.child({ hook: 'elasticsearch', strategy: o.strategy, prev: prevRef?.name ?? null, next: nextRef?.name ?? null });
+    const plan = { markerKey: key, strategy: o.strategy, timeoutSeconds: o.timeoutSeconds, ...(nextRef ? { next: nextRef.name } : {}) };
+    const log = ctx.log.child({ hook: 'elasticsearch', prev: prevRef?.name ?? null, next: nextRef?.name ?? null });
 
-    let d: Decision | undefined;
-    for (let writes = 0; ; writes++) {
-      // Shard copies only matter when a node is about to go.
-      const view = await readCluster(es, { markerKey: key, withShards: nextRef !== null, timeoutSeconds: o.timeoutSeconds });
-      d = decide(view, prevRef, nextRef, o.requiredHealth);
-      if (d.kind !== 'write') break;
-      if (writes === MAX_WRITES) throw new HookNotReady(`the cluster settings did not take our change after ${MAX_WRITES} writes (last: ${d.why})`);
-      const ack = await es.send('PUT', '/_cluster/settings?flat_settings=true', d.write, PutSettingsAnswer);
-      log.info({ change: d.why, settings: d.write, acknowledged: ack.acknowledged }, 'changed cluster settings');
+    let { view, strategy } = await readCluster(es, plan);
+    let d = DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step);
+    if (d.kind === 'write' || d.kind === 'request') {
+      // Changes are made one cluster at a time, each decided on a read made under the lock.
+      d = await withClusterLock(view.uuid, ctx.signal, async () => {
+        for (let writes = 0; ; writes++) {
+          ({ view, strategy } = await readCluster(es, plan));
+          const now = DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step);
+          if (now.kind !== 'write' && now.kind !== 'request') return now;
+          if (writes === MAX_WRITES) throw new HookNotReady(`the cluster did not take our change after ${MAX_WRITES} tries (last: ${now.why})`);
+          if (now.kind === 'write') {
+            const ack = await es.send('PUT', '/_cluster/settings?flat_settings=true', now.write, PutSettingsAnswer);
+            log.info({ strategy, change: now.why, settings: now.write, acknowledged: ack.acknowledged }, 'changed cluster settings');
+            const after = (await readCluster(es, plan)).view;
+            const problem = verify(view, after, now);
+            if (problem) throw new HookNotReady(problem);
+          } else {
+            await es.send(now.method, now.path, now.body, AckAnswer);
+            log.info({ strategy, change: now.why, request: `${now.method} ${now.path}` }, 'changed the cluster');
+          }
+        }
+      });
     }
-    if (d.kind === 'hold') throw new HookNotReady(d.reason);
+    if (d.kind === 'hold') {
+      const why = d.explain ? await explain(es, d.explain) : undefined;
+      throw new HookNotReady(why ? `${d.reason}; ${why}` : d.reason);
+    }
     if (d.flush) await flush(es);
-    log.info({ note: d.note }, 'approved');
+    log.info({ strategy, note: d.note, requests: es.stats.requests, bytes: es.stats.bytes }, 'approved');
   },
 });

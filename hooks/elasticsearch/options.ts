@@ -34,28 +34,53 @@ export const Options = z
       .refine((u) => !urlOf(u)?.search && !urlOf(u)?.hash, 'must not have a query or fragment'),
     'credentials-secret': objectName.optional(),
     'ca-secret': objectName.optional(),
-    'ca-configmap': objectName.optional(),
+    // Refused below: the controller gives hooks no ConfigMap reader, and an option that silently holds at pod 3 is worse than none.
+    'ca-configmap': objectName.optional().describe('not supported: put ca.crt in a Secret and name it in ca-secret'),
     'required-health': z.enum(['green', 'yellow'], { error: 'must be green or yellow' }).default('green'),
     timeout: secondsOption(10),
-    strategy: z.enum(['drain', 'restart'], { error: 'must be drain or restart' }).default('drain'),
+    // auto: shutdown on Elasticsearch >= 7.15.2 (keeps the data in place), else drain.
+    strategy: z.enum(['auto', 'drain', 'restart', 'shutdown'], { error: 'must be auto, drain, restart or shutdown' }).default('auto'),
+    // How long a restarting node's replicas wait before being rebuilt elsewhere (node shutdown API, type restart).
+    'allocation-delay': z
+      .string()
+      .regex(/^[1-9][0-9]{0,6}(ms|s|m|h)$/, 'must be a duration such as 90s, 10m or 1h')
+      .optional()
+      .describe('shutdown: how long a restarting node may be away before its replicas are rebuilt elsewhere'),
+    // The version the pod template runs, when its image tag does not say (for master-last ordering in an upgrade).
+    version: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+$/, 'must be a version such as 8.19.21')
+      .optional()
+      .describe('the version the template runs, when its image tag does not say'),
   })
   .superRefine((o, ctx) => {
-    if (o['ca-secret'] && o['ca-configmap']) {
-      ctx.addIssue({ code: 'custom', path: ['ca-configmap'], message: 'give ca-secret or ca-configmap, not both' });
+    if (o['ca-configmap']) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ca-configmap'],
+        message: 'is not supported: the controller gives hooks no ConfigMap reader; put ca.crt in a Secret and name it in ca-secret',
+      });
     }
-    if ((o['ca-secret'] || o['ca-configmap']) && urlOf(o.url)?.protocol === 'http:') {
-      ctx.addIssue({ code: 'custom', path: [o['ca-secret'] ? 'ca-secret' : 'ca-configmap'], message: 'a CA only makes sense with an https:// url' });
+    if (o['ca-secret'] && urlOf(o.url)?.protocol === 'http:') {
+      ctx.addIssue({ code: 'custom', path: ['ca-secret'], message: 'a CA only makes sense with an https:// url' });
+    }
+    if (o['allocation-delay'] && o.strategy !== 'shutdown' && o.strategy !== 'auto') {
+      ctx.addIssue({ code: 'custom', path: ['allocation-delay'], message: 'only applies to strategy shutdown (or auto)' });
     }
   })
   .transform((o) => ({
     // Without a trailing slash, so paths can be appended as they are written.
     url: o.url.replace(/\/+$/, ''),
     credentialsSecret: o['credentials-secret'],
-    ca: o['ca-secret'] ? { kind: 'Secret' as const, name: o['ca-secret'] } : o['ca-configmap'] ? { kind: 'ConfigMap' as const, name: o['ca-configmap'] } : undefined,
+    caSecret: o['ca-secret'],
     requiredHealth: o['required-health'],
     timeoutSeconds: o.timeout,
     strategy: o.strategy,
+    allocationDelay: o['allocation-delay'],
+    version: o.version,
   }));
 
 export type Options = z.infer<typeof Options>;
-export type Strategy = Options['strategy'];
+export type StrategyOption = Options['strategy'];
+/** The strategy a call runs: `auto` resolved against the version the cluster reports. */
+export type Strategy = Exclude<StrategyOption, 'auto'>;

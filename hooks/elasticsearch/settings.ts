@@ -29,8 +29,17 @@ export const EMPTY_MARKER: Marker = { exclude: [] };
  * and a dot in the name becomes `_`, without two StatefulSets ever sharing a key.
  * Dots are avoided because they would nest the key when settings are shown unflattened.
  */
+export const MARKER_PREFIX = 'cluster.metadata.sts-pilot_';
+
 export function markerKey(namespace: string, statefulSet: string): string {
-  return `cluster.metadata.sts-pilot_${namespace}_${statefulSet.replaceAll('.', '_')}`;
+  return `${MARKER_PREFIX}${namespace}_${statefulSet.replaceAll('.', '_')}`;
+}
+
+/** `namespace/statefulset` of a marker key (a `.` of the name reads as `_`: the key cannot tell them apart). */
+export function ownerOfMarkerKey(key: string): string {
+  const rest = key.slice(MARKER_PREFIX.length);
+  const i = rest.indexOf('_');
+  return i < 0 ? rest : `${rest.slice(0, i)}/${rest.slice(i + 1)}`;
 }
 
 export type Layer = 'persistent' | 'transient';

@@ -30,31 +30,27 @@ const NodesInfo = z.object({
   ),
 });
 const Health = z.object({ status: ClusterHealth, cluster_name: z.string().optional() });
-const CatShards = z.array(z.object({ state: z.string(), docs: z.string().nullish(), node: z.string().nullish() }));
+// The node's own copies, from its local copy of the cluster state (no request to the master, no stats).
+const LocalRouting = z.object({
+  routing_nodes: z.object({ nodes: z.record(z.string(), z.array(z.object({ state: z.string() }))) }).optional(),
+});
+// Documents in the copies on this node, counted by this node alone.
+const LocalDocs = z.object({ nodes: z.record(z.string(), z.object({ indices: z.object({ docs: z.object({ count: z.number().int().min(0) }) }) })) });
 const StateMeta = z.object({ metadata: z.object({ cluster_uuid: z.string(), cluster_uuid_committed: z.boolean().optional() }) });
-export type CatShard = z.infer<typeof CatShards>[number];
 
 /** The cluster UUID a node reports before it has joined a cluster. */
 const UNKNOWN_UUID = '_na_';
 
 /**
- * Shard copies on one node, from `_cat/shards` rows. A relocating copy is one
- * row, `node` = "src -> ip id dst": it counts as relocating on src and as
- * initializing on dst. Documents: those of the copies this node serves.
+ * Shard copies on one node by state, from its entry in routing_nodes: a copy
+ * relocating away is RELOCATING there, one relocating here is INITIALIZING.
  */
-export function localShards(rows: readonly CatShard[], nodeName: string): { started: number; relocating: number; initializing: number; documents: number } {
-  const out = { started: 0, relocating: 0, initializing: 0, documents: 0 };
-  for (const r of rows) {
-    if (!r.node) continue;
-    const reloc = /^(\S+) -> \S+ \S+ (\S+)$/.exec(r.node);
-    const here = reloc ? reloc[1] : r.node;
-    if (reloc && reloc[2] === nodeName) out.initializing++;
-    if (here !== nodeName) continue;
-    if (r.state === 'STARTED') out.started++;
-    else if (r.state === 'RELOCATING') out.relocating++;
-    else if (r.state === 'INITIALIZING') out.initializing++;
-    else continue;
-    if (r.state !== 'INITIALIZING' && r.docs) out.documents += Number(r.docs) || 0;
+export function localShards(copies: readonly { state: string }[]): { started: number; relocating: number; initializing: number } {
+  const out = { started: 0, relocating: 0, initializing: 0 };
+  for (const c of copies) {
+    if (c.state === 'STARTED') out.started++;
+    else if (c.state === 'RELOCATING') out.relocating++;
+    else if (c.state === 'INITIALIZING') out.initializing++;
   }
   return out;
 }
@@ -63,7 +59,10 @@ export function localShards(rows: readonly CatShard[], nodeName: string): { star
  * Reads the local Elasticsearch or OpenSearch node: who it is (GET /,
  * /_nodes/_local), whether it has joined a cluster (cluster UUID), the
  * cluster's health (/_cluster/health, from the elected master), and the shard
- * copies it holds (/_cat/shards filtered to this node). Each answer is
+ * copies it holds (its entry of the routing nodes in its local cluster state)
+ * with their documents (its own node stats). `_cat/shards`, which this used
+ * to call, makes every node compute stats for every index, every 10 s per pod:
+ * on a large cluster that is the heaviest thing the pilots did. Each answer is
  * validated; one that fails leaves its fields unknown and says so in `error`.
  * GET / is optional: the Elasticsearch integ-test build has no such route, so
  * the UUID then comes from the node's local cluster state.
@@ -110,7 +109,7 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
           return undefined;
         }
       };
-      const [rootInfo, nodes, health, shards] = await Promise.all([
+      const [rootInfo, nodes, health] = await Promise.all([
         // GET / failing is expected on some builds; it is only a shortcut, so its error is not reported.
         get('/', Root, signal).catch((err: unknown) => {
           if (signal.aborted) throw err;
@@ -118,7 +117,6 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
         }),
         settle(get('/_nodes/_local?filter_path=cluster_name,nodes.*.name,nodes.*.version,nodes.*.roles,nodes.*.build_flavor', NodesInfo, signal)),
         settle(get('/_cluster/health', Health, signal)),
-        settle(get('/_cat/shards?format=json&h=state,docs,node', CatShards, signal)),
       ]);
       const status: ApplicationStatus = { probe: 'elasticsearch' };
       const entries = Object.entries(nodes?.nodes ?? {});
@@ -126,10 +124,17 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
       if (nodes && !local) errors.push(`GET /_nodes/_local listed ${entries.length} nodes, not 1`);
 
       let uuid = rootInfo?.cluster_uuid;
-      if (local && (uuid === undefined || uuid === UNKNOWN_UUID)) {
-        const meta = await settle(get('/_cluster/state/metadata?local=true&filter_path=metadata.cluster_uuid,metadata.cluster_uuid_committed', StateMeta, signal));
-        uuid = meta && meta.metadata.cluster_uuid_committed !== false ? meta.metadata.cluster_uuid : undefined;
-      }
+      const id = local?.[0];
+      const needMeta = local && (uuid === undefined || uuid === UNKNOWN_UUID);
+      const [meta, routing, docs] = await Promise.all([
+        needMeta
+          ? // No index filter here: with one, Elasticsearch 8 answers cluster_uuid_committed false (it builds a fresh metadata).
+            settle(get('/_cluster/state/metadata?local=true&filter_path=metadata.cluster_uuid,metadata.cluster_uuid_committed', StateMeta, signal))
+          : Promise.resolve(undefined),
+        id ? settle(get(`/_cluster/state/routing_nodes?local=true&filter_path=routing_nodes.nodes.${encodeURIComponent(id)}.state`, LocalRouting, signal)) : Promise.resolve(undefined),
+        id ? settle(get('/_nodes/_local/stats/indices/docs?filter_path=nodes.*.indices.docs.count', LocalDocs, signal)) : Promise.resolve(undefined),
+      ]);
+      if (needMeta) uuid = meta && meta.metadata.cluster_uuid_committed !== false ? meta.metadata.cluster_uuid : undefined;
 
       if (local) {
         const [id, node] = local;
@@ -141,11 +146,10 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
         if (distribution) status.distribution = distribution;
         if (node.roles) status.roles = [...node.roles].sort();
         if (uuid && uuid !== UNKNOWN_UUID) status.clusterUUID = uuid;
-        if (shards) {
-          const s = localShards(shards, node.name);
-          status.shards = { started: s.started, relocating: s.relocating, initializing: s.initializing };
-          status.documents = s.documents;
-        }
+        // A node with no copies has no entry (filter_path then drops routing_nodes altogether).
+        if (routing) status.shards = localShards(routing.routing_nodes?.nodes[id] ?? []);
+        const d = docs ? Object.values(docs.nodes)[0] : undefined;
+        if (d) status.documents = d.indices.docs.count;
       }
       const clusterName = nodes?.cluster_name ?? health?.cluster_name;
       if (clusterName) status.clusterName = clusterName;

@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 
 export type EsFlavor = 'opensearch' | 'elasticsearch';
 
@@ -32,6 +32,18 @@ export interface EsDistribution {
   home: string;
   /** JDK/JRE home the nodes run on */
   javaHome: string;
+}
+
+export interface EsSecurity {
+  /** PEM of the CA that signed `cert` */
+  ca: string;
+  /** PEM certificate for 127.0.0.1 and key */
+  cert: string;
+  key: string;
+  /** users of the file realm; the first one is what the harness itself logs in as */
+  users: { name: string; password: string; role: string }[];
+  /** the built-in `elastic` user's password, as ECK sets it: `bootstrap.password` in each node's keystore */
+  elasticPassword?: string;
 }
 
 export interface EsNodeHandle {
@@ -58,6 +70,9 @@ export interface EsNodeHandle {
   rssBytes(): number;
   /** last lines of this node's stdout/stderr */
   recentLog(lines?: number): string[];
+  /** the distribution its next start runs (a version upgrade: stop, set, start) */
+  setDistribution(dist: EsDistribution): void;
+  readonly dist: EsDistribution;
 }
 
 export interface EsClusterHandle {
@@ -74,7 +89,7 @@ export interface EsClusterHandle {
 
 export interface StartEsClusterOptions {
   nodes?: number;
-  /** http port of node i is basePort+i, transport port basePort+100+i; default: the first free block from 19200 */
+  /** http port of node i is basePort+i, transport port basePort+100+i; default: a random free block from 30000 */
   basePort?: number;
   clusterName?: string;
   /** default es-0, es-1, ... (like the pods of a StatefulSet named "es") */
@@ -88,7 +103,13 @@ export interface StartEsClusterOptions {
   dist?: EsDistribution;
   /** extra node settings (elasticsearch.yml / opensearch.yml keys) */
   settings?: Record<string, unknown>;
-  /** how long to wait for the cluster to form and go green, default 180 s */
+  /** settings of one node, over `settings` (e.g. its node.roles) */
+  nodeSettings?: (name: string) => Record<string, unknown>;
+  /** the nodes that bootstrap the cluster (default: all); with dedicated masters, only those */
+  masterNodes?: string[];
+  /** security on (Elasticsearch): TLS on HTTP and transport with this certificate, and file-realm users */
+  security?: EsSecurity;
+  /** how long to wait for the cluster to form and go green, default 600 s (a shared 2-core machine can take minutes to start three JVMs) */
   startTimeoutMs?: number;
 }
 
@@ -228,12 +249,22 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface EsResponse<T = any> { status: number; body: T }
 
+/** How to reach a secured node: its CA and credentials, by base URL (the harness registers its own nodes). */
+const endpoints = new Map<string, { dispatcher: Agent; authorization: string }>();
+export function registerEndpoint(baseUrl: string, o: { ca: string; user: string; password: string }): void {
+  endpoints.set(baseUrl, { dispatcher: new Agent({ connect: { ca: o.ca } }), authorization: `Basic ${Buffer.from(`${o.user}:${o.password}`).toString('base64')}` });
+}
+
 /** One JSON call to a node. body: object -> JSON, string -> sent as is (ndjson for _bulk). Never throws on HTTP status. */
 export async function esCall<T = any>(baseUrl: string, method: string, pathAndQuery: string, body?: unknown, timeoutMs = 30_000): Promise<EsResponse<T>> {
   const isString = typeof body === 'string';
+  const ep = endpoints.get(baseUrl);
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': isString ? 'application/x-ndjson' : 'application/json' };
+  if (ep) headers.authorization = ep.authorization;
   const res = await request(baseUrl + pathAndQuery, {
     method: method as 'GET',
-    headers: body === undefined ? {} : { 'content-type': isString ? 'application/x-ndjson' : 'application/json' },
+    headers,
+    ...(ep ? { dispatcher: ep.dispatcher } : {}),
     body: body === undefined ? undefined : isString ? body : JSON.stringify(body),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
@@ -277,13 +308,13 @@ async function blockFree(base: number, n: number): Promise<boolean> {
 }
 
 async function findBasePort(n: number): Promise<number> {
-  for (let base = 19200; base < 19200 + 100 - n; base += 10) {
+  // Random blocks, not the first free one: several test runs share this machine,
+  // and a JVM binds its ports long after the check (minutes on a loaded machine).
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = 30_000 + Math.floor(Math.random() * 150) * 200;
     if (await blockFree(base, n)) return base;
   }
-  for (let base = 29200; base < 29200 + 100 - n; base += 10) {
-    if (await blockFree(base, n)) return base;
-  }
-  throw new Error('no free block of loopback ports at 19200-19399 or 29200-29399');
+  throw new Error('no free block of loopback ports at 30000-59999');
 }
 
 // ---------------------------------------------------------------------------
@@ -322,6 +353,10 @@ interface ClusterCtx {
   /** recent lines of all nodes, for failures */
   tail: string[];
   extraSettings: Record<string, unknown>;
+  nodeSettings: (name: string) => Record<string, unknown>;
+  masterNodes: string[];
+  security: EsSecurity | undefined;
+  workDir: string;
 }
 
 const RING = 400;
@@ -353,7 +388,23 @@ class NodeImpl implements EsNodeHandle {
     this.tmpDir = path.join(dir, 'tmp');
   }
 
-  get url(): string { return `http://127.0.0.1:${this.httpPort}`; }
+  get url(): string { return `${this.ctx.security ? 'https' : 'http'}://127.0.0.1:${this.httpPort}`; }
+  private own: { dist: EsDistribution; home: string } | undefined;
+  get dist(): EsDistribution { return this.own?.dist ?? this.ctx.dist; }
+  private get home(): string { return this.own?.home ?? this.ctx.home; }
+
+  setDistribution(dist: EsDistribution): void {
+    if (this.running) throw new Error(`${this.name} is running: stop it before changing its distribution`);
+    let home = dist.home;
+    if (this.ctx.runAs) {
+      home = path.join(this.ctx.workDir, `${dist.flavor}-${dist.version}`);
+      if (!fs.existsSync(home)) linkCopy(dist.home, home);
+    }
+    this.own = { dist, home };
+    // The new version's jvm.options: config is copied again on the next start.
+    const jvm = path.join(this.confDir, 'jvm.options');
+    fs.rmSync(jvm, { force: true });
+  }
   get pid(): number | undefined { return this.running ? this.child?.pid : undefined; }
   get running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
 
@@ -369,10 +420,11 @@ class NodeImpl implements EsNodeHandle {
 
   /** writes config files; the node's dirs exist */
   prepare(): void {
-    const { dist, home } = this.ctx;
+    const dist = this.dist;
+    const home = this.home;
     for (const d of [this.dataDir, this.logsDir, this.tmpDir]) fs.mkdirSync(d, { recursive: true });
-    if (!fs.existsSync(this.confDir)) {
-      fs.cpSync(path.join(home, 'config'), this.confDir, { recursive: true });
+    if (!fs.existsSync(path.join(this.confDir, 'jvm.options'))) {
+      fs.cpSync(path.join(home, 'config'), this.confDir, { recursive: true, force: true });
       // GC/error logs point at <home>/logs (not ours, not writable by the node user); heap comes from *_JAVA_OPTS
       const jvm = path.join(this.confDir, 'jvm.options');
       const kept = fs.readFileSync(jvm, 'utf8').split('\n')
@@ -380,7 +432,7 @@ class NodeImpl implements EsNodeHandle {
       fs.writeFileSync(jvm, kept.join('\n'));
     }
     const firstBoot = !fs.existsSync(path.join(this.dataDir, 'nodes')) && fs.readdirSync(this.dataDir).length === 0;
-    const names = this.ctx.all.map((n) => n.name);
+    const names = this.ctx.masterNodes;
     const settings: Record<string, unknown> = {
       'cluster.name': this.ctx.clusterName,
       'node.name': this.name,
@@ -394,17 +446,48 @@ class NodeImpl implements EsNodeHandle {
       'cluster.routing.allocation.disk.threshold_enabled': false,
     };
     // only for bootstrapping a new cluster; a restarted node rejoins the cluster it knows
-    if (firstBoot) {
-      settings[dist.flavor === 'opensearch' ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = names;
+    if (firstBoot && names.includes(this.name)) {
+      settings[dist.flavor === 'opensearch' && !dist.version.startsWith('1.') ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = names;
     }
+    const sec = this.ctx.security;
     if (dist.flavor === 'elasticsearch' && fs.existsSync(path.join(home, 'modules', 'x-pack-security'))) {
-      settings['xpack.security.enabled'] = false;
+      settings['xpack.security.enabled'] = sec !== undefined;
     }
-    Object.assign(settings, this.ctx.extraSettings);
+    if (sec) {
+      if (dist.flavor !== 'elasticsearch') throw new Error('security: only the Elasticsearch distribution carries it');
+      fs.writeFileSync(path.join(this.confDir, 'ca.crt'), sec.ca);
+      fs.writeFileSync(path.join(this.confDir, 'node.crt'), sec.cert);
+      fs.writeFileSync(path.join(this.confDir, 'node.key'), sec.key);
+      for (const layer of ['http', 'transport']) {
+        settings[`xpack.security.${layer}.ssl.enabled`] = true;
+        settings[`xpack.security.${layer}.ssl.certificate`] = 'node.crt';
+        settings[`xpack.security.${layer}.ssl.key`] = 'node.key';
+        settings[`xpack.security.${layer}.ssl.certificate_authorities`] = ['ca.crt'];
+      }
+      settings['xpack.security.transport.ssl.verification_mode'] = 'certificate';
+      // file-realm users (config/users, users_roles), written by the distribution's own tool
+      this.writeUsers(sec);
+    }
+    Object.assign(settings, this.ctx.extraSettings, this.ctx.nodeSettings(this.name));
     fs.writeFileSync(path.join(this.confDir, dist.flavor === 'opensearch' ? 'opensearch.yml' : 'elasticsearch.yml'), yamlOf(settings));
     if (this.ctx.runAs) {
       execFileSync('chown', ['-R', `${this.ctx.runAs.uid}:${this.ctx.runAs.gid}`, this.dir]);
     }
+  }
+
+  private writeUsers(sec: EsSecurity): void {
+    const done = path.join(this.confDir, '.sts-pilot-users');
+    if (fs.existsSync(done)) return;
+    const env = { ...process.env, ES_PATH_CONF: this.confDir, ES_JAVA_HOME: this.dist.javaHome, JAVA_HOME: '' };
+    for (const u of sec.users) {
+      execFileSync(path.join(this.home, 'bin', 'elasticsearch-users'), ['useradd', u.name, '-p', u.password, '-r', u.role], { env, stdio: 'pipe' });
+    }
+    if (sec.elasticPassword) {
+      const ks = path.join(this.home, 'bin', 'elasticsearch-keystore');
+      if (!fs.existsSync(path.join(this.confDir, 'elasticsearch.keystore'))) execFileSync(ks, ['create'], { env, stdio: 'pipe' });
+      execFileSync(ks, ['add', '--force', '--stdin', 'bootstrap.password'], { env, input: sec.elasticPassword, stdio: ['pipe', 'pipe', 'pipe'] });
+    }
+    fs.writeFileSync(done, '');
   }
 
   private addLine(line: string): void {
@@ -420,7 +503,9 @@ class NodeImpl implements EsNodeHandle {
   spawnProcess(): void {
     if (this.running) throw new Error(`${this.name} is already running (pid ${this.child?.pid})`);
     this.prepare();
-    const { dist, home, runAs } = this.ctx;
+    const { runAs } = this.ctx;
+    const dist = this.dist;
+    const home = this.home;
     const os_ = dist.flavor === 'opensearch';
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of ['JAVA_HOME', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'ES_JAVA_OPTS', 'OPENSEARCH_JAVA_OPTS', 'ES_HOME', 'OPENSEARCH_HOME']) delete env[k];
@@ -568,9 +653,18 @@ export async function startEsCluster(opts: StartEsClusterOptions = {}): Promise<
     log: opts.log ?? (() => {}),
     tail: [],
     extraSettings: opts.settings ?? {},
+    nodeSettings: opts.nodeSettings ?? (() => ({})),
+    masterNodes: opts.masterNodes ?? names,
+    security: opts.security,
+    workDir,
   };
   names.forEach((name, i) => ctx.all.push(new NodeImpl(ctx, name, basePort + i, basePort + 100 + i, path.join(workDir, name))));
   const urls = ctx.all.map((x) => x.url);
+  if (opts.security) {
+    const u = opts.security.users[0];
+    if (!u) throw new Error('security: give at least one user');
+    for (const url of urls) registerEndpoint(url, { ca: opts.security.ca, user: u.name, password: u.password });
+  }
 
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -605,7 +699,7 @@ export async function startEsCluster(opts: StartEsClusterOptions = {}): Promise<
 
   try {
     for (const node of ctx.all) node.spawnProcess();
-    const startTimeout = opts.startTimeoutMs ?? 180_000;
+    const startTimeout = opts.startTimeoutMs ?? 600_000;
     const early = Promise.race(ctx.all.map((x) => x.exited().then(() => x)));
     const exitedEarly = early.then((x) => { throw new Error(`${x.name} exited while the cluster was forming\n--- last 50 log lines:\n${ctx.tail.slice(-50).join('\n')}`); });
     await Promise.race([waitForHealth(`wait_for_nodes=${n}&wait_for_status=green`, startTimeout), exitedEarly]);

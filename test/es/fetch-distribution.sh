@@ -39,11 +39,13 @@ esac
 major="${version%%.*}"
 
 # Java versions each line runs on (no bundled JDK in the integ-test-zip):
+#  OpenSearch 1.x: 11..17
 #  OpenSearch 2.x: 11..21 (uses the SecurityManager, which JDK 24 removed; 22/23 untested) -> prefer 17, 21
 #  OpenSearch 3.x: 21+
 #  Elasticsearch 8.x: 17+ (tested here on 17; 8.19 also has entitlements for 24+)
 #  Elasticsearch 9.x: 21+
 case "$dist:$major" in
+  opensearch:1) java_min=11; java_max=17 ;;
   opensearch:2) java_min=11; java_max=21 ;;
   opensearch:*) java_min=21; java_max=99 ;;
   elasticsearch:8) java_min=17; java_max=99 ;;
@@ -76,7 +78,7 @@ find_java() {
     c="$(readlink -f "$(command -v java)")"
     cands+=("${c%/bin/java}")
   fi
-  # Debian's own OpenJDK first (prefer 17, then 21), then anything else there.
+  # Debian's own OpenJDK first (prefer 17, then 21), then anything else there (Java 25 for releases that need 21+).
   for c in /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/java-21-openjdk-* /usr/lib/jvm/*; do
     [ -d "$c" ] && cands+=("$c")
   done
@@ -138,7 +140,7 @@ if [ "$dist" = opensearch ]; then
     exit 1
   fi
 elif [ -d "$home/modules/x-pack-security" ]; then
-  echo "fetch-distribution: note: $dist $version has x-pack-security; nodes are started with xpack.security.enabled=false" >&2
+  echo "fetch-distribution: note: $dist $version has x-pack-security; the harness turns it off unless a test turns security on" >&2
 fi
 
 echo "flavor=$dist"

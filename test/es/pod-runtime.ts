@@ -145,7 +145,7 @@ export class EsPodRuntime implements PodRuntime {
       'cluster.routing.allocation.disk.threshold_enabled': false,
     };
     if (firstBoot && n.name === this.o.names[0]) {
-      settings[dist.flavor === 'opensearch' ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = [n.name];
+      settings[dist.flavor === 'opensearch' && !dist.version.startsWith('1.') ? 'cluster.initial_cluster_manager_nodes' : 'cluster.initial_master_nodes'] = [n.name];
     }
     if (dist.flavor === 'elasticsearch' && fs.existsSync(path.join(this.home, 'modules', 'x-pack-security'))) settings['xpack.security.enabled'] = false;
     const yml = Object.entries(settings).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join('\n') + '\n';

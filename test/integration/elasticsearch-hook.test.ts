@@ -7,7 +7,7 @@
 // plays the Kubernetes Service: it spreads connections over the running nodes,
 // so the hook's URL stays up while any one node restarts.
 //
-// Env: STS_PILOT_ES_DOCS (default 40000) documents of ~1 kB (random, so ~40 MiB) in the data set;
+// Env: STS_PILOT_ES_DOCS (default 20000) documents of ~1 kB (random, so ~20 MiB) in the data set;
 // STS_PILOT_TEST_VERBOSE=1 prints every hold reason and the nodes' warnings.
 
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
@@ -15,7 +15,9 @@ import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '../../hooks/elasticsearch/client.ts';
 import { elasticsearchHook } from '../../hooks/elasticsearch/index.ts';
+import { readCluster } from '../../hooks/elasticsearch/read.ts';
 import type { Options } from '../../hooks/elasticsearch/options.ts';
 import { type HookContext, HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -26,7 +28,7 @@ const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
   if (verbose) console.log(`      | ${line}`);
 };
-const DOCS = Number(process.env.STS_PILOT_ES_DOCS ?? 40_000);
+const DOCS = Number(process.env.STS_PILOT_ES_DOCS ?? 20_000);
 const DOC_BYTES = 1000;
 const NS = 'db';
 const EXCLUDE = 'cluster.routing.allocation.exclude._name';
@@ -498,6 +500,25 @@ describe('elasticsearch hook against a real 3-node cluster', function () {
     await expectCleanSettings();
   });
 
+  it('reads what its checks stand on from this version: members, versions, roles, the voting configuration, the elected master, the flavor', async () => {
+    const parsed = parseHookOptions(elasticsearchHook, ann());
+    if (!parsed.ok) throw new Error(parsed.error);
+    const ctx = { options: parsed.options as Options, signal: AbortSignal.timeout(60_000), secrets: async () => ({}), pilots: staticPilotReader([]), log } as unknown as HookContext<Options>;
+    const es = await connect(ctx);
+    const { view, strategy } = await readCluster(es, { markerKey: MARKER, strategy: 'auto', timeoutSeconds: 5, next: 'es-1' });
+    const ids = view.nodes.map((n) => n.id).sort();
+    expect(view.nodes.map((n) => n.name).sort()).to.deep.equal(['es-0', 'es-1', 'es-2']);
+    expect(view.nodes.every((n) => n.version === c.dist.version), JSON.stringify(view.nodes)).to.equal(true);
+    expect(view.nodes.every((n) => (n.roles ?? []).some((r) => r === 'master' || r === 'cluster_manager'))).to.equal(true);
+    expect([...(view.voters ?? [])].sort(), 'the voting configuration: every node, by id').to.deep.equal(ids);
+    expect(ids).to.include(view.masterId);
+    expect(view.flavor).to.equal(c.dist.flavor);
+    // auto on these builds: drain (OpenSearch has no shutdown API; Elasticsearch's integ-test build lacks its module)
+    expect(strategy).to.equal('drain');
+    expect(view.shards, "es-1's copies were read").to.be.an('array');
+    figure('one read of a drain step', `${es.stats.requests} requests, ${es.stats.bytes} bytes`);
+  });
+
   it('holds when the cluster is unreachable, within the timeout', async () => {
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
@@ -506,7 +527,7 @@ describe('elasticsearch hook against a real 3-node cluster', function () {
     const t0 = performance.now();
     const r = await call(null, 'es-1', { ...ann(), 'elasticsearch.sts-pilot.io/url': `http://127.0.0.1:${port}` });
     expect(r.approved).to.equal(false);
-    expect(r.reason).to.match(new RegExp(`^Elasticsearch at http://127\\.0\\.0\\.1:${port}: GET /_cluster/\\S+: unreachable \\(.*ECONNREFUSED`));
+    expect(r.reason).to.match(new RegExp(`^Elasticsearch at http://127\\.0\\.0\\.1:${port}: GET /_\\S+: unreachable \\(.*ECONNREFUSED`));
     expect(performance.now() - t0).to.be.below(5000);
     await expectCleanSettings();
   });

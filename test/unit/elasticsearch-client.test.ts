@@ -107,7 +107,7 @@ describe('elasticsearch hook: error paths (local server)', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    expect(await holdOf({ url: `http://127.0.0.1:${port}` })).to.match(new RegExp(`^Elasticsearch at http://127.0.0.1:${port}: GET /_cluster/\\S+: unreachable \\(.*ECONNREFUSED`));
+    expect(await holdOf({ url: `http://127.0.0.1:${port}` })).to.match(new RegExp(`^Elasticsearch at http://127.0.0.1:${port}: GET /_nodes/\\S+: unreachable \\(.*ECONNREFUSED`));
   });
 
   it('sends basic auth from the Secret, and never puts the password in a reason', async () => {
@@ -127,14 +127,22 @@ describe('elasticsearch hook: error paths (local server)', () => {
   it('holds, without the Secret data, when the Secret has no usable keys or cannot be read', async () => {
     handler = json(200, {});
     const bad = await holdOf({ url, 'credentials-secret': 'es-creds' }, { secrets: async () => ({ user: 'elastic', pass: 'hunter2' }) });
-    expect(bad).to.equal('Secret es-creds has neither api-key nor username and password');
+    expect(bad).to.equal("Secret es-creds has neither api-key, nor username and password, nor one key naming a user (as ECK's elastic-user Secret)");
     expect(seen).to.have.length(0);
     const gone = await holdOf({ url, 'credentials-secret': 'es-creds' }, { secrets: async () => Promise.reject(new Error('secrets "es-creds" not found')) });
     expect(gone).to.equal('cannot read Secret es-creds: secrets "es-creds" not found');
   });
 
-  it('holds on a ConfigMap CA when the controller gives no ConfigMap reader, and on a CA that is no PEM', async () => {
-    expect(await holdOf({ url: 'https://127.0.0.1:1', 'ca-configmap': 'es-ca' })).to.match(/cannot read ConfigMaps for hooks/);
+  it('sends basic auth from the Secret ECK creates for the elastic user (one key: the user), trimmed', async () => {
+    handler = json(401, { error: 'no' });
+    await holdOf({ url, 'credentials-secret': 'quickstart-es-elastic-user' }, { secrets: async () => ({ elastic: 'pw-from-eck\n' }) });
+    expect(seen[0]?.headers.authorization).to.equal(`Basic ${Buffer.from('elastic:pw-from-eck').toString('base64')}`);
+    seen.length = 0;
+    await holdOf({ url, 'credentials-secret': 'c' }, { secrets: async () => ({ username: ' elastic\n', password: 'pw\n' }) });
+    expect(seen[0]?.headers.authorization).to.equal(`Basic ${Buffer.from('elastic:pw').toString('base64')}`);
+  });
+
+  it('holds on a CA that is no PEM', async () => {
     expect(await holdOf({ url: 'https://127.0.0.1:1', 'ca-secret': 'es-ca' }, { secrets: async () => ({ 'tls.crt': 'x' }) })).to.equal('Secret es-ca has no PEM certificate under ca.crt');
   });
 
@@ -173,16 +181,14 @@ describe('elasticsearch hook: TLS with a CA from a Secret or ConfigMap (local ht
   });
 
   it('without the CA the certificate is refused', async () => {
-    expect(await holdOf({ url })).to.match(/unreachable \(.*(self-signed|certificate)/i);
+    expect(await holdOf({ url })).to.match(/: TLS: certificate not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\); name the CA that signed it in ca-secret$/);
+    // A CA that did not sign it says so.
+    const other = execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other', '-keyout', '/dev/null'], { encoding: 'utf8' });
+    expect(await holdOf({ url, 'ca-secret': 'other' }, { secrets: async () => ({ 'ca.crt': other }) })).to.match(/: TLS: certificate not trusted \(\w+\); the CA in ca-secret did not sign it$/);
   });
 
   it('with the CA from a Secret, the TLS handshake succeeds (the server then answers 500)', async () => {
     expect(await holdOf({ url, 'ca-secret': 'es-ca' }, { secrets: async () => ({ 'ca.crt': caPem }) })).to.match(/answered 500: handshake was fine$/);
-  });
-
-  it('with the CA from a ConfigMap, when the controller gives a reader', async () => {
-    const configMaps = async (name: string): Promise<Record<string, string>> => (name === 'es-ca' ? { 'ca.crt': caPem } : {});
-    expect(await holdOf({ url, 'ca-configmap': 'es-ca' }, { configMaps })).to.match(/answered 500: handshake was fine$/);
   });
 
   it('lib/http: a ca makes https work, and a cut body says so', async () => {

@@ -123,7 +123,16 @@ describe('elasticsearch hook: options', () => {
   it('needs only a url, with defaults for the rest', () => {
     expect(opt({ url: 'http://es:9200/' })).to.deep.equal({
       ok: true,
-      options: { url: 'http://es:9200', credentialsSecret: undefined, ca: undefined, requiredHealth: 'green', timeoutSeconds: 10, strategy: 'drain' },
+      options: {
+        url: 'http://es:9200',
+        credentialsSecret: undefined,
+        caSecret: undefined,
+        requiredHealth: 'green',
+        timeoutSeconds: 10,
+        strategy: 'auto',
+        allocationDelay: undefined,
+        version: undefined,
+      },
     });
   });
 
@@ -131,23 +140,27 @@ describe('elasticsearch hook: options', () => {
     const r = opt({
       url: 'https://es.db.svc:9200',
       'credentials-secret': 'es-creds',
-      'ca-configmap': 'es-ca',
+      'ca-secret': 'es-ca',
       'required-health': 'yellow',
       timeout: '3',
-      strategy: 'restart',
+      strategy: 'shutdown',
+      'allocation-delay': '20m',
+      version: '8.19.21',
     });
     expect(r).to.deep.equal({
       ok: true,
       options: {
         url: 'https://es.db.svc:9200',
         credentialsSecret: 'es-creds',
-        ca: { kind: 'ConfigMap', name: 'es-ca' },
+        caSecret: 'es-ca',
         requiredHealth: 'yellow',
         timeoutSeconds: 3,
-        strategy: 'restart',
+        strategy: 'shutdown',
+        allocationDelay: '20m',
+        version: '8.19.21',
       },
     });
-    expect(opt({ url: 'https://es:9200', 'ca-secret': 'es-tls' })).to.have.nested.property('options.ca.kind', 'Secret');
+    for (const s of ['drain', 'restart', 'auto']) expect(opt({ url: 'http://es', strategy: s })).to.have.nested.property('options.strategy', s);
   });
 
   for (const [what, o, re] of [
@@ -157,10 +170,13 @@ describe('elasticsearch hook: options', () => {
     ['a file URL', { url: 'file:///etc/passwd' }, /url: must be an http/],
     ['credentials in the url', { url: 'http://elastic:secret@es:9200' }, /url: must not carry credentials/],
     ['a query in the url', { url: 'http://es:9200/?pretty' }, /url: must not have a query/],
-    ['both CA sources', { url: 'https://es', 'ca-secret': 'a', 'ca-configmap': 'b' }, /ca-configmap: give ca-secret or ca-configmap, not both/],
+    ['a CA from a ConfigMap (no reader for hooks)', { url: 'https://es', 'ca-configmap': 'b' }, /ca-configmap: is not supported: .*name it in ca-secret/],
+    ['an allocation delay with drain', { url: 'http://es', strategy: 'drain', 'allocation-delay': '5m' }, /allocation-delay: only applies to strategy shutdown/],
+    ['an allocation delay without a unit', { url: 'http://es', 'allocation-delay': '5' }, /allocation-delay: must be a duration/],
+    ['a version that is no version', { url: 'http://es', version: 'latest' }, /version: must be a version/],
     ['a CA with http', { url: 'http://es', 'ca-secret': 'a' }, /ca-secret: a CA only makes sense with an https/],
     ['red as required health', { url: 'http://es', 'required-health': 'red' }, /required-health: must be green or yellow/],
-    ['an unknown strategy', { url: 'http://es', strategy: 'yolo' }, /strategy: must be drain or restart/],
+    ['an unknown strategy', { url: 'http://es', strategy: 'yolo' }, /strategy: must be auto, drain, restart or shutdown/],
     ['a zero timeout', { url: 'http://es', timeout: '0' }, /timeout: must be a whole number of seconds/],
     ['a timeout with a unit', { url: 'http://es', timeout: '10s' }, /timeout: must be a whole number/],
     ['a Secret name that is no name', { url: 'http://es', 'credentials-secret': 'My_Secret' }, /credentials-secret: must be a Kubernetes object name/],
@@ -522,7 +538,7 @@ describe('elasticsearch hook: decideRestart', () => {
 describe('elasticsearch hook: small helpers', () => {
   it('counts only active copies elsewhere as another copy', () => {
     const v = view({ shards: { 'es-1': ['a/0p', 'b/0p'], 'es-0': ['a/0r:INITIALIZING', 'b/0r:RELOCATING'] } });
-    expect(soleCopies(v.shards ?? [], 'id-es-1').map((s) => `${s.index}/${s.shard}`)).to.deep.equal(['a/0']);
+    expect(soleCopies(v, 'id-es-1').map((s) => `${s.index}/${s.shard}`)).to.deep.equal(['a/0']);
   });
 
   it('writes health with its numbers', () => {

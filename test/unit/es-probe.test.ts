@@ -6,23 +6,10 @@ import { elasticsearchProbe, localShards } from '../../lib/probes/elasticsearch.
 // test/integration/pilot-es.test.ts; here only the pure parts and error paths.
 
 describe('Elasticsearch probe: shard copies of the local node', () => {
-  const rows = [
-    { state: 'STARTED', docs: '10', node: 'es-0' },
-    { state: 'STARTED', docs: '5', node: 'es-1' },
-    { state: 'RELOCATING', docs: '7', node: 'es-0 -> 127.0.0.1 Xyz es-2' },
-    { state: 'RELOCATING', docs: '3', node: 'es-1 -> 127.0.0.1 Abc es-0' },
-    { state: 'INITIALIZING', docs: null, node: 'es-0' },
-    { state: 'UNASSIGNED', docs: null, node: null },
-  ];
-
-  it('counts started, relocating away, initializing (a copy relocating here included) and documents', () => {
-    expect(localShards(rows, 'es-0')).to.deep.equal({ started: 1, relocating: 1, initializing: 2, documents: 17 });
-    expect(localShards(rows, 'es-2')).to.deep.equal({ started: 0, relocating: 0, initializing: 1, documents: 0 });
-    expect(localShards(rows, 'es-9')).to.deep.equal({ started: 0, relocating: 0, initializing: 0, documents: 0 });
-  });
-
-  it('does not take es-1 for es-10', () => {
-    expect(localShards([{ state: 'STARTED', docs: '1', node: 'es-10' }], 'es-1').started).to.equal(0);
+  it('counts started, relocating away and initializing (a copy relocating here included) from its routing_nodes entry', () => {
+    const copies = ['STARTED', 'STARTED', 'RELOCATING', 'INITIALIZING', 'INITIALIZING'].map((state) => ({ state }));
+    expect(localShards(copies)).to.deep.equal({ started: 2, relocating: 1, initializing: 2 });
+    expect(localShards([])).to.deep.equal({ started: 0, relocating: 0, initializing: 0 });
   });
 });
 
@@ -42,10 +29,12 @@ describe('Elasticsearch probe: error paths (undici MockAgent)', () => {
     pool.intercept({ path: '/' }).reply(405, { error: 'Incorrect HTTP method' });
     pool.intercept({ path: (p) => p.startsWith('/_nodes/_local') }).reply(200, nodes);
     pool.intercept({ path: '/_cluster/health' }).reply(503, { error: 'master_not_discovered_exception' });
-    pool.intercept({ path: (p) => p.startsWith('/_cat/shards') }).reply(200, [{ state: 'STARTED', docs: '4', node: 'es-0' }]);
+    pool.intercept({ path: (p) => p.startsWith('/_cluster/state/routing_nodes') }).reply(200, { routing_nodes: { nodes: { n0: [{ state: 'STARTED' }, { state: 'RELOCATING' }] } } });
+    pool.intercept({ path: (p) => p.startsWith('/_nodes/_local/stats') }).reply(200, { nodes: { n0: { indices: { docs: { count: 4 } } } } });
     pool.intercept({ path: (p) => p.startsWith('/_cluster/state/metadata') }).reply(200, { metadata: { cluster_uuid: 'U', cluster_uuid_committed: true } });
     const s = await elasticsearchProbe({ url, dispatcher: agent }).probe(new AbortController().signal);
     expect(s).to.deep.include({ probe: 'elasticsearch', nodeName: 'es-0', nodeId: 'n0', clusterUUID: 'U', version: '8.19.21', distribution: 'elasticsearch', documents: 4 });
+    expect(s.shards).to.deep.equal({ started: 1, relocating: 1, initializing: 0 });
     expect(s.health).to.equal(undefined);
     expect(s.error).to.match(/GET \/_cluster\/health answered 503/);
   });
@@ -55,7 +44,8 @@ describe('Elasticsearch probe: error paths (undici MockAgent)', () => {
     pool.intercept({ path: '/' }).reply(200, { cluster_uuid: '_na_', version: { number: '2.19.6', distribution: 'opensearch' } });
     pool.intercept({ path: (p) => p.startsWith('/_nodes/_local') }).reply(200, nodes);
     pool.intercept({ path: '/_cluster/health' }).reply(200, { status: 'green' });
-    pool.intercept({ path: (p) => p.startsWith('/_cat/shards') }).reply(200, []);
+    pool.intercept({ path: (p) => p.startsWith('/_cluster/state/routing_nodes') }).reply(200, {});
+    pool.intercept({ path: (p) => p.startsWith('/_nodes/_local/stats') }).reply(200, { nodes: { n0: { indices: { docs: { count: 0 } } } } });
     pool.intercept({ path: (p) => p.startsWith('/_cluster/state/metadata') }).reply(200, { metadata: { cluster_uuid: '_na_', cluster_uuid_committed: false } });
     const s = await elasticsearchProbe({ url, dispatcher: agent }).probe(new AbortController().signal);
     expect(s.clusterUUID).to.equal(undefined);
@@ -67,10 +57,10 @@ describe('Elasticsearch probe: error paths (undici MockAgent)', () => {
     pool.intercept({ path: '/' }).reply(404, {});
     pool.intercept({ path: (p) => p.startsWith('/_nodes/_local') }).reply(200, { nodes: { n0: { version: 8 } } });
     pool.intercept({ path: '/_cluster/health' }).reply(200, { status: 'purple' });
-    pool.intercept({ path: (p) => p.startsWith('/_cat/shards') }).reply(200, 'not json', { headers: { 'content-type': 'text/plain' } });
+
     const s = await elasticsearchProbe({ url, dispatcher: agent }).probe(new AbortController().signal);
     expect(s).to.not.have.any.keys('nodeId', 'nodeName', 'health', 'shards');
-    expect(s.error).to.match(/_nodes\/_local answered unexpectedly/).and.match(/_cluster\/health answered unexpectedly/).and.match(/_cat\/shards answered with something that is not JSON/);
+    expect(s.error).to.match(/_nodes\/_local answered unexpectedly/).and.match(/_cluster\/health answered unexpectedly/);
   });
 
   it('sends credentials from the URL as basic auth, never in the URL', async () => {
@@ -83,8 +73,8 @@ describe('Elasticsearch probe: error paths (undici MockAgent)', () => {
         return { statusCode: 200, data: nodes };
       });
     for (const p of ['/', '/_cluster/health']) pool.intercept({ path: p }).reply(500, {});
-    pool.intercept({ path: (p) => p.startsWith('/_cat/shards') }).reply(500, {});
-    pool.intercept({ path: (p) => p.startsWith('/_cluster/state') }).reply(500, {});
+    pool.intercept({ path: (p) => p.startsWith('/_cluster/state') }).reply(500, {}).persist();
+    pool.intercept({ path: (p) => p.startsWith('/_nodes/_local/stats') }).reply(500, {});
     await elasticsearchProbe({ url: 'http://elastic:s%40cret@es.test:9200', dispatcher: agent }).probe(new AbortController().signal);
     expect(auth).to.equal(`Basic ${Buffer.from('elastic:s@cret').toString('base64')}`);
   });
