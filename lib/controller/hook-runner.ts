@@ -1,16 +1,18 @@
 import type { CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
-import { HookNotReady, type RolloutHook } from '../hook.ts';
+import { checkUpdateOrder, HookNotReady, type RolloutHook } from '../hook.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PilotReader } from '../pilot/reader.ts';
 import type { Action } from '../rollout/planner.ts';
 import type { Approval, PodView } from '../rollout/snapshot.ts';
+import type { OrderRecord } from '../rollout/status.ts';
 import type { WorkQueue } from '../workqueue.ts';
 import type { StatefulSetWriter } from './writer.ts';
 
 type CallHook = Extract<Action, { kind: 'callHook' }>;
+type AskOrder = Extract<Action, { kind: 'askOrder' }>;
 
 export interface HookRunnerOptions {
   core: CoreV1Api;
@@ -60,7 +62,7 @@ export class HookRunner {
    */
   settle(sts: string, action: Action): void {
     const consumes = (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish')) || (action.kind === 'deletePod' && action.why === 'step');
-    const asks = action.kind === 'callHook' ? action.key : undefined;
+    const asks = action.kind === 'callHook' || action.kind === 'askOrder' ? action.key : undefined;
     const approval = this.approvals.get(sts);
     if (approval && !consumes && approval.key !== asks) this.approvals.delete(sts);
     const call = this.calls.get(sts);
@@ -116,6 +118,58 @@ export class HookRunner {
       .catch((err: unknown) => {
         if (this.calls.get(stsKey) === call) this.calls.delete(stsKey);
         log.error({ err: describeError(err) }, 'hook call failed unexpectedly; retrying with backoff');
+        this.o.queue.addRateLimited(stsKey);
+      });
+  }
+
+  /**
+   * OnDelete with a hook that has podUpdateOrder: ask it which stale pod moves
+   * next, off the worker like any hook call, and record its answer (or why there
+   * is none) in the status annotation, guarded like a step; the plan reads it
+   * from there, so a restarted controller and `sts-pilot status` see the same order.
+   */
+  askOrder(stsKey: string, sts: V1StatefulSet, pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
+    if (this.calls.get(stsKey)?.key === action.key || !hook.podUpdateOrder) return;
+    const abort = new AbortController();
+    const call: Call = { key: action.key, abort, done: Promise.resolve() };
+    this.calls.set(stsKey, call);
+    const signal = AbortSignal.any([this.shutdown.signal, abort.signal, AbortSignal.timeout(this.o.timeoutMs)]);
+    const names = action.stale.map((p) => p.name);
+    const stale = action.stale.flatMap((p) => pods.filter((x) => x.metadata?.uid === p.uid).map((x) => structuredClone(x)));
+    const ns = sts.metadata?.namespace ?? '';
+    const hookLog = log.child({ hook: hook.name, stale: names });
+    hookLog.info(action.message);
+    const order = hook.podUpdateOrder.bind(hook);
+    const answer = Promise.race([
+      // Through a promise: a hook that throws at once must not leave this call pending for ever.
+      Promise.resolve().then(() =>
+        order(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.o.pilots(ns) }),
+      ),
+      new Promise<never>((_, reject) => {
+        const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.timeoutMs / 1000}s`));
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]).then(
+      (a) => checkUpdateOrder(a, names),
+      (err: unknown) => ({ ok: false as const, error: err instanceof HookNotReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}` }),
+    );
+    call.done = answer
+      .then(async (r) => {
+        if (this.calls.get(stsKey) !== call || abort.signal.aborted || this.shutdown.signal.aborted || !this.o.isLeader()) return;
+        this.calls.delete(stsKey);
+        const at = new Date().toISOString();
+        const record: OrderRecord = r.ok ? { key: action.key, at, pods: r.order.pods, reason: r.order.reason } : { key: action.key, at, error: r.error };
+        this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: r.ok ? 'ordered' : 'held' });
+        hookLog.info(r.ok ? { order: r.order.pods, reason: r.order.reason } : { reason: r.error }, r.ok ? 'hook ordered the stale pods' : 'hook gave no order');
+        const outcome = await this.o.writer.recordOrder(sts, record, log);
+        // Plan again once the watch shows the order (the writer's expectation waits for it).
+        if (outcome === 'written') this.o.queue.add(stsKey);
+        else if (outcome === 'conflict') this.o.queue.addAfter(stsKey, 200);
+      })
+      .catch((err: unknown) => {
+        if (this.calls.get(stsKey) === call) this.calls.delete(stsKey);
+        log.error({ err: describeError(err) }, 'asking the hook for an order failed unexpectedly; retrying with backoff');
         this.o.queue.addRateLimited(stsKey);
       });
   }

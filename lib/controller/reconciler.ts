@@ -96,6 +96,7 @@ export class Reconciler {
       approval: hooks.approval(key),
       hookProblem: choice.problem,
       hookConfig: hookConfigOf(sts.metadata?.labels?.[this.p.labelKey] ?? '', sts.metadata?.annotations),
+      hookOrders: typeof choice.hook?.podUpdateOrder === 'function',
     };
     const action = plan(snapshot);
     this.track(key, action, `${view.updateRevision}|${view.partition}|${view.mark?.partition}`);
@@ -141,6 +142,9 @@ export class Reconciler {
       case 'callHook':
         // The planner never asks without a usable hook (hookProblem holds first).
         if (choice.hook) hooks.ask(key, sts, pods, choice.hook, choice.options, action, log);
+        return;
+      case 'askOrder':
+        if (choice.hook) hooks.askOrder(key, sts, pods, choice.hook, choice.options, action, log);
         return;
       case 'patch':
       case 'deletePod': {

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import { FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import type { Action } from '../rollout/planner.ts';
 import { statefulSetView } from '../rollout/snapshot.ts';
-import { parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from '../rollout/status.ts';
+import { type OrderRecord, parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from '../rollout/status.ts';
 
 type Patch = Extract<Action, { kind: 'patch' }>;
 type DeletePod = Extract<Action, { kind: 'deletePod' }>;
@@ -134,6 +134,7 @@ export class StatefulSetWriter {
       ...(current.rollout ? { rollout: current.rollout } : {}),
       ...(current.template ? { template: current.template } : {}),
       ...(current.revision ? { revision: current.revision } : {}),
+      ...(current.order ? { order: current.order } : {}),
       state,
       message,
       since: new Date().toISOString(),
@@ -154,6 +155,29 @@ export class StatefulSetWriter {
       this.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
       // A newer object is on its way through the watch; the next reconcile writes again if needed.
       log.debug({ err: describeError(err) }, 'status annotation not written');
+    }
+  }
+
+  /** The hook's order (or why it gave none) in the status annotation, guarded like a step. */
+  async recordOrder(sts: V1StatefulSet, record: OrderRecord, log: Logger): Promise<WriteOutcome> {
+    const md = sts.metadata ?? {};
+    const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
+    const status = JSON.stringify({ ...(parsed.ok ? parsed.status : {}), order: record });
+    const guarded = guardedPatch(sts, { [STATUS_ANNOTATION]: status }, undefined);
+    if (!this.isLeader()) return 'not-leader';
+    try {
+      const updated = await this.apps.patchNamespacedStatefulSet(
+        { name: md.name ?? '', namespace: md.namespace ?? '', body: guarded ?? { metadata: { resourceVersion: md.resourceVersion, annotations: { [STATUS_ANNOTATION]: status } } }, fieldManager: FIELD_MANAGER },
+        guarded ? jsonPatchOptions() : setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const wrote = guarded ? { generation: updated.metadata?.generation ?? 0, status } : undefined;
+      this.expectations.set(keyOf(sts), { replaced: md.resourceVersion, wrote, at: Date.now() });
+      return 'written';
+    } catch (err) {
+      const code = statusCode(err);
+      this.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+      log.info({ err: describeError(err) }, 'the order was not recorded (the StatefulSet changed); asking again');
+      return code === 404 ? 'gone' : 'conflict';
     }
   }
 
@@ -219,6 +243,8 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
     ...(rollout ? { rollout } : {}),
     ...(template ? { template } : {}),
     ...(revision ? { revision } : {}),
+    // The order is for a step of a rollout: a finished one leaves none behind.
+    ...(view.order && !(action.kind === 'patch' && action.why === 'finish') ? { order: view.order } : {}),
     state: action.phase,
     message,
     since: new Date().toISOString(),

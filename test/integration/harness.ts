@@ -295,6 +295,17 @@ export class ControllerProcess {
     return done;
   }
 
+  /**
+   * Resolves with the first log line, at or after `since`, about `sts` (namespace/name) that
+   * `match` accepts: a positive signal that the controller looked at it again, for checks that
+   * something did *not* happen (a fixed sleep would also pass with a controller too slow to act).
+   */
+  reconciled(sts: string, since: number, match: RegExp = /./, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return waitUntil(`the controller to look at ${sts} again (${match})`, timeoutMs, async () =>
+      this.logs.find((l) => l.statefulSet === sts && new Date(String(l.time)).getTime() >= since && match.test(String(l.msg))),
+    );
+  }
+
   async metrics(): Promise<string> {
     return (await fetch(`http://127.0.0.1:${this.probePort}/metrics`)).text();
   }
