@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { hooks } from '../hooks/index.ts';
 import { registerCliCommands } from './commands/index.ts';
 import { registerPilotCommand } from './pilot-command.ts';
-import { Controller } from '../lib/controller.ts';
+import { Controller } from '../lib/controller/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { checkAdmissionGate } from '../lib/kube/gate-check.ts';
@@ -13,6 +13,9 @@ import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
 import { serveProbes } from '../lib/serve.ts';
+import { readFileSync } from 'node:fs';
+
+const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
 const ControllerFlags = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
@@ -58,7 +61,8 @@ program
     const f = parsed.data;
     const log = createLogger({ level: f.logLevel });
     const metrics = createMetrics();
-    const kc = loadKubeConfig(f.kubeconfig, f.context);
+    const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+    const kc = loadKubeConfig(f.kubeconfig, f.context, `sts-pilot/${PACKAGE_VERSION} controller (${identity})`);
     let elector: LeaderElector | undefined;
     let stopping = false;
     const controller = new Controller({
@@ -74,7 +78,6 @@ program
       isLeader: () => elector?.isLeader() ?? true,
     });
     if (f.leaderElect) {
-      const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
       elector = new LeaderElector({
         kc,
         namespace: f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace ?? 'default',
@@ -91,6 +94,7 @@ program
         // Like controller-runtime: a replica that lost the lease exits and comes back as a candidate.
         onStoppedLeading: () => {
           metrics.leader.set(0);
+          controller.leadershipLost();
           if (!stopping) process.exit(1);
         },
       });

@@ -1,4 +1,12 @@
-import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
+import {
+  type ApiConstructor,
+  type ApiType,
+  createConfiguration,
+  KubeConfig,
+  type RequestContext,
+  ServerConfiguration,
+  setHeaderMiddleware,
+} from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { Dispatcher } from 'undici';
@@ -15,9 +23,29 @@ import type { Dispatcher } from 'undici';
  */
 export class PooledKubeConfig extends KubeConfig {
   private pooled: { key: string; dispatcher: Dispatcher } | undefined;
+  /**
+   * Sent as User-Agent on every request: kube-apiserver's audit log then says
+   * which replica (its identity) made each write.
+   */
+  userAgent: string | undefined;
+
+  /** client-node's own, but with our User-Agent (its middleware would put back its own after ours). */
+  override makeApiClient<T extends ApiType>(apiClientType: ApiConstructor<T>): T {
+    const cluster = this.getCurrentCluster();
+    if (!this.userAgent || !cluster) return super.makeApiClient(apiClientType);
+    return new apiClientType(
+      createConfiguration({
+        baseServer: new ServerConfiguration(cluster.server, {}),
+        authMethods: { default: this },
+        middleware: [setHeaderMiddleware('User-Agent', this.userAgent)],
+      }),
+    );
+  }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
+    // Watches do not go through makeApiClient's middleware: set it here too.
+    if (this.userAgent) context.setHeaderParam('User-Agent', this.userAgent);
     const fresh = context.getDispatcher();
     const key = this.tlsKey();
     if (!fresh || key === undefined) return;
@@ -57,8 +85,9 @@ export class PooledKubeConfig extends KubeConfig {
 }
 
 /** --kubeconfig, else $KUBECONFIG, ~/.kube/config or the in-cluster service account. */
-export function loadKubeConfig(path?: string, context?: string): KubeConfig {
+export function loadKubeConfig(path?: string, context?: string, userAgent?: string): KubeConfig {
   const kc = new PooledKubeConfig();
+  kc.userAgent = userAgent;
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
   if (context) kc.setCurrentContext(context);

@@ -110,7 +110,9 @@ describe('bad input: a partition lowered by hand while the controller was frozen
       const p = partitionOf(await readSts(c, ns, 'gone')) ?? 0;
       return p > 0 ? p : undefined;
     });
-    await sleep(1000); // one more reconcile, should it want to raise further
+    // One more reconcile after the guard's own write, should it want to raise further.
+    const guardLog = await ctrl.reconciled(`${ns}/gone`, 0, /raising the partition/);
+    await ctrl.reconciled(`${ns}/gone`, new Date(String(guardLog.time)).getTime() + 1, /^(?!.*raising the partition)/);
     const partition = partitionOf(await readSts(c, ns, 'gone'));
     const events = (await eventsFor(c, ns, 'gone')).filter((e) => e.reason === 'PartitionGuarded').map((e) => e.message);
     console.log(`      guarded to ${guarded}, partition now ${partition}; ${JSON.stringify(events)}`);

@@ -48,34 +48,44 @@ let shared: Promise<Cluster> | undefined;
  * envtest's USE_EXISTING_CLUSTER); the node agent still plays kubelet there.
  */
 export function cluster(): Promise<Cluster> {
-  shared ??= (async () => {
-    let cp: ControlPlane | undefined;
-    let kubeconfigPath: string;
-    if (process.env.STS_PILOT_USE_EXISTING_CLUSTER === '1') {
-      kubeconfigPath = process.env.KUBECONFIG ?? join(process.env.HOME ?? '', '.kube', 'config');
-    } else {
-      cp = await startControlPlane({ log: (l) => console.log(`      [control plane] ${l}`) });
-      kubeconfigPath = cp.kubeconfigPath;
-    }
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
-    const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
-    await agent.start();
-    const core = kc.makeApiClient(CoreV1Api);
-    for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
-    const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
-    return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
-  })();
+  shared ??= process.env.STS_PILOT_USE_EXISTING_CLUSTER === '1'
+    ? setUp(undefined, process.env.KUBECONFIG ?? join(process.env.HOME ?? '', '.kube', 'config'))
+    : startControlPlane({ log: (l) => console.log(`      [control plane] ${l}`) }).then((cp) => setUp(cp, cp.kubeconfigPath));
   return shared;
+}
+
+/**
+ * A control plane of a suite's own (an audit log, say), set up as the shared one:
+ * manifests applied as shipped, a node agent, the controller's ServiceAccount token.
+ * The suite stops it with stopOwnCluster().
+ */
+export async function ownCluster(o: { auditPolicy?: string }): Promise<Cluster> {
+  const cp = await startControlPlane({ log: (l) => console.log(`      [own control plane] ${l}`), auditPolicy: o.auditPolicy });
+  return setUp(cp, cp.kubeconfigPath);
+}
+
+export async function stopOwnCluster(c: Cluster | undefined): Promise<void> {
+  if (!c) return;
+  await c.agent.stop();
+  await c.cp?.stop();
+}
+
+async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Promise<Cluster> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
+  await agent.start();
+  const core = kc.makeApiClient(CoreV1Api);
+  for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
+  return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
 }
 
 export async function stopCluster(): Promise<void> {
   if (!shared) return;
   const c = await shared.catch(() => undefined);
   shared = undefined;
-  if (!c) return;
-  await c.agent.stop();
-  await c.cp?.stop();
+  await stopOwnCluster(c);
 }
 
 /** Create or replace every object of a manifest file, as `kubectl apply` would for a fresh object. */
@@ -199,28 +209,38 @@ export class ControllerProcess {
 
   readonly identity: string;
 
-  private constructor(args: string[], probePort: number, identity: string) {
+  private readonly env: Record<string, string>;
+
+  private constructor(args: string[], probePort: number, identity: string, env: Record<string, string> = {}) {
     this.args = args;
     this.probePort = probePort;
     this.identity = identity;
+    this.env = env;
   }
 
   /**
    * `identity` plays POD_NAME: a restarted process with the same identity is the
    * same pod's container restarting, and takes its own Lease back at once.
    */
-  static async start(c: Cluster, extra: string[] = [], identity = `controller-${++identitySeq}`): Promise<ControllerProcess> {
+  static async start(
+    c: Cluster,
+    extra: string[] = [],
+    identity = `controller-${++identitySeq}`,
+    o: { kubeconfigPath?: string; nodeArgs?: string[]; env?: Record<string, string> } = {},
+  ): Promise<ControllerProcess> {
     const port = await freePort();
     // The shipped Role allows Leases in sts-pilot-system only; one Lease per watched namespace keeps suites apart.
     const nsFlag = extra.indexOf('--namespace');
     const leaseId = nsFlag >= 0 ? (extra[nsFlag + 1] as string) : 'sts-pilot-tests';
     const p = new ControllerProcess(
       [
-        'cmd/sts-pilot.ts', 'controller', '--kubeconfig', c.controllerKubeconfigPath, '--probe-address', `127.0.0.1:${port}`,
+        ...(o.nodeArgs ?? []),
+        'cmd/sts-pilot.ts', 'controller', '--kubeconfig', o.kubeconfigPath ?? c.controllerKubeconfigPath, '--probe-address', `127.0.0.1:${port}`,
         '--log-level', 'debug', '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', leaseId, ...extra,
       ],
       port,
       identity,
+      o.env ?? {},
     );
     await p.spawn();
     return p;
@@ -231,7 +251,7 @@ export class ControllerProcess {
     const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, POD_NAME: this.identity },
+      env: { ...process.env, ...this.env, POD_NAME: this.identity },
     });
     this.child = child;
     let buf = '';
@@ -273,6 +293,17 @@ export class ControllerProcess {
     const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(signal);
     return done;
+  }
+
+  /**
+   * Resolves with the first log line, at or after `since`, about `sts` (namespace/name) that
+   * `match` accepts: a positive signal that the controller looked at it again, for checks that
+   * something did *not* happen (a fixed sleep would also pass with a controller too slow to act).
+   */
+  reconciled(sts: string, since: number, match: RegExp = /./, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return waitUntil(`the controller to look at ${sts} again (${match})`, timeoutMs, async () =>
+      this.logs.find((l) => l.statefulSet === sts && new Date(String(l.time)).getTime() >= since && match.test(String(l.msg))),
+    );
   }
 
   async metrics(): Promise<string> {

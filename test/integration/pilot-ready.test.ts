@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hooks } from '../../hooks/index.ts';
 import { Informer } from '../../lib/kube/informer.ts';
 import { createLogger } from '../../lib/log.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
@@ -98,8 +97,6 @@ describe('pilot: pilot-ready gates a real rollout on the Pilots of real pilot pr
   let dir: string;
 
   before(async function () {
-    // Needs the controller to run a PilotManager and the hook to be registered (hooks/index.ts).
-    if (!hooks.has('pilot-ready')) this.skip();
     this.timeout(80 * 60_000);
     c = await cluster();
     await installPilotCrd(c);

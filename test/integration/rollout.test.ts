@@ -190,8 +190,14 @@ describe('rollouts on a real control plane (etcd, kube-apiserver, kube-controlle
   it('the paused annotation holds a rollout until it is removed', async () => {
     await createAndSettle(c, ns, statefulSet('paused', { replicas: 3, hook: 'http', annotations: withHook() }));
     await mergePatch(c, ns, 'paused', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } } });
+    const changed = Date.now();
     await setImage(c, ns, 'paused', 'example/app:2');
-    await sleep(3000);
+    await waitUntil('the new revision observed', 30_000, async () => {
+      const s = await readSts(c, ns, 'paused');
+      return s.status?.observedGeneration === s.metadata?.generation && s.status?.updateRevision !== s.status?.currentRevision;
+    });
+    // The controller looked at the changed StatefulSet and held for the pause (rule 1 comes first).
+    await ctrl.reconciled(`${ns}/paused`, changed, /paused by annotation/);
     expect(hook.calls.filter((x) => x.sts === `${ns}/paused`)).to.have.length(0);
     expect(partitionOf(await readSts(c, ns, 'paused'))).to.equal(3);
     expect((await eventsFor(c, ns, 'paused')).map((e) => e.reason)).to.include('Paused');

@@ -1,0 +1,173 @@
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { describeError } from '../errors.ts';
+import { EventRecorder } from '../events.ts';
+import type { RolloutHook } from '../hook.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { DEFAULT_LABEL_KEY } from '../names.ts';
+import { PilotManager } from '../pilot/manager.ts';
+import { WorkQueue } from '../workqueue.ts';
+import { Caches } from './caches.ts';
+import { HookRunner } from './hook-runner.ts';
+import { PilotProvisioner } from './pilots.ts';
+import { Reconciler } from './reconciler.ts';
+import { Subscriptions } from './subscriptions.ts';
+import { StatefulSetWriter } from './writer.ts';
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  hooks: ReadonlyMap<string, RolloutHook>;
+  log: Logger;
+  metrics: Metrics;
+  labelKey?: string;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  workers?: number;
+  hookTimeoutMs?: number;
+  resyncMs?: number;
+  /**
+   * Cap of the backoff between calls to a hook that holds. A drain can finish at
+   * any moment: asking again within this long keeps a rollout from idling.
+   */
+  retryMaxMs?: number;
+  /** Writes and hook calls happen only while this says so (leader election). */
+  isLeader?: () => boolean;
+}
+
+/** How often the whole cache is queued again, as a safety net; it costs no API call. */
+const DEFAULT_RESYNC_MS = 5 * 60_000;
+
+/**
+ * Holds the partition of every StatefulSet that carries the hook label and moves
+ * it one pod at a time, each move approved by the named hook. It only wires the
+ * parts, each in its own file:
+ *
+ *   caches (watches) --> queue --> reconciler: snapshot -> plan -> dispatch
+ *                                     |--> writer (patches, deletes, Events; its expectations)
+ *                                     |--> hook runner (calls, deadlines, approvals)
+ *                                     '--> Pilot provisioner (its own queue)
+ *
+ * All state is read from the caches; the only memory is the hook's last approval
+ * and the expectation of our own last write, both safe to lose.
+ */
+export class Controller {
+  private readonly caches: Caches;
+  private readonly queue: WorkQueue;
+  private readonly reconciler: Reconciler;
+  private readonly hooks: HookRunner;
+  private readonly pilots: PilotManager;
+  private readonly provisioner: PilotProvisioner;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly resyncMs: number;
+  private readonly isLeader: () => boolean;
+  private readonly labelKey: string;
+  private readonly namespace: string | undefined;
+  private resync: NodeJS.Timeout | undefined;
+
+  constructor(opts: ControllerOptions) {
+    const { kc, log, metrics } = opts;
+    this.log = log;
+    this.metrics = metrics;
+    this.labelKey = opts.labelKey ?? DEFAULT_LABEL_KEY;
+    this.namespace = opts.namespace;
+    this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
+    this.isLeader = opts.isLeader ?? (() => true);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    const events = new EventRecorder(core, log);
+    this.queue = new WorkQueue({
+      workers: opts.workers ?? 4,
+      maxDelayMs: opts.retryMaxMs ?? 30_000,
+      handler: (k) => this.reconcile(k),
+      onError: (k, err) => log.error({ statefulSet: k, err: describeError(err) }, 'reconcile failed; retrying with backoff'),
+    });
+    const enqueue = (ns: string, name: string): void => this.queue.add(`${ns}/${name}`);
+    this.caches = new Caches({ kc, log, metrics, labelKey: this.labelKey, namespace: this.namespace, onStatefulSet: enqueue });
+    this.pilots = new PilotManager({
+      kc,
+      log,
+      namespace: this.namespace,
+      metrics,
+      onChange: (ns, sts) => {
+        if (this.caches.started && this.caches.statefulSet(ns, sts)) enqueue(ns, sts);
+      },
+    });
+    const writer = new StatefulSetWriter({ apps, core, events, metrics, isLeader: this.isLeader });
+    this.hooks = new HookRunner({
+      core,
+      events,
+      writer,
+      metrics,
+      queue: this.queue,
+      pilots: (ns) => this.pilots.reader(ns),
+      isLeader: this.isLeader,
+      timeoutMs: opts.hookTimeoutMs ?? 60_000,
+    });
+    this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader });
+    this.reconciler = new Reconciler({
+      caches: this.caches,
+      subscriptions: new Subscriptions({ apps, events, log, labelKey: this.labelKey }),
+      writer,
+      hooks: this.hooks,
+      pilots: this.provisioner,
+      events,
+      queue: this.queue,
+      registry: opts.hooks,
+      labelKey: this.labelKey,
+      log,
+      isLeader: this.isLeader,
+    });
+    metrics.setStepWaitSource(() => [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]));
+  }
+
+  /** Resolves once the caches are synced and the workers run. */
+  async start(): Promise<void> {
+    await Promise.all([this.caches.start(), this.pilots.start()]);
+    this.enqueueAll();
+    this.resync = setInterval(() => this.enqueueAll(), this.resyncMs);
+    this.resync.unref();
+    this.log.info({ labelKey: this.labelKey, namespace: this.namespace ?? '(all)', statefulSets: this.caches.allStatefulSets().length }, 'controller started');
+  }
+
+  /** Caches synced and watching: /readyz. False while a watch cannot reconnect (a revoked token, say). */
+  get ready(): boolean {
+    return this.caches.ready;
+  }
+
+  async stop(): Promise<void> {
+    if (this.resync) clearInterval(this.resync);
+    await this.hooks.stop();
+    await this.queue.shutdown();
+    await this.provisioner.stop();
+    await Promise.all([this.caches.stop(), this.pilots.stop()]);
+  }
+
+  /** Queue every cached StatefulSet, and what was skipped while not leader: on becoming leader. */
+  enqueueAll(): void {
+    for (const k of this.reconciler.takeDropped()) this.queue.add(k);
+    for (const sts of this.caches.allStatefulSets()) {
+      const md = sts.metadata;
+      if (md?.name && md.namespace) this.queue.add(`${md.namespace}/${md.name}`);
+    }
+  }
+
+  /** Leadership lost: every hook call is stopped and every approval dropped; no write goes out (the writer checks too). */
+  leadershipLost(): void {
+    this.hooks.abortAll('leadership lost');
+  }
+
+  private async reconcile(key: string): Promise<void> {
+    const end = this.metrics.reconcileDuration.startTimer();
+    try {
+      await this.reconciler.reconcile(key);
+      this.metrics.reconciles.inc({ result: 'ok' });
+    } catch (err) {
+      this.metrics.reconciles.inc({ result: 'error' });
+      throw err;
+    } finally {
+      end();
+      this.metrics.rolloutsInProgress.set(this.reconciler.inProgress.size);
+    }
+  }
+}

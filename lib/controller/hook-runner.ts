@@ -1,0 +1,247 @@
+import type { CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { describeError } from '../errors.ts';
+import type { EventRecorder } from '../events.ts';
+import { checkUpdateOrder, HookNotReady, type RolloutHook } from '../hook.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { PilotReader } from '../pilot/reader.ts';
+import type { Action } from '../rollout/planner.ts';
+import type { Approval, PodView } from '../rollout/snapshot.ts';
+import type { OrderRecord } from '../rollout/status.ts';
+import type { WorkQueue } from '../workqueue.ts';
+import type { StatefulSetWriter } from './writer.ts';
+
+type CallHook = Extract<Action, { kind: 'callHook' }>;
+type AskOrder = Extract<Action, { kind: 'askOrder' }>;
+
+export interface HookRunnerOptions {
+  core: CoreV1Api;
+  events: EventRecorder;
+  writer: StatefulSetWriter;
+  metrics: Metrics;
+  queue: WorkQueue;
+  pilots: (namespace: string) => PilotReader;
+  isLeader: () => boolean;
+  timeoutMs: number;
+}
+
+interface Call {
+  /** The step it asks about (the planner's key). */
+  key: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Calls hooks, off the workers (a slow hook must never delay what this or
+ * another StatefulSet needs done now, a guard above all), one call per
+ * StatefulSet at a time, each with a deadline carried by its abort signal; and
+ * keeps what a hook answered: an approval, valid only while the plan is about
+ * that very step. An approval queues the StatefulSet again and the step is
+ * planned from the cache as it is then. Nothing here survives a restart, and
+ * nothing needs to: a hook is asked again.
+ */
+export class HookRunner {
+  private readonly o: HookRunnerOptions;
+  private readonly approvals = new Map<string, Approval>();
+  private readonly calls = new Map<string, Call>();
+  private readonly shutdown = new AbortController();
+
+  constructor(o: HookRunnerOptions) {
+    this.o = o;
+  }
+
+  /** The hook's last approval for this StatefulSet, for the planner to check. */
+  approval(sts: string): Approval | undefined {
+    return this.approvals.get(sts);
+  }
+
+  /**
+   * The plan is `action` now: an approval that is not for it (and is not being
+   * used by it) is dropped, and a call about another step is stopped.
+   */
+  settle(sts: string, action: Action): void {
+    const consumes = (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish')) || (action.kind === 'deletePod' && action.why === 'step');
+    const asks = action.kind === 'callHook' || action.kind === 'askOrder' ? action.key : undefined;
+    const approval = this.approvals.get(sts);
+    if (approval && !consumes && approval.key !== asks) this.approvals.delete(sts);
+    const call = this.calls.get(sts);
+    if (call && call.key !== asks) {
+      call.abort.abort(new Error('the plan changed'));
+      this.calls.delete(sts);
+    }
+  }
+
+  /** The approved step was taken (or can never be): its approval is spent. */
+  spend(sts: string): void {
+    this.approvals.delete(sts);
+  }
+
+  /** The StatefulSet is gone or is another object now: forget everything about it. */
+  forget(sts: string, why: string): void {
+    this.approvals.delete(sts);
+    this.calls.get(sts)?.abort.abort(new Error(why));
+    this.calls.delete(sts);
+  }
+
+  /** Leadership lost: stop every call, drop every approval (a new leader asks again). */
+  abortAll(why: string): void {
+    for (const [sts, call] of this.calls) {
+      call.abort.abort(new Error(why));
+      this.calls.delete(sts);
+    }
+    this.approvals.clear();
+  }
+
+  async stop(): Promise<void> {
+    this.shutdown.abort(new Error('controller shutting down'));
+    await Promise.all([...this.calls.values()].map((c) => c.done));
+  }
+
+  /** Ask the hook about `action`, unless a call about that very step is running already. */
+  ask(stsKey: string, sts: V1StatefulSet, pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: CallHook, log: Logger): void {
+    if (this.calls.get(stsKey)?.key === action.key) return;
+    const abort = new AbortController();
+    const call: Call = { key: action.key, abort, done: Promise.resolve() };
+    this.calls.set(stsKey, call);
+    const current = (): boolean => this.calls.get(stsKey) === call && !abort.signal.aborted && this.o.isLeader();
+    call.done = this.call(stsKey, sts, pods, hook, options, action, log, abort.signal, current)
+      .then((answer) => {
+        const mine = this.calls.get(stsKey) === call;
+        if (mine) this.calls.delete(stsKey);
+        // Only for the step still planned, by a leader: anything else is asked again.
+        if (answer === 'approved' && mine && !abort.signal.aborted && this.o.isLeader()) {
+          this.approvals.set(stsKey, { key: action.key, at: Date.now() });
+          this.o.queue.add(stsKey);
+        }
+      })
+      .catch((err: unknown) => {
+        if (this.calls.get(stsKey) === call) this.calls.delete(stsKey);
+        log.error({ err: describeError(err) }, 'hook call failed unexpectedly; retrying with backoff');
+        this.o.queue.addRateLimited(stsKey);
+      });
+  }
+
+  /**
+   * OnDelete with a hook that has podUpdateOrder: ask it which stale pod moves
+   * next, off the worker like any hook call, and record its answer (or why there
+   * is none) in the status annotation, guarded like a step; the plan reads it
+   * from there, so a restarted controller and `sts-pilot status` see the same order.
+   */
+  askOrder(stsKey: string, sts: V1StatefulSet, pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
+    if (this.calls.get(stsKey)?.key === action.key || !hook.podUpdateOrder) return;
+    const abort = new AbortController();
+    const call: Call = { key: action.key, abort, done: Promise.resolve() };
+    this.calls.set(stsKey, call);
+    const signal = AbortSignal.any([this.shutdown.signal, abort.signal, AbortSignal.timeout(this.o.timeoutMs)]);
+    const names = action.stale.map((p) => p.name);
+    const stale = action.stale.flatMap((p) => pods.filter((x) => x.metadata?.uid === p.uid).map((x) => structuredClone(x)));
+    const ns = sts.metadata?.namespace ?? '';
+    const hookLog = log.child({ hook: hook.name, stale: names });
+    hookLog.info(action.message);
+    const order = hook.podUpdateOrder.bind(hook);
+    const answer = Promise.race([
+      // Through a promise: a hook that throws at once must not leave this call pending for ever.
+      Promise.resolve().then(() =>
+        order(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.o.pilots(ns) }),
+      ),
+      new Promise<never>((_, reject) => {
+        const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.timeoutMs / 1000}s`));
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]).then(
+      (a) => checkUpdateOrder(a, names),
+      (err: unknown) => ({ ok: false as const, error: err instanceof HookNotReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}` }),
+    );
+    call.done = answer
+      .then(async (r) => {
+        if (this.calls.get(stsKey) !== call || abort.signal.aborted || this.shutdown.signal.aborted || !this.o.isLeader()) return;
+        this.calls.delete(stsKey);
+        const at = new Date().toISOString();
+        const record: OrderRecord = r.ok ? { key: action.key, at, pods: r.order.pods, reason: r.order.reason } : { key: action.key, at, error: r.error };
+        this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: r.ok ? 'ordered' : 'held' });
+        hookLog.info(r.ok ? { order: r.order.pods, reason: r.order.reason } : { reason: r.error }, r.ok ? 'hook ordered the stale pods' : 'hook gave no order');
+        const outcome = await this.o.writer.recordOrder(sts, record, log);
+        // Plan again once the watch shows the order (the writer's expectation waits for it).
+        if (outcome === 'written') this.o.queue.add(stsKey);
+        else if (outcome === 'conflict') this.o.queue.addAfter(stsKey, 200);
+      })
+      .catch((err: unknown) => {
+        if (this.calls.get(stsKey) === call) this.calls.delete(stsKey);
+        log.error({ err: describeError(err) }, 'asking the hook for an order failed unexpectedly; retrying with backoff');
+        this.o.queue.addRateLimited(stsKey);
+      });
+  }
+
+  private async call(
+    stsKey: string,
+    sts: V1StatefulSet,
+    pods: readonly V1Pod[],
+    hook: RolloutHook,
+    options: unknown,
+    action: CallHook,
+    log: Logger,
+    abort: AbortSignal,
+    current: () => boolean,
+  ): Promise<'approved' | 'held' | 'dropped'> {
+    const ns = sts.metadata?.namespace ?? '';
+    // Copies: a hook must never change the controller's cache, nor see it change under it.
+    const copy = (p: PodView | null): V1Pod | null => {
+      const pod = p ? pods.find((x) => x.metadata?.uid === p.uid) : undefined;
+      return pod ? structuredClone(pod) : null;
+    };
+    const prev = copy(action.prev);
+    const next = copy(action.next);
+    // The deadline, shutdown and a changed plan all reach the hook through one signal.
+    const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.timeoutMs)]);
+    const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
+    const end = this.o.metrics.hookDuration.startTimer({ hook: hook.name });
+    hookLog.info(action.message);
+    try {
+      await Promise.race([
+        hook.podUpdateTransition(prev, next, {
+          statefulSet: structuredClone(sts),
+          nextReady: action.nextReady,
+          options,
+          signal,
+          log: hookLog,
+          secrets: (name) => this.readSecret(ns, name),
+          pilots: this.o.pilots(ns),
+        }),
+        // A hook that ignores its signal does not hold the answer past the deadline.
+        new Promise<never>((_, reject) => {
+          const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no answer within ${this.o.timeoutMs / 1000}s`));
+          if (signal.aborted) onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } catch (err) {
+      end();
+      const notReady = err instanceof HookNotReady;
+      this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
+      if (!current()) return 'dropped';
+      const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
+      const delay = this.o.queue.addRateLimited(stsKey);
+      hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
+      const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
+      const message = `${hook.name} holds ${target}: ${reason}`;
+      await this.o.writer.recordHold(sts, 'Rolling', message, log);
+      await this.o.events.emit(sts, 'Warning', 'HookHeld', message);
+      // Any event while the call ran was folded into it and cleared the retry timer: set it again.
+      this.o.queue.addAfter(stsKey, delay);
+      return 'held';
+    }
+    end();
+    this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
+    hookLog.info('hook approved');
+    return 'approved';
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {
+    const secret = await this.o.core.readNamespacedSecret({ name, namespace });
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+    return out;
+  }
+}

@@ -1,0 +1,1 @@
+export { Controller, type ControllerOptions } from './controller.ts';
