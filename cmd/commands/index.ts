@@ -3,11 +3,13 @@ import { registerApprove } from './approve.ts';
 import { registerHooks } from './hooks.ts';
 import { registerPause } from './pause.ts';
 import { registerStatus } from './status.ts';
+import { registerUndo } from './undo.ts';
 
 /** The commands for people: see and steer rollouts (docs/cli.md). */
 export function registerCliCommands(program: Command): void {
   registerStatus(program);
   registerPause(program);
   registerApprove(program);
+  registerUndo(program);
   registerHooks(program);
 }
