@@ -1,4 +1,6 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { goTool } from './tools.ts';
+export { goTool } from './tools.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,19 +15,6 @@ import { promisify } from 'node:util';
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const chartDir = join(root, 'charts', 'sts-pilot');
 const run = promisify(execFile);
-
-/** Build (once, cached) or find a Go tool: test/tools/go-tool.sh helm|promtool. Progress goes to `log`. */
-export async function goTool(tool: 'helm' | 'promtool', log: (line: string) => void = () => {}): Promise<string> {
-  const child = spawn('bash', [join(root, 'test', 'tools', 'go-tool.sh'), tool], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach(log));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0) throw new Error(`test/tools/go-tool.sh ${tool} failed with exit code ${code}; its output is above`);
-  const path = out.trim().split('\n').at(-1) ?? '';
-  if (!existsSync(path)) throw new Error(`go-tool.sh ${tool} printed ${JSON.stringify(path)}, which does not exist`);
-  return path;
-}
 
 /** `helm template` of the chart with these --set values (strings, as on the command line) in `namespace`. */
 export async function helmTemplate(helm: string, o: { namespace?: string; set?: string[]; values?: string[]; showOnly?: string[] } = {}): Promise<string> {
