@@ -30,6 +30,15 @@ interface RuntimeConfig {
   process: { args: string[]; env: string[]; cwd: string; user: { uid: number; gid: number } };
 }
 
+/** An ELF64 executable with a PT_INTERP program header: dynamically linked. */
+function hasInterpreter(elf: Buffer): boolean {
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const size = elf.readUInt16LE(0x36);
+  const count = elf.readUInt16LE(0x38);
+  for (let i = 0; i < count; i++) if (elf.readUInt32LE(phoff + i * size) === 3) return true;
+  return false;
+}
+
 /** Every file under `dir`, relative to it, sorted. */
 function files(dir: string, base = dir): string[] {
   return readdirSync(dir, { withFileTypes: true })
@@ -90,7 +99,8 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as RuntimeConfig;
     hostDir = join(tmp, 'host');
     rmSync(hostDir, { recursive: true, force: true });
-    mkdirSync(hostDir, { mode: 0o755 });
+    mkdirSync(hostDir);
+    chmodSync(hostDir, 0o777); // the image's user writes there (copy-pilot)
     chmodSync(tmp, 0o755);
     c = await cluster();
     await installPilotCrd(c);
@@ -173,6 +183,18 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     const version = start(['--version']);
     expect(await version.exited).to.equal(0);
     expect(version.out().trim()).to.equal(`sts-pilot ${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}`);
+  });
+
+  it('copy-pilot: puts node, the app and a static tini where an application container can run them (the init container of an application pod)', async () => {
+    const r = start(['copy-pilot', '/tmp/host/pilot']);
+    expect(await r.exited, r.out()).to.equal(0);
+    const out = join(hostDir, 'pilot');
+    // Run from the copy, outside the image, as the application container would.
+    const v = await exec(join(out, 'tini'), ['--', join(out, 'node'), '--disable-warning=ExperimentalWarning', join(out, 'app', 'cmd', 'sts-pilot.ts'), '--version']);
+    expect(v.stdout.trim()).to.match(/^sts-pilot \d+\.\d+\.\d+$/);
+    // Static: no program interpreter (it runs in any application image, whatever its libc).
+    expect(hasInterpreter(readFileSync(join(out, 'tini'))), 'tini has a program interpreter (PT_INTERP)').to.equal(false);
+    expect(hasInterpreter(readFileSync(join(out, 'node'))), 'node is dynamic (a control for the check above)').to.equal(true);
   });
 
   it('controller: runs a rollout on the test control plane, and stops on SIGTERM to PID 1', async () => {

@@ -2,7 +2,7 @@
 # run-in-root.sh ROOTFS HOSTDIR UID:GID ARGS...: what a container runtime does with
 # the image, by hand: ARGS run in a new mount and PID namespace (ARGS[0] is PID 1),
 # chrooted into ROOTFS mounted read-only, as UID:GID, with /proc, /dev, a tmpfs
-# on /tmp, and HOSTDIR bind-mounted read-only at /tmp/host. The network is the
+# on /tmp, and HOSTDIR bind-mounted (writable) at /tmp/host. The network is the
 # host's (the test control plane is on loopback). Root is needed for the mounts.
 set -euo pipefail
 ROOTFS="$1" HOSTDIR="$2" USERSPEC="$3"
@@ -20,6 +20,5 @@ exec /usr/bin/unshare --mount --pid --fork --propagation private -- /bin/sh -c '
   mount -t tmpfs -o size=64m,mode=1777 tmpfs "$R/tmp"
   mkdir "$R/tmp/host"
   mount --bind "$H" "$R/tmp/host"
-  mount -o remount,bind,ro "$R/tmp/host"
   PATH="$P" exec /usr/sbin/chroot --userspec="$U" "$R" "$@"
 ' run-in-root "$ROOTFS" "$HOSTDIR" "$USERSPEC" "$IMAGE_PATH" "$@"
