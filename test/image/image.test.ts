@@ -237,10 +237,12 @@ describe('the container image (image/build.sh), unpacked and run without a conta
       if (p.child.exitCode !== null) throw new Error(`exited: ${p.out()}`);
       return (await readPilotStatus(c, ns, 'app-0'))?.phase === 'Running';
     });
-    expect(p.out()).to.include('app up');
+    // Its own output line (the pilot's log also quotes the command): its SIGTERM handler is in place.
+    await waitUntil('the application to say it is up', 30_000, async () => /^app up$/m.test(p.out()));
     process.kill(pid1(p.child), 'SIGTERM');
-    expect(await p.exited, p.out()).to.equal(0);
-    expect(p.out()).to.include('app got SIGTERM');
+    const code = await p.exited;
+    expect(code, p.out()).to.equal(0);
+    expect(p.out()).to.match(/^app got SIGTERM$/m);
     expect(await readPilotStatus(c, ns, 'app-0')).to.deep.include({ phase: 'Stopped', exitCode: 0 });
   });
 });

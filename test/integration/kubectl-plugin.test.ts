@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../cluster/controlplane.ts';
 import {
   type Cluster,
   cluster,
@@ -69,7 +70,7 @@ describe('kubectl plugin: kubectl sts-pilot status|pause|resume|approve|undo|hoo
     if (!cl || !user) throw new Error('no cluster or user in the admin kubeconfig');
     const k = new KubeConfig();
     k.loadFromOptions({
-      clusters: [cl, { name: 'nowhere', server: 'https://127.0.0.1:1', skipTLSVerify: true }],
+      clusters: [cl, { name: 'nowhere', server: `https://127.0.0.1:${await freePort()}`, skipTLSVerify: true }], // nothing listens there
       users: [user],
       contexts: [
         { name: 'broken', cluster: 'nowhere', user: user.name },
@@ -102,7 +103,7 @@ describe('kubectl plugin: kubectl sts-pilot status|pause|resume|approve|undo|hoo
     // The current context of `multi` leads nowhere: only --context makes it work.
     const broken = await kc(['sts-pilot', 'status', '-n', ns, '--kubeconfig', multi]);
     expect(broken.code).to.equal(1);
-    expect(broken.stderr).to.match(/^sts-pilot: .*(ECONNREFUSED|connect)/m);
+    expect(broken.stderr).to.match(/^sts-pilot: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/m);
     expect(await ok(kc(['sts-pilot', 'status', '-n', ns, '--kubeconfig', multi, '--context', 'real']))).to.match(header);
     expect(await ok(kc(['sts-pilot', 'status', '--kubeconfig', multi, '--context', 'real-ns']))).to.match(header);
     // KUBECONFIG, as kubectl itself reads it.
