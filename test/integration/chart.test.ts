@@ -197,6 +197,10 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
 
   it('manifests/ is exactly what the chart renders, and the chart carries the CRD lib/pilot/crd.ts generates (npm run manifests)', async () => {
     expect(readFileSync(join(chartDir, 'files', 'crd-pilot.yaml'), 'utf8'), 'charts/sts-pilot/files/crd-pilot.yaml is stale: npm run manifests').to.equal(pilotCrdYaml());
+    // The chart, its default image tag and the image move with the package version.
+    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    const chart = readFileSync(join(chartDir, 'Chart.yaml'), 'utf8');
+    expect(chart, 'Chart.yaml version and appVersion follow package.json').to.match(new RegExp(`^version: ${version.replace(/\./g, '\\.')}$[\\s\\S]*^appVersion: "${version.replace(/\./g, '\\.')}"$`, 'm'));
     const expected = await expectedManifests(helm);
     for (const [path, text] of expected) {
       expect(existsSync(join(root, path)), `${path} is missing: npm run manifests`).to.equal(true);
