@@ -1,10 +1,11 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { HostPort, LogLevel, NamespaceName, parseFlags, wholeNumber } from '../lib/cli/flags.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
 import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
+import { kafkaProbe } from '../lib/probes/kafka.ts';
 
 const seconds = (min: number, max: number) => wholeNumber(min, max, 'seconds');
 
@@ -14,8 +15,10 @@ const PilotFlags = z.strictObject({
   podName: z.string({ error: 'is required (or $POD_NAME)' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
   podUid: z.string().min(1).optional(),
   revision: z.string().min(1).optional(),
-  app: z.enum(['none', 'elasticsearch'], { error: 'must be none or elasticsearch' }),
-  appUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  app: z.enum(['none', 'elasticsearch', 'kafka'], { error: 'must be none, elasticsearch or kafka' }),
+  // http(s) for elasticsearch, kafka://host:port (a plaintext listener of this pod) for kafka
+  appUrl: z.url({ protocol: /^(https?|kafka)$/, error: 'must be an http://, https:// or kafka:// URL' }).optional(),
+  appDataDir: z.string().min(1).optional(),
   appCaFile: z.string().min(1).optional(),
   preStart: z.string().min(1).optional(),
   preStartTimeout: seconds(1, 86_400),
@@ -45,8 +48,9 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--pod-name <name>', "the pod's name, which is its Pilot's").env('POD_NAME'))
     .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
-    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch']).default('none'))
-    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200); user:password@ for basic auth').env('STS_PILOT_APP_URL'))
+    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'kafka']).default('none'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; kafka: default kafka://127.0.0.1:9092)').env('STS_PILOT_APP_URL'))
+    .option('--app-data-dir <dir>', "kafka: a log dir of the node; its meta.properties tells the node id")
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
     .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
     .option('--pre-start-timeout <seconds>', 'deadline of the pre-start command', '300')
@@ -63,10 +67,18 @@ export function registerPilotCommand(program: Command): void {
       const f = parseFlags(PilotFlags, raw);
       const log = createLogger({ level: f.logLevel, name: 'sts-pilot-pilot' });
       const kc = loadKubeConfig(f.kubeconfig);
+      const appUrl = f.appUrl ? new URL(f.appUrl) : undefined;
+      if (appUrl && (appUrl.protocol === 'kafka:') !== (f.app === 'kafka')) throw new InvalidArgumentError(`--app-url ${appUrl.protocol}// does not go with --app ${f.app}`);
       const probe =
         f.app === 'elasticsearch'
           ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
-          : undefined;
+          : f.app === 'kafka'
+            ? kafkaProbe({
+                broker: { host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(appUrl?.port || 9092) },
+                timeoutMs: f.probeTimeout * 1000,
+                ...(f.appDataDir ? { logDir: f.appDataDir } : {}),
+              })
+            : undefined;
       const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
       const runner = new PilotRunner({
         command,

@@ -1,5 +1,6 @@
 import type { RolloutHook } from '../lib/hook.ts';
 import { elasticsearchHook } from './elasticsearch/index.ts';
+import { kafkaHook } from './kafka/index.ts';
 import { httpHook } from './http/index.ts';
 import { manualHook } from './manual/index.ts';
 import { noopHook } from './noop/index.ts';
@@ -13,5 +14,6 @@ export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
     manualHook,
     pilotReadyHook,
     elasticsearchHook,
+    kafkaHook,
   ].map((h) => [h.name, h]),
 );

@@ -1,9 +1,10 @@
-import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, type V1ControllerRevision } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { parseFlags, StatefulSetName, UndoFlags } from '../../lib/cli/flags.ts';
-import { CliError, contextNamespace, readStatefulSet } from '../../lib/cli/kube.ts';
+import { contextNamespace, readStatefulSet } from '../../lib/cli/kube.ts';
 import { undoPlan } from '../../lib/cli/undo.ts';
 import { statusCode } from '../../lib/errors.ts';
+import { isFailedTest, jsonPatchOptions } from '../../lib/kube/guarded-patch.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
 import { FIELD_MANAGER } from '../../lib/names.ts';
 import { action, kubeFlags } from './common.ts';
@@ -13,9 +14,12 @@ export function registerUndo(program: Command): void {
     program
       .command('undo')
       .argument('<name>', 'the StatefulSet')
-      .description('roll back: the template of the revision the rollout came from, with the partition held, so every pod goes back through the hook'),
+      .description(
+        'go back to an earlier pod template (what `kubectl rollout undo` does), with the partition held at replicas in the same write: ' +
+          'every pod then moves back through the hook, highest first, also on clusters without the admission policies',
+      ),
   )
-    .option('--to-revision <n>', 'the ControllerRevision number to go back to (default: where the rollout came from, else the one before)')
+    .option('--to-revision <n>', 'the ControllerRevision number to go back to (default: the one before the newest)')
     .action(
       action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
         const f = parseFlags(UndoFlags, cmd.opts());
@@ -23,23 +27,27 @@ export function registerUndo(program: Command): void {
         const kc = loadKubeConfig(f.kubeconfig, f.context);
         const ns = f.namespace ?? contextNamespace(kc);
         const apps = kc.makeApiClient(AppsV1Api);
-        // Read, decide, write guarded by the resourceVersion read; if anyone wrote in between, again.
         for (let attempt = 1; ; attempt++) {
           const sts = await readStatefulSet(kc, ns, name);
-          const revisions = (await apps.listNamespacedControllerRevision({ namespace: ns })).items;
-          const plan = undoPlan(sts, revisions, { labelKey: f.labelKey, toRevision: f.toRevision });
-          if (!plan.ok) throw new CliError(plan.reason);
+          const revisions: V1ControllerRevision[] = [];
+          let token: string | undefined;
+          do {
+            const page = await apps.listNamespacedControllerRevision({ namespace: ns, limit: 500, _continue: token });
+            revisions.push(...page.items);
+            token = page.metadata?._continue || undefined;
+          } while (token);
+          const plan = undoPlan(sts, revisions, f.toRevision);
           try {
-            await apps.patchNamespacedStatefulSet(
-              { name, namespace: ns, body: plan.patch, fieldManager: `${FIELD_MANAGER}-cli` },
-              setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-            );
-            console.log(plan.lines.join('\n'));
-            return;
+            await apps.patchNamespacedStatefulSet({ name, namespace: ns, body: plan.patch, fieldManager: `${FIELD_MANAGER}-cli` }, jsonPatchOptions());
           } catch (err) {
-            // 422: the resourceVersion test failed (someone wrote in between).
-            if ((statusCode(err) !== 422 && statusCode(err) !== 409) || attempt >= 5) throw err;
+            // Someone wrote in between: read and decide again.
+            if (attempt < 5 && statusCode(err) === 422 && isFailedTest(err)) continue;
+            throw err;
           }
+          const held = plan.partition === undefined ? '' : `; partition held at ${plan.partition} in the same write`;
+          console.log(`${ns}/${name}: template of revision ${plan.revision} (${plan.revisionName}) restored${held}`);
+          console.log(`  sts-pilot now moves each pod back through its hook; follow it with "sts-pilot status ${name} -n ${ns} --watch"`);
+          return;
         }
       }),
     );

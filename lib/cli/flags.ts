@@ -62,7 +62,10 @@ export type TargetFlags = z.infer<typeof TargetFlags>;
 export const ApproveFlags = z.strictObject({ ...Common, pod: PodName.optional() });
 export type ApproveFlags = z.infer<typeof ApproveFlags>;
 
-export const UndoFlags = z.strictObject({ ...Common, toRevision: wholeNumber(1, 2 ** 53 - 1).optional() });
+export const UndoFlags = z.strictObject({
+  ...Common,
+  toRevision: z.string().regex(/^[1-9][0-9]{0,17}$/, 'must be a revision number (1 or more)').transform(Number).optional(),
+});
 export type UndoFlags = z.infer<typeof UndoFlags>;
 
 export const HooksFlags = z.strictObject({ labelKey: Common.labelKey });

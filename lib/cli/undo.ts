@@ -1,88 +1,73 @@
-import type { V1ControllerRevision, V1PodTemplateSpec, V1StatefulSet } from '@kubernetes/client-node';
-import { isDeepStrictEqual } from 'node:util';
-import { PAUSED_ANNOTATION } from '../names.ts';
+import type { V1ControllerRevision, V1StatefulSet } from '@kubernetes/client-node';
+import type { JsonPatchOp } from '../kube/guarded-patch.ts';
+import { templateFingerprint } from '../rollout/snapshot.ts';
+import { CliError } from './kube.ts';
 
-export type UndoPlan =
-  | { ok: false; reason: string }
-  | {
-      ok: true;
-      /** JSON Patch: a resourceVersion test, then the template and (RollingUpdate) the partition. */
-      patch: Record<string, unknown>[];
-      lines: string[];
-    };
+export interface UndoPlan {
+  /** The one write: the old template and a held partition, tested against what was read. */
+  patch: JsonPatchOp[];
+  revision: number;
+  revisionName: string;
+  /** The partition written with it (undefined for OnDelete, which has none). */
+  partition: number | undefined;
+}
 
-/** The pod template a StatefulSet ControllerRevision holds (`data.spec.template`, as kubectl rollout undo reads it). */
-export function revisionTemplate(rev: V1ControllerRevision): V1PodTemplateSpec | undefined {
-  const t = (rev.data as { spec?: { template?: Record<string, unknown> } } | undefined)?.spec?.template;
+/** The ControllerRevisions the StatefulSet controller keeps for this StatefulSet, oldest first. */
+export function historyOf(sts: V1StatefulSet, revisions: readonly V1ControllerRevision[]): V1ControllerRevision[] {
+  const uid = sts.metadata?.uid;
+  return revisions
+    .filter((r) => r.metadata?.ownerReferences?.some((o) => o.controller && o.uid === uid))
+    .sort((a, b) => a.revision - b.revision);
+}
+
+/** A revision's pod template: its data is a strategic merge patch that replaces spec.template. */
+function templateOf(r: V1ControllerRevision): Record<string, unknown> | undefined {
+  const data = r.data as { spec?: { template?: Record<string, unknown> } } | undefined;
+  const t = data?.spec?.template;
   if (!t || typeof t !== 'object') return undefined;
-  const { $patch: _, ...template } = t;
-  return template as V1PodTemplateSpec;
+  const { $patch: _replace, ...template } = t;
+  return template;
 }
 
 /**
- * `sts-pilot undo`: the safe rollback of docs/rollout.md in one guarded write.
- * The template goes back to the revision the rollout came from (or
- * --to-revision) and, for RollingUpdate, the partition goes to `replicas` in the
- * same write: no pod is above the partition, so the StatefulSet controller moves
- * none by itself, and every pod already updated goes back through the hook,
- * highest ordinal first. (`kubectl rollout undo` writes only the template: the
- * pods above the partition would be reverted at once, without the hook.) Pure.
+ * What `sts-pilot undo` writes: the template of an earlier revision (the one
+ * before the newest, as `kubectl rollout undo`, or --to-revision), with the
+ * partition held at replicas in the same write. Nothing moves by itself then:
+ * sts-pilot takes every pod back through the hook, the highest first, even on a
+ * cluster without the admission policies. Pure; refusals throw CliError.
  */
-export function undoPlan(
-  sts: V1StatefulSet,
-  revisions: readonly V1ControllerRevision[],
-  o: { labelKey: string; toRevision?: number },
-): UndoPlan {
+export function undoPlan(sts: V1StatefulSet, revisions: readonly V1ControllerRevision[], toRevision?: number): UndoPlan {
   const md = sts.metadata ?? {};
-  const name = md.name ?? '';
-  const ns = md.namespace ?? 'default';
-  const id = `${ns}/${name}`;
-  if (md.labels?.[o.labelKey] === undefined) {
-    return { ok: false, reason: `${id} has no label ${o.labelKey}: sts-pilot does not manage it (kubectl rollout undo statefulset/${name} -n ${ns} rolls it back natively)` };
-  }
-  const owned = revisions
-    .filter((r) => r.metadata?.ownerReferences?.some((ref) => ref.uid === md.uid && ref.controller))
-    .sort((a, b) => a.revision - b.revision);
-  const update = sts.status?.updateRevision;
-  const current = sts.status?.currentRevision;
-  const updateRev = owned.find((r) => r.metadata?.name === update);
+  const id = `${md.namespace ?? 'default'}/${md.name ?? ''}`;
+  const history = historyOf(sts, revisions);
+  const numbers = history.map((r) => r.revision).join(', ');
   let target: V1ControllerRevision | undefined;
-  if (o.toRevision !== undefined) {
-    target = owned.find((r) => r.revision === o.toRevision);
-    if (!target) return { ok: false, reason: `${id} has no revision ${o.toRevision}; it has ${owned.map((r) => r.revision).join(', ') || 'none'}` };
-  } else if (current && update && current !== update) {
-    // A rollout in progress: back to where it came from.
-    target = owned.find((r) => r.metadata?.name === current);
-    if (!target) return { ok: false, reason: `${id} is rolling from ${current}, but that ControllerRevision is gone; name one with --to-revision` };
+  if (toRevision !== undefined) {
+    target = history.find((r) => r.revision === toRevision);
+    if (!target) throw new CliError(`${id} has no revision ${toRevision}; its revisions: ${numbers || 'none'}`);
   } else {
-    const below = owned.filter((r) => r.revision < (updateRev?.revision ?? Number.MAX_SAFE_INTEGER));
-    target = below.at(-1);
-    if (!target) return { ok: false, reason: `${id} has no earlier revision to go back to` };
+    if (history.length < 2) throw new CliError(`${id} has no earlier revision to go back to (revisions: ${numbers || 'none'})`);
+    target = history.at(-2) as V1ControllerRevision;
   }
-  const template = revisionTemplate(target);
-  if (!template) return { ok: false, reason: `ControllerRevision ${target.metadata?.name ?? ''} holds no pod template` };
-  if (isDeepStrictEqual(template, sts.spec?.template)) {
-    return { ok: false, reason: `${id} already has the template of revision ${target.revision} (${target.metadata?.name ?? ''}); nothing to undo` };
+  const template = templateOf(target);
+  if (!template) throw new CliError(`revision ${target.revision} of ${id} holds no pod template`);
+  if (templateFingerprint(template) === templateFingerprint(sts.spec?.template)) {
+    throw new CliError(`${id} already runs the template of revision ${target.revision} (${target.metadata?.name ?? '?'}); nothing to undo`);
   }
-  const replicas = sts.spec?.replicas ?? 1;
-  const rolling = (sts.spec?.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
-  const patch: Record<string, unknown>[] = [
+  if (!md.uid || !md.resourceVersion) throw new CliError(`${id} was read without uid or resourceVersion`);
+  const patch: JsonPatchOp[] = [
+    { op: 'test', path: '/metadata/uid', value: md.uid },
     { op: 'test', path: '/metadata/resourceVersion', value: md.resourceVersion },
     { op: 'replace', path: '/spec/template', value: template },
   ];
-  if (rolling) {
-    patch.push(
-      sts.spec?.updateStrategy?.rollingUpdate
-        ? { op: 'add', path: '/spec/updateStrategy/rollingUpdate/partition', value: replicas }
-        : { op: 'add', path: '/spec/updateStrategy', value: { type: 'RollingUpdate', rollingUpdate: { partition: replicas } } },
-    );
+  let partition: number | undefined;
+  const strategy = sts.spec?.updateStrategy;
+  if ((strategy?.type ?? 'RollingUpdate') === 'RollingUpdate') {
+    const n = sts.spec?.replicas ?? 1;
+    partition = Math.max(n, strategy?.rollingUpdate?.partition ?? 0);
+    if (strategy?.rollingUpdate) patch.push({ op: 'add', path: '/spec/updateStrategy/rollingUpdate/partition', value: partition });
+    else if (strategy) patch.push({ op: 'add', path: '/spec/updateStrategy/rollingUpdate', value: { partition } });
+    else patch.push({ op: 'add', path: '/spec/updateStrategy', value: { type: 'RollingUpdate', rollingUpdate: { partition } } });
   }
-  const hook = md.labels[o.labelKey];
-  const lines = [
-    `${id}: rolling back to ${target.metadata?.name ?? ''} (revision ${target.revision})` +
-      (rolling ? `; partition held at ${replicas} in the same write, so no pod moves until the ${hook} hook approves it` : ''),
-    `  pods updated to ${update ?? 'the update revision'} go back one at a time through the hook; watch: sts-pilot status ${name} -n ${ns} --watch`,
-  ];
-  if (md.annotations?.[PAUSED_ANNOTATION] !== undefined) lines.push(`  note: ${id} is paused: nothing moves until "sts-pilot resume ${name} -n ${ns}"`);
-  return { ok: true, patch, lines };
+  return { patch, revision: target.revision, revisionName: target.metadata?.name ?? '', partition };
 }

@@ -2,7 +2,8 @@ import { Observable, PatchStrategy, type RequestContext, type ResponseContext, s
 
 export type JsonPatchOp =
   | { op: 'test'; path: string; value: unknown }
-  | { op: 'add'; path: string; value: unknown };
+  | { op: 'add'; path: string; value: unknown }
+  | { op: 'replace'; path: string; value: unknown };
 
 /** RFC 6901: a key as one segment of a JSON Pointer. */
 export const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');

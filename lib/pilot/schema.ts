@@ -49,6 +49,19 @@ export const ShardCounts = z.object({
   initializing: Count,
 });
 
+/** Kafka (probe kafka): the node in this pod and the partitions it hosts. */
+export const KafkaStatus = z.object({
+  brokerId: Count.describe('node.id of the Kafka process in this pod (from its meta.properties)'),
+  activeController: z.number().int().min(-1).optional().describe('node.id of the quorum leader, -1 when there is none'),
+  registered: z.boolean().optional().describe('The broker is registered with the controller'),
+  fenced: z.boolean().optional().describe('Registered but fenced: not serving yet'),
+  partitions: Count.optional().describe('Partition replicas on this broker'),
+  leaders: Count.optional().describe('Partitions this broker leads'),
+  underReplicated: Count.optional().describe('Partitions on this broker whose in-sync replicas are fewer than their replicas'),
+  underMinIsr: Count.optional().describe('Partitions on this broker whose in-sync replicas are fewer than min.insync.replicas'),
+});
+export type KafkaStatus = z.infer<typeof KafkaStatus>;
+
 /**
  * What the application probe last saw. `probe` names the probe that wrote the
  * block (it tells a reader which fields to expect); every other field is
@@ -68,6 +81,7 @@ export const ApplicationStatus = z.object({
   health: ClusterHealth.optional().describe('Health of the whole cluster, as the elected master reports it'),
   shards: ShardCounts.optional().describe('Shard copies on this node, by state'),
   documents: Count.optional().describe('Documents in the shard copies on this node'),
+  kafka: KafkaStatus.optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 

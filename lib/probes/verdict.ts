@@ -25,6 +25,17 @@ export function applicationReady(app: ApplicationStatus | undefined): Verdict {
       if (!app.nodeId) return no(`the Elasticsearch node does not report itself${why}`);
       return no(`the Elasticsearch node ${app.nodeName ?? app.nodeId} has not joined a cluster (no ${missing.join(', ')})${why}`);
     }
+    case 'kafka': {
+      // A broker serves once it is registered and unfenced: only then do clients and peers reach it.
+      const k = app.kafka;
+      const why = app.error ? `: ${app.error}` : '';
+      if (!k) return no(`the Kafka node does not report itself${why}`);
+      const broker = app.roles ? app.roles.includes('broker') : true;
+      if (broker && k.registered !== true) return no(`Kafka broker ${k.brokerId} is not registered with the controller${why}`);
+      if (broker && k.fenced !== false) return no(`Kafka broker ${k.brokerId} is fenced${why}`);
+      if (!broker && (k.activeController === undefined || k.activeController < 0)) return no(`Kafka controller ${k.brokerId} sees no quorum leader${why}`);
+      return ok;
+    }
     default:
       return no(`unknown probe ${JSON.stringify(app.probe)}: cannot judge the application`);
   }
@@ -40,6 +51,11 @@ export function applicationHealthy(app: ApplicationStatus | undefined): Verdict 
   if (app.probe === 'elasticsearch') {
     if (!app.health) return no(`cluster health of ${app.nodeName ?? 'the node'} is unknown${app.error ? `: ${app.error}` : ''}`);
     if (app.health === 'red') return no(`cluster ${app.clusterName ?? app.clusterUUID ?? ''} is red`.replace('  ', ' '));
+  }
+  if (app.probe === 'kafka') {
+    const u = app.kafka?.underMinIsr;
+    if (u === undefined) return no(`in-sync replicas of Kafka broker ${app.kafka?.brokerId ?? '?'} are unknown${app.error ? `: ${app.error}` : ''}`);
+    if (u > 0) return no(`Kafka broker ${app.kafka?.brokerId} hosts ${u} partitions below min.insync.replicas`);
   }
   return ok;
 }

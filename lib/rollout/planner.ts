@@ -171,10 +171,11 @@ function guardPartition(s: Snapshot): Action | undefined {
     why: 'guard',
     partition: to,
     mark: undefined,
-    message: `${why}: raising the partition ${p} -> ${to}, so no pod moves to a revision its hook did not approve`,
+    message: `${why}; raising the partition ${p} -> ${to}`,
   });
+  const atRisk = `${sts.name}-${sts.ordinalsStart + p}..${sts.name}-${sts.ordinalsStart + top - 1}`;
   if (sts.heldTemplate !== undefined && sts.heldTemplate !== sts.templateHash) {
-    return raise(top, `the pod template changed while the partition was at ${p}`);
+    return raise(top, `the partition is at ${p}, but sts-pilot set it for an earlier pod template: pods ${atRisk} could move without the hook's approval`);
   }
   const mark = sts.mark;
   const approved = (x: PodView | undefined, revision: string): boolean =>
@@ -187,12 +188,12 @@ function guardPartition(s: Snapshot): Action | undefined {
   if (unobserved && sts.heldTemplate !== undefined && sts.heldRevision === undefined) {
     // sts-pilot last set the partition before the StatefulSet controller had named the
     // template's revision (a guard): below that now, someone else lowered it.
-    return raise(top, `the partition was lowered to ${p} before the StatefulSet controller observed the spec`);
+    return raise(top, `the partition was lowered to ${p} before the StatefulSet controller named the revision: pods ${atRisk} could move without the hook's approval`);
   }
   if (unobserved && sts.heldRevision !== undefined) {
     const held = sts.heldRevision;
     const moved = s.pods.find((x) => x.index >= p && !x.terminating && !approved(x, held) && x.revision !== held);
-    if (moved) return raise(top, `pod ${moved.name} runs ${moved.revision ?? 'no revision'}, not ${held}, which the partition was set for`);
+    if (moved) return raise(top, `pod ${moved.name} runs ${moved.revision ?? 'no revision'}, not ${held}, the revision the partition was set for: pods ${atRisk} could move without the hook's approval`);
   }
   const upd = sts.updateRevision;
   if (!upd) return undefined;
@@ -422,7 +423,8 @@ function planInFlight(s: Snapshot, pods: Pods, i: number, upd: string, mark: Rol
   const pod = pods.byIndex.get(i);
   const waiting = hold('Rolling', `waiting for pod ${pods.name(i)} to be updated to ${upd}`);
   if (!pod || pod.terminating || pod.ready || s.sts.podManagementPolicy === 'Parallel') return waiting;
-  if (notAvailable(s, pods, i)) return waiting;
+  const wait = notAvailable(s, pods, i);
+  if (wait) return hold('Rolling', `waiting for pod ${pods.name(i)} to be updated to ${upd}: it is not Ready, and before replacing it, ${wait.reason}`, wait.retryAfterMs);
   return {
     kind: 'deletePod',
     phase: 'Rolling',

@@ -125,7 +125,7 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     ordinalsStart: sts.spec?.ordinals?.start ?? 0,
     strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
     podManagementPolicy: sts.spec?.podManagementPolicy ?? 'OrderedReady',
-    templateHash: templateHash(normalTemplate(sts.spec?.template)),
+    templateHash: templateFingerprint(sts.spec?.template),
     heldTemplate: parsed.ok ? parsed.status.template : undefined,
     heldRevision: parsed.ok ? parsed.status.revision : undefined,
     partition: sts.spec?.updateStrategy?.rollingUpdate?.partition,
@@ -137,6 +137,9 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     statusError: parsed.ok ? undefined : parsed.error,
   };
 }
+
+/** The fingerprint of a pod template, the same whichever way the object reached us. */
+export const templateFingerprint = (template: unknown): string => templateHash(normalTemplate(template));
 
 /**
  * The template in one shape whichever way it reached us: a typed list gives

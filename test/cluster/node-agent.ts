@@ -7,7 +7,8 @@ import { WorkQueue } from '../../lib/workqueue.ts';
 /**
  * Plays kubelet (and scheduler) for the test control plane: binds pods to one
  * Node, makes them Running and Ready after a delay, finishes their deletion,
- * and lets a test hold a pod unready or crash it. With a `runtime`, each pod is
+ * and lets a test hold a pod unready or crash it; an image tagged `:broken`
+ * (a broken release) crash-loops and never becomes Ready. With a `runtime`, each pod is
  * backed by a real process (an Elasticsearch node, say).
  */
 export interface PodRuntime {
@@ -203,7 +204,15 @@ export class NodeAgent {
       if (this.o.runtime) await this.o.runtime.start(pod);
       l.started = true;
     }
-    let ready = !l.heldUnready && Date.now() >= l.downUntil;
+    // A broken release: an image whose tag says so never becomes Ready (it crash-loops).
+    const broken = (pod.spec?.containers ?? []).some((c) => /:broken\b/.test(c.image ?? ''));
+    if (broken && Date.now() >= l.downUntil) {
+      // kubelet's crash-loop backoff starts at 10 s; restarts are rarely faster than this.
+      l.restarts++;
+      l.downUntil = Date.now() + 5000;
+      this.queue.addAfter(k, 5000);
+    }
+    let ready = !broken && !l.heldUnready && Date.now() >= l.downUntil;
     if (ready && this.o.runtime?.ready) ready = await this.o.runtime.ready(pod).catch(() => false);
     await this.writeStatus(pod, l, ready);
   }

@@ -19,7 +19,7 @@ describe('the guarded partition patch on a real kube-apiserver', function () {
   before(async function () {
     this.timeout(80 * 60_000);
     c = await cluster();
-    ns = await namespace(c, 'guarded-patch');
+    ns = await namespace(c, 'guarded-patch', { gate: false }); // writes the partition as a second writer would
   });
 
   /** A StatefulSet at partition 3, read back as the controller's cache would hold it. */

@@ -20,8 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, freePort, startControlPlane } from '../cluster/controlplane.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
-import { Informer } from '../../lib/kube/informer.ts';
-import { createLogger } from '../../lib/log.ts';
+import { type PlainEvent, PlainWatch } from './plain-watch.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
@@ -125,9 +124,16 @@ export async function serviceAccountKubeconfig(
 }
 
 let nsSeq = 0;
-export async function namespace(c: Cluster, prefix: string): Promise<string> {
+/**
+ * A fresh namespace. `gate: false` labels it sts-pilot.io/admission-gate=disabled,
+ * which the shipped admission policies honour: there the controller's guard
+ * works alone, as on a cluster without the policies, and a test may lower a
+ * partition by hand.
+ */
+export async function namespace(c: Cluster, prefix: string, o: { gate?: boolean } = {}): Promise<string> {
   const name = `${prefix}-${process.pid}-${++nsSeq}`.toLowerCase().slice(0, 63);
-  await c.core.createNamespace({ body: { metadata: { name } } });
+  const labels = o.gate === false ? { 'sts-pilot.io/admission-gate': 'disabled' } : undefined;
+  await c.core.createNamespace({ body: { metadata: { name, labels } } });
   return name;
 }
 
@@ -363,18 +369,17 @@ export interface PodUpdate {
  */
 export class PodWatcher {
   readonly deletions: PodUpdate[] = [];
-  private informer: Informer<V1Pod> | undefined;
+  private watch: PlainWatch<V1Pod> | undefined;
   private readonly seen = new Set<string>();
 
   async start(c: Cluster, ns: string): Promise<this> {
-    this.informer = new Informer<V1Pod>({
-      kc: c.kc,
-      path: `/api/v1/namespaces/${ns}/pods`,
-      log: createLogger({ level: 'warn', name: 'pod-watcher' }),
-      listPage: (token) => c.core.listNamespacedPod({ namespace: ns, limit: 500, _continue: token }),
-      onChange: (pod, verb) => {
+    this.watch = await new PlainWatch<V1Pod>(
+      c.kc,
+      `/api/v1/namespaces/${ns}/pods`,
+      () => c.core.listNamespacedPod({ namespace: ns }),
+      (verb, pod) => {
         const uid = pod.metadata?.uid ?? '';
-        if (verb !== 'delete' && !pod.metadata?.deletionTimestamp) return;
+        if (verb !== 'DELETED' && !pod.metadata?.deletionTimestamp) return;
         if (this.seen.has(uid)) return;
         this.seen.add(uid);
         this.deletions.push({
@@ -384,37 +389,34 @@ export class PodWatcher {
           oldRevision: pod.metadata?.labels?.['controller-revision-hash'] ?? '',
         });
       },
-    });
-    await this.informer.start();
+    ).start();
     return this;
   }
 
   async stop(): Promise<void> {
-    await this.informer?.stop();
+    this.watch?.stop();
   }
 }
 
 /** Records each StatefulSet's partition as the watch shows it (consecutive repeats folded). */
 export class PartitionRecorder {
   readonly history = new Map<string, (number | undefined)[]>();
-  private informer: Informer<V1StatefulSet> | undefined;
+  private watch: PlainWatch<V1StatefulSet> | undefined;
 
   async start(c: Cluster, ns: string): Promise<this> {
-    this.informer = new Informer<V1StatefulSet>({
-      kc: c.kc,
-      path: `/apis/apps/v1/namespaces/${ns}/statefulsets`,
-      log: createLogger({ level: 'warn', name: 'partition-recorder' }),
-      listPage: (token) => c.apps.listNamespacedStatefulSet({ namespace: ns, limit: 500, _continue: token }),
-      onChange: (sts, verb) => {
-        if (verb === 'delete') return;
+    this.watch = await new PlainWatch<V1StatefulSet>(
+      c.kc,
+      `/apis/apps/v1/namespaces/${ns}/statefulsets`,
+      () => c.apps.listNamespacedStatefulSet({ namespace: ns }),
+      (verb, sts) => {
+        if (verb === 'DELETED') return;
         const name = sts.metadata?.name ?? '';
         const h = this.history.get(name) ?? [];
         const p = partitionOf(sts);
         if (h.length === 0 || h.at(-1) !== p) h.push(p);
         this.history.set(name, h);
       },
-    });
-    await this.informer.start();
+    ).start();
     return this;
   }
 
@@ -423,7 +425,7 @@ export class PartitionRecorder {
   }
 
   async stop(): Promise<void> {
-    await this.informer?.stop();
+    this.watch?.stop();
   }
 }
 
@@ -474,11 +476,26 @@ export async function eventsFor(c: Cluster, ns: string, name: string): Promise<{
 export interface StsObservation {
   at: number;
   resourceVersion: string;
+  generation: number;
   partition: number | undefined;
   replicas: number;
   strategy: string;
   updateRevision: string | undefined;
   currentRevision: string | undefined;
+}
+
+export interface PodCreation {
+  at: number;
+  name: string;
+  uid: string;
+  revision: string;
+  owner: string;
+}
+
+/** A pod that went away at one revision and came back at another. */
+export interface PodMove extends PodDeletion {
+  newUid: string;
+  newRevision: string;
 }
 
 export interface PodDeletion extends PodUpdate {
@@ -496,38 +513,35 @@ export interface PodDeletion extends PodUpdate {
  */
 export class RolloutAudit {
   readonly deletions: PodDeletion[] = [];
+  /** Every pod the watch saw appear, with its revision: what a deleted pod came back as. */
+  readonly creations: PodCreation[] = [];
   private readonly observations = new Map<string, StsObservation[]>();
   private readonly lastPod = new Map<string, { uid: string; revision: string; owner: string }>();
   private readonly deleted = new Set<string>();
-  private pods: Informer<V1Pod> | undefined;
-  private sets: Informer<V1StatefulSet> | undefined;
-  private ns = '';
+  private readonly created = new Set<string>();
+  private readonly latest = new Map<string, string>();
+  private pods: PlainWatch<V1Pod> | undefined;
+  private sets: PlainWatch<V1StatefulSet> | undefined;
 
   async start(c: Cluster, ns: string): Promise<this> {
-    this.ns = ns;
-    const log = createLogger({ level: 'error', name: 'rollout-audit' });
-    this.pods = new Informer<V1Pod>({
-      kc: c.kc,
-      path: `/api/v1/namespaces/${ns}/pods`,
-      log,
-      listPage: (token) => c.core.listNamespacedPod({ namespace: ns, limit: 500, _continue: token }),
-      onChange: (pod, verb) => this.onPod(pod, verb),
-    });
-    this.sets = new Informer<V1StatefulSet>({
-      kc: c.kc,
-      path: `/apis/apps/v1/namespaces/${ns}/statefulsets`,
-      log,
-      listPage: (token) => c.apps.listNamespacedStatefulSet({ namespace: ns, limit: 500, _continue: token }),
-      onChange: (sts, verb) => {
-        if (verb !== 'delete') this.observe(sts);
+    this.pods = new PlainWatch<V1Pod>(c.kc, `/api/v1/namespaces/${ns}/pods`, () => c.core.listNamespacedPod({ namespace: ns }), (verb, pod) =>
+      this.onPod(pod, verb),
+    );
+    this.sets = new PlainWatch<V1StatefulSet>(
+      c.kc,
+      `/apis/apps/v1/namespaces/${ns}/statefulsets`,
+      () => c.apps.listNamespacedStatefulSet({ namespace: ns }),
+      (verb, sts) => {
+        if (verb !== 'DELETED') this.observe(sts);
       },
-    });
+    );
     await Promise.all([this.pods.start(), this.sets.start()]);
     return this;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.pods?.stop(), this.sets?.stop()]);
+    this.pods?.stop();
+    this.sets?.stop();
   }
 
   /** Observed states of one StatefulSet, oldest first (consecutive repeats of the audited fields folded). */
@@ -542,17 +556,33 @@ export class RolloutAudit {
 
   /** This watch has seen the StatefulSet at `resourceVersion` or later. */
   hasSeen(name: string, resourceVersion: string): boolean {
-    const last = this.sets?.get(name, this.ns)?.metadata?.resourceVersion ?? this.of(name).at(-1)?.resourceVersion;
+    const last = this.latest.get(name) ?? this.of(name).at(-1)?.resourceVersion;
     if (!last || !/^[0-9]+$/.test(last) || !/^[0-9]+$/.test(resourceVersion)) return false;
     return BigInt(last) >= BigInt(resourceVersion);
   }
 
+  /**
+   * Pods of `owner` that went away and came back at another revision: the moves
+   * a rollout makes. A pod deleted and recreated at the same revision (an
+   * eviction, a rollback that caught it in flight) moved nothing.
+   */
+  moves(owner: string): PodMove[] {
+    const out: PodMove[] = [];
+    for (const d of this.deletions.filter((x) => x.owner === owner)) {
+      const next = this.creations.find((c) => c.name === d.name && c.uid !== d.oldUid && c.at >= d.at - 1000 && !this.deletions.some((e) => e.oldUid === c.uid && e.at < d.at));
+      if (next && next.revision !== d.oldRevision) out.push({ ...d, newUid: next.uid, newRevision: next.revision });
+    }
+    return out;
+  }
+
   private observe(sts: V1StatefulSet): void {
     const name = sts.metadata?.name ?? '';
+    this.latest.set(name, sts.metadata?.resourceVersion ?? '');
     const list = this.observations.get(name) ?? [];
     const o: StsObservation = {
       at: Date.now(),
       resourceVersion: sts.metadata?.resourceVersion ?? '',
+      generation: sts.metadata?.generation ?? 0,
       partition: partitionOf(sts),
       replicas: sts.spec?.replicas ?? 1,
       strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
@@ -562,6 +592,7 @@ export class RolloutAudit {
     const last = list.at(-1);
     const same =
       last !== undefined &&
+      last.generation === o.generation &&
       last.partition === o.partition &&
       last.replicas === o.replicas &&
       last.updateRevision === o.updateRevision &&
@@ -571,7 +602,7 @@ export class RolloutAudit {
     this.observations.set(name, list);
   }
 
-  private onPod(pod: V1Pod, verb: 'add' | 'update' | 'delete'): void {
+  private onPod(pod: V1Pod, verb: PlainEvent): void {
     const name = pod.metadata?.name ?? '';
     const uid = pod.metadata?.uid ?? '';
     const revision = pod.metadata?.labels?.['controller-revision-hash'] ?? '';
@@ -582,7 +613,11 @@ export class RolloutAudit {
       this.record({ at: Date.now(), name, oldUid: before.uid, oldRevision: before.revision, owner: before.owner, inferred: true });
     }
     this.lastPod.set(name, { uid, revision, owner });
-    if (verb === 'delete' || pod.metadata?.deletionTimestamp) {
+    if (!this.created.has(uid)) {
+      this.created.add(uid);
+      this.creations.push({ at: Date.now(), name, uid, revision, owner });
+    }
+    if (verb === 'DELETED' || pod.metadata?.deletionTimestamp) {
       this.record({ at: Date.now(), name, oldUid: uid, oldRevision: revision, owner, inferred: false });
     }
   }

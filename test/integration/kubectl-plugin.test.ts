@@ -111,7 +111,7 @@ describe('kubectl plugin: kubectl sts-pilot status|pause|resume|approve|undo|hoo
     // A flag error names the flag and what it takes.
     const bad = await kc(['sts-pilot', 'undo', 'web', '-n', ns, '--to-revision', 'two', '--kubeconfig', c.kubeconfigPath]);
     expect(bad.code).to.equal(2);
-    expect(bad.stderr).to.include('--to-revision must be a whole number');
+    expect(bad.stderr).to.include('--to-revision must be a revision number (1 or more)');
   });
 
   it('pause and resume', async () => {
@@ -136,7 +136,7 @@ describe('kubectl plugin: kubectl sts-pilot status|pause|resume|approve|undo|hoo
       await waitUntil('the hook to ask about web-1', 30_000, async () => (await ok(plugin('status', 'web', '-n', ns))).includes('pod web-1 to revision'));
 
       const out = await ok(plugin('undo', 'web', '-n', ns));
-      expect(out).to.match(new RegExp(`^${ns}/web: rolling back to ${good} \\(revision 1\\); partition held at 3 in the same write, so no pod moves until the manual hook approves it`));
+      expect(out).to.match(new RegExp(`^${ns}/web: template of revision 1 \\(${good}\\) restored; partition held at 3 in the same write$`, 'm'));
       const after = await readSts(c, ns, 'web');
       expect(partitionOf(after)).to.equal(3);
       expect(after.spec?.template.spec?.containers[0]?.image).to.equal('example/app:1');
@@ -159,7 +159,7 @@ describe('kubectl plugin: kubectl sts-pilot status|pause|resume|approve|undo|hoo
       // A revision that does not exist: refused, exit code 1, with what there is.
       const none = await plugin('undo', 'web', '-n', ns, '--to-revision', '99');
       expect(none.code).to.equal(1);
-      expect(none.stderr).to.match(/^sts-pilot: .*\/web has no revision 99; it has \d/);
+      expect(none.stderr).to.match(/^sts-pilot: .*\/web has no revision 99; its revisions: \d/);
     } finally {
       await watcher.stop();
     }

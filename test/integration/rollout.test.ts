@@ -95,9 +95,12 @@ describe('rollouts on a real control plane (etcd, kube-apiserver, kube-controlle
     const order = pods.deletions.filter((d) => d.name.startsWith('noop-') && d.oldRevision === from).map((d) => d.name);
     expect(order).to.deep.equal(['noop-4', 'noop-3', 'noop-2', 'noop-1', 'noop-0']);
     expectStepwise(partitions.of('noop'), 5);
-    const reasons = (await eventsFor(c, ns, 'noop')).map((e) => e.reason);
+    // The Event follows the write that finished the rollout: wait for it, then count.
+    const reasons = await waitUntil('the RolloutFinished Event', 10_000, async () => {
+      const r = (await eventsFor(c, ns, 'noop')).map((e) => e.reason);
+      return r.includes('RolloutFinished') ? r : undefined;
+    });
     expect(reasons.filter((r) => r === 'StepApproved')).to.have.length(5);
-    expect(reasons).to.include('RolloutFinished');
   });
 
   it('asks the hook for each exact pod, highest ordinal first, before it moves, then once more at the end', async () => {

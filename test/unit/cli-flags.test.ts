@@ -28,7 +28,7 @@ describe('cli: flags are parsed with zod, errors name the flag and what it takes
     ['a bad pod', ApproveFlags, { pod: 'x y' }, undefined, '--pod must be a pod name'],
     ['an unknown flag', ApproveFlags, { podd: 'web-1' }, undefined, 'unknown flag --podd'],
     ['a bad name argument', StatefulSetName, 'Web_1', 'NAME', 'NAME must be a StatefulSet name'],
-    ['a revision that is no number', UndoFlags, { toRevision: 'two' }, undefined, '--to-revision must be a whole number'],
+    ['a revision that is no number', UndoFlags, { toRevision: 'two' }, undefined, '--to-revision must be a revision number (1 or more)'],
   ] as const) {
     it(`refuses ${what}`, () => {
       expect(() => parseFlags(schema, raw, argName)).to.throw(message);

@@ -91,7 +91,7 @@ const expected: Record<string, string[]> = {
   'partition lowered by hand (guard)': [
     'db/web  hook manual  RollingUpdate  partition 1, replicas 3',
     '  rollout   aaaa1111 -> bbbb2222  [---] 0/3 pods updated',
-    "  now       Rolling: pod web-2 would move to web-bbbb2222x without the hook's approval: raising the partition 1 -> 3, so no pod moves to a revision its hook did not approve",
+    "  now       Rolling: pod web-2 would move to web-bbbb2222x without the hook's approval; raising the partition 1 -> 3",
     '  status    nothing recorded by the controller yet',
     '  pods      web-2  aaaa1111  Ready  above the partition, not approved',
     '            web-1  aaaa1111  Ready  above the partition, not approved',
@@ -129,7 +129,7 @@ const expected: Record<string, string[]> = {
   'scale-down leftovers and a missing pod': [
     'db/web  hook manual  RollingUpdate  partition 1, replicas 2',
     '  rollout   aaaa1111 -> bbbb2222  [--] 0/2 pods updated',
-    "  now       Rolling: pod web-1 would be recreated at web-bbbb2222x without the hook's approval: raising the partition 1 -> 2, so no pod moves to a revision its hook did not approve",
+    "  now       Rolling: pod web-1 would be recreated at web-bbbb2222x without the hook's approval; raising the partition 1 -> 2",
     '  status    nothing recorded by the controller yet',
     '  pods      web-3  bbbb2222  Ready    leaving (scale-down)',
     '            web-2  bbbb2222  Ready    leaving (scale-down)',

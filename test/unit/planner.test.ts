@@ -192,9 +192,9 @@ describe('planner: RollingUpdate', () => {
 
     it('the guard message names the pod it protects', () => {
       const a = plan(snap({ partition: 2, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B' }));
-      expect(a.kind === 'patch' && a.message).to.match(/pod web-3 would move to B without the hook's approval: raising the partition 2 -> 4/);
+      expect(a.kind === 'patch' && a.message).to.match(/pod web-3 would move to B without the hook's approval; raising the partition 2 -> 4/);
       const gone = plan(snap({ partition: 1, mark: { revision: 'B', partition: 3 }, pods: 'A A - B B' }));
-      expect(gone.kind === 'patch' && gone.message).to.match(/pod web-2 would be recreated at B without the hook's approval: raising the partition 1 -> 3/);
+      expect(gone.kind === 'patch' && gone.message).to.match(/pod web-2 would be recreated at B without the hook's approval; raising the partition 1 -> 3/);
     });
   });
 
@@ -212,6 +212,64 @@ describe('planner: RollingUpdate', () => {
       expect(show(plan(snap(o)))).to.equal('hook(web-4 -> web-3)');
       expect(approveAndPlan(o)).to.equal('patch(step P=3 mark=A/3)');
     });
+  });
+
+  describe('the guard acts before the StatefulSet controller has observed the spec', () => {
+    // generation 3, observed 2: its status still speaks of the old spec.
+    const unobserved: SnapOpts = { generation: 3, observedGeneration: 2 };
+    table([
+      ['a new template mid-rollout: raised to N on the first event', { ...unobserved, template: 'tC', heldTemplate: 'tB', partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A B B' }, 'patch(guard P=5)'],
+      ['a new template with the partition already at N: nothing at risk', { ...unobserved, template: 'tC', heldTemplate: 'tB', partition: 5, pods: 'A A A A A' }, /waiting for the StatefulSet controller to observe generation 3/],
+      ['our own step, not yet observed: the pod in flight is not at risk', { ...unobserved, heldRevision: 'B', partition: 3, mark: { revision: 'B', partition: 3, uid: 'uid-3-A' }, pods: 'A A A A B' }, /waiting for the StatefulSet controller to observe/],
+      ['a pod above the partition runs another revision than the one it was set for: raised', { ...unobserved, heldRevision: 'B', partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A A C' }, 'patch(guard P=5)'],
+      ['another pod replaced the approved one at the partition: not in flight any more', { ...unobserved, heldRevision: 'B', partition: 3, mark: { revision: 'B', partition: 3, uid: 'someone-else' }, pods: 'A A A A B' }, 'patch(guard P=5)'],
+      ['the partition lowered after a guard that could not name the revision: raised', { ...unobserved, heldRevision: undefined, partition: 2, pods: 'A A A A A' }, 'patch(guard P=5)'],
+      ['a hand-lowered partition, observed: raised just above the stale pod', { partition: 1, pods: 'A A A A B' }, 'patch(guard P=4)'],
+      ['a stale pod a scale-down left: the partition goes above it (a scale-up would bring it back)', { replicas: 3, partition: 3, pods: 'A A A A' }, 'patch(guard P=4)'],
+      ['a missing pod is no risk when both revisions are the same: it comes back at B either way', { cur: 'B', upd: 'B', partition: 3, pods: 'B B B - B' }, 'patch(hold P=5)'],
+    ]);
+  });
+
+  describe('a broken release (its pods never Ready) can be rolled back or fixed', () => {
+    table([
+      ['the broken pod at the top holds the release itself', { partition: 4, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B!' }, /waiting for pod web-4 to be Ready/],
+      ['rolled back (upd back to A, partition held at N): the broken pod is next, unready', { cur: 'A', upd: 'A', partition: 5, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B!' }, 'hook(null -> web-4)'],
+      ['fixed forward to C: the same', { cur: 'A', upd: 'C', partition: 5, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B!' }, 'hook(null -> web-4)'],
+      ['approved and unready: OrderedReady never replaces it, sts-pilot does', { cur: 'A', upd: 'C', partition: 4, mark: { revision: 'C', partition: 4, uid: 'uid-4-B' }, pods: 'A A A A B!' }, 'delete(web-4 mark=C/4)'],
+      ['Parallel replaces it itself: wait', { podManagementPolicy: 'Parallel', cur: 'A', upd: 'C', partition: 4, mark: { revision: 'C', partition: 4 }, pods: 'A A A A B!' }, /waiting for pod web-4 to be updated to C/],
+      ['another pod not Ready at the update revision holds it', { cur: 'A', upd: 'C', partition: 4, mark: { revision: 'C', partition: 4 }, pods: 'A A A C! B!' }, /waiting for pod web-3 to be Ready/],
+      ['a pod left unready at an abandoned revision below: a person decides, told how', { cur: 'A', upd: 'C', partition: 5, pods: 'B! A A A A' }, /delete pod web-0 and it is recreated at A/],
+      ['a pod missing above the broken one cannot be created (OrderedReady): the partition goes over it', { replicas: 2, cur: 'B', upd: 'C', partition: 2, pods: 'X! -' }, 'patch(skip P=1)'],
+      ['then the broken pod is next', { replicas: 2, cur: 'B', upd: 'C', partition: 1, pods: 'X! -' }, 'hook(null -> web-0)'],
+    ]);
+
+    it('the hook is told next is not Ready', () => {
+      const a = plan(snap({ cur: 'A', upd: 'A', partition: 5, pods: 'A A A A B!' }));
+      expect(a.kind === 'callHook' && a.nextReady).to.equal(false);
+      expect(a.kind === 'callHook' && a.message).to.match(/not Ready: replacing a broken pod/);
+    });
+  });
+
+  describe('spec.ordinals.start', () => {
+    table([
+      ['start 1: the top pod is web-5', { start: 1, partition: 5, pods: 'A A A A A' }, 'hook(null -> web-5)'],
+      ['start 3: in the middle', { start: 3, partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A B B' }, 'hook(web-6 -> web-5)'],
+      ['start 3: a missing pod is named by its ordinal', { start: 3, partition: 2, mark: { revision: 'B', partition: 2 }, pods: 'A - B B B' }, /waiting for pod web-4 to be created/],
+      ['start 1: the end', { start: 1, cur: 'B', partition: 0, mark: { revision: 'B', partition: 0 }, pods: 'B B B B B' }, 'hook(web-1 -> null)'],
+    ]);
+  });
+
+  describe('an approval holds only for the state it was given in', () => {
+    const o: SnapOpts = { partition: 4, mark: { revision: 'B', partition: 4 }, pods: 'A A A A B' };
+    const approvedAgain = (change: SnapOpts): string => {
+      const first = plan(snap(o));
+      if (first.kind !== 'callHook') throw new Error('expected a hook call');
+      return show(plan(snap({ ...o, ...change, approval: { key: first.key, at: 1_000_000 } })));
+    };
+    it('the same state: the step', () => expect(approvedAgain({})).to.equal('patch(step P=3 mark=B/3)'));
+    it('another generation (the spec changed): asked again', () => expect(approvedAgain({ generation: 3, observedGeneration: 3 })).to.equal('hook(web-4 -> web-3)'));
+    it('other hook options: asked again', () => expect(approvedAgain({ hookConfig: '["noop",[["x","1"]]]' })).to.equal('hook(web-4 -> web-3)'));
+    it('next changed (its resourceVersion): asked again', () => expect(approvedAgain({ pods: 'A A A A! B' })).to.match(/^hold|^hook/));
   });
 
   describe('replicas 1', () => {

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { describeError } from '../../lib/errors.ts';
+import { type HookContext, HookNotReady } from '../../lib/hook.ts';
+import { type BrokerAddress, type KafkaAdmin, type KafkaAdminOptions, openKafkaAdmin } from '../../lib/kafka/admin.ts';
+import type { Options } from './options.ts';
+
+const CA_KEY = 'ca.crt';
+const SaslCredentials = z.object({ username: z.string().min(1), password: z.string().min(1) });
+
+async function readSecret(ctx: HookContext<Options>, name: string): Promise<Record<string, string>> {
+  try {
+    return await ctx.secrets(name);
+  } catch (err) {
+    // The reader's error names the object and the API's answer, never its data.
+    throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
+  }
+}
+
+/** A connection to one broker with the options' TLS and SASL; every failure is a HookNotReady with a reason. */
+export async function connect(ctx: HookContext<Options>, broker: BrokerAddress): Promise<KafkaAdmin> {
+  const o = ctx.options;
+  const admin: KafkaAdminOptions = { bootstrap: [broker], timeoutMs: o.timeoutSeconds * 1000, signal: ctx.signal, clientId: 'sts-pilot' };
+  if (o.tls) {
+    admin.tls = {};
+    if (o.caSecret) {
+      const pem = (await readSecret(ctx, o.caSecret))[CA_KEY];
+      if (!pem || !pem.includes('-----BEGIN CERTIFICATE-----')) throw new HookNotReady(`Secret ${o.caSecret} has no PEM certificate under ${CA_KEY}`);
+      admin.tls.ca = pem;
+    }
+  }
+  if (o.sasl) {
+    const creds = SaslCredentials.safeParse(await readSecret(ctx, o.sasl.secret));
+    // Values never reach a reason or a log.
+    if (!creds.success) throw new HookNotReady(`Secret ${o.sasl.secret} needs non-empty username and password for SASL ${o.sasl.mechanism}`);
+    admin.sasl = { mechanism: o.sasl.mechanism, ...creds.data };
+  }
+  try {
+    return await openKafkaAdmin(admin);
+  } catch (err) {
+    throw new HookNotReady(`Kafka at ${broker.host}:${broker.port}: ${describeError(err, 400)}`);
+  }
+}

@@ -1,0 +1,249 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import {
+  Connection,
+  createAPI,
+  describeConfigsV4,
+  describeQuorumV2,
+  metadataV12,
+  type Reader,
+  ResponseError,
+  Writer,
+} from '@platformatic/kafka';
+import { z } from 'zod';
+import { describeError } from '../errors.ts';
+
+// The few Kafka admin requests sts-pilot makes, over one connection to one
+// broker, with @platformatic/kafka's wire codecs (see docs/decisions.md: it is
+// the only maintained Node client that speaks DescribeQuorum). Every answer is
+// checked with zod before anyone reads it: the decoded objects are the client's
+// guess at the bytes, and a hook decides on them.
+
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+export interface KafkaAdminOptions {
+  /** Tried in order until one answers. */
+  bootstrap: readonly BrokerAddress[];
+  /** TLS to the brokers; `ca` is the PEM bundle to trust (else the system's). */
+  tls?: { ca?: string; serverName?: string };
+  sasl?: { mechanism: SaslMechanism; username: string; password: string };
+  /** Per request, and per connection attempt. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  clientId?: string;
+}
+
+const Int32 = z.number().int();
+const Id = z.number().int().min(-1);
+const Count = z.number().int().min(0);
+
+/** Metadata v12: brokers (registered and unfenced only) and every topic's partitions with their ISR. */
+export const MetadataAnswer = z.object({
+  clusterId: z.string().nullable(),
+  brokers: z.array(z.object({ nodeId: Id, host: z.string(), port: Int32 })),
+  topics: z.array(
+    z.object({
+      errorCode: Int32,
+      name: z.string().nullable(),
+      isInternal: z.boolean(),
+      partitions: z.array(
+        z.object({
+          errorCode: Int32,
+          partitionIndex: Count,
+          leaderId: Id,
+          replicaNodes: z.array(Id),
+          isrNodes: z.array(Id),
+          offlineReplicas: z.array(Id),
+        }),
+      ),
+    }),
+  ),
+});
+export type MetadataAnswer = z.infer<typeof MetadataAnswer>;
+
+/** DescribeCluster v2 (KIP-1073): every registered broker, fenced ones included and marked. */
+export const ClusterAnswer = z.object({
+  clusterId: z.string(),
+  brokers: z.array(z.object({ brokerId: Id, host: z.string(), port: Int32, isFenced: z.boolean() })),
+});
+export type ClusterAnswer = z.infer<typeof ClusterAnswer>;
+
+const Voter = z.object({ replicaId: Id, logEndOffset: z.bigint(), lastFetchTimestamp: z.bigint(), lastCaughtUpTimestamp: z.bigint() });
+
+/** DescribeQuorum v2 of __cluster_metadata, as the active controller answers it (a broker forwards it there). */
+export const QuorumAnswer = z.object({
+  topics: z
+    .array(
+      z.object({
+        topicName: z.string(),
+        partitions: z.array(
+          z.object({
+            partitionIndex: Count,
+            leaderId: Id,
+            leaderEpoch: Int32,
+            highWatermark: z.bigint(),
+            currentVoters: z.array(Voter),
+            observers: z.array(Voter),
+          }),
+        ),
+      }),
+    )
+    .length(1),
+});
+export type QuorumAnswer = z.infer<typeof QuorumAnswer>;
+
+/** DescribeConfigs v4: the values of the keys asked for, per resource. */
+export const ConfigsAnswer = z.object({
+  results: z.array(
+    z.object({
+      errorCode: Int32,
+      errorMessage: z.string().nullable(),
+      resourceType: Int32,
+      resourceName: z.string(),
+      configs: z.array(z.object({ name: z.string(), value: z.string().nullable() })),
+    }),
+  ),
+});
+export type ConfigsAnswer = z.infer<typeof ConfigsAnswer>;
+
+export const RESOURCE_TOPIC = 2;
+export const RESOURCE_BROKER = 4;
+export const METADATA_TOPIC = '__cluster_metadata';
+
+export interface KafkaAdmin {
+  /** host:port of the broker this connection reached. */
+  readonly broker: string;
+  metadata(): Promise<MetadataAnswer>;
+  cluster(): Promise<ClusterAnswer>;
+  quorum(): Promise<QuorumAnswer>;
+  configs(resources: { type: number; name: string; keys: string[] }[]): Promise<ConfigsAnswer>;
+  close(): Promise<void>;
+}
+
+// DescribeCluster v2 is not among the client's codecs (it stops at v1): the
+// same request plus include_fenced_brokers, the same answer plus is_fenced.
+function describeClusterV2Request(): Writer {
+  return Writer.create().appendBoolean(false).appendInt8(1).appendBoolean(true).appendTaggedFields();
+}
+function describeClusterV2Response(_correlationId: number, apiKey: number, apiVersion: number, r: Reader): unknown {
+  const out = {
+    throttleTimeMs: r.readInt32(),
+    errorCode: r.readInt16(),
+    errorMessage: r.readNullableString(),
+    endpointType: r.readInt8(),
+    clusterId: r.readString(),
+    controllerId: r.readInt32(),
+    brokers: r.readArray((b) => {
+      const broker = { brokerId: b.readInt32(), host: b.readString(), port: b.readInt32(), rack: b.readNullableString(), isFenced: b.readBoolean() };
+      return broker;
+    }),
+    clusterAuthorizedOperations: r.readInt32(),
+  };
+  r.readTaggedFields();
+  if (out.errorCode !== 0) throw new ResponseError(apiKey, apiVersion, { '/': [out.errorCode, out.errorMessage] }, out);
+  return out;
+}
+const describeClusterV2 = createAPI<[], unknown>(60, 2, describeClusterV2Request, describeClusterV2Response);
+
+/** "DescribeQuorum: NOT_CONTROLLER (the server's message)": a Kafka error as people can read it. */
+export function kafkaErrorText(err: unknown): string {
+  if (err instanceof ResponseError) {
+    const inner = (err as unknown as { errors?: unknown[] }).errors ?? [];
+    const parts = inner.map((e) => {
+      const x = e as { apiId?: string; serverErrorMessage?: string | null; message?: string };
+      return [x.apiId, x.serverErrorMessage].filter(Boolean).join(': ') || x.message || '';
+    });
+    if (parts.length > 0) return parts.join('; ');
+  }
+  return describeError(err, 200);
+}
+
+function check<T>(what: string, schema: z.ZodType<T>, raw: unknown): T {
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new Error(`${what} answered unexpectedly: ${z.prettifyError(r.error).replace(/\s+/g, ' ').slice(0, 300)}`);
+  return r.data;
+}
+
+/** Rejects with the signal's reason when it aborts first; the caller closes the connection. */
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new Error('cancelled (deadline or shutdown)'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('cancelled (deadline or shutdown)'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+function connectionOptions(o: KafkaAdminOptions) {
+  const tls: TlsOptions | undefined = o.tls ? { ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.serverName ? { servername: o.tls.serverName } : {}) } : undefined;
+  return {
+    connectTimeout: o.timeoutMs,
+    requestTimeout: o.timeoutMs,
+    ...(tls ? { tls } : {}),
+    ...(o.sasl ? { sasl: { mechanism: o.sasl.mechanism, username: o.sasl.username, password: o.sasl.password } } : {}),
+  };
+}
+
+/**
+ * A connection to the first bootstrap broker that accepts one. Throws with
+ * every address's failure when none does.
+ */
+export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> {
+  const failures: string[] = [];
+  for (const b of o.bootstrap) {
+    const conn = new Connection(o.clientId ?? 'sts-pilot', connectionOptions(o));
+    conn.on('error', () => {}); // reported through the calls' own rejections
+    try {
+      await raceSignal(conn.connect(b.host, b.port) as Promise<void>, o.signal);
+      return adminOn(conn, `${b.host}:${b.port}`, o.signal);
+    } catch (err) {
+      await conn.close().catch(() => {});
+      if (o.signal?.aborted) throw new Error('cancelled (deadline or shutdown)');
+      failures.push(`${b.host}:${b.port}: ${kafkaErrorText(err)}`);
+    }
+  }
+  throw new Error(`no bootstrap broker answered (${failures.join('; ')})`);
+}
+
+function adminOn(conn: Connection, broker: string, signal: AbortSignal | undefined): KafkaAdmin {
+  async function call<T>(what: string, schema: z.ZodType<T>, run: () => Promise<unknown>): Promise<T> {
+    let raw: unknown;
+    try {
+      raw = await raceSignal(run(), signal);
+    } catch (err) {
+      throw new Error(`${what} to broker ${broker}: ${kafkaErrorText(err)}`);
+    }
+    return check(`${what} from broker ${broker}`, schema, raw);
+  }
+  return {
+    broker,
+    metadata: () => call('Metadata', MetadataAnswer, () => metadataV12.api.async(conn, null, false, false)),
+    cluster: () => call('DescribeCluster', ClusterAnswer, () => describeClusterV2.async(conn)),
+    quorum: () =>
+      call('DescribeQuorum', QuorumAnswer, () => describeQuorumV2.api.async(conn, [{ topicName: METADATA_TOPIC, partitions: [{ partitionIndex: 0 }] }])),
+    configs: (resources) =>
+      call('DescribeConfigs', ConfigsAnswer, () =>
+        describeConfigsV4.api.async(
+          conn,
+          resources.map((r) => ({ resourceType: r.type as 2, resourceName: r.name, configurationKeys: r.keys })),
+          false,
+          false,
+        ),
+      ),
+    close: () => conn.close().catch(() => {}),
+  };
+}

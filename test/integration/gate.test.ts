@@ -1,0 +1,391 @@
+import { type V1StatefulSet } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  applyManifest,
+  type Cluster,
+  cluster,
+  ControllerProcess,
+  converged,
+  createAndSettle,
+  eventsFor,
+  type HookCall,
+  mergePatch,
+  namespace,
+  partitionOf,
+  type PodMove,
+  podsOf,
+  readSts,
+  RecordingHook,
+  RolloutAudit,
+  setImage,
+  statefulSet,
+  waitUntil,
+} from './harness.ts';
+
+const run = promisify(execFile);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Moves (a pod gone at one revision, back at another) that no approval of that
+ * very pod, to that very revision, preceded: what the product promises never happens.
+ */
+function unapproved(moves: PodMove[], calls: readonly HookCall[]): PodMove[] {
+  return moves.filter(
+    (m) => !calls.some((c) => c.approved && c.next?.uid === m.oldUid && c.answeredAt <= m.at && c.updateRevision === m.newRevision),
+  );
+}
+
+/** The rollout is over: every pod Ready at the update revision, partition back at replicas, no mark left. */
+async function settled(c: Cluster, ns: string, name: string): Promise<V1StatefulSet | undefined> {
+  const s = await converged(c, ns, name);
+  if (!s || partitionOf(s) !== (s.spec?.replicas ?? 1)) return undefined;
+  if (s.metadata?.annotations?.['sts-pilot.io/status']?.includes('"rollout"')) return undefined;
+  return s;
+}
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_000);
+
+/**
+ * Four StatefulSets at once, each rolled to a new image and reverted to the
+ * previous one at a random moment of the rollout (`kubectl apply` of the old
+ * manifest does the same write), `rounds` times each.
+ */
+async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: RolloutAudit, rounds: number, seed: number) {
+  const rand = rng(seed);
+  const names = ['r0', 'r1', 'r2', 'r3'];
+  const withHook = { 'http.sts-pilot.io/url': hook.url };
+  await Promise.all(names.map((n) => createAndSettle(c, ns, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook }))));
+  const waits = names.map(() => Array.from({ length: rounds }, () => 300 + Math.floor(rand() * 4500)));
+  let reverts = 0;
+  await Promise.all(
+    names.map(async (n, i) => {
+      for (let r = 0; r < rounds; r++) {
+        await setImage(c, ns, n, `example/app:${n}-${r + 2}`);
+        await sleep(waits[i]?.[r] ?? 1000);
+        await setImage(c, ns, n, 'example/app:1');
+        reverts++;
+        await waitUntil(`${n} back at example/app:1 (round ${r + 1})`, 120_000, () => settled(c, ns, n));
+      }
+    }),
+  );
+  const moves = names.flatMap((n) => audit.moves(n));
+  return { names, reverts, moves, unapproved: unapproved(moves, hook.calls) };
+}
+
+describe('the gate: admission policies, the guard, broken releases, undo, ordinals.start', function () {
+  this.timeout(6 * 60_000);
+  let c: Cluster;
+  let hook: RecordingHook;
+
+  before(async function () {
+    this.timeout(80 * 60_000);
+    c = await cluster();
+    hook = await new RecordingHook().start();
+    console.log(`      gate seed ${SEED} (replay: STS_PILOT_GATE_SEED=${SEED})`);
+  });
+  after(() => hook?.stop());
+
+  describe('with the admission policies (as shipped)', () => {
+    let ns: string;
+    let ctrl: ControllerProcess;
+    let audit: RolloutAudit;
+    const withHook = (): Record<string, string> => ({ 'http.sts-pilot.io/url': hook.url });
+
+    before(async () => {
+      ns = await namespace(c, 'gate');
+      audit = await new RolloutAudit().start(c, ns);
+      ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
+    });
+    after(async () => {
+      await ctrl?.kill('SIGTERM');
+      await audit?.stop();
+    });
+
+    it('says at startup that the API server keeps the gate shut', async () => {
+      await waitUntil('the gate check', 20_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
+      expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 1$/m);
+    });
+
+    it('a template reverted at random moments of 20 rollouts moves no pod without an approval of that pod', async () => {
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED);
+      console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved`);
+      expect(r.reverts).to.equal(20);
+      expect(r.moves.length, 'the rollouts moved pods').to.be.greaterThan(20);
+      expect(r.unapproved.map((m) => `${m.name} ${m.oldRevision} -> ${m.newRevision}`)).to.deep.equal([]);
+    });
+
+    it('`kubectl rollout undo` and `kubectl apply` of the old manifest mid-rollout hold the partition in the same write', async () => {
+      const sts = statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() });
+      await createAndSettle(c, ns, sts);
+      const kubectl = (args: string[]): Promise<{ stdout: string }> =>
+        run(join(c.cp?.binDir ?? '', 'kubectl'), ['--kubeconfig', c.kubeconfigPath, '-n', ns, ...args]);
+      // What the write itself left, as the audit's own watch saw that generation first.
+      const partitionWritten = async (generation: number): Promise<number | undefined> => {
+        const o = await waitUntil(`generation ${generation} seen`, 10_000, async () => audit.of('undo').find((x) => x.generation === generation));
+        return o.partition;
+      };
+      // kubectl rollout undo, after two pods moved.
+      await setImage(c, ns, 'undo', 'example/app:2');
+      await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 2);
+      let generation = (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
+      await kubectl(['rollout', 'undo', 'statefulset/undo']);
+      expect(await partitionWritten(generation + 1), 'the undo write itself held the partition').to.equal(4);
+      await waitUntil('undo rolled back', 120_000, () => settled(c, ns, 'undo'));
+      // kubectl apply of the manifest as first applied (no partition in it), after one pod moved.
+      const file = join(tmpdir(), `sts-pilot-undo-${process.pid}.json`);
+      writeFileSync(file, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
+      await kubectl(['apply', '-f', file]);
+      await setImage(c, ns, 'undo', 'example/app:3');
+      await waitUntil('one pod at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 1);
+      generation = (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
+      await kubectl(['apply', '-f', file]);
+      expect(await partitionWritten(generation + 1), 'the apply itself held the partition').to.equal(4);
+      await waitUntil('apply rolled back', 120_000, () => settled(c, ns, 'undo'));
+      const bad = unapproved(audit.moves('undo'), hook.calls);
+      expect(bad.map((m) => `${m.name} ${m.oldRevision} -> ${m.newRevision}`)).to.deep.equal([]);
+      expect(audit.moves('undo').length, 'pods moved there and back, each approved').to.be.at.least(4);
+    });
+
+    it('a hand-lowered partition is refused with how to take over; paused, it is allowed', async () => {
+      await createAndSettle(c, ns, statefulSet('hand', { replicas: 3, hook: 'http', annotations: withHook() }));
+      hook.decide = (call) => call.sts !== `${ns}/hand`;
+      try {
+        await setImage(c, ns, 'hand', 'example/app:2');
+        const err = await mergePatch(c, ns, 'hand', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).then(
+          () => undefined,
+          (e: unknown) => e as { code?: number; body?: unknown },
+        );
+        expect(err?.code, 'refused').to.equal(403);
+        const body = typeof err?.body === 'string' ? err.body : JSON.stringify(err?.body);
+        expect(body).to.match(/sts-pilot holds the partition of StatefulSet .*\/hand: lowering it from 3 to 0 would let pods move without the approval of its hook/);
+        expect(body).to.include(`sts-pilot pause hand -n ${ns}`);
+        expect(partitionOf(await readSts(c, ns, 'hand'))).to.equal(3);
+        // A person who took the wheel may do it.
+        await mergePatch(c, ns, 'hand', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { rollingUpdate: { partition: 2 } } } });
+        expect(partitionOf(await readSts(c, ns, 'hand'))).to.equal(2);
+      } finally {
+        hook.decide = () => true;
+      }
+      await mergePatch(c, ns, 'hand', { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
+      await waitUntil('hand rollout', 120_000, () => settled(c, ns, 'hand'));
+    });
+
+    it('the label added in the middle of a native rollout holds the partition in the same write', async () => {
+      const sts = statefulSet('native', { replicas: 5 });
+      await createAndSettle(c, ns, sts);
+      await setImage(c, ns, 'native', 'example/app:2');
+      await waitUntil('a native rollout in flight', 60_000, async () => ((await readSts(c, ns, 'native')).status?.updatedReplicas ?? 0) >= 1);
+      const labelled = await mergePatch(c, ns, 'native', {
+        metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() },
+      });
+      const at = Date.now();
+      expect(partitionOf(labelled), 'the labelling write held the partition').to.equal(5);
+      await waitUntil('native rollout finished through the hook', 120_000, () => settled(c, ns, 'native'));
+      const later = audit.moves('native').filter((m) => m.at > at + 1000);
+      expect(unapproved(later, hook.calls).map((m) => m.name), 'no pod moved unapproved after the label').to.deep.equal([]);
+      expect(hook.approvals(`${ns}/native`).length, 'the pods left were approved one by one').to.be.at.least(1);
+    });
+
+    for (const how of ['rolled back with `sts-pilot undo`', 'fixed forward with a new image'] as const) {
+      it(`a broken release (its pod never Ready) ${how}: completes through the hook, every pod approved`, async () => {
+        const name = how.startsWith('rolled') ? 'broken-back' : 'broken-fwd';
+        await createAndSettle(c, ns, statefulSet(name, { replicas: 4, hook: 'http', annotations: withHook() }));
+        const start = hook.calls.length;
+        await setImage(c, ns, name, 'example/app:broken');
+        await waitUntil('the broken pod at the top', 60_000, async () => {
+          const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-3`);
+          return top?.spec?.containers?.[0]?.image === 'example/app:broken' && !top.metadata?.deletionTimestamp;
+        });
+        await waitUntil('the rollout held by the broken pod', 30_000, async () => {
+          const status = (await readSts(c, ns, name)).metadata?.annotations?.['sts-pilot.io/status'] ?? '';
+          return ctrl.logs.some((l) => l.statefulSet === `${ns}/${name}` && String(l.msg).includes(`waiting for pod ${name}-3 to be Ready`)) || status.includes('Ready');
+        });
+        if (how.startsWith('rolled')) {
+          const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
+          expect(stdout).to.match(/template of revision 1 .* restored; partition held at 4 in the same write/);
+        } else {
+          await setImage(c, ns, name, 'example/app:3');
+        }
+        const done = await waitUntil(`${name} recovered`, 150_000, () => settled(c, ns, name));
+        const image = done.spec?.template?.spec?.containers?.[0]?.image;
+        expect(image).to.equal(how.startsWith('rolled') ? 'example/app:1' : 'example/app:3');
+        const calls = hook.calls.slice(start).filter((x) => x.sts === `${ns}/${name}` && x.approved && x.updateRevision === done.status?.updateRevision);
+        // The broken pod first (told it is not Ready), then every other one that had to move, then the end.
+        expect(calls[0]?.next?.name, 'the broken pod is replaced first').to.equal(`${name}-3`);
+        const expected = how.startsWith('rolled') ? [`${name}-3`] : [`${name}-3`, `${name}-2`, `${name}-1`, `${name}-0`];
+        expect(calls.filter((x) => x.next).map((x) => x.next?.name)).to.deep.equal(expected);
+        expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
+        const events = (await eventsFor(c, ns, name)).map((e) => e.reason);
+        expect(events, 'OrderedReady never replaces an unready pod: sts-pilot did').to.include('ApprovedPodReplaced');
+      });
+    }
+
+    for (const start of [1, 3]) {
+      it(`spec.ordinals.start ${start}: rolls ${start}.. from the highest, every step approved, status and Pilots by name`, async () => {
+        const name = `ord${start}`;
+        const sts = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() });
+        (sts.spec as NonNullable<V1StatefulSet['spec']>).ordinals = { start };
+        const from = (await createAndSettle(c, ns, sts)).status?.updateRevision;
+        const before = hook.calls.length;
+        await setImage(c, ns, name, 'example/app:2');
+        await waitUntil(`${name} rollout`, 120_000, async () => {
+          const s = await settled(c, ns, name);
+          return s && s.status?.updateRevision !== from ? s : undefined;
+        });
+        const order = hook.calls.slice(before).filter((x) => x.sts === `${ns}/${name}` && x.approved).map((x) => `${x.prev?.name ?? '-'}>${x.next?.name ?? '-'}`);
+        expect(order).to.deep.equal([`->${name}-${start + 2}`, `${name}-${start + 2}>${name}-${start + 1}`, `${name}-${start + 1}>${name}-${start}`, `${name}-${start}>-`]);
+        expect(unapproved(audit.moves(name), hook.calls)).to.deep.equal([]);
+        const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
+        expect(stdout).to.include(`${name}-${start + 2}`);
+        expect(stdout).to.not.match(new RegExp(`${name}-${start + 3}\\b`));
+      });
+    }
+
+    it('Parallel with maxUnavailable 2: the partition still moves one approved pod at a time', async () => {
+      const sts = statefulSet('par', { replicas: 5, hook: 'http', annotations: withHook() });
+      const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
+      spec.podManagementPolicy = 'Parallel';
+      spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 2 } };
+      await createAndSettle(c, ns, sts);
+      const from = (await readSts(c, ns, 'par')).status?.updateRevision;
+      await setImage(c, ns, 'par', 'example/app:2');
+      await waitUntil('par rollout', 120_000, async () => {
+        const s = await settled(c, ns, 'par');
+        return s && s.status?.updateRevision !== from ? s : undefined;
+      });
+      const partitions = audit.of('par').map((o) => o.partition).filter((p): p is number => p !== undefined);
+      const steps = partitions.slice(1).map((p, i) => p - (partitions[i] as number));
+      expect(steps.filter((d) => d < 0).every((d) => d === -1), `partition history ${partitions.join(' ')}`).to.equal(true);
+      const moves = audit.moves('par');
+      expect(moves).to.have.length(5);
+      expect(unapproved(moves, hook.calls)).to.deep.equal([]);
+      // Never two pods down at once: each move starts after the previous pod came back.
+      const downs = moves.map((m) => m.at).sort((a, b) => a - b);
+      for (let i = 1; i < downs.length; i++) expect(downs[i] as number).to.be.greaterThan(downs[i - 1] as number);
+    });
+  });
+
+  describe('without the admission policies (a namespace left to the guard alone)', () => {
+    let ns: string;
+    let ctrl: ControllerProcess;
+    let audit: RolloutAudit;
+
+    before(async () => {
+      ns = await namespace(c, 'noadm', { gate: false });
+      audit = await new RolloutAudit().start(c, ns);
+      ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
+    });
+    after(async () => {
+      await ctrl?.kill('SIGTERM');
+      await audit?.stop();
+    });
+
+    it('the guard acts on the first event of a reverted template: at most one pod per revert moves before it', async () => {
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED + 1);
+      console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved (the race the policies close)`);
+      expect(r.reverts).to.equal(20);
+      const byRevertWindow = new Map<string, number>();
+      for (const m of r.unapproved) byRevertWindow.set(`${m.owner}`, (byRevertWindow.get(m.owner) ?? 0) + 1);
+      for (const [owner, count] of byRevertWindow) expect(count, `${owner}: unapproved moves in 5 reverts`).to.be.at.most(5);
+      const guarded = (await Promise.all(r.names.map((n) => eventsFor(c, ns, n)))).flat().filter((e) => e.reason === 'PartitionGuarded');
+      expect(guarded.length, 'the guard raised the partition').to.be.greaterThan(0);
+    });
+
+    it('`sts-pilot undo` holds the partition in its own write: a rollback moves nothing unapproved', async () => {
+      await createAndSettle(c, ns, statefulSet('u', { replicas: 4, hook: 'http', annotations: { 'http.sts-pilot.io/url': hook.url } }));
+      await setImage(c, ns, 'u', 'example/app:2');
+      await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'u')).status?.updatedReplicas ?? 0) >= 2);
+      await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', 'u', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
+      await waitUntil('u rolled back', 120_000, () => settled(c, ns, 'u'));
+      expect(unapproved(audit.moves('u'), hook.calls).map((m) => m.name)).to.deep.equal([]);
+      expect(audit.moves('u').length).to.be.at.least(4);
+    });
+
+    it('OnDelete: a pod evicted mid-rollout comes back at the update revision without the hook (the StatefulSet controller recreates it so)', async () => {
+      await createAndSettle(c, ns, statefulSet('od', { replicas: 3, hook: 'http', onDelete: true, annotations: { 'http.sts-pilot.io/url': hook.url } }));
+      hook.decide = (call) => call.sts !== `${ns}/od`;
+      try {
+        await setImage(c, ns, 'od', 'example/app:2');
+        await waitUntil('the hook holding od', 30_000, async () => hook.calls.some((x) => x.sts === `${ns}/od`));
+        const victim = (await podsOf(c, ns, 'od')).find((p) => p.metadata?.name === 'od-0');
+        await c.core.deleteNamespacedPod({ name: 'od-0', namespace: ns });
+        await waitUntil('od-0 back', 30_000, async () => {
+          const p = (await podsOf(c, ns, 'od')).find((x) => x.metadata?.name === 'od-0');
+          return p && p.metadata?.uid !== victim?.metadata?.uid && !p.metadata?.deletionTimestamp;
+        });
+        const moved = unapproved(audit.moves('od'), hook.calls);
+        expect(moved.map((m) => m.name), 'recreated at updateRevision: a move no hook approved').to.deep.equal(['od-0']);
+      } finally {
+        hook.decide = () => true;
+      }
+      await waitUntil('od rollout', 120_000, async () => {
+        const s = await readSts(c, ns, 'od');
+        const pods = await podsOf(c, ns, 'od');
+        return pods.length === 3 && pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === s.status?.updateRevision);
+      });
+    });
+
+    it('RollingUpdate: the same eviction below the partition comes back at the current revision (no move)', async () => {
+      await createAndSettle(c, ns, statefulSet('ru', { replicas: 3, hook: 'http', annotations: { 'http.sts-pilot.io/url': hook.url } }));
+      hook.decide = (call) => call.sts !== `${ns}/ru`;
+      try {
+        await setImage(c, ns, 'ru', 'example/app:2');
+        await waitUntil('the hook holding ru', 30_000, async () => hook.calls.some((x) => x.sts === `${ns}/ru`));
+        await c.core.deleteNamespacedPod({ name: 'ru-0', namespace: ns });
+        await sleep(3000);
+        expect(audit.moves('ru')).to.deep.equal([]);
+      } finally {
+        hook.decide = () => true;
+      }
+      await waitUntil('ru rollout', 120_000, () => settled(c, ns, 'ru'));
+    });
+  });
+
+  describe('the startup check', () => {
+    it('says so when the policies are not installed, and works on', async () => {
+      // Remove the gate's bindings for a moment (nothing else runs now), start a controller, put them back.
+      const adm = (await import('@kubernetes/client-node')).AdmissionregistrationV1Api;
+      const api = c.kc.makeApiClient(adm);
+      await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+      await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
+      let ctrl: ControllerProcess | undefined;
+      try {
+        ctrl = await ControllerProcess.start(c, ['--namespace', 'default']);
+        await waitUntil('the gate check', 20_000, async () => (ctrl as ControllerProcess).logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
+        const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
+        expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
+        expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
+        expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.status)).to.equal(200);
+      } finally {
+        await ctrl?.kill('SIGTERM');
+        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+      }
+      // Back in force before the next suite: a template change holds the partition again.
+      const ns = await namespace(c, 'gate-back');
+      await c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('probe', { replicas: 2, hook: 'noop' }) });
+      let image = 1;
+      await waitUntil('the gate back in force', 30_000, async () => {
+        await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
+        await setImage(c, ns, 'probe', `example/app:${++image}`);
+        return partitionOf(await readSts(c, ns, 'probe')) === 2;
+      });
+    });
+  });
+});

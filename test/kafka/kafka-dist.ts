@@ -1,0 +1,74 @@
+// Kafka for the tests: jars from Maven Central through fetch-kafka.sh (cached
+// outside the clone), and how to run a broker or a tool from them.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface KafkaDist {
+  version: string;
+  /** Directory of the jars (the classpath is `<libs>/*`). */
+  libs: string;
+  javaHome: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let memo: Promise<KafkaDist> | undefined;
+
+/** Runs fetch-kafka.sh (downloads on a cache miss); fails with the script's own words. */
+export function kafkaDist(): Promise<KafkaDist> {
+  memo ??= (async () => {
+    const child = spawn('bash', [path.join(here, 'fetch-kafka.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      process.stderr.write(d);
+    });
+    const [code] = (await once(child, 'close')) as [number | null];
+    if (code !== 0) throw new Error(`fetch-kafka.sh exited ${code}:\n${err.trim()}`);
+    const lines = out.trim().split('\n');
+    const kv = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
+    const libs = lines.at(-1) ?? '';
+    const version = kv('version');
+    const javaHome = kv('java_home');
+    if (!version || !javaHome || !libs.startsWith('/')) throw new Error(`fetch-kafka.sh printed something unexpected:\n${out}`);
+    return { version, libs, javaHome };
+  })();
+  memo.catch(() => (memo = undefined));
+  return memo;
+}
+
+/** `java … -cp <libs>/* <main> <args>`: a Kafka process as bin/kafka-run-class.sh would start it. */
+export function javaCommand(d: KafkaDist, main: string, args: string[], o: { heap?: string; log4j?: string } = {}): string[] {
+  const heap = o.heap ?? '256m';
+  return [
+    path.join(d.javaHome, 'bin', 'java'),
+    `-Xms${heap}`,
+    `-Xmx${heap}`,
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-Djava.awt.headless=true',
+    ...(o.log4j ? [`-Dlog4j2.configurationFile=${o.log4j}`] : []),
+    '-cp',
+    `${d.libs}/*`,
+    main,
+    ...args,
+  ];
+}
+
+/** A log4j2 configuration: INFO to stdout, the noisy loggers at WARN. */
+export const LOG4J2 = `status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = out
+logger.server.name = kafka.server
+logger.server.level = INFO
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = INFO
+`;

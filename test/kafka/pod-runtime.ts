@@ -1,0 +1,189 @@
+// A NodeAgent runtime that backs each pod of a StatefulSet with a real Kafka
+// node in KRaft combined mode (broker and controller in one process), wrapped
+// by the in-pod pilot (`sts-pilot pilot --app kafka -- java … kafka.Kafka`),
+// as a container runtime would run it:
+//
+// - node.id = the pod's ordinal (the convention the kafka hook assumes with
+//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters);
+// - the log dir is keyed by the pod's name, so it survives the pod's
+//   re-creation like a PersistentVolumeClaim; it is formatted once, by the
+//   pilot's --pre-start (as an init step of the pod would);
+// - env POD_NAME / POD_NAMESPACE / POD_UID / POD_REVISION from the pod; the
+//   pilot writes Pilot status with the ADMIN kubeconfig of the test cluster;
+// - readiness = the pilot's /readyz (broker registered and unfenced);
+// - every process under `setpriv --pdeathsig KILL`, so nothing outlives the test.
+
+import type { V1Pod } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { PodRuntime } from '../cluster/node-agent.ts';
+import { freePortBlock } from '../es/pod-runtime.ts';
+import type { Cluster } from '../integration/harness.ts';
+import { PilotProcess } from '../pilot/harness.ts';
+import { javaCommand, type KafkaDist, LOG4J2 } from './kafka-dist.ts';
+
+export interface KafkaPodRuntimeOptions {
+  c: Cluster;
+  dist: KafkaDist;
+  /** Kept by the caller (removed by it). */
+  workDir: string;
+  /** Pod names in ordinal order. */
+  names: string[];
+  heap?: string;
+  /** Broker settings added to every node's server.properties. */
+  settings?: Record<string, string | number>;
+  log?: (line: string) => void;
+}
+
+interface PodNode {
+  name: string;
+  id: number;
+  brokerPort: number;
+  controllerPort: number;
+  dir: string;
+  pilot: PilotProcess | undefined;
+  starts: number;
+}
+
+const live = new Set<PilotProcess>();
+let exitHook = false;
+
+/** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. */
+const newClusterId = (): string => randomBytes(16).toString('base64url');
+
+export class KafkaPodRuntime implements PodRuntime {
+  readonly nodes = new Map<string, PodNode>();
+  readonly pilots: { pod: string; pilot: PilotProcess }[] = [];
+  readonly clusterId = newClusterId();
+  private readonly o: KafkaPodRuntimeOptions;
+
+  private constructor(o: KafkaPodRuntimeOptions, base: number) {
+    this.o = o;
+    o.names.forEach((name, i) =>
+      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }),
+    );
+    fs.writeFileSync(path.join(o.workDir, 'log4j2.properties'), LOG4J2);
+  }
+
+  static async create(o: KafkaPodRuntimeOptions): Promise<KafkaPodRuntime> {
+    return new KafkaPodRuntime(o, await freePortBlock(o.names.length));
+  }
+
+  /** host:port of every broker listener: the bootstrap list. */
+  bootstrap(): string {
+    return [...this.nodes.values()].map((n) => `127.0.0.1:${n.brokerPort}`).join(',');
+  }
+
+  node(name: string): PodNode {
+    const n = this.nodes.get(name);
+    if (!n) throw new Error(`no Kafka node for pod ${name}`);
+    return n;
+  }
+
+  private configure(n: PodNode): string {
+    const dataDir = path.join(n.dir, 'data');
+    fs.mkdirSync(dataDir, { recursive: true });
+    const voters = [...this.nodes.values()].map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
+    const props: Record<string, string | number> = {
+      'process.roles': 'broker,controller',
+      'node.id': n.id,
+      'controller.quorum.voters': voters,
+      listeners: `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
+      'controller.listener.names': 'CONTROLLER',
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'inter.broker.listener.name': 'PLAINTEXT',
+      'log.dirs': dataDir,
+      'offsets.topic.replication.factor': 3,
+      'transaction.state.log.replication.factor': 3,
+      'transaction.state.log.min.isr': 2,
+      'group.initial.rebalance.delay.ms': 0,
+      'auto.create.topics.enable': 'false',
+      ...this.o.settings,
+    };
+    const file = path.join(n.dir, 'server.properties');
+    fs.writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    return file;
+  }
+
+  async start(pod: V1Pod): Promise<void> {
+    const name = pod.metadata?.name ?? '';
+    const ns = pod.metadata?.namespace ?? '';
+    const n = this.node(name);
+    if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    const props = this.configure(n);
+    const { dist } = this.o;
+    const log4j = path.join(this.o.workDir, 'log4j2.properties');
+    // Format once; a formatted dir is kept (it is the pod's volume).
+    const format = javaCommand(dist, 'kafka.tools.StorageTool', ['format', '--ignore-formatted', '-t', this.clusterId, '-c', props], { heap: '128m', log4j });
+    const broker = javaCommand(dist, 'kafka.Kafka', [props], { heap: this.o.heap ?? '256m', log4j });
+    n.starts++;
+    this.o.log?.(`${name}: starting Kafka node ${n.id} (start #${n.starts}) on ${n.brokerPort} under the pilot`);
+    const pilot = await PilotProcess.start({
+      c: this.o.c,
+      ns,
+      pod: name,
+      podUid: pod.metadata?.uid,
+      revision: pod.metadata?.labels?.['controller-revision-hash'],
+      command: ['setpriv', '--pdeathsig', 'KILL', '--', ...broker],
+      env: { KAFKA_HEAP_OPTS: '', KAFKA_OPTS: '', JAVA_TOOL_OPTIONS: '', _JAVA_OPTIONS: '' },
+      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
+      flags: [
+        '--app', 'kafka',
+        '--app-url', `kafka://127.0.0.1:${n.brokerPort}`,
+        '--app-data-dir', path.join(n.dir, 'data'),
+        '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '),
+        '--probe-interval', '1',
+        '--heartbeat', '5',
+        '--stop-timeout', '60',
+      ],
+    });
+    n.pilot = pilot;
+    this.pilots.push({ pod: name, pilot });
+    live.add(pilot);
+    void pilot.exited.then(() => live.delete(pilot));
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', () => {
+        for (const p of live) p.signal('SIGKILL');
+      });
+    }
+    await pilot.waitForServer();
+  }
+
+  async stop(pod: V1Pod): Promise<void> {
+    const name = pod.metadata?.name ?? '';
+    const pilot = this.node(name).pilot;
+    if (!pilot || pilot.exit) return;
+    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
+    pilot.signal('SIGTERM');
+    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
+    await pilot.exited;
+    clearTimeout(timer);
+    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+  }
+
+  async ready(pod: V1Pod): Promise<boolean> {
+    const n = this.node(pod.metadata?.name ?? '');
+    if (!n.pilot || n.pilot.exit) return false;
+    return (await n.pilot.get('/readyz')).status === 200;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      [...this.nodes.values()].map(async (n) => {
+        const p = n.pilot;
+        if (!p || p.exit) return;
+        p.signal('SIGTERM');
+        const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
+        await p.exited;
+        clearTimeout(t);
+      }),
+    );
+  }
+
+  tail(name: string, lines = 30): string {
+    return this.nodes.get(name)?.pilot?.tail(lines) ?? '';
+  }
+}
