@@ -148,9 +148,14 @@ describe('the container image (image/build.sh), unpacked and run without a conta
       const inImage = join(rootfs, copy.dest);
       if (copy.from) {
         // node_modules of `npm ci --omit=dev`: every production package of the lock file, no dev one.
-        const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+        // (Optional packages for another platform are left out by npm, as in the Dockerfile's linux/amd64 glibc stage.)
+        const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
+          packages: Record<string, { dev?: boolean; optional?: boolean; os?: string[]; cpu?: string[]; libc?: string[] }>;
+        };
+        const here = (v: { os?: string[]; cpu?: string[]; libc?: string[] }): boolean =>
+          (!v.os || v.os.includes('linux')) && (!v.cpu || v.cpu.includes('x64')) && (!v.libc || v.libc.includes('glibc'));
         const want = Object.entries(lock.packages)
-          .filter(([p, v]) => p.startsWith('node_modules/') && !v.dev)
+          .filter(([p, v]) => p.startsWith('node_modules/') && !v.dev && (!v.optional || here(v)))
           .map(([p]) => p.slice('node_modules/'.length))
           .sort();
         const have = Object.keys((JSON.parse(readFileSync(join(inImage, '.package-lock.json'), 'utf8')) as { packages: Record<string, unknown> }).packages)
