@@ -5,6 +5,7 @@ import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
 import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
+import { patroniProbe } from '../lib/probes/patroni.ts';
 import { kafkaProbe } from '../lib/probes/kafka.ts';
 
 const seconds = (min: number, max: number) => wholeNumber(min, max, 'seconds');
@@ -15,8 +16,8 @@ const PilotFlags = z.strictObject({
   podName: z.string({ error: 'is required (or $POD_NAME)' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
   podUid: z.string().min(1).optional(),
   revision: z.string().min(1).optional(),
-  app: z.enum(['none', 'elasticsearch', 'kafka'], { error: 'must be none, elasticsearch or kafka' }),
-  // http(s) for elasticsearch, kafka://host:port (a plaintext listener of this pod) for kafka
+  app: z.enum(['none', 'elasticsearch', 'patroni', 'kafka'], { error: 'must be none, elasticsearch, patroni or kafka' }),
+  // http(s) for elasticsearch and patroni, kafka://host:port (a plaintext listener of this pod) for kafka
   appUrl: z.url({ protocol: /^(https?|kafka)$/, error: 'must be an http://, https:// or kafka:// URL' }).optional(),
   appDataDir: z.string().min(1).optional(),
   appCaFile: z.string().min(1).optional(),
@@ -48,8 +49,8 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--pod-name <name>', "the pod's name, which is its Pilot's").env('POD_NAME'))
     .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
-    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'kafka']).default('none'))
-    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; kafka: default kafka://127.0.0.1:9092)').env('STS_PILOT_APP_URL'))
+    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni', 'kafka']).default('none'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092)').env('STS_PILOT_APP_URL'))
     .option('--app-data-dir <dir>', "kafka: a log dir of the node; its meta.properties tells the node id")
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
     .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
@@ -72,13 +73,15 @@ export function registerPilotCommand(program: Command): void {
       const probe =
         f.app === 'elasticsearch'
           ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
-          : f.app === 'kafka'
-            ? kafkaProbe({
-                broker: { host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(appUrl?.port || 9092) },
-                timeoutMs: f.probeTimeout * 1000,
-                ...(f.appDataDir ? { logDir: f.appDataDir } : {}),
-              })
-            : undefined;
+          : f.app === 'patroni'
+            ? patroniProbe({ url: f.appUrl ?? 'http://127.0.0.1:8008', timeoutMs: f.probeTimeout * 1000 })
+            : f.app === 'kafka'
+              ? kafkaProbe({
+                  broker: { host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(appUrl?.port || 9092) },
+                  timeoutMs: f.probeTimeout * 1000,
+                  ...(f.appDataDir ? { logDir: f.appDataDir } : {}),
+                })
+              : undefined;
       const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
       const runner = new PilotRunner({
         command,

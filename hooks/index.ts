@@ -4,6 +4,7 @@ import { kafkaHook } from './kafka/index.ts';
 import { httpHook } from './http/index.ts';
 import { manualHook } from './manual/index.ts';
 import { noopHook } from './noop/index.ts';
+import { patroniHook } from './patroni/index.ts';
 import { pilotReadyHook } from './pilot-ready/index.ts';
 
 /** Every hook, by name. Adding one: a folder with its file, and one line here. */
@@ -14,6 +15,7 @@ export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
     manualHook,
     pilotReadyHook,
     elasticsearchHook,
+    patroniHook,
     kafkaHook,
   ].map((h) => [h.name, h]),
 );

@@ -9,7 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import { describeError, statusCode } from './errors.ts';
 import { EventRecorder } from './events.ts';
-import { hookConfigOf, HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
+import { checkUpdateOrder, hookConfigOf, HookNotReady, hookOptionAnnotations, parseHookOptions, type RolloutHook } from './hook.ts';
 import { guardedPatch, isFailedTest, jsonPatchOptions } from './kube/guarded-patch.ts';
 import { Informer } from './kube/informer.ts';
 import { OwnerIndex } from './kube/owner-index.ts';
@@ -19,7 +19,7 @@ import { PilotManager } from './pilot/manager.ts';
 import { DEFAULT_LABEL_KEY, FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from './names.ts';
 import { type Action, plan } from './rollout/planner.ts';
 import { type Approval, podView, type PodView, type Snapshot, statefulSetView } from './rollout/snapshot.ts';
-import { parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from './rollout/status.ts';
+import { type OrderRecord, parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from './rollout/status.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ControllerOptions {
@@ -283,13 +283,14 @@ export class Controller {
       approval: this.approvals.get(k),
       hookProblem,
       hookConfig: hookConfigOf(hookName, sts.metadata?.annotations),
+      hookOrders: typeof hook?.podUpdateOrder === 'function',
     };
 
     const action = plan(snapshot);
     // An approval is for the state it was given in: once the plan is about anything
     // else, it is gone, and a hook call still running for it is stopped.
     const consumes = (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish')) || (action.kind === 'deletePod' && action.why === 'step');
-    const asks = action.kind === 'callHook' ? action.key : undefined;
+    const asks = action.kind === 'callHook' || action.kind === 'askOrder' ? action.key : undefined;
     const approval = this.approvals.get(k);
     if (approval && !consumes && approval.key !== asks) this.approvals.delete(k);
     const running = this.calls.get(k);
@@ -301,6 +302,7 @@ export class Controller {
       const step = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
       if (this.inProgress.get(k)?.step !== step) this.inProgress.set(k, { step, since: Date.now() });
     } else this.inProgress.delete(k);
+    if (action.kind === 'askOrder') return this.askOrder(k, sts, pods, hook as RolloutHook, options, action, log);
     if (action.kind !== 'callHook') return this.execute(sts, pods, action, log);
     // The hook is called off the worker: a slow hook must never delay what this or
     // another StatefulSet needs done now (a guard above all). Its approval queues the
@@ -432,6 +434,7 @@ export class Controller {
       case 'deletePod':
         return this.deletePod(sts, pods, action, log);
       case 'callHook':
+      case 'askOrder':
         throw new Error('unreachable: hook calls are made by reconcile');
     }
   }
@@ -450,6 +453,7 @@ export class Controller {
       ...(current.rollout ? { rollout: current.rollout } : {}),
       ...(current.template ? { template: current.template } : {}),
       ...(current.revision ? { revision: current.revision } : {}),
+      ...(current.order ? { order: current.order } : {}),
       state,
       message,
       since: new Date().toISOString(),
@@ -486,6 +490,8 @@ export class Controller {
       ...(rollout ? { rollout } : {}),
       ...(template ? { template } : {}),
       ...(revision ? { revision } : {}),
+      // The order is for a step of a rollout: a finished one leaves none behind.
+      ...(view.order && !(action.kind === 'patch' && action.why === 'finish') ? { order: view.order } : {}),
       state: action.phase,
       message,
       since: new Date().toISOString(),
@@ -585,6 +591,75 @@ export class Controller {
     this.o.metrics.steps.inc({ why: action.why });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
     await this.events.emit(sts, 'Normal', action.why === 'step' ? 'StepApproved' : 'ApprovedPodReplaced', action.message, { dedupe: false });
+  }
+
+  /**
+   * OnDelete, a hook with podUpdateOrder: ask it which stale pod moves next, off
+   * the worker like any hook call, and record its answer (or why there is none)
+   * in the status annotation, guarded like a step; the plan reads it from there.
+   */
+  private askOrder(
+    k: string,
+    sts: V1StatefulSet,
+    pods: V1Pod[],
+    hook: RolloutHook,
+    options: unknown,
+    action: Extract<Action, { kind: 'askOrder' }>,
+    log: Logger,
+  ): void {
+    if (this.calls.get(k)?.key === action.key || !hook.podUpdateOrder) return;
+    const abort = new AbortController();
+    const call = { key: action.key, abort, done: Promise.resolve() };
+    this.calls.set(k, call);
+    const signal = AbortSignal.any([this.shutdown.signal, abort.signal, AbortSignal.timeout(this.o.hookTimeoutMs)]);
+    const names = action.stale.map((p) => p.name);
+    const stale = action.stale.flatMap((p) => pods.filter((x) => x.metadata?.uid === p.uid).map((x) => structuredClone(x)));
+    const ns = sts.metadata?.namespace ?? '';
+    const hookLog = log.child({ hook: hook.name, stale: names });
+    hookLog.info(action.message);
+    const order = hook.podUpdateOrder.bind(hook);
+    const answer = Promise.race([
+      // Through a promise: a hook that throws at once must not leave this call pending for ever.
+      Promise.resolve().then(() => order(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.pilots.reader(ns) })),
+      new Promise<never>((_, reject) => {
+        const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.hookTimeoutMs / 1000}s`));
+        if (signal.aborted) onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]).then(
+      (a) => checkUpdateOrder(a, names),
+      (err: unknown) => ({ ok: false as const, error: err instanceof HookNotReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}` }),
+    );
+    call.done = answer.then(async (r) => {
+      if (this.calls.get(k) !== call || this.shutdown.signal.aborted || !this.o.isLeader()) return;
+      this.calls.delete(k);
+      const at = new Date().toISOString();
+      const record: OrderRecord = r.ok ? { key: action.key, at, pods: r.order.pods, reason: r.order.reason } : { key: action.key, at, error: r.error };
+      this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: r.ok ? 'ordered' : 'held' });
+      hookLog.info(r.ok ? { order: r.order.pods, reason: r.order.reason } : { reason: r.error }, r.ok ? 'hook ordered the stale pods' : 'hook gave no order');
+      const parsed = parseStatusAnnotation(sts.metadata?.annotations?.[STATUS_ANNOTATION]);
+      const status = JSON.stringify({ ...(parsed.ok ? parsed.status : {}), order: record });
+      const guarded = guardedPatch(sts, { [STATUS_ANNOTATION]: status }, undefined);
+      const md = sts.metadata ?? {};
+      try {
+        const updated = await this.apps.patchNamespacedStatefulSet(
+          { name: md.name ?? '', namespace: ns, body: guarded ?? { metadata: { resourceVersion: md.resourceVersion, annotations: { [STATUS_ANNOTATION]: status } } }, fieldManager: FIELD_MANAGER },
+          guarded ? jsonPatchOptions() : setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+        // Plan again only once the watch shows the order, or the same question is asked twice.
+        const wrote = guarded ? { generation: updated.metadata?.generation ?? 0, status } : undefined;
+        this.expectations.set(k, { uid: md.uid ?? '', staleVersion: md.resourceVersion, wrote, at: Date.now() });
+        this.queue.add(k);
+      } catch (err) {
+        this.o.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(statusCode(err) ?? 'none') });
+        log.info({ err: describeError(err) }, 'the order was not recorded (the StatefulSet changed); asking again');
+        this.queue.addAfter(k, 200);
+      }
+    }).catch((err: unknown) => {
+      if (this.calls.get(k) === call) this.calls.delete(k);
+      log.error({ err: describeError(err) }, 'asking the hook for an order failed unexpectedly; retrying with backoff');
+      this.queue.addRateLimited(k);
+    });
   }
 
   private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {

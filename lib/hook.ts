@@ -31,6 +31,17 @@ export interface HookContext<O> {
   nextReady: boolean | null;
 }
 
+/** What `podUpdateOrder` is given: the context of a hook call, without a `next` to speak of. */
+export type OrderContext<O> = Omit<HookContext<O>, 'nextReady'>;
+
+/** A hook's answer to `podUpdateOrder`. */
+export interface UpdateOrder {
+  /** The names of the stale pods, each exactly once, in the order they should move. */
+  pods: string[];
+  /** Why this order, for people: `sts-pilot status` shows it beside the next pod. */
+  reason: string;
+}
+
 export interface RolloutHook<O = unknown> {
   readonly name: string;
   readonly description: string;
@@ -43,6 +54,40 @@ export interface RolloutHook<O = unknown> {
    * again after any restart, so it must be idempotent.
    */
   podUpdateTransition(prev: V1Pod | null, next: V1Pod | null, ctx: HookContext<O>): Promise<void>;
+  /**
+   * Optional, OnDelete only: which stale pod moves next (e.g. the leader last).
+   * Asked before every step with the pods not yet at the update revision, since
+   * the answer (leadership) can change between steps; podUpdateTransition is
+   * still asked about the pod chosen. Throws (HookNotReady) to hold. Without it,
+   * the highest ordinal goes first.
+   */
+  podUpdateOrder?(stalePods: V1Pod[], ctx: OrderContext<O>): Promise<UpdateOrder>;
+}
+
+const UpdateOrderAnswer = z.strictObject({
+  pods: z.array(z.string()).max(10_000),
+  reason: z.string().max(2000),
+});
+
+/**
+ * Check a hook's order against the stale pods it was asked about: each named
+ * exactly once, nothing else. A bad answer is the hook's bug, and holds the
+ * rollout with this error rather than guessing what it meant.
+ */
+export function checkUpdateOrder(answer: unknown, stale: readonly string[]): { ok: true; order: UpdateOrder } | { ok: false; error: string } {
+  const r = UpdateOrderAnswer.safeParse(answer);
+  if (!r.success) return { ok: false, error: `the order is not {pods: string[], reason: string}: ${z.prettifyError(r.error).replace(/\s+/g, ' ').slice(0, 300)}` };
+  const { pods, reason } = r.data;
+  const asked = new Set(stale);
+  const seen = new Set<string>();
+  for (const p of pods) {
+    if (!asked.has(p)) return { ok: false, error: `the order names ${JSON.stringify(p.slice(0, 253))}, which is not one of the stale pods (${stale.join(', ')})` };
+    if (seen.has(p)) return { ok: false, error: `the order names ${p} twice` };
+    seen.add(p);
+  }
+  const missing = stale.filter((p) => !seen.has(p));
+  if (missing.length > 0) return { ok: false, error: `the order leaves out ${missing.join(', ')}: it must name every stale pod` };
+  return { ok: true, order: { pods, reason: reason.trim() } };
 }
 
 /** Lets hooks with different option types share one registry. */

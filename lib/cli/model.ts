@@ -44,6 +44,8 @@ export function snapshotOf(item: StatusItem, now: number): Snapshot {
     approval: undefined,
     hookProblem: item.hookProblem,
     hookConfig: hookConfigOf('', item.sts.metadata?.annotations),
+    // Only a hook with podUpdateOrder leaves an order in the status annotation.
+    hookOrders: sts.order !== undefined,
   };
 }
 

@@ -68,14 +68,19 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
   }
 
   if (action.kind === 'callHook' && hook !== undefined) {
+    // With OnDelete the hook's order may choose any stale pod: count the steps taken.
+    const step = rollingUpdate || !snapshot.hookOrders ? n - (next?.index ?? 0) : updated + 1;
     out.push(
       field(
         'next',
         next
-          ? `${next.name} (step ${n - next.index} of ${n}): the ${hook} hook is asked to approve it${next.ready ? '' : ' (it is not Ready: a broken pod is being replaced)'}`
+          ? `${next.name} (step ${step} of ${n}): the ${hook} hook is asked to approve it${next.ready ? '' : ' (it is not Ready: a broken pod is being replaced)'}`
           : `end of the rollout: the ${hook} hook is asked to approve it`,
       ),
     );
+    if (next && action.why) out.push(continuation(`why: ${action.why}`));
+  } else if (action.kind === 'askOrder' && hook !== undefined) {
+    out.push(field('next', `chosen by the ${hook} hook: it is asked which of ${action.stale.map((p) => p.name).join(', ')} moves next`));
   } else if (inFlight >= 0) {
     out.push(field('next', `${v.name}-${v.ordinalsStart + inFlight} was approved and is being updated`));
   }

@@ -81,6 +81,12 @@ export const ApplicationStatus = z.object({
   health: ClusterHealth.optional().describe('Health of the whole cluster, as the elected master reports it'),
   shards: ShardCounts.optional().describe('Shard copies on this node, by state'),
   documents: Count.optional().describe('Documents in the shard copies on this node'),
+  // Patroni/PostgreSQL (probe patroni); nodeName is the member's name, clusterName its scope.
+  role: z.string().max(63).optional().describe('The role Patroni reports for this member: primary, replica, standby_leader'),
+  state: z.string().max(63).optional().describe("The member's PostgreSQL state as Patroni reports it: running, starting, stopped, ..."),
+  timeline: z.number().int().min(0).optional().describe('PostgreSQL timeline'),
+  lag: Count.optional().describe('Bytes of WAL this replica is behind its leader, as Patroni reports it'),
+  systemIdentifier: z.string().max(63).optional().describe('PostgreSQL database system identifier: the same on every copy of one cluster'),
   kafka: KafkaStatus.optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;

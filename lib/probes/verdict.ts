@@ -25,6 +25,14 @@ export function applicationReady(app: ApplicationStatus | undefined): Verdict {
       if (!app.nodeId) return no(`the Elasticsearch node does not report itself${why}`);
       return no(`the Elasticsearch node ${app.nodeName ?? app.nodeId} has not joined a cluster (no ${missing.join(', ')})${why}`);
     }
+    case 'patroni': {
+      // PostgreSQL up under Patroni, as leader or replica, with a known copy of the data.
+      const why = app.error ? `: ${app.error}` : '';
+      if (!app.nodeName || !app.role) return no(`the Patroni member does not report itself${why}`);
+      if (app.state !== 'running' && app.state !== 'streaming') return no(`PostgreSQL of member ${app.nodeName} is ${app.state ?? 'in an unknown state'}${why}`);
+      if (!app.systemIdentifier) return no(`member ${app.nodeName} reports no database system identifier${why}`);
+      return ok;
+    }
     case 'kafka': {
       // A broker serves once it is registered and unfenced: only then do clients and peers reach it.
       const k = app.kafka;

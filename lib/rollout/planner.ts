@@ -1,9 +1,14 @@
+import { createHash } from 'node:crypto';
 import { PAUSED_ANNOTATION } from '../names.ts';
 import type { PodView, Snapshot } from './snapshot.ts';
 import type { RolloutMark } from './status.ts';
 
 /** An approval older than this is asked again: the application may have changed its mind. */
 export const APPROVAL_TTL_MS = 30_000;
+/** A hook's order (podUpdateOrder) is asked again after this long: leadership may have moved. */
+export const ORDER_TTL_MS = 60_000;
+/** A hook that could not give an order is asked again after this long. */
+export const ORDER_RETRY_MS = 5_000;
 
 /**
  * Steady: nothing to roll. Rolling: a rollout moves or waits on pods. Waiting: the
@@ -22,7 +27,23 @@ export type Action =
    * names the exact state it was asked in. `nextReady`: the hook is told whether
    * the pod about to move is Ready (a broken release must be replaceable).
    */
-  | { kind: 'callHook'; phase: Phase; key: string; prev: PodView | null; next: PodView | null; nextReady: boolean | null; message: string }
+  | {
+      kind: 'callHook';
+      phase: Phase;
+      key: string;
+      prev: PodView | null;
+      next: PodView | null;
+      nextReady: boolean | null;
+      message: string;
+      /** Why `next` is the next pod, when the hook's order chose it (OnDelete). */
+      why?: string;
+    }
+  /**
+   * OnDelete with a hook that chooses the order: ask its podUpdateOrder about
+   * these stale pods, and record the answer (or its error) under `key` in the
+   * status annotation, where the next plan finds it.
+   */
+  | { kind: 'askOrder'; phase: Phase; key: string; stale: PodView[]; message: string }
   /**
    * One guarded patch of the StatefulSet (the partition and the status annotation,
    * tested against what the plan saw). `mark` undefined keeps the rollout mark,
@@ -437,28 +458,87 @@ function planInFlight(s: Snapshot, pods: Pods, i: number, upd: string, mark: Rol
   };
 }
 
+/**
+ * What an order is valid for: this revision, the spec as it is, and exactly
+ * these stale pods (uids). A step changes the set, so the hook is asked again
+ * before every step; and after ORDER_TTL_MS within one (a changed option too).
+ */
+export function orderKey(s: Snapshot, upd: string, stale: readonly PodView[]): string {
+  const uids = stale.map((p) => p.uid).sort();
+  return createHash('sha256').update(JSON.stringify([upd, s.sts.generation, uids])).digest('hex').slice(0, 16);
+}
+
+/**
+ * The pod the hook's order puts first, or what to do instead: ask for an order
+ * (none yet, or it is old, or it is for other pods), or hold on its error.
+ * Every pod but the stale ones is available here.
+ */
+function orderedNext(s: Snapshot, upd: string, stale: PodView[]): { next: PodView; why: string } | Action {
+  const key = orderKey(s, upd, stale);
+  const rec = s.sts.order;
+  const at = rec ? Date.parse(rec.at) : NaN;
+  const age = s.now - at;
+  const ttl = rec?.error !== undefined ? ORDER_RETRY_MS : ORDER_TTL_MS;
+  if (!rec || rec.key !== key || Number.isNaN(at) || age > ttl || age < -ttl) {
+    const names = stale.map((p) => p.name).join(', ');
+    return { kind: 'askOrder', phase: 'Rolling', key, stale, message: `asking the hook which of the stale pods (${names}) moves next` };
+  }
+  if (rec.error !== undefined) return hold('Rolling', `the hook gave no order for the stale pods: ${rec.error}`, Math.max(0, ttl - age));
+  const byName = new Map(stale.map((p) => [p.name, p]));
+  const first = (rec.pods ?? []).map((n) => byName.get(n)).find((p) => p !== undefined);
+  // The key names these very pods, so the order names them all (the controller checked it).
+  if (!first) return hold('Held', `the hook's order (${(rec.pods ?? []).join(', ')}) names none of the stale pods`);
+  const order = (rec.pods ?? []).join(', ');
+  return { next: first, why: `first in the hook's order (${order})${rec.reason ? `: ${rec.reason}` : ''}` };
+}
+
 function planOnDelete(s: Snapshot, upd: string): Action {
   const pods = index(s, upd);
   const k = pods.frontier;
   if (k === 0) return planFinish(s, upd, pods, undefined);
   if (s.hookProblem) return hold('Held', s.hookProblem);
-  const wait = notAvailable(s, pods, k - 1);
-  if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
 
-  const next = pods.byIndex.get(k - 1) as PodView;
-  const prev = k < pods.n ? (pods.byIndex.get(k) ?? null) : null;
-  const key = stepKey(s, 'delete', upd, k - 1, prev, next);
+  let next: PodView;
+  let prev: PodView | null;
+  let why = '';
+  if (s.hookOrders) {
+    const stale = [...pods.byIndex.values()].filter((p) => pods.stale(p.index)).sort((a, b) => b.index - a.index);
+    // A broken pod (stale, not Ready) goes first whatever the order: every other pod must be Ready for a step.
+    const broken = stale.find((p) => !p.ready && !p.terminating);
+    const wait = notAvailable(s, pods, broken?.index);
+    if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
+    if (broken) {
+      next = broken;
+      why = `it is not Ready: replaced before the hook's order applies`;
+    } else {
+      const chosen = orderedNext(s, upd, stale);
+      if ('kind' in chosen) return chosen;
+      next = chosen.next;
+      why = chosen.why;
+    }
+    // prev: the pod approved last (the mark), as it is now.
+    const mark = s.sts.mark;
+    prev = mark && mark.revision === upd && mark.partition !== next.index ? (pods.byIndex.get(mark.partition) ?? null) : null;
+  } else {
+    const wait = notAvailable(s, pods, k - 1);
+    if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
+    next = pods.byIndex.get(k - 1) as PodView;
+    prev = k < pods.n ? (pods.byIndex.get(k) ?? null) : null;
+  }
+  const key = stepKey(s, 'delete', upd, next.index, prev, next);
+  const done = [...pods.byIndex.values()].filter((p) => !pods.stale(p.index)).length;
   if (approved(s, key)) {
     return {
       kind: 'deletePod',
       phase: 'Rolling',
       why: 'step',
       pod: next,
-      mark: { revision: upd, partition: k - 1, uid: next.uid },
-      message: `hook approved pod ${next.name}; deleting it so it is recreated at ${upd}`,
+      mark: { revision: upd, partition: next.index, uid: next.uid },
+      message: `hook approved pod ${next.name}${why ? ` (${why})` : ''}; deleting it so it is recreated at ${upd}`,
     };
   }
   const unready = next.ready ? '' : ` (it is not Ready: replacing a broken pod)`;
+  const step = s.hookOrders ? done + 1 : pods.n - k + 1;
   return {
     kind: 'callHook',
     phase: 'Rolling',
@@ -466,6 +546,7 @@ function planOnDelete(s: Snapshot, upd: string): Action {
     prev,
     next,
     nextReady: next.ready,
-    message: `asking the hook to approve pod ${next.name} (${pods.n - k + 1}/${pods.n}) moving to ${upd}${unready}`,
+    message: `asking the hook to approve pod ${next.name} (${step}/${pods.n}) moving to ${upd}${unready}${why && next.ready ? `; ${why}` : ''}`,
+    ...(why ? { why } : {}),
   };
 }

@@ -2,7 +2,7 @@ import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 // Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { PAUSED_ANNOTATION, POD_INDEX_LABEL, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
-import { parseStatusAnnotation, type RolloutMark } from './status.ts';
+import { type OrderRecord, parseStatusAnnotation, type RolloutMark } from './status.ts';
 import { templateHash } from './template-hash.ts';
 
 /** What the planner needs to know about one pod, nothing more. */
@@ -53,6 +53,8 @@ export interface StatefulSetView {
   /** Raw `sts-pilot.io/paused` value: "true" pauses; anything but "false" or absence holds too. */
   paused: string | undefined;
   mark: RolloutMark | undefined;
+  /** The hook's last answer to podUpdateOrder, as recorded in the status annotation. */
+  order?: OrderRecord | undefined;
   /** Why the status annotation could not be read, if it could not. */
   statusError: string | undefined;
 }
@@ -75,6 +77,8 @@ export interface Snapshot {
    * the configuration it was given under.
    */
   hookConfig: string;
+  /** The hook chooses which stale pod moves next (it has podUpdateOrder): used with OnDelete only. */
+  hookOrders?: boolean;
 }
 
 /**
@@ -134,6 +138,7 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     updateRevision: sts.status?.updateRevision,
     paused: md.annotations?.[PAUSED_ANNOTATION],
     mark: parsed.ok ? parsed.status.rollout : undefined,
+    order: parsed.ok ? parsed.status.order : undefined,
     statusError: parsed.ok ? undefined : parsed.error,
   };
 }

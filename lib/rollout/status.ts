@@ -20,6 +20,22 @@ export const RolloutMarkSchema = z.object({
 });
 export type RolloutMark = z.infer<typeof RolloutMarkSchema>;
 
+/**
+ * The hook's answer to podUpdateOrder (OnDelete), for the stale pods named by
+ * `key` (see orderKey in the planner): the order, or why there is none. Kept
+ * here so that it survives a restart and `sts-pilot status` shows what the
+ * controller acts on.
+ */
+export const OrderRecordSchema = z.object({
+  key: z.string().min(1),
+  /** When the hook answered (ISO time): an order is asked again once it is old. */
+  at: z.string(),
+  pods: z.array(z.string()).optional(),
+  reason: z.string().optional(),
+  error: z.string().optional(),
+});
+export type OrderRecord = z.infer<typeof OrderRecordSchema>;
+
 /** Value of the `sts-pilot.io/status` annotation (JSON). */
 export const StatusAnnotationSchema = z.object({
   rollout: RolloutMarkSchema.optional(),
@@ -36,6 +52,7 @@ export const StatusAnnotationSchema = z.object({
    * without sts-pilot, and the guard raises the partition.
    */
   revision: z.string().optional(),
+  order: OrderRecordSchema.optional(),
   state: z.string().optional(),
   message: z.string().optional(),
   since: z.string().optional(),

@@ -18,6 +18,8 @@ export interface PodRuntime {
   stop(pod: V1Pod): Promise<void>;
   /** Application readiness, polled while the pod runs. */
   ready?(pod: V1Pod): Promise<boolean>;
+  /** The pod's IP, when the runtime gives each pod its own loopback address; default 127.0.0.1. */
+  podIP?(pod: V1Pod): string | undefined;
 }
 
 export interface NodeAgentOptions {
@@ -228,6 +230,7 @@ export class NodeAgent {
     const transition = prevReadyCond && prevReadyCond.status === status ? prevReadyCond.lastTransitionTime : now;
     const started = cur?.startTime ?? now;
     const containers = pod.spec?.containers ?? [];
+    const ip = this.o.runtime?.podIP?.(pod) ?? '127.0.0.1';
     await this.core.patchNamespacedPodStatus(
       {
         name: pod.metadata?.name ?? '',
@@ -237,8 +240,8 @@ export class NodeAgent {
           status: {
             phase: 'Running',
             hostIP: '127.0.0.1',
-            podIP: '127.0.0.1',
-            podIPs: [{ ip: '127.0.0.1' }],
+            podIP: ip,
+            podIPs: [{ ip }],
             startTime: started,
             conditions: [
               { type: 'PodScheduled', status: 'True', lastTransitionTime: started },

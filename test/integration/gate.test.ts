@@ -42,6 +42,12 @@ function unapproved(moves: PodMove[], calls: readonly HookCall[]): PodMove[] {
   );
 }
 
+/** One line for the record: how many pods of `names` moved, and how many of them without an approval. */
+function tally(audit: RolloutAudit, calls: readonly HookCall[], ...names: string[]): void {
+  const moves = names.flatMap((n) => audit.moves(n));
+  console.log(`      ${names.join(', ')}: ${moves.length} pod moves, ${unapproved(moves, calls).length} unapproved`);
+}
+
 /** The rollout is over: every pod Ready at the update revision, partition back at replicas, no mark left. */
 async function settled(c: Cluster, ns: string, name: string): Promise<V1StatefulSet | undefined> {
   const s = await converged(c, ns, name);
@@ -142,10 +148,18 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         return o.partition;
       };
       // kubectl rollout undo, after two pods moved.
+      // The hook holds while the person writes, so the next generation is theirs.
+      const holdUndo = async (): Promise<number> => {
+        hook.decide = (call) => call.sts !== `${ns}/undo`;
+        const since = hook.calls.length;
+        await waitUntil('the hook holding undo', 30_000, async () => hook.calls.slice(since).some((x) => x.sts === `${ns}/undo` && !x.approved));
+        return (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
+      };
       await setImage(c, ns, 'undo', 'example/app:2');
       await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 2);
-      let generation = (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
+      let generation = await holdUndo();
       await kubectl(['rollout', 'undo', 'statefulset/undo']);
+      hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the undo write itself held the partition').to.equal(4);
       await waitUntil('undo rolled back', 120_000, () => settled(c, ns, 'undo'));
       // kubectl apply of the manifest as first applied (no partition in it), after one pod moved.
@@ -154,10 +168,12 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await kubectl(['apply', '-f', file]);
       await setImage(c, ns, 'undo', 'example/app:3');
       await waitUntil('one pod at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 1);
-      generation = (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
+      generation = await holdUndo();
       await kubectl(['apply', '-f', file]);
+      hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the apply itself held the partition').to.equal(4);
       await waitUntil('apply rolled back', 120_000, () => settled(c, ns, 'undo'));
+      tally(audit, hook.calls, 'undo');
       const bad = unapproved(audit.moves('undo'), hook.calls);
       expect(bad.map((m) => `${m.name} ${m.oldRevision} -> ${m.newRevision}`)).to.deep.equal([]);
       expect(audit.moves('undo').length, 'pods moved there and back, each approved').to.be.at.least(4);
@@ -185,6 +201,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       }
       await mergePatch(c, ns, 'hand', { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
       await waitUntil('hand rollout', 120_000, () => settled(c, ns, 'hand'));
+      tally(audit, hook.calls, 'hand');
+      // Paused, the person lowered it to 2: hand-2 moved by their hand; nothing else without the hook.
+      expect(unapproved(audit.moves('hand'), hook.calls).map((m) => m.name)).to.deep.equal(['hand-2']);
     });
 
     it('the label added in the middle of a native rollout holds the partition in the same write', async () => {
@@ -198,6 +217,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const at = Date.now();
       expect(partitionOf(labelled), 'the labelling write held the partition').to.equal(5);
       await waitUntil('native rollout finished through the hook', 120_000, () => settled(c, ns, 'native'));
+      tally(audit, hook.calls, 'native');
       const later = audit.moves('native').filter((m) => m.at > at + 1000);
       expect(unapproved(later, hook.calls).map((m) => m.name), 'no pod moved unapproved after the label').to.deep.equal([]);
       expect(hook.approvals(`${ns}/native`).length, 'the pods left were approved one by one').to.be.at.least(1);
@@ -231,6 +251,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         expect(calls[0]?.next?.name, 'the broken pod is replaced first').to.equal(`${name}-3`);
         const expected = how.startsWith('rolled') ? [`${name}-3`] : [`${name}-3`, `${name}-2`, `${name}-1`, `${name}-0`];
         expect(calls.filter((x) => x.next).map((x) => x.next?.name)).to.deep.equal(expected);
+        tally(audit, hook.calls, name);
         expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
         const events = (await eventsFor(c, ns, name)).map((e) => e.reason);
         expect(events, 'OrderedReady never replaces an unready pod: sts-pilot did').to.include('ApprovedPodReplaced');
@@ -251,6 +272,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         });
         const order = hook.calls.slice(before).filter((x) => x.sts === `${ns}/${name}` && x.approved).map((x) => `${x.prev?.name ?? '-'}>${x.next?.name ?? '-'}`);
         expect(order).to.deep.equal([`->${name}-${start + 2}`, `${name}-${start + 2}>${name}-${start + 1}`, `${name}-${start + 1}>${name}-${start}`, `${name}-${start}>-`]);
+        tally(audit, hook.calls, name);
         expect(unapproved(audit.moves(name), hook.calls)).to.deep.equal([]);
         const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
         expect(stdout).to.include(`${name}-${start + 2}`);
@@ -273,6 +295,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const partitions = audit.of('par').map((o) => o.partition).filter((p): p is number => p !== undefined);
       const steps = partitions.slice(1).map((p, i) => p - (partitions[i] as number));
       expect(steps.filter((d) => d < 0).every((d) => d === -1), `partition history ${partitions.join(' ')}`).to.equal(true);
+      tally(audit, hook.calls, 'par');
       const moves = audit.moves('par');
       expect(moves).to.have.length(5);
       expect(unapproved(moves, hook.calls)).to.deep.equal([]);
@@ -314,6 +337,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'u')).status?.updatedReplicas ?? 0) >= 2);
       await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', 'u', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
       await waitUntil('u rolled back', 120_000, () => settled(c, ns, 'u'));
+      tally(audit, hook.calls, 'u');
       expect(unapproved(audit.moves('u'), hook.calls).map((m) => m.name)).to.deep.equal([]);
       expect(audit.moves('u').length).to.be.at.least(4);
     });
@@ -330,6 +354,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           const p = (await podsOf(c, ns, 'od')).find((x) => x.metadata?.name === 'od-0');
           return p && p.metadata?.uid !== victim?.metadata?.uid && !p.metadata?.deletionTimestamp;
         });
+        tally(audit, hook.calls, 'od');
         const moved = unapproved(audit.moves('od'), hook.calls);
         expect(moved.map((m) => m.name), 'recreated at updateRevision: a move no hook approved').to.deep.equal(['od-0']);
       } finally {
@@ -348,8 +373,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       try {
         await setImage(c, ns, 'ru', 'example/app:2');
         await waitUntil('the hook holding ru', 30_000, async () => hook.calls.some((x) => x.sts === `${ns}/ru`));
+        const victim = (await podsOf(c, ns, 'ru')).find((p) => p.metadata?.name === 'ru-0');
         await c.core.deleteNamespacedPod({ name: 'ru-0', namespace: ns });
-        await sleep(3000);
+        await waitUntil('ru-0 back', 30_000, async () => {
+          const p = (await podsOf(c, ns, 'ru')).find((x) => x.metadata?.name === 'ru-0');
+          return p && p.metadata?.uid !== victim?.metadata?.uid && !p.metadata?.deletionTimestamp;
+        });
+        tally(audit, hook.calls, 'ru');
         expect(audit.moves('ru')).to.deep.equal([]);
       } finally {
         hook.decide = () => true;

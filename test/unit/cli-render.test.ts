@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { hooks } from '../../hooks/index.ts';
 import { columns, formatDuration, progressBar, shortRevision } from '../../lib/cli/format.ts';
 import { describeOptions, renderHooks } from '../../lib/cli/hooks.ts';
-import type { StatusItem } from '../../lib/cli/model.ts';
+import { snapshotOf, type StatusItem } from '../../lib/cli/model.ts';
+import { orderKey } from '../../lib/rollout/planner.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
 import { watchFrame } from '../../lib/cli/watch.ts';
 import type { RolloutHook } from '../../lib/hook.ts';
@@ -247,5 +248,34 @@ describe('cli: hooks listing from the zod schemas', () => {
     const text = renderHooks(hooks.values(), LABEL).join('\n');
     for (const name of hooks.keys()) expect(text).to.contain(`  use: label ${LABEL}: ${name}`);
     expect(text).to.contain('    http.sts-pilot.io/timeout  string        default 10');
+  });
+});
+
+describe('cli: status shows the order a hook chose (OnDelete, podUpdateOrder)', () => {
+  /** An OnDelete rollout of the patroni hook whose status annotation records an order (for these pods, or another key). */
+  const ordered = (pods: string[], key?: string): StatusItem => {
+    const item = world({ pods: 'A A A', upd: 'B', strategy: 'OnDelete', hook: 'patroni' });
+    const s = snapshotOf(item, T0);
+    const k = key ?? orderKey(s, s.sts.updateRevision ?? '', s.pods);
+    const order = { key: k, at: new Date(T0 - 2000).toISOString(), pods, reason: 'replicas first (web-2, web-0); web-1 is the leader and goes last' };
+    item.sts.metadata!.annotations!['sts-pilot.io/status'] = JSON.stringify({ state: 'Rolling', message: 'x', since: new Date(T0 - 2000).toISOString(), order });
+    return item;
+  };
+
+  it('the next pod is the first of the order, and why', () => {
+    const text = renderStatus([ordered(['web-2', 'web-0', 'web-1'])], { labelKey: LABEL, now: T0, ages: true }).join('\n');
+    expect(text).to.contain('next      web-2 (step 1 of 3): the patroni hook is asked to approve it');
+    expect(text).to.contain("why: first in the hook's order (web-2, web-0, web-1): replicas first (web-2, web-0); web-1 is the leader and goes last");
+  });
+
+  it('an order that skips the highest ordinal is shown as it is', () => {
+    const text = renderStatus([ordered(['web-0', 'web-2', 'web-1'])], { labelKey: LABEL, now: T0, ages: true }).join('\n');
+    expect(text).to.match(/next {6}web-0 \(step 1 of 3\)/);
+    expect(text).to.match(/web-0 +[0-9a-z]+ +Ready +<- next/);
+  });
+
+  it('an order for other pods: the hook is being asked', () => {
+    const text = renderStatus([ordered(['web-2', 'web-0', 'web-1'], 'an-old-key')], { labelKey: LABEL, now: T0, ages: true }).join('\n');
+    expect(text).to.contain('next      chosen by the patroni hook: it is asked which of web-2, web-1, web-0 moves next');
   });
 });

@@ -1,5 +1,5 @@
 import type { Approval, PodView, Snapshot, StatefulSetView } from '../../lib/rollout/snapshot.ts';
-import type { RolloutMark } from '../../lib/rollout/status.ts';
+import type { OrderRecord, RolloutMark } from '../../lib/rollout/status.ts';
 
 /**
  * Pods written as one token per ordinal: the revision letter, then flags.
@@ -54,6 +54,9 @@ export interface SnapOpts {
   heldTemplate?: string;
   heldRevision?: string;
   hookConfig?: string;
+  /** The hook has podUpdateOrder, and its recorded answer. */
+  hookOrders?: boolean;
+  order?: OrderRecord;
 }
 
 export function snap(o: SnapOpts): Snapshot {
@@ -78,6 +81,7 @@ export function snap(o: SnapOpts): Snapshot {
     updateRevision: o.upd ?? 'B',
     paused: o.paused,
     mark: o.mark,
+    order: o.order,
     statusError: undefined,
   };
   return {
@@ -87,5 +91,6 @@ export function snap(o: SnapOpts): Snapshot {
     approval: o.approval,
     hookProblem: o.hookProblem,
     hookConfig: o.hookConfig ?? '["noop",[]]',
+    hookOrders: o.hookOrders,
   };
 }

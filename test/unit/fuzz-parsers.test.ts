@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hooks as registered } from '../../hooks/index.ts';
 import { parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { parsePilot, Pilot } from '../../lib/pilot/schema.ts';
-import { type Action, APPROVAL_TTL_MS, plan } from '../../lib/rollout/planner.ts';
+import { type Action, APPROVAL_TTL_MS, ORDER_RETRY_MS, ORDER_TTL_MS, orderKey, plan } from '../../lib/rollout/planner.ts';
 import { podView, type PodView, type Snapshot, statefulSetView } from '../../lib/rollout/snapshot.ts';
 import { parseStatusAnnotation } from '../../lib/rollout/status.ts';
 
@@ -379,7 +379,19 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
         approval: undefined,
         hookProblem: g.chance(0.12) ? 'unknown hook "x"' : undefined,
         hookConfig: 'h',
+        hookOrders: g.chance(0.3),
       };
+      // The hook's recorded order (podUpdateOrder): none, for other pods, failed, old, or for these stale
+      // pods in a random order (sometimes naming pods that are not stale: the planner must skip them).
+      if (s.hookOrders && g.chance(0.8)) {
+        const staleNow = pods.filter((p) => p.index >= 0 && p.index < n && p.revision !== upd);
+        const names = staleNow.map((p) => p.name).sort(() => g.r() - 0.5);
+        if (g.chance(0.1)) names.push(`web-${g.int(0, 9)}`);
+        const roll = g.r();
+        const at = new Date(now - (g.chance(0.8) ? g.int(0, ORDER_RETRY_MS) : g.int(0, 2 * ORDER_TTL_MS))).toISOString();
+        const key = roll < 0.15 ? g.string() : orderKey(s, upd ?? '', staleNow);
+        s.sts.order = roll < 0.3 ? { key, at, error: 'Patroni unreachable' } : { key, at: g.chance(0.05) ? 'garbage' : at, pods: names, reason: 'replicas first' };
+      }
       // An approval: none, garbage, or the key of the call this very snapshot asks for (fresh or expired).
       const roll = g.r();
       if (roll < 0.15) s.approval = { key: g.string(), at: now };
@@ -494,12 +506,32 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
                 const missing = !s.pods.some((p) => p.index === i);
                 expect(atUpdate(s, i) || (missing && broken), `index ${i} above the partition runs the update revision`).to.equal(true);
               }
-            } else {
+            } else if (!s.hookOrders) {
               for (let i = a.next.index + 1; i < n; i++) expect(stale(s, i), `OnDelete asks for the highest stale pod, not ${a.next.name}`).to.equal(false);
+            } else if (a.next.ready) {
+              // The first stale pod of the hook's order, recorded for exactly these stale pods, fresh.
+              const staleNow = s.pods.filter((p) => p.index >= 0 && p.index < n && p.revision !== sts.updateRevision);
+              const rec = sts.order;
+              expect(rec?.key, 'the order is for these stale pods').to.equal(orderKey(s, sts.updateRevision ?? '', staleNow));
+              expect(rec?.error, 'a failed order chooses nothing').to.equal(undefined);
+              expect(Math.abs(s.now - Date.parse(rec?.at ?? '')) <= ORDER_TTL_MS, 'the order is fresh').to.equal(true);
+              const first = (rec?.pods ?? []).find((x) => staleNow.some((p) => p.name === x));
+              expect(a.next.name, 'OnDelete with an order asks for its first stale pod').to.equal(first);
+            } else {
+              expect(s.pods.filter((p) => p.index > a.next!.index && p.index < n && !p.ready && p.revision !== sts.updateRevision), 'a broken pod first: the highest').to.deep.equal([]);
             }
           } else {
             for (let i = 0; i < n; i++) expect(stale(s, i), `final call while web-${i} is stale`).to.equal(false);
           }
+        }
+        if (a.kind === 'askOrder') {
+          expect(sts.strategy, 'an order is asked for OnDelete only').to.equal('OnDelete');
+          expect(s.hookOrders, 'only of a hook that orders').to.equal(true);
+          expect(s.hookProblem, 'never of an unusable hook').to.equal(undefined);
+          const staleNow = s.pods.filter((p) => p.index >= 0 && p.index < n && p.revision !== sts.updateRevision);
+          expect(a.stale.map((p) => p.uid).sort(), 'about exactly the stale pods').to.deep.equal(staleNow.map((p) => p.uid).sort());
+          expect(a.key).to.equal(orderKey(s, sts.updateRevision ?? '', staleNow));
+          for (const p of s.pods) expect(p.ready && !p.terminating && p.index >= 0 && p.index < n, `asked while ${p.name} is not available`).to.equal(true);
         }
         if (a.kind === 'deletePod' && a.why === 'step') {
           expect(sts.strategy).to.equal('OnDelete');
@@ -528,7 +560,7 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
         }
       });
       // The generator must reach every kind of action, or the checks above prove little.
-      for (const tag of ['hold', 'none', 'callHook', 'patch:step', 'patch:skip', 'patch:guard', 'patch:finish', 'patch:hold', 'deletePod']) {
+      for (const tag of ['hold', 'none', 'callHook', 'askOrder', 'patch:step', 'patch:skip', 'patch:guard', 'patch:finish', 'patch:hold', 'deletePod']) {
         expect(counts[tag] ?? 0, `${tag} reached (${JSON.stringify(counts)})`).to.be.greaterThan(10);
       }
     });

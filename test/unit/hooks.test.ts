@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hooks } from '../../hooks/index.ts';
-import { HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
+import { checkUpdateOrder, HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 
@@ -107,4 +107,26 @@ describe('http hook against a real local server', () => {
     expect(err).to.be.instanceOf(HookNotReady);
     expect((err as Error).message).to.match(/127\.0\.0\.1:1\/ did not answer: .*ECONNREFUSED|connect/);
   });
+});
+
+describe('checkUpdateOrder: a hook must name each stale pod exactly once', () => {
+  const stale = ['db-2', 'db-1', 'db-0'];
+  const rows: [string, unknown, string | RegExp][] = [
+    ['a permutation is taken', { pods: ['db-1', 'db-2', 'db-0'], reason: ' leader last ' }, 'ok db-1,db-2,db-0 leader last'],
+    ['a pod it was not asked about', { pods: ['db-1', 'db-2', 'db-0', 'db-9'], reason: '' }, /names "db-9", which is not one of the stale pods/],
+    ['a pod twice', { pods: ['db-1', 'db-1', 'db-0', 'db-2'], reason: '' }, /names db-1 twice/],
+    ['a pod left out', { pods: ['db-1', 'db-0'], reason: '' }, /leaves out db-2/],
+    ['not an object', 'db-1,db-2', /is not \{pods: string\[\], reason: string\}/],
+    ['pods not strings', { pods: [1, 2, 3], reason: '' }, /is not \{pods/],
+    ['no reason', { pods: ['db-1', 'db-2', 'db-0'] }, /is not \{pods/],
+    ['extra fields', { pods: ['db-1', 'db-2', 'db-0'], reason: '', uids: [] }, /is not \{pods/],
+  ];
+  for (const [name, answer, want] of rows) {
+    it(name, () => {
+      const r = checkUpdateOrder(answer, stale);
+      const got = r.ok ? `ok ${r.order.pods.join(',')} ${r.order.reason}` : r.error;
+      if (want instanceof RegExp) expect(got).to.match(want);
+      else expect(got).to.equal(want);
+    });
+  }
 });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { type Action, APPROVAL_TTL_MS, plan } from '../../lib/rollout/planner.ts';
+import { type Action, APPROVAL_TTL_MS, ORDER_RETRY_MS, ORDER_TTL_MS, orderKey, plan } from '../../lib/rollout/planner.ts';
+import type { Snapshot } from '../../lib/rollout/snapshot.ts';
 import { snap, type SnapOpts } from './fixtures.ts';
 
 /** One line per action, so a table row reads like the rollout it describes. */
@@ -18,6 +19,8 @@ function show(a: Action): string {
     }
     case 'deletePod':
       return `delete(${a.pod.name} mark=${a.mark.revision}/${a.mark.partition})`;
+    case 'askOrder':
+      return `askOrder(${a.stale.map((p) => p.name).join(' ')})`;
   }
 }
 
@@ -302,5 +305,71 @@ describe('planner: OnDelete', () => {
   });
   it('the final approval clears the mark and leaves the partition alone', () => {
     expect(approveAndPlan(od({ mark: { revision: 'B', partition: 0 }, pods: 'B B B B B' }))).to.equal('patch(finish mark=clear)');
+  });
+});
+
+describe('planner: OnDelete in the order the hook chooses (podUpdateOrder)', () => {
+  const NOW = 1_000_000;
+  const iso = (t: number): string => new Date(t).toISOString();
+  const base = (o: SnapOpts): SnapOpts => ({ strategy: 'OnDelete', hookOrders: true, now: NOW, ...o });
+  /** The key the planner expects for this snapshot's stale pods, so an order can be recorded for it. */
+  const keyOf = (o: SnapOpts): string => {
+    const s: Snapshot = snap(base(o));
+    return orderKey(s, 'B', s.pods.filter((p) => p.revision !== 'B' && p.index < s.sts.replicas));
+  };
+  const ordered = (o: SnapOpts, pods: string[], extra: { at?: number; key?: string } = {}): SnapOpts =>
+    base({ ...o, order: { key: extra.key ?? keyOf(o), at: iso(extra.at ?? NOW - 1000), pods, reason: 'replicas first, the leader last' } });
+  const failed = (o: SnapOpts, error: string, at = NOW - 1000): SnapOpts => base({ ...o, order: { key: keyOf(o), at: iso(at), error } });
+
+  table([
+    ['no order yet: ask for one about every stale pod', base({ pods: 'A A A' , replicas: 3 }), 'askOrder(web-2 web-1 web-0)'],
+    ['the first pod of the order is next, prev null at the start', ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0']), 'hook(null -> web-1)'],
+    ['the order may put the highest ordinal last', ordered({ replicas: 3, pods: 'A A A' }, ['web-0', 'web-1', 'web-2']), 'hook(null -> web-0)'],
+    [
+      'prev is the pod approved last (the mark), wherever the order put it',
+      ordered({ replicas: 3, pods: 'A B A', mark: { revision: 'B', partition: 1 } }, ['web-2', 'web-0']),
+      'hook(web-1 -> web-2)',
+    ],
+    ['an order for other stale pods (a step since) is asked again', ordered({ replicas: 3, pods: 'A B A', mark: { revision: 'B', partition: 1 } }, ['web-1', 'web-2', 'web-0'], { key: 'old-key' }), 'askOrder(web-2 web-0)'],
+    ['an order older than its TTL is asked again', ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0'], { at: NOW - ORDER_TTL_MS - 1 }), 'askOrder(web-2 web-1 web-0)'],
+    ['an order from the future (a clock off by more than the TTL) is asked again', ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0'], { at: NOW + ORDER_TTL_MS + 1 }), 'askOrder(web-2 web-1 web-0)'],
+    ['an unreadable order time is asked again', base({ replicas: 3, pods: 'A A A', order: { key: keyOf({ replicas: 3, pods: 'A A A' }), at: 'yesterday', pods: ['web-0', 'web-1', 'web-2'] } }), 'askOrder(web-2 web-1 web-0)'],
+    ['the hook could not order: hold with its reason', failed({ replicas: 3, pods: 'A A A' }, 'Patroni REST API unreachable'), /^hold\(Rolling\): the hook gave no order for the stale pods: Patroni REST API unreachable/],
+    ['a failed order is asked again after the retry delay', failed({ replicas: 3, pods: 'A A A' }, 'unreachable', NOW - ORDER_RETRY_MS - 1), 'askOrder(web-2 web-1 web-0)'],
+    ['no order is asked while a pod is not Ready (the updated one coming up)', base({ replicas: 3, pods: 'A B! A', mark: { revision: 'B', partition: 1 } }), /^hold\(Rolling\): waiting for pod web-1 to be Ready/],
+    ['no order is asked while the deleted pod terminates', base({ replicas: 3, pods: 'A A~ A', mark: { revision: 'B', partition: 1 } }), /web-1 to finish terminating/],
+    ['a broken stale pod goes first, whatever the order', ordered({ replicas: 3, pods: 'A A A!' }, ['web-0', 'web-1', 'web-2']), 'hook(null -> web-2)'],
+    ['a broken stale pod is replaced without asking for an order', base({ replicas: 3, pods: 'A A! A' }), 'hook(null -> web-1)'],
+    ['all updated: the final call, prev the pod approved last', base({ replicas: 3, pods: 'B B B', mark: { revision: 'B', partition: 1 } }), 'hook(web-1 -> null)'],
+    ['a hook problem holds before any order is asked', base({ replicas: 3, pods: 'A A A', hookProblem: 'invalid patroni hook options' }), /^hold\(Held\): invalid patroni hook options/],
+    ['paused: no order is asked', base({ replicas: 3, pods: 'A A A', paused: 'true' }), /^hold\(Paused\)/],
+    ['a RollingUpdate StatefulSet ignores the order', { ...ordered({ replicas: 3, pods: 'A A A' }, ['web-0', 'web-1', 'web-2']), strategy: 'RollingUpdate', partition: 3 }, 'hook(null -> web-2)'],
+    ['without podUpdateOrder a recorded order is ignored', { ...ordered({ replicas: 3, pods: 'A A A' }, ['web-0', 'web-1', 'web-2']), hookOrders: false }, 'hook(null -> web-2)'],
+  ]);
+
+  it('an approval deletes exactly the pod the order chose, and marks its index', () => {
+    expect(approveAndPlan(ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0']))).to.equal('delete(web-1 mark=B/1)');
+    expect(approveAndPlan(ordered({ replicas: 3, pods: 'A B A', mark: { revision: 'B', partition: 1 } }, ['web-2', 'web-0']))).to.equal('delete(web-2 mark=B/2)');
+  });
+
+  it('the order is part of the approved step: a new order that chooses another pod asks the hook again', () => {
+    const o = ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0']);
+    const first = plan(snap(o));
+    if (first.kind !== 'callHook') throw new Error(`expected a hook call, got ${show(first)}`);
+    const reordered = ordered({ replicas: 3, pods: 'A A A' }, ['web-2', 'web-1', 'web-0']);
+    expect(show(plan(snap({ ...reordered, approval: { key: first.key, at: NOW } })))).to.equal('hook(null -> web-2)');
+  });
+
+  it('the key names the stale pods, not their order or the time', () => {
+    const a = keyOf({ replicas: 3, pods: 'A A A' });
+    expect(keyOf({ replicas: 3, pods: 'A A A', now: NOW + 5000 })).to.equal(a);
+    expect(keyOf({ replicas: 3, pods: 'A B A' })).to.not.equal(a);
+    expect(keyOf({ replicas: 3, pods: 'A A A', generation: 3 })).to.not.equal(a);
+  });
+
+  it('the hook call says why the pod is next', () => {
+    const a = plan(snap(ordered({ replicas: 3, pods: 'A A A' }, ['web-1', 'web-2', 'web-0'])));
+    expect(a.kind === 'callHook' && a.why).to.equal("first in the hook's order (web-1, web-2, web-0): replicas first, the leader last");
+    expect(a.kind === 'callHook' && a.message).to.match(/web-1 \(1\/3\)/);
   });
 });

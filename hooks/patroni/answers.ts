@@ -1,0 +1,47 @@
+import { z } from 'zod';
+
+// The answers of Patroni's REST API the hook reads: only the fields it decides
+// on. Loose objects, because Patroni adds fields from version to version; the
+// fields named here must have these types, or the answer is nonsense and the
+// hook holds. Checked against Patroni 4.1.
+
+const Bytes = z.number().int().min(0);
+
+/** One member in GET /cluster. `lag` is "unknown" when Patroni cannot tell. */
+export const ClusterMember = z.looseObject({
+  name: z.string().min(1),
+  role: z.string(),
+  state: z.string(),
+  api_url: z.string().optional(),
+  host: z.string().optional(),
+  port: z.number().optional(),
+  timeline: z.number().int().optional(),
+  lag: z.union([Bytes, z.string()]).optional(),
+  receive_lag: z.union([Bytes, z.string()]).nullish(),
+  replay_lag: z.union([Bytes, z.string()]).nullish(),
+  tags: z.looseObject({ nofailover: z.boolean().optional(), nosync: z.boolean().optional() }).optional(),
+});
+export type ClusterMember = z.infer<typeof ClusterMember>;
+
+/** GET /cluster: every member as the DCS knows it, and whether the cluster is paused. */
+export const ClusterAnswer = z.looseObject({
+  members: z.array(ClusterMember),
+  scope: z.string().optional(),
+  pause: z.boolean().optional(),
+  scheduled_switchover: z.unknown().optional(),
+});
+export type ClusterAnswer = z.infer<typeof ClusterAnswer>;
+
+/** GET /patroni on one member: what that member itself says. */
+export const MemberAnswer = z.looseObject({
+  state: z.string(),
+  role: z.string(),
+  server_version: z.number().int().optional(),
+  timeline: z.number().int().optional(),
+  replication_state: z.string().optional(),
+  database_system_identifier: z.string().optional(),
+  pause: z.boolean().optional(),
+  xlog: z.looseObject({ paused: z.boolean().optional() }).optional(),
+  patroni: z.looseObject({ version: z.string().optional(), scope: z.string().optional(), name: z.string().optional() }).optional(),
+});
+export type MemberAnswer = z.infer<typeof MemberAnswer>;

@@ -1,0 +1,191 @@
+import type { UpdateOrder } from '../../lib/hook.ts';
+import { type ClusterView, isLeaderRole, type MemberView } from './view.ts';
+
+// The decisions of the hook, as pure functions of what it read. One call is
+// read -> decide -> (switchover -> read -> decide)? -> approve or hold. What
+// the hook did before is in the cluster itself (who leads), so a restarted
+// controller decides the same.
+
+export type Decision =
+  | { kind: 'approve'; note: string }
+  | { kind: 'hold'; reason: string }
+  /** POST /switchover to the leader's REST API, then read again. */
+  | { kind: 'switchover'; leader: string; candidate: string; leaderUrl: string; note: string };
+
+/** A pod of the rollout, as the decisions see it: its member has the pod's name. */
+export interface PodRef {
+  pod: string;
+  ready: boolean;
+}
+
+export interface DecideOptions {
+  maxLag: number;
+  switchoverTo: 'updated-replica' | 'any-replica';
+}
+
+const hold = (reason: string): Decision => ({ kind: 'hold', reason });
+
+/** "1.5 MiB": sizes in reasons people read. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 10 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
+const describe = (m: MemberView): string => `${m.name} ${isLeaderRole(m.role) ? 'leader' : m.role} ${m.state}${m.lag !== undefined ? ` lag ${bytes(m.lag)}` : ''}`;
+const membersText = (v: ClusterView): string => list(v.members.map(describe));
+
+/** The running leader, or a reason there is none (a failover or switchover under way). */
+function leaderOf(v: ClusterView): { leader: MemberView } | { reason: string } {
+  const leaders = v.members.filter((m) => isLeaderRole(m.role));
+  const running = leaders.filter((m) => m.state === 'running');
+  if (running.length === 1) return { leader: running[0] as MemberView };
+  if (leaders.length === 0) return { reason: `Patroni cluster ${v.scope} has no leader (members: ${membersText(v)}): a failover or switchover is in progress` };
+  if (running.length === 0) return { reason: `the leader of Patroni cluster ${v.scope} is not running (members: ${membersText(v)}): a failover or switchover is in progress` };
+  return { reason: `Patroni cluster ${v.scope} lists ${running.length} running leaders (${list(running.map((m) => m.name))}): waiting for it to settle` };
+}
+
+/**
+ * Why a replica cannot carry the load yet, or undefined when it can: it answers
+ * its own REST API, streams from the leader, with the same data (system
+ * identifier), within max-lag.
+ */
+export function notCaughtUp(m: MemberView, leader: MemberView, maxLag: number): string | undefined {
+  if (!m.self.ok) return `member ${m.name} does not answer: ${m.self.error}`;
+  if (leader.self.ok && leader.self.systemId && m.self.systemId !== leader.self.systemId) {
+    return `member ${m.name} runs database system ${m.self.systemId ?? '(unknown)'}, the leader ${leader.name} ${leader.self.systemId}: it is not a copy of this cluster's data`;
+  }
+  if (m.state !== 'streaming') return `member ${m.name} is ${m.state}, not streaming from the leader ${leader.name}`;
+  if (m.lag === undefined) return `the replication lag of member ${m.name} is unknown`;
+  if (m.lag > maxLag) return `member ${m.name} is ${bytes(m.lag)} behind the leader ${leader.name} (max-lag ${bytes(maxLag)})${m.self.replayPaused ? '; its WAL replay is paused' : ''}`;
+  return undefined;
+}
+
+/** The checks every call makes first: maintenance mode, a leader, and prev back in the cluster. */
+function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader: MemberView } | { hold: Decision } {
+  if (v.paused) {
+    return {
+      hold: hold(
+        `Patroni cluster ${v.scope} is paused (maintenance mode): Patroni neither fails over nor switches over while paused; ` +
+          'resume it (patronictl resume) for the rollout to go on',
+      ),
+    };
+  }
+  const l = leaderOf(v);
+  if ('reason' in l) return { hold: hold(l.reason) };
+  const { leader } = l;
+  if (!leader.self.ok) return { hold: hold(`the leader ${leader.name} does not answer: ${leader.self.error}`) };
+  if (prev && prev.pod !== leader.name) {
+    const m = v.members.find((x) => x.name === prev.pod);
+    if (!m) return { hold: hold(`waiting for ${prev.pod} to rejoin Patroni cluster ${v.scope}: it is not among its members (${membersText(v)})`) };
+    const why = notCaughtUp(m, leader, maxLag);
+    if (why) return { hold: hold(`waiting for ${prev.pod}, updated last, to rejoin as a replica: ${why}`) };
+  }
+  return { leader };
+}
+
+/** Every member but these streams within max-lag and answers: the others can carry the load. */
+function othersNotReady(v: ClusterView, leader: MemberView, except: readonly string[], maxLag: number): string | undefined {
+  for (const m of v.members) {
+    if (m === leader || except.includes(m.name)) continue;
+    const why = notCaughtUp(m, leader, maxLag);
+    if (why) return why;
+  }
+  return undefined;
+}
+
+const byLag = (a: MemberView, b: MemberView): number => (a.lag ?? 0) - (b.lag ?? 0) || a.name.localeCompare(b.name);
+
+/**
+ * The decision before `next` moves (after `prev` moved), or at the end (next
+ * null). `updated(member)`: that member's pod already runs the update revision.
+ */
+export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodRef | null, o: DecideOptions, updated: (member: string) => boolean): Decision {
+  const pre = precheck(v, prev, o.maxLag);
+  if ('hold' in pre) return pre.hold;
+  const { leader } = pre;
+
+  if (!next) {
+    const why = othersNotReady(v, leader, [], o.maxLag);
+    if (why) return hold(`waiting for every member to stream within max-lag: ${why}`);
+    return { kind: 'approve', note: `every member streams from the leader ${leader.name} within max-lag` };
+  }
+
+  const m = v.members.find((x) => x.name === next.pod);
+  if (!m) {
+    if (next.ready) {
+      return hold(
+        `pod ${next.pod} is Ready, but Patroni cluster ${v.scope} has no member named ${next.pod} (members: ${list(v.members.map((x) => x.name))}): ` +
+          "the hook cannot make safe a member it cannot find; Patroni's name must be the pod's name",
+      );
+    }
+    const why = othersNotReady(v, leader, [next.pod], o.maxLag);
+    if (why) return hold(`${next.pod} is not a member (its pod is not Ready), but the others cannot carry the load: ${why}`);
+    return { kind: 'approve', note: `${next.pod} is not a member of the cluster (pod not Ready): replacing it takes nothing away` };
+  }
+
+  if (m === leader) {
+    const others = v.members.filter((x) => x !== leader);
+    if (others.length === 0) return { kind: 'approve', note: `${m.name} is the only member: no replica to switch over to, PostgreSQL is down while it restarts` };
+    const why = othersNotReady(v, leader, [], o.maxLag);
+    if (why) return hold(`${m.name} is the leader; before switching over, every replica must stream within max-lag: ${why}`);
+    let eligible = others.filter((x) => !x.nofailover).sort(byLag);
+    if (eligible.length === 0) return hold(`${m.name} is the leader, and every replica is tagged nofailover: no member can take over`);
+    // Synchronous mode: Patroni switches over only to a synchronous standby (quorum mode: to a quorum member).
+    const syncRole = others.some((x) => x.role === 'sync_standby') ? 'sync_standby' : others.some((x) => x.role === 'quorum_standby') ? 'quorum_standby' : undefined;
+    if (syncRole) {
+      eligible = eligible.filter((x) => x.role === syncRole);
+      if (eligible.length === 0) return hold(`${m.name} is the leader, and no ${syncRole.replace('_', ' ')} without nofailover can take over (synchronous mode)`);
+    }
+    const fresh = eligible.filter((x) => updated(x.name));
+    let candidate = fresh[0];
+    let note = `switching over from ${m.name} to ${candidate?.name}, which runs the update revision, before ${m.name}'s pod restarts`;
+    if (!candidate) {
+      candidate = eligible[0] as MemberView;
+      note =
+        o.switchoverTo === 'any-replica'
+          ? `switching over from ${m.name} to ${candidate.name}, the most caught-up replica, before ${m.name}'s pod restarts`
+          : `switching over from ${m.name} to ${candidate.name}, the most caught-up replica: no replica runs the update revision yet ` +
+            `(the leader's pod moves first), so ${candidate.name}'s own restart will need another switchover`;
+    } else if (o.switchoverTo === 'any-replica' && eligible[0] !== candidate) {
+      candidate = eligible[0] as MemberView;
+      note = `switching over from ${m.name} to ${candidate.name}, the most caught-up replica, before ${m.name}'s pod restarts`;
+    }
+    if (!leader.apiUrl) return hold(`the leader ${leader.name} lists no REST API address (api_url) to ask for a switchover`);
+    return { kind: 'switchover', leader: m.name, candidate: candidate.name, leaderUrl: leader.apiUrl, note };
+  }
+
+  // A replica: the others must carry the load while it restarts.
+  const why = othersNotReady(v, leader, [m.name], o.maxLag);
+  if (why) return hold(`before ${m.name} restarts, the other members must stream within max-lag: ${why}`);
+  if (m.role === 'sync_standby' || m.role === 'quorum_standby') {
+    const takers = v.members.filter((x) => x !== leader && x !== m && !x.nosync && notCaughtUp(x, leader, o.maxLag) === undefined);
+    if (takers.length === 0) {
+      return hold(`${m.name} is the synchronous standby, and no other replica can take that role (none streams within max-lag without nosync): restarting it would stop commits or lose the guarantee`);
+    }
+  }
+  return { kind: 'approve', note: `${m.name} is a ${m.role}; the leader ${leader.name} and the other members carry the load` };
+}
+
+/**
+ * The order of the stale pods: replicas first (in the order given, highest
+ * ordinal first), the leader last, so that a rollout needs one switchover.
+ */
+export function decideOrder(v: ClusterView, stale: readonly string[]): { ok: true; order: UpdateOrder } | { ok: false; reason: string } {
+  const l = leaderOf(v);
+  if ('reason' in l) return { ok: false, reason: l.reason };
+  const leader = l.leader.name;
+  const replicas = stale.filter((p) => p !== leader);
+  const last = stale.includes(leader) ? [leader] : [];
+  const reason = last.length
+    ? `replicas first${replicas.length ? ` (${replicas.join(', ')})` : ''}; ${leader} is the leader and goes last, after one switchover`
+    : `the leader ${leader} already runs the update revision; replicas in ordinal order`;
+  return { ok: true, order: { pods: [...replicas, ...last], reason } };
+}

@@ -1,0 +1,37 @@
+import { HookNotReady } from '../../lib/hook.ts';
+import { ClusterAnswer, MemberAnswer } from './answers.ts';
+import type { PatroniClient } from './client.ts';
+import { type ClusterView, clusterView, type MemberSelf, selfOf } from './view.ts';
+
+/**
+ * Reads what a decision needs, afresh: the member list from the first address
+ * that answers /cluster (every member serves the DCS's view), then each member's
+ * own /patroni, in parallel. A member that does not answer is in the view with
+ * the reason: the decisions hold on it, they never guess.
+ */
+export async function readCluster(client: PatroniClient, seeds: readonly string[]): Promise<ClusterView> {
+  if (seeds.length === 0) throw new HookNotReady('no address to reach Patroni: no pod with an IP, and no url option');
+  let cluster: ClusterAnswer | undefined;
+  const errors: string[] = [];
+  for (const seed of seeds) {
+    try {
+      cluster = await client.get(`${seed}/cluster`, ClusterAnswer);
+      break;
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (!cluster) throw new HookNotReady(errors.length === 1 ? (errors[0] as string) : `no member answers /cluster: ${errors.join('; ')}`);
+  const selves = new Map<string, MemberSelf>();
+  await Promise.all(
+    cluster.members.map(async (m) => {
+      if (!m.api_url) return;
+      try {
+        selves.set(m.name, selfOf(await client.get(m.api_url, MemberAnswer)));
+      } catch (err) {
+        selves.set(m.name, { ok: false, error: err instanceof Error ? err.message : String(err) });
+      }
+    }),
+  );
+  return clusterView(cluster, selves);
+}

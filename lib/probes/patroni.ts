@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { describeError } from '../errors.ts';
+import { httpRequest } from '../http.ts';
+import type { ApplicationStatus } from '../pilot/schema.ts';
+import type { ApplicationProbe } from './types.ts';
+
+export interface PatroniProbeOptions {
+  /** Base URL of the local member's REST API, e.g. http://127.0.0.1:8008. */
+  url: string;
+  timeoutMs?: number;
+}
+
+// Only what we read; Patroni sends more. /patroni answers 503 with the same body when PostgreSQL is down.
+const Self = z.looseObject({
+  state: z.string(),
+  role: z.string(),
+  server_version: z.number().int().optional(),
+  timeline: z.number().int().min(0).optional(),
+  database_system_identifier: z.string().optional(),
+  patroni: z.looseObject({ name: z.string().optional(), scope: z.string().optional() }).optional(),
+});
+const Lag = z.union([z.number().int().min(0), z.string()]).nullish();
+const Cluster = z.looseObject({ members: z.array(z.looseObject({ name: z.string(), lag: Lag, receive_lag: Lag, replay_lag: Lag })) });
+
+/** 150018 -> "15.18", 90624 -> "9.6.24": how PostgreSQL spells its server_version_num. */
+export function postgresVersion(n: number): string {
+  const major = Math.floor(n / 10000);
+  if (major >= 10) return `${major}.${n % 10000}`;
+  return `${major}.${Math.floor(n / 100) % 100}.${n % 100}`;
+}
+
+/**
+ * Reads the local Patroni member: who it is and what its PostgreSQL does
+ * (GET /patroni: role, state, timeline, version, system identifier), and how
+ * far it is behind its leader (its own row of GET /cluster). Each answer is
+ * validated; one that fails leaves its fields unknown and says so in `error`.
+ */
+export function patroniProbe(o: PatroniProbeOptions): ApplicationProbe {
+  const root = o.url.replace(/\/+$/, '');
+  const timeoutMs = o.timeoutMs ?? 5000;
+
+  async function get<T>(path: string, schema: z.ZodType<T>, signal: AbortSignal): Promise<T> {
+    const res = await httpRequest(`${root}${path}`, { timeoutMs, signal, maxBytes: 4 << 20 });
+    if (res.status !== 200 && res.status !== 503) throw new Error(`GET ${path} answered ${res.status}: ${res.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(res.text);
+    } catch {
+      throw new Error(`GET ${path} answered with something that is not JSON`);
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw new Error(`GET ${path} answered unexpectedly: ${z.prettifyError(parsed.error).replace(/\s+/g, ' ')}`);
+    return parsed.data;
+  }
+
+  return {
+    name: 'patroni',
+    async probe(signal) {
+      const errors: string[] = [];
+      const settle = async <T>(p: Promise<T>): Promise<T | undefined> => {
+        try {
+          return await p;
+        } catch (err) {
+          if (signal.aborted) throw err;
+          errors.push(describeError(err, 200));
+          return undefined;
+        }
+      };
+      const [self, cluster] = await Promise.all([settle(get('/patroni', Self, signal)), settle(get('/cluster', Cluster, signal))]);
+      const status: ApplicationStatus = { probe: 'patroni' };
+      if (self) {
+        status.role = self.role;
+        status.state = self.state;
+        if (self.timeline !== undefined) status.timeline = self.timeline;
+        if (self.server_version !== undefined) status.version = postgresVersion(self.server_version);
+        if (self.database_system_identifier) status.systemIdentifier = self.database_system_identifier;
+        if (self.patroni?.name) status.nodeName = self.patroni.name;
+        if (self.patroni?.scope) status.clusterName = self.patroni.scope;
+      }
+      const me = cluster?.members.find((m) => m.name === status.nodeName);
+      if (me && status.role !== 'primary' && status.role !== 'master') {
+        const lags = [me.lag, me.receive_lag, me.replay_lag].filter((v) => v !== undefined && v !== null);
+        if (lags.length > 0 && lags.every((v) => typeof v === 'number')) status.lag = Math.max(...(lags as number[]));
+      } else if (me) status.lag = 0;
+      if (errors.length > 0) status.error = errors.join('; ').slice(0, 4000);
+      return status;
+    },
+  };
+}
