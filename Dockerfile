@@ -1,12 +1,16 @@
 # sts-pilot: the controller and the in-pod pilot (one binary, subcommands).
 # TypeScript runs as-is on Node 24 (type stripping): no build stage, only the
-# production dependencies.
-FROM node:24-bookworm-slim AS deps
+# production dependencies. image/build.sh builds the same image without a container
+# engine (same files under /app, same entrypoint); the image test compares the two
+# by what this file copies, so keep them in step.
+FROM node:24.21.0-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:24-bookworm-slim
+FROM node:24.21.0-bookworm-slim
+# tini as PID 1: it reaps every orphan (Node cannot), and passes signals on.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
@@ -14,6 +18,6 @@ COPY package.json ./
 COPY cmd ./cmd
 COPY lib ./lib
 COPY hooks ./hooks
-USER node
-ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning", "/app/cmd/sts-pilot.ts"]
+USER 1000:1000
+ENTRYPOINT ["/usr/bin/tini-static", "--", "/usr/local/bin/node", "--disable-warning=ExperimentalWarning", "/app/cmd/sts-pilot.ts"]
 CMD ["controller"]

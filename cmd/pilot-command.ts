@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
+import { HostPort, LogLevel, NamespaceName, parseFlags, wholeNumber } from '../lib/cli/flags.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
@@ -7,16 +8,15 @@ import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
 import { patroniProbe } from '../lib/probes/patroni.ts';
 import { kafkaProbe } from '../lib/probes/kafka.ts';
 
-const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const seconds = (min: number, max: number) => wholeNumber(min, max, 'seconds');
 
 const PilotFlags = z.strictObject({
   kubeconfig: z.string().min(1).optional(),
-  namespace: z.string({ error: 'required: --namespace or $POD_NAMESPACE' }).regex(dnsLabel, 'must be a namespace name'),
-  podName: z.string({ error: 'required: --pod-name or $POD_NAME' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
+  namespace: z.string({ error: 'is required (or $POD_NAMESPACE)' }).pipe(NamespaceName),
+  podName: z.string({ error: 'is required (or $POD_NAME)' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
   podUid: z.string().min(1).optional(),
   revision: z.string().min(1).optional(),
-  app: z.enum(['none', 'elasticsearch', 'patroni', 'kafka']),
+  app: z.enum(['none', 'elasticsearch', 'patroni', 'kafka'], { error: 'must be none, elasticsearch, patroni or kafka' }),
   // http(s) for elasticsearch and patroni, kafka://host:port (a plaintext listener of this pod) for kafka
   appUrl: z.url({ protocol: /^(https?|kafka)$/, error: 'must be an http://, https:// or kafka:// URL' }).optional(),
   appDataDir: z.string().min(1).optional(),
@@ -30,8 +30,8 @@ const PilotFlags = z.strictObject({
   probeInterval: seconds(1, 3600),
   probeTimeout: seconds(1, 600),
   pilotTimeout: seconds(0, 86_400),
-  probeAddress: z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port'),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+  probeAddress: HostPort,
+  logLevel: LogLevel,
 });
 
 /**
@@ -65,9 +65,7 @@ export function registerPilotCommand(program: Command): void {
     .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8081')
     .option('--log-level <level>', 'log level', 'info')
     .action(async (command: string[], raw: unknown) => {
-      const parsed = PilotFlags.safeParse(raw);
-      if (!parsed.success) throw new InvalidArgumentError(z.prettifyError(parsed.error));
-      const f = parsed.data;
+      const f = parseFlags(PilotFlags, raw);
       const log = createLogger({ level: f.logLevel, name: 'sts-pilot-pilot' });
       const kc = loadKubeConfig(f.kubeconfig);
       const appUrl = f.appUrl ? new URL(f.appUrl) : undefined;

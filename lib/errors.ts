@@ -15,6 +15,9 @@ export function describeError(err: unknown, max = 300): string {
     const apiMessage =
       typeof body === 'string' ? tryMessage(body) : typeof body === 'object' && body !== null ? (body as { message?: string }).message : undefined;
     text = apiMessage ?? err.message;
+    // undici says only "fetch failed"; why (ECONNREFUSED, a TLS error, a DNS failure) is in its cause.
+    const cause = (err as { cause?: unknown }).cause;
+    if (apiMessage === undefined && cause instanceof Error && cause.message && !text.includes(cause.message)) text = `${text}: ${cause.message}`;
   } else {
     text = String(err);
   }

@@ -1,15 +1,23 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { VERSION } from './version.ts';
 
 /** The controller's Prometheus metrics, on their own registry (tests make several controllers). */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  // Read at scrape time, so the wait keeps growing between reconciles.
-  let stepWaits: () => Iterable<[string, number]> = () => [];
+  // Read at scrape time, so the wait keeps growing between reconciles. One source
+  // per controller: a process that watches several namespaces runs one for each.
+  const stepWaitSources: (() => Iterable<[string, number]>)[] = [];
+  const stepWaits = (): [string, number][] => stepWaitSources.flatMap((s) => [...s()]);
+  const heartbeatSources: (() => Iterable<PilotHeartbeat>)[] = [];
   const m = {
-    /** Where sts_pilot_step_wait_seconds reads from: StatefulSet key -> seconds at its current step. */
+    /** Adds a source of sts_pilot_step_wait_seconds (and of the rollouts in progress): StatefulSet key -> seconds at its current step. */
     setStepWaitSource(source: () => Iterable<[string, number]>): void {
-      stepWaits = source;
+      stepWaitSources.push(source);
+    },
+    /** Adds a source of sts_pilot_pilot_heartbeat_timestamp_seconds: the Pilots a controller's cache holds. */
+    addPilotHeartbeatSource(source: () => Iterable<PilotHeartbeat>): void {
+      heartbeatSources.push(source);
     },
     stepWait: new Gauge({
       name: 'sts_pilot_step_wait_seconds',
@@ -20,6 +28,22 @@ export function createMetrics() {
         this.reset();
         for (const [sts, seconds] of stepWaits()) this.set({ statefulset: sts }, seconds);
       },
+    }),
+    pilotHeartbeat: new Gauge({
+      name: 'sts_pilot_pilot_heartbeat_timestamp_seconds',
+      help: "When each Pilot's in-pod pilot last wrote its heartbeat (Unix seconds), as the controller's cache sees it; Pilots never written by a pilot have none",
+      labelNames: ['pilot', 'statefulset'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const source of heartbeatSources) for (const h of source()) this.set({ pilot: h.pilot, statefulset: h.statefulSet }, h.at / 1000);
+      },
+    }),
+    buildInfo: new Gauge({
+      name: 'sts_pilot_build_info',
+      help: 'Always 1; the version of sts-pilot and of Node.js in labels',
+      labelNames: ['version', 'node'],
+      registers: [registry],
     }),
     admissionGate: new Gauge({
       name: 'sts_pilot_admission_gate',
@@ -33,11 +57,28 @@ export function createMetrics() {
     hookCalls: new Counter({ name: 'sts_pilot_hook_calls_total', help: 'Hook calls by hook and outcome (approved, held, error)', labelNames: ['hook', 'outcome'], registers: [registry] }),
     hookDuration: new Histogram({ name: 'sts_pilot_hook_call_duration_seconds', help: 'Hook call duration', labelNames: ['hook'], registers: [registry], buckets: [0.005, 0.05, 0.25, 1, 5, 15, 60] }),
     steps: new Counter({ name: 'sts_pilot_steps_total', help: 'Partition moves and pod deletions, by why', labelNames: ['why'], registers: [registry] }),
-    rolloutsInProgress: new Gauge({ name: 'sts_pilot_rollouts_in_progress', help: 'StatefulSets with a rollout in progress', registers: [registry] }),
+    // Counted at scrape time from every controller's rollouts, whatever .set() said last.
+    rolloutsInProgress: new Gauge({
+      name: 'sts_pilot_rollouts_in_progress',
+      help: 'StatefulSets with a rollout in progress',
+      registers: [registry],
+      collect() {
+        if (stepWaitSources.length > 0) this.set(stepWaits().length);
+      },
+    }),
     watchRestarts: new Counter({ name: 'sts_pilot_watch_restarts_total', help: 'Informer restarts after errors', labelNames: ['resource'], registers: [registry] }),
     apiErrors: new Counter({ name: 'sts_pilot_api_errors_total', help: 'Kubernetes API errors by operation and code', labelNames: ['operation', 'code'], registers: [registry] }),
   };
+  m.buildInfo.set({ version: VERSION, node: process.version }, 1);
   return m;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** One Pilot's last heartbeat: `pilot` and `statefulSet` as namespace/name. */
+export interface PilotHeartbeat {
+  pilot: string;
+  statefulSet: string;
+  /** Unix milliseconds. */
+  at: number;
+}

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerApprove } from './approve.ts';
+import { registerCopyPilot } from './copy-pilot.ts';
 import { registerHooks } from './hooks.ts';
 import { registerPause } from './pause.ts';
 import { registerStatus } from './status.ts';
@@ -12,4 +13,5 @@ export function registerCliCommands(program: Command): void {
   registerApprove(program);
   registerUndo(program);
   registerHooks(program);
+  registerCopyPilot(program);
 }

@@ -2,21 +2,53 @@ import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { DEFAULT_LABEL_KEY } from '../names.ts';
 
-// Every flag and argument of the people-facing commands is parsed here, once.
+// Every flag and argument of the CLI is parsed here, once. A message says what a
+// flag takes, so the error reads "--workers must be a whole number", never zod's
+// "expected number, received NaN".
 
 const dns1123Label = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const dns1123Subdomain = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const labelKey = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
-export const NamespaceName = z.string().regex(dns1123Label, 'must be a namespace name');
-export const StatefulSetName = z.string().regex(dns1123Subdomain, 'must be a StatefulSet name');
-export const PodName = z.string().regex(dns1123Subdomain, 'must be a pod name');
+export const NamespaceName = z.string().regex(dns1123Label, 'must be a namespace name (lowercase letters, digits and "-", at most 63)');
+export const StatefulSetName = z.string().regex(dns1123Subdomain, 'must be a StatefulSet name (lowercase letters, digits, "-" and ".")');
+export const PodName = z.string().regex(dns1123Subdomain, 'must be a pod name (lowercase letters, digits, "-" and ".")');
+export const LabelKey = z.string().regex(labelKey, 'must be a label key, e.g. sts-pilot.io/hook');
+export const HostPort = z.string().regex(/^([^:]*):([0-9]{1,5})$/, 'must be host:port, e.g. 0.0.0.0:8080');
+export const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
+  error: 'must be one of fatal, error, warn, info, debug, trace',
+});
+
+/** A whole number given as a flag (commander hands over strings), within bounds. */
+export const wholeNumber = (min: number, max: number, unit = '') =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const s = String(v).trim();
+      if (!/^[0-9]+$/.test(s)) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number${unit ? ` of ${unit}` : ''}` });
+        return z.NEVER;
+      }
+      const n = Number(s);
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}${unit ? ` ${unit}` : ''}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** A comma-separated list (also repeated flags, which commander hands over as an array). */
+export const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(item));
 
 const Common = {
   kubeconfig: z.string().min(1).optional(),
   context: z.string().min(1).optional(),
   namespace: NamespaceName.optional(),
-  labelKey: z.string().regex(labelKey, 'must be a label key').default(DEFAULT_LABEL_KEY),
+  labelKey: LabelKey.default(DEFAULT_LABEL_KEY),
 };
 
 export const StatusFlags = z
@@ -39,18 +71,24 @@ export type UndoFlags = z.infer<typeof UndoFlags>;
 export const HooksFlags = z.strictObject({ labelKey: Common.labelKey });
 export type HooksFlags = z.infer<typeof HooksFlags>;
 
+/** `--workers` for a key `workers`: the flag as people type it. */
+export const flagName = (key: PropertyKey): string => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 /**
  * Parse with zod; a failure is a usage error (commander's exit code 2) that names
- * the flag as typed (`--label-key`), or `what` for an argument.
+ * the flag as typed and what it takes ("--workers must be a whole number"), or
+ * `what` for an argument.
  */
 export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown, what?: string): z.infer<S> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
-  const flag = (key: PropertyKey): string => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   const text = r.error.issues
     .map((i) => {
-      const where = i.path.length > 0 ? flag(i.path[0] as PropertyKey) : what;
-      return `${where ? `${where}: ` : ''}${i.message}`;
+      if (i.code === 'unrecognized_keys') return `unknown flag${i.keys.length > 1 ? 's' : ''} ${i.keys.map(flagName).join(', ')}`;
+      const where = i.path.length > 0 ? flagName(i.path[0] as PropertyKey) : what;
+      // A missing required flag: zod says "expected string, received undefined".
+      const message = i.code === 'invalid_type' && /received undefined/.test(i.message) ? 'is required' : i.message;
+      return where ? `${where} ${message}` : message;
     })
     .join('; ');
   throw new InvalidArgumentError(text);

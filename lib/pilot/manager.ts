@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { describeError, statusCode } from '../errors.ts';
 import { Informer } from '../kube/informer.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Metrics, PilotHeartbeat } from '../metrics.ts';
 import { API_GROUP, API_VERSION, FIELD_MANAGER } from '../names.ts';
 import { isFresh, type PilotReader } from './reader.ts';
 import { parsePilot, PILOT_API_VERSION, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec, PilotStatus, podOwnerUid } from './schema.ts';
@@ -31,7 +31,7 @@ export interface PilotManagerOptions {
    * queue work, do none here.
    */
   onChange?: (namespace: string, statefulSet: string, pilot: string) => void;
-  metrics?: Pick<Metrics, 'apiErrors' | 'watchRestarts'>;
+  metrics?: Pick<Metrics, 'apiErrors' | 'watchRestarts'> & Partial<Pick<Metrics, 'addPilotHeartbeatSource'>>;
   now?: () => number;
 }
 
@@ -103,6 +103,21 @@ export class PilotManager {
       onChange: (p, verb) => this.onPilot(p, verb),
       onRestart: () => o.metrics?.watchRestarts.inc({ resource: 'pilots' }),
     });
+    o.metrics?.addPilotHeartbeatSource?.(() => this.heartbeats());
+  }
+
+  /** The heartbeat of every cached Pilot that has one (sts_pilot_pilot_heartbeat_timestamp_seconds); read at scrape time. */
+  *heartbeats(): Iterable<PilotHeartbeat> {
+    for (const raw of this.informer.list()) {
+      const ns = raw.metadata?.namespace ?? '';
+      const sts = raw.metadata?.labels?.[PILOT_STATEFULSET_LABEL];
+      const phase = (raw as { status?: { phase?: unknown } }).status?.phase;
+      const t = (raw as { status?: { heartbeatTime?: unknown } }).status?.heartbeatTime;
+      // A pilot that stopped on purpose (its pod is going) owes no heartbeat.
+      if (!sts || typeof t !== 'string' || phase === 'Stopped') continue;
+      const at = Date.parse(t);
+      if (!Number.isNaN(at)) yield { pilot: k(ns, raw.metadata?.name ?? ''), statefulSet: k(ns, sts), at };
+    }
   }
 
   /** Resolves once the cache holds every Pilot (the CRD must be installed). */

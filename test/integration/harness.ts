@@ -246,12 +246,22 @@ export class ControllerProcess {
     return p;
   }
 
+  /**
+   * The controller with exactly these arguments (after `cmd/sts-pilot.ts`), e.g. a
+   * chart-rendered Deployment's: the caller gives the kubeconfig and probe address.
+   */
+  static async fromArgs(args: string[], probePort: number, identity: string, env: Record<string, string> = {}): Promise<ControllerProcess> {
+    const p = new ControllerProcess(['cmd/sts-pilot.ts', ...args], probePort, identity, env);
+    await p.spawn();
+    return p;
+  }
+
   async spawn(): Promise<void> {
     this.exitCode = undefined;
     const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.env, POD_NAME: this.identity },
+      env: { ...process.env, POD_NAME: this.identity, ...this.env },
     });
     this.child = child;
     let buf = '';

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -23,7 +24,9 @@ describe('manifests/ on a real kube-apiserver', function () {
     await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'create', 'namespace', 'search']).catch((e: { stderr?: string }) => {
       if (!/AlreadyExists/.test(e.stderr ?? '')) throw e;
     });
-    const { stdout } = await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'apply', '--dry-run=server', '-f', join(root, 'manifests')]);
+    // Every object file (kustomization.yaml is kustomize's, applied with -k in chart.test.ts).
+    const files = readdirSync(join(root, 'manifests')).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml');
+    const { stdout } = await run(kubectl, ['--kubeconfig', c.kubeconfigPath, 'apply', '--dry-run=server', ...files.flatMap((f) => ['-f', join(root, 'manifests', f)])]);
     const lines = stdout.trim().split('\n');
     for (const kind of ['customresourcedefinition.apiextensions.k8s.io/pilots.sts-pilot.io', 'deployment.apps/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-controller', 'clusterrole.rbac.authorization.k8s.io/sts-pilot-pilot', 'statefulset.apps/es', 'service/sts-pilot-metrics', 'validatingadmissionpolicy.admissionregistration.k8s.io/sts-pilot-own-pilot-only']) {
       expect(lines.some((l) => l.startsWith(kind) && l.endsWith('(server dry run)')), `${kind} in:\n${stdout}`).to.equal(true);

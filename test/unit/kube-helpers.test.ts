@@ -108,3 +108,12 @@ describe('goJson', () => {
     expect(JSON.parse(text)).to.deep.equal(value);
   });
 });
+
+describe('describeError: the cause of a failed connection is said', () => {
+  it('"fetch failed" with its cause', async () => {
+    const { describeError } = await import('../../lib/errors.ts');
+    const err = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }) });
+    expect(describeError(err)).to.equal('fetch failed: connect ECONNREFUSED 127.0.0.1:1');
+    expect(describeError(new Error('plain'))).to.equal('plain');
+  });
+});

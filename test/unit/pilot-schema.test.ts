@@ -85,7 +85,7 @@ function expectStructural(s: JsonSchema, path: string): void {
 }
 
 describe('Pilot CRD', () => {
-  it('manifests/crd-pilot.yaml is what lib/pilot/crd.ts generates (regenerate: node lib/pilot/crd.ts > manifests/crd-pilot.yaml)', () => {
+  it('manifests/crd-pilot.yaml is what lib/pilot/crd.ts generates (regenerate: npm run manifests)', () => {
     const committed = readFileSync(join(root, 'manifests', 'crd-pilot.yaml'), 'utf8');
     expect(committed).to.equal(pilotCrdYaml());
   });

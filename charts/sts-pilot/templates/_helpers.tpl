@@ -1,0 +1,34 @@
+{{/*
+Names are fixed, not derived from the release name: the CRD, the admission
+policies and the ClusterRoles are cluster-wide, and the controller finds the
+gate by these names. One install per cluster.
+*/}}
+
+{{- define "sts-pilot.labels" -}}
+app.kubernetes.io/name: sts-pilot
+app.kubernetes.io/part-of: sts-pilot
+{{- end }}
+
+{{- define "sts-pilot.controllerLabels" -}}
+app.kubernetes.io/name: sts-pilot
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/* The user the controller authenticates as: what the admission policies let through. */}}
+{{- define "sts-pilot.controllerUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:sts-pilot-controller
+{{- end }}
+
+{{- define "sts-pilot.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/* Fails the render on values that cannot work together. */}}
+{{- define "sts-pilot.validate" -}}
+{{- if and .Values.rbac.namespaced (not .Values.watchNamespaces) }}
+{{- fail "rbac.namespaced=true needs watchNamespaces: a namespace-scoped install can only watch the namespaces it has Roles in" }}
+{{- end }}
+{{- if ge (int .Values.leaderElection.renewDeadline) (int .Values.leaderElection.leaseDuration) }}
+{{- fail "leaderElection.renewDeadline must be shorter than leaderElection.leaseDuration" }}
+{{- end }}
+{{- end }}

