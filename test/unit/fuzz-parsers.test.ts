@@ -551,9 +551,10 @@ describe(`fuzz: parsers and planner never throw and never take an unsafe step (s
           if (sts.mark?.uid !== undefined) expect(sts.mark.uid, 'the very pod approved').to.equal(a.pod.uid);
           expect(a.pod.ready || a.pod.terminating, 'only an unready pod, not already leaving').to.equal(false);
           expect(a.pod.revision).to.not.equal(sts.updateRevision);
-          // Every other pod available, but stale ones that are not Ready (broken the same way).
+          // Every other pod of the range available, but stale ones that are not Ready (broken the
+          // same way). A pod outside [start, start + replicas) is condemned: its leaving blocks nothing.
           for (const p of s.pods) {
-            if (p === a.pod || p.index >= n) continue;
+            if (p === a.pod || p.index >= n || p.index < 0) continue;
             expect(!p.terminating, `${p.name} leaving`).to.equal(true);
             if (p.revision === sts.updateRevision) expect(p.ready, `${p.name} not available`).to.equal(true);
           }
