@@ -67,7 +67,7 @@ export type PendingStep =
 export function pendingStep(item: StatusItem, labelKey: string, now: number): PendingStep {
   const { snapshot, action } = planned(item, now);
   if (action.kind !== 'callHook') {
-    const why = action.kind === 'hold' ? action.reason : action.message;
+    const why = action.kind === 'hold' || action.kind === 'pause' ? action.reason : action.message;
     return { ok: false, reason: why };
   }
   return {

@@ -87,7 +87,7 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
 
   // Without the label the controller never sees it: what the planner would do is beside the point.
   if (hook === undefined) out.push(field('now', `not managed: no label ${o.labelKey}, so sts-pilot leaves it alone`));
-  else out.push(field('now', `${action.phase}: ${action.kind === 'hold' ? action.reason : action.message}`));
+  else out.push(field('now', `${action.phase}: ${action.kind === 'hold' || action.kind === 'pause' ? action.reason : action.message}`));
   const status = statusLine(item, o);
   if (status) out.push(field('status', status));
 

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { formatDuration, formatSeconds, parseDuration } from './duration.ts';
+import type { Verdict } from './types.ts';
+
+/** `sts-pilot.io/hold-timeout`: a minute to 30 days. */
+export const parseHoldTimeout = (raw: string): ReturnType<typeof parseDuration> => parseDuration(raw, { min: 60, max: 30 * 86_400 });
+
+export const OnHoldTimeout = z.enum(['pause', 'keep-waiting']);
+export type OnHoldTimeout = z.infer<typeof OnHoldTimeout>;
+
+/**
+ * A step held longer than the timeout pauses the StatefulSet (or, with
+ * keep-waiting, is only reported overdue). `heldSince` is kept in memory by the
+ * controller, so after a restart it starts again: a timeout can come later than
+ * configured, never earlier. Pure.
+ */
+export function checkHoldTimeout(seconds: number, onTimeout: OnHoldTimeout, heldSince: number | undefined, now: number): Verdict {
+  const cfg = `hold-timeout ${formatSeconds(seconds)}, then ${onTimeout}`;
+  if (heldSince === undefined) return { policy: 'hold-timeout', says: 'go', text: `${cfg}: no step waiting` };
+  const held = Math.max(0, now - heldSince);
+  if (held < seconds * 1000) return { policy: 'hold-timeout', says: 'go', text: `${cfg}: held ${formatDuration(held)} of ${formatSeconds(seconds)}` };
+  const what = `this step has been held ${formatDuration(held)}, longer than hold-timeout ${formatSeconds(seconds)}`;
+  if (onTimeout === 'keep-waiting') return { policy: 'hold-timeout', says: 'overdue', text: `${what}; on-hold-timeout is keep-waiting` };
+  return { policy: 'hold-timeout', says: 'pause', text: `${what}; pausing (on-hold-timeout: pause)`, event: 'HoldTimeout' };
+}
