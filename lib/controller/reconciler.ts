@@ -2,7 +2,9 @@ import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { EventRecorder } from '../events.ts';
 import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
 import type { Logger } from '../log.ts';
-import { STATUS_ANNOTATION } from '../names.ts';
+import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
+import { parseAfter, peerState } from '../rollout/policies/after.ts';
+import type { PeerView, PolicyInputs, PolicyName } from '../rollout/policies/types.ts';
 import { type Action, plan } from '../rollout/planner.ts';
 import { podView, type PodView, type Snapshot, statefulSetView } from '../rollout/snapshot.ts';
 import type { WorkQueue } from '../workqueue.ts';
@@ -24,7 +26,12 @@ export interface ReconcilerParts {
   labelKey: string;
   log: Logger;
   isLeader: () => boolean;
+  /** Controller-wide rollout policy settings (flags). */
+  policy?: { defaultWindow?: string | undefined; disabled?: readonly PolicyName[]; gateEnforced?: () => boolean };
 }
+
+/** At most this many StatefulSets are read following `after` (cycles included). */
+const MAX_PEERS = 50;
 
 /** The hook a StatefulSet names, its parsed options, or why it cannot be used. */
 interface HookChoice {
@@ -89,6 +96,8 @@ export class Reconciler {
     const choice = this.hookOf(sts);
     const view = statefulSetView(sts);
     if (view.statusError) log.warn({ error: view.statusError }, `ignoring unreadable ${STATUS_ANNOTATION} annotation`);
+    const stepId = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
+    const waiting = this.inProgress.get(key);
     const snapshot: Snapshot = {
       sts: view,
       pods: pods.map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined),
@@ -97,11 +106,54 @@ export class Reconciler {
       hookProblem: choice.problem,
       hookConfig: hookConfigOf(sts.metadata?.labels?.[this.p.labelKey] ?? '', sts.metadata?.annotations),
       hookOrders: typeof choice.hook?.podUpdateOrder === 'function',
+      policy: this.policyInputs(key, sts, waiting?.step === stepId ? waiting.since : undefined),
     };
     const action = plan(snapshot);
-    this.track(key, action, `${view.updateRevision}|${view.partition}|${view.mark?.partition}`);
+    this.track(key, action, stepId);
     hooks.settle(key, action);
     await this.dispatch(key, sts, pods, choice, action, log);
+  }
+
+  /** What the rollout policies need besides the StatefulSet: flags, memory, peers. */
+  private policyInputs(key: string, sts: V1StatefulSet, heldSince: number | undefined): PolicyInputs {
+    const o = this.p.policy ?? {};
+    return {
+      defaultWindow: o.defaultWindow,
+      disabled: o.disabled ?? [],
+      peers: this.peersOf(sts),
+      heldSince,
+      hookErrors: this.p.hooks.errors(key),
+      gateEnforced: o.gateEnforced?.() ?? false,
+    };
+  }
+
+  /**
+   * The StatefulSets reachable through `sts-pilot.io/after` (same namespace,
+   * managed by this controller), read from the caches, so that the planner can
+   * see whether each has settled and whether they wait for each other in a cycle.
+   */
+  private peersOf(sts: V1StatefulSet): Record<string, PeerView | null> | undefined {
+    const raw = sts.metadata?.annotations?.[POLICY_ANNOTATIONS.after];
+    if (raw === undefined) return undefined;
+    const ns = sts.metadata?.namespace ?? '';
+    const peers: Record<string, PeerView | null> = {};
+    const todo = [...(parseAfter(raw).ok ? (parseAfter(raw) as { value: string[] }).value : [])];
+    while (todo.length > 0 && Object.keys(peers).length < MAX_PEERS) {
+      const name = todo.shift() as string;
+      if (name in peers || name === sts.metadata?.name) continue;
+      const peer = this.p.caches.statefulSet(ns, name);
+      if (!peer) {
+        peers[name] = null;
+        continue;
+      }
+      const after = peer.metadata?.annotations?.[POLICY_ANNOTATIONS.after];
+      const view = statefulSetView(peer);
+      const pods = this.p.caches.podsOf(peer).map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined);
+      peers[name] = peerState(view, pods, after);
+      const next = after === undefined ? undefined : parseAfter(after);
+      if (next?.ok) todo.push(...next.value);
+    }
+    return peers;
   }
 
   private hookOf(sts: V1StatefulSet): HookChoice {
@@ -131,15 +183,34 @@ export class Reconciler {
         queue.forget(key);
         return;
       case 'hold':
-        log.info({ phase: action.phase }, action.reason);
+        log.info({ phase: action.phase, ...(action.policy ? { policy: action.policy } : {}) }, action.reason);
         if (action.retryAfterMs !== undefined) queue.addAfter(key, action.retryAfterMs);
+        if (action.overdue) await events.emit(sts, 'Warning', 'HoldTimeout', action.overdue);
+        if (action.policy && action.phase === 'Rolling') {
+          // A policy's hold is news to people (why nothing moves at night): the status annotation and an Event, both folded.
+          await writer.recordHold(sts, action.phase, action.reason, log);
+          await events.emit(sts, 'Normal', 'PolicyHold', action.reason);
+          return;
+        }
         if (action.phase !== 'Rolling' && action.phase !== 'Waiting') {
           // Paused means hands off: Events only, not even our own annotation.
           if (action.phase !== 'Paused') await writer.recordHold(sts, action.phase, action.reason, log);
           await events.emit(sts, 'Warning', action.phase === 'Paused' ? 'Paused' : 'Held', action.reason);
         }
         return;
+      case 'pause': {
+        const outcome = await writer.pause(sts, action, log);
+        if (outcome === 'written') {
+          // A person resumes it: the count and the held time start again then.
+          hooks.resetErrors(key);
+          this.inProgress.delete(key);
+          queue.forget(key);
+        } else if (outcome === 'conflict') queue.addAfter(key, 200);
+        else if (outcome === 'not-leader') this.dropped.add(key);
+        return;
+      }
       case 'callHook':
+        if (action.overdue) await events.emit(sts, 'Warning', 'HoldTimeout', action.overdue);
         // The planner never asks without a usable hook (hookProblem holds first).
         if (choice.hook) hooks.ask(key, sts, pods, choice.hook, choice.options, action, log);
         return;
