@@ -242,7 +242,7 @@ export class HookRunner {
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
       const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
       const message = `${hook.name} holds ${target}: ${reason}`;
-      await this.o.writer.recordHold(sts, 'Rolling', message, log);
+      await this.o.writer.recordHold(sts, 'Rolling', message, log, this.failures.get(stsKey)?.count);
       await this.o.events.emit(sts, 'Warning', 'HookHeld', message);
       // Any event while the call ran was folded into it and cleared the retry timer: set it again.
       this.o.queue.addAfter(stsKey, delay);

@@ -4,6 +4,7 @@ import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
 import type { Logger } from '../log.ts';
 import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
 import { parseAfter, peerState } from '../rollout/policies/after.ts';
+import { heldSinceOf } from '../rollout/policies/hold-timeout.ts';
 import type { PeerView, PolicyInputs, PolicyName } from '../rollout/policies/types.ts';
 import { type Action, plan } from '../rollout/planner.ts';
 import { podView, type PodView, type Snapshot, statefulSetView } from '../rollout/snapshot.ts';
@@ -106,7 +107,7 @@ export class Reconciler {
       hookProblem: choice.problem,
       hookConfig: hookConfigOf(sts.metadata?.labels?.[this.p.labelKey] ?? '', sts.metadata?.annotations),
       hookOrders: typeof choice.hook?.podUpdateOrder === 'function',
-      policy: this.policyInputs(key, sts, waiting?.step === stepId ? waiting.since : undefined),
+      policy: this.policyInputs(key, sts, heldSinceOf(view, waiting?.step === stepId ? waiting.since : undefined)),
     };
     const action = plan(snapshot);
     this.track(key, action, stepId);

@@ -128,17 +128,19 @@ export class StatefulSetWriter {
    * annotation carries the rollout mark, which must never be written stale. A
    * failure is counted and left to the next reconcile.
    */
-  async recordHold(sts: V1StatefulSet, state: string, message: string, log: Logger): Promise<void> {
+  async recordHold(sts: V1StatefulSet, state: string, message: string, log: Logger, hookErrors?: number): Promise<void> {
     const md = sts.metadata ?? {};
     const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
     const current = parsed.ok ? parsed.status : {};
-    if (current.state === state && sameSituation(current.message, message)) return;
+    if (current.state === state && sameSituation(current.message, message) && current.hookErrors === hookErrors) return;
     const status: StatusAnnotation = {
       ...(current.rollout ? { rollout: current.rollout } : {}),
       ...(current.template ? { template: current.template } : {}),
       ...(current.revision ? { revision: current.revision } : {}),
       ...(current.order ? { order: current.order } : {}),
       ...(current.override ? { override: current.override } : {}),
+      ...(current.stepSince ? { stepSince: current.stepSince } : {}),
+      ...(hookErrors ? { hookErrors } : {}),
       state,
       message,
       since: new Date().toISOString(),
@@ -274,6 +276,9 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
   // The audit record of the last override: written in the very patch that applies it.
   const applied = (action.kind === 'patch' || action.kind === 'deletePod') && action.override ? { ...action.override, appliedAt: new Date().toISOString() } : undefined;
   const override = applied ?? view.override;
+  // A step taken starts the wait for the next one (hold-timeout).
+  const steps = (action.kind === 'patch' && (action.why === 'step' || action.why === 'override')) || (action.kind === 'deletePod' && action.why !== 'replace');
+  const stepSince = steps ? new Date().toISOString() : view.stepSince !== undefined ? new Date(view.stepSince).toISOString() : undefined;
   const status: StatusAnnotation = {
     ...(rollout ? { rollout } : {}),
     ...(template ? { template } : {}),
@@ -281,6 +286,7 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
     // The order is for a step of a rollout: a finished one leaves none behind.
     ...(view.order && !(action.kind === 'patch' && action.why === 'finish') ? { order: view.order } : {}),
     ...(override ? { override } : {}),
+    ...(stepSince ? { stepSince } : {}),
     state: action.phase,
     message,
     since: new Date().toISOString(),

@@ -62,6 +62,10 @@ export interface StatefulSetView {
   policyAnnotations?: Readonly<Record<string, string>>;
   /** The last override applied, as the status annotation records it. */
   override?: AppliedOverride | undefined;
+  /** When sts-pilot last took a step (ms), as the status annotation records it. */
+  stepSince?: number | undefined;
+  /** The hook's consecutive failures as last recorded in the status annotation. */
+  hookErrors?: number | undefined;
 }
 
 export interface Approval {
@@ -149,6 +153,8 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     statusError: parsed.ok ? undefined : parsed.error,
     policyAnnotations: policyAnnotationsOf(md.annotations),
     override: parsed.ok ? parsed.status.override : undefined,
+    stepSince: parsed.ok && parsed.status.stepSince !== undefined && !Number.isNaN(Date.parse(parsed.status.stepSince)) ? Date.parse(parsed.status.stepSince) : undefined,
+    hookErrors: parsed.ok ? parsed.status.hookErrors : undefined,
   };
 }
 

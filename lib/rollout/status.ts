@@ -68,6 +68,10 @@ export const StatusAnnotationSchema = z.object({
   order: OrderRecordSchema.optional(),
   /** The last override applied: the audit record, and what makes it single-use. */
   override: AppliedOverrideSchema.optional(),
+  /** When sts-pilot last took a step (ISO): how long the next has waited survives a restart (hold-timeout). */
+  stepSince: z.string().optional(),
+  /** The hook's consecutive failures that were not HookNotReady, as last recorded (halt; shown by status). */
+  hookErrors: z.number().int().min(0).optional(),
   state: z.string().optional(),
   message: z.string().optional(),
   since: z.string().optional(),

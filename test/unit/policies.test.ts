@@ -4,7 +4,7 @@ import { type Action, plan } from '../../lib/rollout/planner.ts';
 import { checkAfter, findCycle, parseAfter, peerState } from '../../lib/rollout/policies/after.ts';
 import { formatSeconds, parseDuration } from '../../lib/rollout/policies/duration.ts';
 import { checkHalt, parseHaltAfter } from '../../lib/rollout/policies/halt.ts';
-import { checkHoldTimeout } from '../../lib/rollout/policies/hold-timeout.ts';
+import { checkHoldTimeout, heldSinceOf } from '../../lib/rollout/policies/hold-timeout.ts';
 import { policyReport } from '../../lib/rollout/policies/index.ts';
 import { checkOverride, parseOverride } from '../../lib/rollout/policies/override.ts';
 import { checkStepDelay } from '../../lib/rollout/policies/step-delay.ts';
@@ -260,5 +260,18 @@ describe('planner with policies: they only hold a step, or an override stands in
     if (!next) throw new Error('no pod');
     const got = policyReport(s, { next, upd: 'B' }, true).map((v) => `${v.policy}: ${v.says}`);
     expect(got).to.deep.equal(['window: hold', 'step-delay: go', 'halt: go', 'hold-timeout: go']);
+  });
+});
+
+describe('policy: hold-timeout, since when a step has waited', () => {
+  const base = { updateRevision: 'B', partition: 3, strategy: 'RollingUpdate', mark: { revision: 'B', partition: 3 }, stepSince: 1000 };
+  it('after our own step: the recorded time, so a restart does not start the clock again', () => {
+    expect(heldSinceOf(base, undefined)).to.equal(1000);
+    expect(heldSinceOf(base, 5000)).to.equal(1000);
+  });
+  it('first step of a rollout, or the partition moved by someone else: memory only', () => {
+    expect(heldSinceOf({ ...base, mark: undefined }, 5000)).to.equal(5000);
+    expect(heldSinceOf({ ...base, partition: 2 }, undefined)).to.equal(undefined);
+    expect(heldSinceOf({ ...base, mark: { revision: 'A', partition: 3 } }, 7)).to.equal(7);
   });
 });

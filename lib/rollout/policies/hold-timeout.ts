@@ -9,6 +9,23 @@ export const OnHoldTimeout = z.enum(['pause', 'keep-waiting']);
 export type OnHoldTimeout = z.infer<typeof OnHoldTimeout>;
 
 /**
+ * Since when the current step has waited: from the step sts-pilot took last
+ * (recorded in the status annotation, so it survives a restart) while the
+ * rollout waits right after it; else since the controller first saw this
+ * step waiting (`memory`, lost on restart: a timeout then comes later, never
+ * earlier), or undefined when nothing says.
+ */
+export function heldSinceOf(
+  sts: { stepSince?: number | undefined; mark?: { revision: string; partition: number } | undefined; updateRevision: string | undefined; partition: number | undefined; strategy: string },
+  memory: number | undefined,
+): number | undefined {
+  const afterOurStep =
+    sts.stepSince !== undefined && sts.mark !== undefined && sts.mark.revision === sts.updateRevision && (sts.strategy === 'OnDelete' || sts.mark.partition === sts.partition);
+  if (afterOurStep) return memory === undefined ? sts.stepSince : Math.min(memory, sts.stepSince as number);
+  return memory;
+}
+
+/**
  * A step held longer than the timeout pauses the StatefulSet (or, with
  * keep-waiting, is only reported overdue). `heldSince` is kept in memory by the
  * controller, so after a restart it starts again: a timeout can come later than

@@ -29,6 +29,8 @@ export interface AppliedOverride {
   by: string;
   /** When the person set it (ISO). */
   at: string;
+  /** When the controller applied it (ISO), once it has. */
+  appliedAt?: string | undefined;
 }
 
 /** A StatefulSet named in another's `sts-pilot.io/after`, as the reconciler read it. */
