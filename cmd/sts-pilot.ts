@@ -11,7 +11,7 @@ import { Controller } from '../lib/controller/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
-import { checkAdmissionGate } from '../lib/kube/gate-check.ts';
+import { checkAdmissionGate, checkOverrideStamp } from '../lib/kube/gate-check.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -123,8 +123,8 @@ program
     if (elector) elector.start();
     else metrics.leader.set(1);
     // Once, in the background: whether the API server keeps the partition shut too.
-    void checkAdmissionGate(kc, f.labelKey, log).then((r) => {
-      gateEnforced = r.enforced;
+    void Promise.all([checkAdmissionGate(kc, f.labelKey, log), checkOverrideStamp(kc, log)]).then(([r, o]) => {
+      gateEnforced = r.enforced && o.ok;
       metrics.admissionGate.set(r.enforced ? 1 : 0);
     });
   });

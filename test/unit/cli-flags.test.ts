@@ -27,6 +27,8 @@ describe('cli: flags are parsed with zod, errors name the flag and what it takes
     ['a bad namespace', StatusFlags, { namespace: 'DB' }, undefined, '--namespace must be a namespace name'],
     ['a bad pod', ApproveFlags, { pod: 'x y' }, undefined, '--pod must be a pod name'],
     ['an unknown flag', ApproveFlags, { podd: 'web-1' }, undefined, 'unknown flag --podd'],
+    ['--override without a reason', ApproveFlags, { override: true }, undefined, '--reason is required with --override'],
+    ['--reason without --override', ApproveFlags, { reason: 'because' }, undefined, '--reason is only for --override'],
     ['a bad name argument', StatefulSetName, 'Web_1', 'NAME', 'NAME must be a StatefulSet name'],
     ['a revision that is no number', UndoFlags, { toRevision: 'two' }, undefined, '--to-revision must be a revision number (1 or more)'],
   ] as const) {

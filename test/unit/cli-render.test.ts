@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { hooks } from '../../hooks/index.ts';
 import { columns, formatDuration, progressBar, shortRevision } from '../../lib/cli/format.ts';
 import { describeOptions, renderHooks } from '../../lib/cli/hooks.ts';
+import { overrideTarget } from '../../lib/cli/approve.ts';
 import { snapshotOf, type StatusItem } from '../../lib/cli/model.ts';
 import { orderKey } from '../../lib/rollout/planner.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
@@ -327,5 +328,30 @@ describe('cli: status shows each rollout policy and where it stands', () => {
     Object.assign(pending.sts.metadata?.annotations ?? {}, ann);
     const out = renderStatus([pending], { labelKey: LABEL, now: T0, ages: true }).join('\n');
     expect(out).to.match(/override: override of pod web-1 at web-bbbb2222x by alice is pending: the next pod is web-2, not web-1/);
+  });
+});
+
+describe('cli: approve --override names one exact pod at the update revision', () => {
+  const now = T0;
+  it('the next pod by default, with its uid, the revision and the reason', () => {
+    const item = world({ pods: 'A A A', partition: 3, upd: 'B' });
+    const t = overrideTarget(item, { labelKey: LABEL, now, pod: undefined, reason: 'hook broken, checked by hand' });
+    if (!t.ok) throw new Error(t.reason);
+    expect(t.pod).to.equal('web-2');
+    expect(JSON.parse(t.value)).to.deep.equal({ pod: 'web-2', uid: item.pods[2]?.metadata?.uid, revision: item.sts.status?.updateRevision, reason: 'hook broken, checked by hand', at: new Date(now).toISOString() });
+  });
+  it('a stale pod further down with --pod: pending until it is next', () => {
+    const t = overrideTarget(world({ pods: 'A A A', partition: 3, upd: 'B' }), { labelKey: LABEL, now, pod: 'web-0', reason: 'why not' });
+    expect(t.ok && t.step).to.equal('pod web-0 (once it is next; the next is web-2)');
+  });
+  it('refuses: nothing waiting for the hook, a pod already updated, no such pod, not managed', () => {
+    const r = (w: World, pod?: string): string => {
+      const t = overrideTarget(world(w), { labelKey: LABEL, now, pod, reason: 'x y z' });
+      return t.ok ? 'ok' : t.reason;
+    };
+    expect(r({ pods: 'A A A', partition: 3 })).to.match(/nothing to override/);
+    expect(r({ pods: 'A A B', partition: 2, upd: 'B' }, 'web-2')).to.match(/already runs the update revision/);
+    expect(r({ pods: 'A A A', partition: 3, upd: 'B' }, 'web-9')).to.match(/has no pod web-9/);
+    expect(r({ pods: 'A A A', partition: 3, upd: 'B', hook: null })).to.match(/does not manage it/);
   });
 });
