@@ -29,7 +29,8 @@ function policyLines(snapshot: Snapshot, action: Action, item: StatusItem, o: Re
     lines.push(`override: applied: pod ${applied.pod} at ${applied.revision} by ${applied.by} at ${applied.appliedAt ?? applied.at}: ${applied.reason}`);
   }
   if (action.kind === 'pause') lines.push(`the controller pauses the rollout now: ${action.reason}`);
-  if (item.gateEnforced === undefined && snapshot.sts.policyAnnotations?.[POLICY_ANNOTATIONS.override] !== undefined) {
+  const pending = verdicts.some((v) => v.policy === 'override' && (v.says !== 'go' || v.text.includes('pending')));
+  if (item.gateEnforced === undefined && pending && snapshot.sts.policyAnnotations?.[POLICY_ANNOTATIONS.override] !== undefined) {
     lines.push('override: (the controller applies it only while the admission gate is in force)');
   }
   return lines;

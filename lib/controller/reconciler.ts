@@ -110,7 +110,7 @@ export class Reconciler {
       policy: this.policyInputs(key, sts, heldSinceOf(view, waiting?.step === stepId ? waiting.since : undefined)),
     };
     const action = plan(snapshot);
-    this.track(key, action, stepId);
+    this.track(key, action, stepId, heldSinceOf(view, undefined));
     hooks.settle(key, action);
     await this.dispatch(key, sts, pods, choice, action, log);
   }
@@ -168,12 +168,20 @@ export class Reconciler {
     return parsed.ok ? { hook, options: parsed.options, problem: undefined } : { hook, options: undefined, problem: parsed.error };
   }
 
-  private track(key: string, action: Action, step: string): void {
+  /**
+   * How long each rollout has waited at its step (sts_pilot_step_wait_seconds,
+   * hold-timeout). A new step starts from the moment recorded for our own last
+   * step (`seed`, survives a restart) or now; a closed maintenance window
+   * restarts the count, so a long night does not count as a stuck step.
+   */
+  private track(key: string, action: Action, step: string, seed: number | undefined): void {
     if (action.phase !== 'Rolling') {
       this.inProgress.delete(key);
       return;
     }
-    if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Date.now() });
+    const now = Date.now();
+    if (action.kind === 'hold' && action.policy === 'window') this.inProgress.set(key, { step, since: now });
+    else if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Math.min(seed ?? now, now) });
   }
 
   private async dispatch(key: string, sts: V1StatefulSet, pods: V1Pod[], choice: HookChoice, action: Action, log: Logger): Promise<void> {

@@ -187,7 +187,7 @@ describe('policy: step-delay, hold-timeout, halt, after, override (pure checks)'
       ['another revision: ignored', {}, { revision: 'C' }, /^go: .*another revision/],
       ['the pod was replaced (other uid): ignored', {}, { uid: 'uid-old' }, /^go: .*gone or was replaced/],
       ['not next yet: pending', { next: ps[3] }, { pod: 'web-4' }, /^go: .*pending: the next pod is web-3/],
-      ['already applied: never again', { applied: { ...good, by: 'alice' } }, {}, /^go: .*was applied \(by alice\); it is never used again/],
+      ['already applied: never again', { applied: { ...good, by: 'alice' } }, {}, /^go: .*was applied, set by alice: .*; it is never used again/],
     ];
     for (const [name, x, o, want] of rows) {
       it(name, () => {
@@ -265,13 +265,14 @@ describe('planner with policies: they only hold a step, or an override stands in
 
 describe('policy: hold-timeout, since when a step has waited', () => {
   const base = { updateRevision: 'B', partition: 3, strategy: 'RollingUpdate', mark: { revision: 'B', partition: 3 }, stepSince: 1000 };
-  it('after our own step: the recorded time, so a restart does not start the clock again', () => {
+  it('memory first (a closed window restarts it); without memory, the recorded time of our own step', () => {
     expect(heldSinceOf(base, undefined)).to.equal(1000);
-    expect(heldSinceOf(base, 5000)).to.equal(1000);
+    expect(heldSinceOf(base, 5000)).to.equal(5000);
   });
   it('first step of a rollout, or the partition moved by someone else: memory only', () => {
     expect(heldSinceOf({ ...base, mark: undefined }, 5000)).to.equal(5000);
     expect(heldSinceOf({ ...base, partition: 2 }, undefined)).to.equal(undefined);
     expect(heldSinceOf({ ...base, mark: { revision: 'A', partition: 3 } }, 7)).to.equal(7);
+    expect(heldSinceOf({ ...base, mark: { revision: 'A', partition: 3 } }, undefined)).to.equal(undefined);
   });
 });

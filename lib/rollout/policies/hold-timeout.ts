@@ -9,11 +9,11 @@ export const OnHoldTimeout = z.enum(['pause', 'keep-waiting']);
 export type OnHoldTimeout = z.infer<typeof OnHoldTimeout>;
 
 /**
- * Since when the current step has waited: from the step sts-pilot took last
- * (recorded in the status annotation, so it survives a restart) while the
- * rollout waits right after it; else since the controller first saw this
- * step waiting (`memory`, lost on restart: a timeout then comes later, never
- * earlier), or undefined when nothing says.
+ * Since when the current step has waited: what the controller remembers
+ * (`memory`: since it first saw this step waiting, or since a maintenance
+ * window last held it); without a memory (a restart), from the step sts-pilot
+ * took last, recorded in the status annotation, while the rollout waits right
+ * after it; else undefined. A restart never makes a timeout come earlier.
  */
 export function heldSinceOf(
   sts: { stepSince?: number | undefined; mark?: { revision: string; partition: number } | undefined; updateRevision: string | undefined; partition: number | undefined; strategy: string },
@@ -21,8 +21,8 @@ export function heldSinceOf(
 ): number | undefined {
   const afterOurStep =
     sts.stepSince !== undefined && sts.mark !== undefined && sts.mark.revision === sts.updateRevision && (sts.strategy === 'OnDelete' || sts.mark.partition === sts.partition);
-  if (afterOurStep) return memory === undefined ? sts.stepSince : Math.min(memory, sts.stepSince as number);
-  return memory;
+  if (memory !== undefined) return memory;
+  return afterOurStep ? sts.stepSince : undefined;
 }
 
 /**

@@ -133,7 +133,9 @@ export function watchVerdicts(s: Snapshot, p: ParsedPolicies, hookCall: boolean)
 /** Every policy's state, for `sts-pilot status` (and the tests). */
 export function policyReport(s: Snapshot, step: StepContext | undefined, waiting: boolean): Verdict[] {
   const p = readPolicies(s);
-  return [...p.invalid, ...stepVerdicts(s, p, step), ...(waiting ? watchVerdicts(s, p, true) : [])];
+  // Not waiting (steady, paused): the watchers show their configuration, with nothing held.
+  const quiet: Snapshot = waiting ? s : { ...s, policy: { ...s.policy, heldSince: undefined, hookErrors: undefined } };
+  return [...p.invalid, ...stepVerdicts(s, p, step), ...watchVerdicts(quiet, p, true)];
 }
 
 export type StepGate =

@@ -41,7 +41,8 @@ export function checkOverride(
 ): Verdict {
   const what = `override of pod ${o.pod} at ${o.revision}`;
   if (x.applied && x.applied.uid === o.uid && x.applied.revision === o.revision) {
-    return { policy: 'override', says: 'go', text: `${what} was applied (by ${x.applied.by}); it is never used again` };
+    const when = x.applied.appliedAt ? ` at ${x.applied.appliedAt}` : '';
+    return { policy: 'override', says: 'go', text: `${what} was applied${when}, set by ${x.applied.by}: ${x.applied.reason}; it is never used again` };
   }
   if (o.revision !== x.upd) return { policy: 'override', says: 'go', text: `${what} is for another revision (the update revision is ${x.upd}): ignored` };
   const pod = x.pods.find((p) => p.name === o.pod);
