@@ -52,6 +52,8 @@ export class Reconciler {
   private readonly dropped = new Set<string>();
   /** Rollouts in progress, and since when each has been at its current step (sts_pilot_step_wait_seconds). */
   readonly inProgress = new Map<string, { step: string; since: number }>();
+  /** StatefulSets this process has planned once: only the first look takes the held time from the status annotation. */
+  private readonly looked = new Set<string>();
 
   constructor(parts: ReconcilerParts) {
     this.p = parts;
@@ -79,6 +81,7 @@ export class Reconciler {
       hooks.forget(key, 'StatefulSet no longer managed');
       writer.forget(key);
       this.inProgress.delete(key);
+      this.looked.delete(key);
       await subscriptions.left(ns, name);
       return;
     }
@@ -99,6 +102,10 @@ export class Reconciler {
     if (view.statusError) log.warn({ error: view.statusError }, `ignoring unreadable ${STATUS_ANNOTATION} annotation`);
     const stepId = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
     const waiting = this.inProgress.get(key);
+    // Held since: what this process saw; on its first look after a start, the time of our own last step if the rollout waits right after it.
+    const first = !this.looked.has(key);
+    this.looked.add(key);
+    const heldSince = (waiting?.step === stepId ? waiting.since : undefined) ?? (first ? heldSinceOf(view, undefined) : undefined) ?? Date.now();
     const snapshot: Snapshot = {
       sts: view,
       pods: pods.map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined),
@@ -107,10 +114,10 @@ export class Reconciler {
       hookProblem: choice.problem,
       hookConfig: hookConfigOf(sts.metadata?.labels?.[this.p.labelKey] ?? '', sts.metadata?.annotations),
       hookOrders: typeof choice.hook?.podUpdateOrder === 'function',
-      policy: this.policyInputs(key, sts, heldSinceOf(view, waiting?.step === stepId ? waiting.since : undefined)),
+      policy: this.policyInputs(key, sts, heldSince),
     };
     const action = plan(snapshot);
-    this.track(key, action, stepId, heldSinceOf(view, undefined));
+    this.track(key, action, stepId, heldSince);
     hooks.settle(key, action);
     await this.dispatch(key, sts, pods, choice, action, log);
   }
@@ -138,7 +145,8 @@ export class Reconciler {
     if (raw === undefined) return undefined;
     const ns = sts.metadata?.namespace ?? '';
     const peers: Record<string, PeerView | null> = {};
-    const todo = [...(parseAfter(raw).ok ? (parseAfter(raw) as { value: string[] }).value : [])];
+    const first = parseAfter(raw);
+    const todo = first.ok ? [...first.value] : [];
     while (todo.length > 0 && Object.keys(peers).length < MAX_PEERS) {
       const name = todo.shift() as string;
       if (name in peers || name === sts.metadata?.name) continue;
@@ -170,18 +178,18 @@ export class Reconciler {
 
   /**
    * How long each rollout has waited at its step (sts_pilot_step_wait_seconds,
-   * hold-timeout). A new step starts from the moment recorded for our own last
-   * step (`seed`, survives a restart) or now; a closed maintenance window
-   * restarts the count, so a long night does not count as a stuck step.
+   * hold-timeout), from `since`; a closed maintenance window restarts the
+   * count, so a long night does not count as a stuck step, and so does a pause
+   * (the entry is dropped while not Rolling).
    */
-  private track(key: string, action: Action, step: string, seed: number | undefined): void {
+  private track(key: string, action: Action, step: string, since: number): void {
     if (action.phase !== 'Rolling') {
       this.inProgress.delete(key);
       return;
     }
     const now = Date.now();
     if (action.kind === 'hold' && action.policy === 'window') this.inProgress.set(key, { step, since: now });
-    else if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Math.min(seed ?? now, now) });
+    else if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Math.min(since, now) });
   }
 
   private async dispatch(key: string, sts: V1StatefulSet, pods: V1Pod[], choice: HookChoice, action: Action, log: Logger): Promise<void> {

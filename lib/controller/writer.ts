@@ -278,7 +278,9 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
   const override = applied ?? view.override;
   // A step taken starts the wait for the next one (hold-timeout).
   const steps = (action.kind === 'patch' && (action.why === 'step' || action.why === 'override')) || (action.kind === 'deletePod' && action.why !== 'replace');
-  const stepSince = steps ? new Date().toISOString() : view.stepSince !== undefined ? new Date(view.stepSince).toISOString() : undefined;
+  // A pause ends the wait: after a resume the count starts again.
+  const kept = action.kind !== 'pause' && view.stepSince !== undefined ? new Date(view.stepSince).toISOString() : undefined;
+  const stepSince = steps ? new Date().toISOString() : kept;
   const status: StatusAnnotation = {
     ...(rollout ? { rollout } : {}),
     ...(template ? { template } : {}),

@@ -1,12 +1,13 @@
 import { POLICY_ANNOTATIONS } from '../../names.ts';
-import type { PodView, Snapshot } from '../snapshot.ts';
-import { checkAfter, parseAfter } from './after.ts';
-import { checkHalt, parseHaltAfter } from './halt.ts';
-import { checkHoldTimeout, OnHoldTimeout, parseHoldTimeout } from './hold-timeout.ts';
-import { checkOverride, type Override, parseOverride } from './override.ts';
-import { checkStepDelay, parseStepDelay } from './step-delay.ts';
+import type { Snapshot } from '../snapshot.ts';
+import { checkAfter } from './after.ts';
+import { PolicyAnnotation, read } from './annotations.ts';
+import { checkHalt } from './halt.ts';
+import { checkHoldTimeout, type OnHoldTimeout } from './hold-timeout.ts';
+import { checkOverride, type Override } from './override.ts';
+import { checkStepDelay } from './step-delay.ts';
 import type { PolicyName, StepContext, Verdict } from './types.ts';
-import { inHowLong, parseWindows, windowState, type Windows } from './window.ts';
+import { inHowLong, windowState, type Windows } from './window.ts';
 
 export type { PolicyInputs, PolicyName, Verdict } from './types.ts';
 export { POLICY_NAMES } from './types.ts';
@@ -27,7 +28,7 @@ export interface ParsedPolicies {
 /** Windows re-check at least this often: time in a test (or a stepped clock) may move faster than timers. */
 const WINDOW_RECHECK_MS = 10_000;
 
-/** Read every policy annotation of the snapshot's StatefulSet. Pure; never throws. */
+/** Read every policy annotation of the snapshot's StatefulSet (zod, lib/rollout/policies/annotations.ts). Pure; never throws. */
 export function readPolicies(s: Snapshot): ParsedPolicies {
   const a = s.sts.policyAnnotations ?? {};
   const off = new Set<PolicyName>(s.policy?.disabled ?? []);
@@ -35,47 +36,46 @@ export function readPolicies(s: Snapshot): ParsedPolicies {
   const bad = (policy: PolicyName, annotation: string, error: string): void => {
     out.invalid.push({ policy, says: 'invalid', text: `annotation ${annotation} ${error}` });
   };
-  if (!off.has('window')) {
-    const raw = a[POLICY_ANNOTATIONS.window] ?? s.policy?.defaultWindow;
-    if (raw !== undefined) {
-      const w = parseWindows(raw);
-      if (w.ok) {
-        out.window = w.value;
-        out.windowFrom = a[POLICY_ANNOTATIONS.window] !== undefined ? 'annotation' : 'default';
-      } else bad('window', POLICY_ANNOTATIONS.window, w.error);
-    }
+  const window = a[POLICY_ANNOTATIONS.window];
+  const windows = window ?? s.policy?.defaultWindow;
+  if (!off.has('window') && windows !== undefined) {
+    const w = read(PolicyAnnotation.window, windows);
+    if (w.ok) {
+      out.window = w.value;
+      out.windowFrom = window !== undefined ? 'annotation' : 'default';
+    } else bad('window', POLICY_ANNOTATIONS.window, w.error);
   }
   const stepDelay = a[POLICY_ANNOTATIONS.stepDelay];
   if (!off.has('step-delay') && stepDelay !== undefined) {
-    const d = parseStepDelay(stepDelay);
-    if (d.ok) out.stepDelay = d.seconds;
+    const d = read(PolicyAnnotation.stepDelay, stepDelay);
+    if (d.ok) out.stepDelay = d.value;
     else bad('step-delay', POLICY_ANNOTATIONS.stepDelay, d.error);
   }
   const after = a[POLICY_ANNOTATIONS.after];
   if (!off.has('after') && after !== undefined) {
-    const r = parseAfter(after);
+    const r = read(PolicyAnnotation.after, after);
     if (r.ok) out.after = r.value;
     else bad('after', POLICY_ANNOTATIONS.after, r.error);
   }
   const timeout = a[POLICY_ANNOTATIONS.holdTimeout];
   const onTimeout = a[POLICY_ANNOTATIONS.onHoldTimeout];
   if (!off.has('hold-timeout') && (timeout !== undefined || onTimeout !== undefined)) {
-    const on = OnHoldTimeout.safeParse(onTimeout ?? 'pause');
-    const t = timeout === undefined ? undefined : parseHoldTimeout(timeout);
-    if (!on.success) bad('hold-timeout', POLICY_ANNOTATIONS.onHoldTimeout, `must be "pause" or "keep-waiting", got ${JSON.stringify((onTimeout ?? '').slice(0, 40))}`);
+    const on = read(PolicyAnnotation.onHoldTimeout, onTimeout ?? 'pause');
+    const t = timeout === undefined ? undefined : read(PolicyAnnotation.holdTimeout, timeout);
+    if (!on.ok) bad('hold-timeout', POLICY_ANNOTATIONS.onHoldTimeout, `must be "pause" or "keep-waiting", got ${JSON.stringify((onTimeout ?? '').slice(0, 40))}`);
     else if (t === undefined) bad('hold-timeout', POLICY_ANNOTATIONS.onHoldTimeout, `is set but ${POLICY_ANNOTATIONS.holdTimeout} is not`);
     else if (!t.ok) bad('hold-timeout', POLICY_ANNOTATIONS.holdTimeout, t.error);
-    else out.holdTimeout = { seconds: t.seconds, on: on.data };
+    else out.holdTimeout = { seconds: t.value, on: on.value };
   }
   const halt = a[POLICY_ANNOTATIONS.haltAfterErrors];
   if (!off.has('halt') && halt !== undefined) {
-    const h = parseHaltAfter(halt);
+    const h = read(PolicyAnnotation.haltAfterErrors, halt);
     if (h.ok) out.haltAfter = h.value;
     else bad('halt', POLICY_ANNOTATIONS.haltAfterErrors, h.error);
   }
   const override = a[POLICY_ANNOTATIONS.override];
   if (!off.has('override') && override !== undefined) {
-    const o = parseOverride(override);
+    const o = read(PolicyAnnotation.override, override);
     if (o.ok) out.override = o.value;
     else bad('override', POLICY_ANNOTATIONS.override, o.error);
   }
@@ -159,6 +159,3 @@ export function gateStep(s: Snapshot, step: StepContext): StepGate {
   }
   return override ?? { kind: 'go' };
 }
-
-/** The next pod's view, for the gate. */
-export const stepOf = (next: PodView, upd: string): StepContext => ({ next, upd });

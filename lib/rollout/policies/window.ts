@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { formatDuration } from './duration.ts';
 import { addDays, canonicalZone, DAY_NAMES, formatLocal, instantsOf, localTime, weekdayOf } from './zoned-time.ts';
 
@@ -89,16 +88,6 @@ export function parseWindows(raw: string): { ok: true; value: Windows } | { ok: 
   }
   return { ok: true, value: { always: false, windows, text: windows.map((w) => w.text).join('; ') } };
 }
-
-/** The annotation's schema, for those who parse with zod (the flag, the fuzz tests). */
-export const WindowsSchema = z.string().transform((s, ctx) => {
-  const r = parseWindows(s);
-  if (!r.ok) {
-    ctx.addIssue({ code: 'custom', message: r.error });
-    return z.NEVER;
-  }
-  return r.value;
-});
 
 /** Inside this window at instant t? */
 export function insideWindow(w: Window, t: number): boolean {
