@@ -223,6 +223,14 @@ describe('rollout policies on a real control plane: window, after, hold-timeout,
     expect(String((await status(name)).message)).to.match(/^policy hold-timeout: this step has been held \d+m\d\ds, longer than hold-timeout 2m; pausing/);
     expect(updatedFrom(name, from)).to.have.length(0);
     await snapshot('hold-timeout-paused', name);
+    // Resumed, the held time starts again: the hook is asked, and the rollout is not paused at once.
+    const resumed = await cli(['resume', name]);
+    expect(resumed.code, resumed.stderr).to.equal(0);
+    await statusSays(name, /holds pod stuck-1/);
+    await expectStill(name, 2, from, 0);
+    expect((await readSts(c, ns, name)).metadata?.annotations?.['sts-pilot.io/paused']).to.equal(undefined);
+    answer.set(name, () => true);
+    await waitUntil('stuck rollout finished', 90_000, () => rolloutFinished(c, ns, name, from));
   });
 
   it('automatic halt: consecutive hook errors (not HookNotReady) pause the StatefulSet', async () => {
