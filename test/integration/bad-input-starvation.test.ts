@@ -110,6 +110,7 @@ describe('bad input: hanging hooks do not delay the guard of another StatefulSet
     expect(guarded - lowered, 'ms until the guard raised the partition').to.be.below(2000);
     expect(moved, 'victim pods at the new revision, none of them approved').to.deep.equal([]);
     expect(replaced.length, 'victim pods the StatefulSet controller replaced before the guard').to.be.at.most(1);
+    await audit.caughtUp(c, ns);
     expect(audit.deletions.filter((d) => d.owner === 'victim').length).to.be.at.most(1);
     expect(ctrl.alive).to.equal(true);
   });

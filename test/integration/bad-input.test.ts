@@ -414,6 +414,7 @@ describe('bad input: a catalogue held safely, with an Event and a log line each,
 
   it('the healthy rollout beside the catalogue finishes, every step approved', async () => {
     await waitUntil('the healthy rollout', 120_000, async () => rolloutFinished(x.c, x.ns, 'healthy', healthyFrom));
+    await audit.caughtUp(x.c, x.ns);
     expect(auditViolations(audit, x.hook.calls, x.ns, ['healthy'], t0)).to.deep.equal([]);
     await Promise.all(during);
   });
@@ -479,6 +480,7 @@ describe('bad input: a catalogue held safely, with an Event and a log line each,
       expect(now.spec?.replicas, `${k.name}: replicas`).to.equal(k.replicas ?? 1);
     }
     const approved = (uid: string): boolean => x.hook.calls.some((c) => c.approved && c.next?.uid === uid);
+    await audit.caughtUp(x.c, x.ns);
     const unexpected = audit.deletions.filter((d) => !approved(d.oldUid) && !CASES.some((k) => k.name === d.owner && (k.maxPodChanges ?? 0) > 0));
     expect(unexpected.map((d) => d.name), 'pods that went away').to.deep.equal([]);
   });

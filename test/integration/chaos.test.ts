@@ -147,6 +147,7 @@ describe('chaos: the controller SIGKILLed at random moments during several rollo
     if (!ctrl.alive) await ctrl.spawn();
     const seconds = (Date.now() - t0) / 1000;
     const byHow = (how: string): number => kills.filter((k) => k.how === how).length;
+    await audit.caughtUp(c, ns);
     console.log(
       `      ${rounds} rounds of ${SETS.length} rollouts in ${seconds.toFixed(0)}s: ${kills.length} SIGKILLs ` +
         `(${byHow('random')} random, ${byHow('mid-call')} during a hook call, ${byHow('after-answer')} just after an approval), ` +

@@ -14,7 +14,8 @@ import { makePki, type TestPki } from '../es/tls.ts';
 
 // Not in `npm test` by default (its share of the machine is budgeted): `npm run
 // test:elasticsearch` and the version matrix set STS_PILOT_ES_EXTENDED=1.
-const describeExtended = process.env.STS_PILOT_ES_EXTENDED === '1' ? describe : describe.skip;
+// Outside those runs the suite is not registered at all (not skipped: a skipped test would count as passed).
+const describeExtended = process.env.STS_PILOT_ES_EXTENDED === '1' ? describe : ((() => {}) as unknown as typeof describe);
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
   if (verbose) console.log(`      | ${line}`);

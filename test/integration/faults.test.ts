@@ -147,6 +147,7 @@ describe('control-plane faults during rollouts', function () {
       for (const s of sets) if (!(await rolloutFinished(c, ns, s.name, from.get(s.name) ?? ''))) return false;
       return true;
     });
+    await audit.caughtUp(c, ns);
     console.log(`      kube-apiserver down and back in ${outage.toFixed(1)}s; ${hook.calls.length} hook calls, ${audit.deletions.length} pod updates`);
 
     expect(ctrl.alive, 'the controller is still running').to.equal(true);
@@ -201,6 +202,7 @@ describe('control-plane faults during rollouts', function () {
 
     expect(ctrl.alive, 'the controller is still running').to.equal(true);
     expect(ctrl.pid, 'the same controller process').to.equal(pid);
+    await audit.caughtUp(c, ns);
     expect(auditViolations(audit, hook.calls, ns, ['compact-a', 'compact-b'], t0)).to.deep.equal([]);
     expect(audit.deletions.filter((d) => d.owner === 'compact-a').map((d) => d.name)).to.deep.equal(['compact-a-3', 'compact-a-2', 'compact-a-1', 'compact-a-0']);
     expect(audit.deletions.filter((d) => d.owner === 'compact-b').map((d) => d.name)).to.deep.equal(['compact-b-2', 'compact-b-1', 'compact-b-0']);

@@ -42,10 +42,26 @@ function unapproved(moves: PodMove[], calls: readonly HookCall[]): PodMove[] {
   );
 }
 
-/** One line for the record: how many pods of `names` moved, and how many of them without an approval. */
-function tally(audit: RolloutAudit, calls: readonly HookCall[], ...names: string[]): void {
+/** Prints the moves of `names` once the audit has caught up with the API server (moves() is read right after). */
+async function tally(c: Cluster, ns: string, audit: RolloutAudit, calls: readonly HookCall[], ...names: string[]): Promise<void> {
+  await audit.caughtUp(c, ns);
   const moves = names.flatMap((n) => audit.moves(n));
   console.log(`      ${names.join(', ')}: ${moves.length} pod moves, ${unapproved(moves, calls).length} unapproved`);
+  if (process.env.STS_PILOT_AUDIT_DEBUG) {
+    const mine = (o: { owner: string }): boolean => names.includes(o.owner);
+    console.log(JSON.stringify({ deletions: audit.deletions.filter(mine), creations: audit.creations.filter(mine), calls: calls.filter((x) => names.some((n) => x.sts === `${ns}/${n}`)).map((x) => ({ next: x.next?.name, uid: x.next?.uid, ok: x.approved, at: x.answeredAt, rev: x.updateRevision })) }, null, 1));
+  }
+}
+
+/**
+ * At least `n` pods run the revision being rolled to, by a status written for
+ * the current generation (right after a template change the status still
+ * counts the pods of the last rollout as updated).
+ */
+async function updatedAtLeast(c: Cluster, ns: string, name: string, n: number): Promise<boolean> {
+  const s = await readSts(c, ns, name);
+  const st = s.status;
+  return st?.observedGeneration === s.metadata?.generation && st?.updateRevision !== st?.currentRevision && (st?.updatedReplicas ?? 0) >= n;
 }
 
 /** The rollout is over: every pod Ready at the update revision, partition back at replicas, no mark left. */
@@ -91,6 +107,7 @@ async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: R
       }
     }),
   );
+  await audit.caughtUp(c, ns);
   const moves = names.flatMap((n) => audit.moves(n));
   return { names, reverts, moves, unapproved: unapproved(moves, hook.calls) };
 }
@@ -156,7 +173,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         return (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
       };
       await setImage(c, ns, 'undo', 'example/app:2');
-      await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 2);
+      await waitUntil('two pods at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 2));
       let generation = await holdUndo();
       await kubectl(['rollout', 'undo', 'statefulset/undo']);
       hook.decide = () => true;
@@ -167,13 +184,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       writeFileSync(file, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
       await kubectl(['apply', '-f', file]);
       await setImage(c, ns, 'undo', 'example/app:3');
-      await waitUntil('one pod at the new revision', 60_000, async () => ((await readSts(c, ns, 'undo')).status?.updatedReplicas ?? 0) >= 1);
+      await waitUntil('one pod at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 1));
       generation = await holdUndo();
       await kubectl(['apply', '-f', file]);
       hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the apply itself held the partition').to.equal(4);
       await waitUntil('apply rolled back', 120_000, () => settled(c, ns, 'undo'));
-      tally(audit, hook.calls, 'undo');
+      await tally(c, ns, audit, hook.calls, 'undo');
       const bad = unapproved(audit.moves('undo'), hook.calls);
       expect(bad.map((m) => `${m.name} ${m.oldRevision} -> ${m.newRevision}`)).to.deep.equal([]);
       expect(audit.moves('undo').length, 'pods moved there and back, each approved').to.be.at.least(4);
@@ -196,12 +213,15 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         // A person who took the wheel may do it.
         await mergePatch(c, ns, 'hand', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { rollingUpdate: { partition: 2 } } } });
         expect(partitionOf(await readSts(c, ns, 'hand'))).to.equal(2);
+        // The hook keeps saying no until hand-2 has moved: an approval of it
+        // answered in the meantime would make its move look approved.
+        await waitUntil('hand-2 moved by hand', 60_000, () => updatedAtLeast(c, ns, 'hand', 1));
       } finally {
         hook.decide = () => true;
       }
       await mergePatch(c, ns, 'hand', { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
       await waitUntil('hand rollout', 120_000, () => settled(c, ns, 'hand'));
-      tally(audit, hook.calls, 'hand');
+      await tally(c, ns, audit, hook.calls, 'hand');
       // Paused, the person lowered it to 2: hand-2 moved by their hand; nothing else without the hook.
       expect(unapproved(audit.moves('hand'), hook.calls).map((m) => m.name)).to.deep.equal(['hand-2']);
     });
@@ -210,15 +230,16 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const sts = statefulSet('native', { replicas: 5 });
       await createAndSettle(c, ns, sts);
       await setImage(c, ns, 'native', 'example/app:2');
-      await waitUntil('a native rollout in flight', 60_000, async () => ((await readSts(c, ns, 'native')).status?.updatedReplicas ?? 0) >= 1);
+      await waitUntil('a native rollout in flight', 60_000, () => updatedAtLeast(c, ns, 'native', 1));
       const labelled = await mergePatch(c, ns, 'native', {
         metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() },
       });
       const at = Date.now();
       expect(partitionOf(labelled), 'the labelling write held the partition').to.equal(5);
       await waitUntil('native rollout finished through the hook', 120_000, () => settled(c, ns, 'native'));
-      tally(audit, hook.calls, 'native');
+      await tally(c, ns, audit, hook.calls, 'native');
       const later = audit.moves('native').filter((m) => m.at > at + 1000);
+      expect(later.length, 'pods moved after the label').to.be.at.least(1);
       expect(unapproved(later, hook.calls).map((m) => m.name), 'no pod moved unapproved after the label').to.deep.equal([]);
       expect(hook.approvals(`${ns}/native`).length, 'the pods left were approved one by one').to.be.at.least(1);
     });
@@ -251,8 +272,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         expect(calls[0]?.next?.name, 'the broken pod is replaced first').to.equal(`${name}-3`);
         const expected = how.startsWith('rolled') ? [`${name}-3`] : [`${name}-3`, `${name}-2`, `${name}-1`, `${name}-0`];
         expect(calls.filter((x) => x.next).map((x) => x.next?.name)).to.deep.equal(expected);
-        tally(audit, hook.calls, name);
+        await tally(c, ns, audit, hook.calls, name);
         expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
+        expect(audit.moves(name).length, 'the broken pod and the rest moved').to.be.at.least(2);
         const events = (await eventsFor(c, ns, name)).map((e) => e.reason);
         expect(events, 'OrderedReady never replaces an unready pod: sts-pilot did').to.include('ApprovedPodReplaced');
       });
@@ -272,8 +294,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         });
         const order = hook.calls.slice(before).filter((x) => x.sts === `${ns}/${name}` && x.approved).map((x) => `${x.prev?.name ?? '-'}>${x.next?.name ?? '-'}`);
         expect(order).to.deep.equal([`->${name}-${start + 2}`, `${name}-${start + 2}>${name}-${start + 1}`, `${name}-${start + 1}>${name}-${start}`, `${name}-${start}>-`]);
-        tally(audit, hook.calls, name);
+        await tally(c, ns, audit, hook.calls, name);
         expect(unapproved(audit.moves(name), hook.calls)).to.deep.equal([]);
+        expect(audit.moves(name).length, 'every pod moved').to.equal(3);
         const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
         expect(stdout).to.include(`${name}-${start + 2}`);
         expect(stdout).to.not.match(new RegExp(`${name}-${start + 3}\\b`));
@@ -295,7 +318,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const partitions = audit.of('par').map((o) => o.partition).filter((p): p is number => p !== undefined);
       const steps = partitions.slice(1).map((p, i) => p - (partitions[i] as number));
       expect(steps.filter((d) => d < 0).every((d) => d === -1), `partition history ${partitions.join(' ')}`).to.equal(true);
-      tally(audit, hook.calls, 'par');
+      await tally(c, ns, audit, hook.calls, 'par');
       const moves = audit.moves('par');
       expect(moves).to.have.length(5);
       expect(unapproved(moves, hook.calls)).to.deep.equal([]);
@@ -334,10 +357,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     it('`sts-pilot undo` holds the partition in its own write: a rollback moves nothing unapproved', async () => {
       await createAndSettle(c, ns, statefulSet('u', { replicas: 4, hook: 'http', annotations: { 'http.sts-pilot.io/url': hook.url } }));
       await setImage(c, ns, 'u', 'example/app:2');
-      await waitUntil('two pods at the new revision', 60_000, async () => ((await readSts(c, ns, 'u')).status?.updatedReplicas ?? 0) >= 2);
+      await waitUntil('two pods at the new revision', 60_000, () => updatedAtLeast(c, ns, 'u', 2));
       await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', 'u', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
       await waitUntil('u rolled back', 120_000, () => settled(c, ns, 'u'));
-      tally(audit, hook.calls, 'u');
+      await tally(c, ns, audit, hook.calls, 'u');
       expect(unapproved(audit.moves('u'), hook.calls).map((m) => m.name)).to.deep.equal([]);
       expect(audit.moves('u').length).to.be.at.least(4);
     });
@@ -354,7 +377,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           const p = (await podsOf(c, ns, 'od')).find((x) => x.metadata?.name === 'od-0');
           return p && p.metadata?.uid !== victim?.metadata?.uid && !p.metadata?.deletionTimestamp;
         });
-        tally(audit, hook.calls, 'od');
+        await tally(c, ns, audit, hook.calls, 'od');
         const moved = unapproved(audit.moves('od'), hook.calls);
         expect(moved.map((m) => m.name), 'recreated at updateRevision: a move no hook approved').to.deep.equal(['od-0']);
       } finally {
@@ -379,7 +402,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           const p = (await podsOf(c, ns, 'ru')).find((x) => x.metadata?.name === 'ru-0');
           return p && p.metadata?.uid !== victim?.metadata?.uid && !p.metadata?.deletionTimestamp;
         });
-        tally(audit, hook.calls, 'ru');
+        await tally(c, ns, audit, hook.calls, 'ru');
         expect(audit.moves('ru')).to.deep.equal([]);
       } finally {
         hook.decide = () => true;

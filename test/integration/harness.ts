@@ -572,6 +572,25 @@ export class RolloutAudit {
     this.sets?.stop();
   }
 
+  /**
+   * Waits until this watch has seen the pod that stands under each name of the
+   * namespace now (read from the API server), so that moves() and deletions
+   * include everything up to this moment. Fails, with what its watch went
+   * through, rather than let a test count moves from an audit that fell behind.
+   */
+  async caughtUp(c: Cluster, ns: string, timeoutMs = 30_000): Promise<void> {
+    const now = (await c.core.listNamespacedPod({ namespace: ns })).items;
+    const behind = (): string[] =>
+      now.filter((p) => this.lastPod.get(p.metadata?.name ?? '')?.uid !== p.metadata?.uid && !this.deleted.has(p.metadata?.uid ?? '')).map((p) => p.metadata?.name ?? '');
+    const until = Date.now() + timeoutMs;
+    while (behind().length > 0) {
+      if (Date.now() > until) {
+        throw new Error(`the audit's pod watch is behind the API server on ${behind().join(', ')} after ${timeoutMs} ms: ${JSON.stringify(this.pods?.state)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Observed states of one StatefulSet, oldest first (consecutive repeats of the audited fields folded). */
   of(name: string): StsObservation[] {
     return this.observations.get(name) ?? [];

@@ -24,6 +24,8 @@ export class PlainWatch<T extends KubernetesObject> {
   private readonly path: string;
   private readonly list: () => Promise<Listed<T>>;
   private readonly on: (type: PlainEvent, obj: T) => void;
+  /** What happened to the stream, for a test that finds the audit behind: restarts, relists, last error, last event. */
+  readonly state = { watches: 0, relists: 0, events: 0, lastEventAt: 0, lastError: '' };
 
   constructor(kc: KubeConfig, path: string, list: () => Promise<Listed<T>>, on: (type: PlainEvent, obj: T) => void) {
     this.kc = kc;
@@ -45,12 +47,14 @@ export class PlainWatch<T extends KubernetesObject> {
   private async relist(): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
+        this.state.relists++;
         const l = await this.list();
         for (const o of l.items) this.on('ADDED', o);
         this.resourceVersion = l.metadata?.resourceVersion;
         await this.watch();
         return;
-      } catch {
+      } catch (err) {
+        this.state.lastError = `list: ${String((err as Error | undefined)?.message ?? err)}`;
         await sleep(Math.min(2000, 100 * 2 ** attempt));
       }
     }
@@ -58,6 +62,7 @@ export class PlainWatch<T extends KubernetesObject> {
 
   private async watch(): Promise<void> {
     const w = new Watch(this.kc);
+    this.state.watches++;
     this.abort = await w.watch(
       this.path,
       { resourceVersion: this.resourceVersion, allowWatchBookmarks: true },
@@ -69,10 +74,21 @@ export class PlainWatch<T extends KubernetesObject> {
         }
         const rv = obj.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.on(type, obj);
+        this.state.events++;
+        this.state.lastEventAt = Date.now();
+        // client-node swallows what a callback throws: say it, or the audit goes blind without a word.
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+          try {
+            this.on(type, obj);
+          } catch (err) {
+            this.state.lastError = `callback: ${String((err as Error | undefined)?.stack ?? err)}`;
+            console.error(`      PlainWatch ${this.path}: ${this.state.lastError}`);
+          }
+        }
       },
       (err: unknown) => {
         if (this.stopped) return;
+        if (err) this.state.lastError = `watch: ${String((err as Error | undefined)?.message ?? err)}`;
         // 410 Gone (history compacted): list again. Any other end: resume where it stopped.
         const gone = /\b410\b|Gone|too old resource version/i.test(String((err as Error | undefined)?.message ?? err ?? ''));
         if (gone) this.resourceVersion = undefined;
