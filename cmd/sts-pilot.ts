@@ -11,7 +11,7 @@ import { Controller } from '../lib/controller/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
-import { checkAdmissionGate } from '../lib/kube/gate-check.ts';
+import { checkAdmissionGate, checkOverrideStamp } from '../lib/kube/gate-check.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -43,6 +43,8 @@ program
   .option('--leader-election-id <name>', 'name of the Lease', 'sts-pilot')
   .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
   .option('--renew-deadline <seconds>', 'a leader that could not renew this long stops writing (< lease duration)', '10')
+  .option('--default-window <windows>', 'maintenance windows for StatefulSets without sts-pilot.io/window, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin"')
+  .option('--disable-policies <names,...>', 'rollout policies to switch off: window, step-delay, after, hold-timeout, halt, override')
   .action(async (raw: unknown) => {
     const f = parseFlags(ControllerFlags, raw);
     const log = createLogger({ level: f.logLevel });
@@ -57,6 +59,8 @@ program
     const registry = new Map(hooks).set('http', createHttpHook(policy));
     let elector: LeaderElector | undefined;
     let stopping = false;
+    // Learnt once at startup (below): without the gate, an override's user cannot be trusted.
+    let gateEnforced = false;
     // One controller per watched namespace (or one for all): each has its own caches
     // and queue, so a namespace-scoped install never lists anything cluster-wide.
     const controllers = (f.namespace ?? [undefined]).map(
@@ -72,6 +76,9 @@ program
           hookTimeoutMs: f.hookTimeout * 1000,
           retryMaxMs: f.hookRetryMax * 1000,
           isLeader: () => elector?.isLeader() ?? true,
+          ...(f.defaultWindow !== undefined ? { defaultWindow: f.defaultWindow } : {}),
+          disabledPolicies: f.disablePolicies ?? [],
+          gateEnforced: () => gateEnforced,
         }),
     );
     if (f.leaderElect) {
@@ -116,7 +123,10 @@ program
     if (elector) elector.start();
     else metrics.leader.set(1);
     // Once, in the background: whether the API server keeps the partition shut too.
-    void checkAdmissionGate(kc, f.labelKey, log).then((r) => metrics.admissionGate.set(r.enforced ? 1 : 0));
+    void Promise.all([checkAdmissionGate(kc, f.labelKey, log), checkOverrideStamp(kc, log)]).then(([r, o]) => {
+      gateEnforced = r.enforced && o.ok;
+      metrics.admissionGate.set(r.enforced ? 1 : 0);
+    });
   });
 
 registerCliCommands(program);

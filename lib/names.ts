@@ -13,3 +13,16 @@ export const REVISION_LABEL = 'controller-revision-hash';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
 
 export const FIELD_MANAGER = 'sts-pilot';
+
+// Rollout policies (docs/rollout.md "Rollout policies"): annotations on the StatefulSet.
+export const POLICY_ANNOTATIONS = {
+  window: 'sts-pilot.io/window',
+  stepDelay: 'sts-pilot.io/step-delay',
+  after: 'sts-pilot.io/after',
+  holdTimeout: 'sts-pilot.io/hold-timeout',
+  onHoldTimeout: 'sts-pilot.io/on-hold-timeout',
+  haltAfterErrors: 'sts-pilot.io/halt-after-errors',
+  override: 'sts-pilot.io/override',
+  /** Stamped by the admission policy with the user who set the override; never by a person. */
+  overrideBy: 'sts-pilot.io/override-by',
+} as const;

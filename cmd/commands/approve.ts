@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { APPROVE_ANNOTATION, approvalValue, MANUAL_HOOK } from '../../hooks/manual/index.ts';
-import { approvalTarget } from '../../lib/cli/approve.ts';
+import { approvalTarget, overrideTarget } from '../../lib/cli/approve.ts';
 import { ApproveFlags, parseFlags, StatefulSetName } from '../../lib/cli/flags.ts';
 import { CliError, contextNamespace, readOwnedPods, readStatefulSet } from '../../lib/cli/kube.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
@@ -10,10 +10,12 @@ export function registerApprove(program: Command): void {
   kubeFlags(
     program
       .command('approve')
-      .argument('<name>', 'a StatefulSet that uses the manual hook')
-      .description('approve the step the manual hook is waiting for: the next pod (or the end) at the update revision'),
+      .argument('<name>', 'a StatefulSet that uses the manual hook (or any, with --override)')
+      .description('approve the step the manual hook is waiting for: the next pod (or the end) at the update revision; with --override, let one pod through without its hook, audited'),
   )
-    .option('--pod <pod>', 'approve only if this pod (or "end") is the step waiting; refuse if the rollout has moved on')
+    .option('--pod <pod>', 'approve only if this pod (or "end") is the step waiting; refuse if the rollout has moved on. With --override: this stale pod, once it is next')
+    .option('--override', 'let one exact pod at the update revision through without the hook, once (recorded with your user name as a Warning Event)')
+    .option('--reason <text>', 'why the hook is bypassed (required with --override)')
     .action(
       action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
         const f = parseFlags(ApproveFlags, cmd.opts());
@@ -29,13 +31,20 @@ export function registerApprove(program: Command): void {
             return { sts, pods: await readOwnedPods(kc, sts) };
           },
           ({ sts, pods }) => {
-            const target = approvalTarget(
-              { sts, pods, hookProblem: hookProblem(f.labelKey)(sts) },
-              { labelKey: f.labelKey, hookName: MANUAL_HOOK, now: Date.now(), pod: f.pod },
-            );
+            const id = `${ns}/${name}`;
+            const item = { sts, pods, hookProblem: hookProblem(f.labelKey)(sts) };
+            if (f.override) {
+              const t = overrideTarget(item, { labelKey: f.labelKey, now: Date.now(), pod: f.pod, reason: f.reason ?? '' });
+              if (!t.ok) throw new CliError(t.reason);
+              return {
+                // The API server stamps sts-pilot.io/override-by with who wrote this (manifests/admission-gate.yaml).
+                patch: { metadata: { resourceVersion: sts.metadata?.resourceVersion, annotations: { [t.annotation]: t.value } } },
+                result: [`${id}: override written for ${t.step}; the controller lets it through without the hook, once, and records who did it`, `  wrote ${t.annotation}=${t.value}`],
+              };
+            }
+            const target = approvalTarget(item, { labelKey: f.labelKey, hookName: MANUAL_HOOK, now: Date.now(), pod: f.pod });
             if (!target.ok) throw new CliError(target.reason);
             const value = approvalValue(target.next, target.revision);
-            const id = `${ns}/${name}`;
             if (sts.metadata?.annotations?.[APPROVE_ANNOTATION] === value) {
               return {
                 patch: undefined,

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { POLICY_NAMES } from '../rollout/policies/types.ts';
+import { parseWindows } from '../rollout/policies/window.ts';
 import { parseAllowEntry } from '../url-policy.ts';
 import { commaList, HostPort, LabelKey, LogLevel, NamespaceName, wholeNumber } from './flags.ts';
 
@@ -34,6 +36,15 @@ export const ControllerFlags = z
     leaderElectionId: z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a Lease name (lowercase letters, digits, "-" and ".")'),
     leaseDuration: wholeNumber(2, 600, 'seconds'),
     renewDeadline: wholeNumber(1, 599, 'seconds'),
+    // Rollout policies (docs/rollout.md): a fleet-wide window, and policies switched off by name.
+    defaultWindow: z
+      .string()
+      .superRefine((s, ctx) => {
+        const r = parseWindows(s);
+        if (!r.ok) ctx.addIssue({ code: 'custom', message: `must be maintenance windows like "Mon-Fri 01:00-05:00 Europe/Berlin": ${r.error}` });
+      })
+      .optional(),
+    disablePolicies: commaList(z.enum(POLICY_NAMES, { error: `must list policies by name: ${POLICY_NAMES.join(', ')}` })).optional(),
   })
   .refine((f) => f.renewDeadline < f.leaseDuration, { message: 'must be shorter than --lease-duration', path: ['renewDeadline'] });
 export type ControllerFlags = z.infer<typeof ControllerFlags>;

@@ -59,7 +59,15 @@ export type StatusFlags = z.infer<typeof StatusFlags>;
 export const TargetFlags = z.strictObject({ ...Common });
 export type TargetFlags = z.infer<typeof TargetFlags>;
 
-export const ApproveFlags = z.strictObject({ ...Common, pod: PodName.optional() });
+export const ApproveFlags = z
+  .strictObject({
+    ...Common,
+    pod: PodName.optional(),
+    override: z.boolean().optional(),
+    reason: z.string().trim().min(3, 'must say why (at least 3 characters)').max(1024).optional(),
+  })
+  .refine((f) => !f.override || f.reason !== undefined, { message: 'is required with --override: say why the hook is bypassed', path: ['reason'] })
+  .refine((f) => f.override || f.reason === undefined, { message: 'is only for --override', path: ['reason'] });
 export type ApproveFlags = z.infer<typeof ApproveFlags>;
 
 export const UndoFlags = z.strictObject({

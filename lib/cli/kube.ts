@@ -1,7 +1,7 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { statusCode } from '../errors.ts';
-import { REVISION_LABEL } from '../names.ts';
-import { ownedPods, type StatusItem } from './model.ts';
+import { POLICY_ANNOTATIONS, REVISION_LABEL } from '../names.ts';
+import { ownedPods, peersOf, type StatusItem } from './model.ts';
 
 /** The namespace people mean when they give none: the kubeconfig context's, like kubectl. */
 export function contextNamespace(kc: KubeConfig): string {
@@ -59,7 +59,16 @@ export async function readStatusItems(kc: KubeConfig, o: ReadOptions): Promise<S
       ? core.listNamespacedPod({ namespace: podNs, labelSelector: REVISION_LABEL, limit: 500, _continue: t })
       : core.listPodForAllNamespaces({ labelSelector: REVISION_LABEL, limit: 500, _continue: t }),
   );
-  return sets.map((sts) => ({ sts, pods: ownedPods(sts, pods), hookProblem: o.hookProblem(sts) }));
+  const items: StatusItem[] = sets.map((sts) => ({ sts, pods: ownedPods(sts, pods), hookProblem: o.hookProblem(sts) }));
+  // One StatefulSet that waits for others (sts-pilot.io/after): read them too, as the controller's caches hold them.
+  const one = items[0];
+  const ns = one?.sts.metadata?.namespace;
+  if (o.name && items.length === 1 && one && ns && one.sts.metadata?.annotations?.[POLICY_ANNOTATIONS.after] !== undefined) {
+    const all = await pages((t) => apps.listNamespacedStatefulSet({ namespace: ns, labelSelector: o.labelKey, limit: 500, _continue: t }));
+    const peers = peersOf(one, all.map((sts) => ({ sts, pods: ownedPods(sts, pods), hookProblem: undefined })));
+    if (peers) one.peers = peers;
+  }
+  return items;
 }
 
 export async function readStatefulSet(kc: KubeConfig, namespace: string, name: string): Promise<V1StatefulSet> {

@@ -1,8 +1,40 @@
-import { STATUS_ANNOTATION } from '../names.ts';
+import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
 import type { PodView } from '../rollout/snapshot.ts';
 import { parseStatusAnnotation } from '../rollout/status.ts';
 import { columns, formatDuration, progressBar, shortRevision } from './format.ts';
-import { planned, type StatusItem } from './model.ts';
+import { type Action, plan } from '../rollout/planner.ts';
+import { policyReport, POLICY_NAMES } from '../rollout/policies/index.ts';
+import type { Snapshot } from '../rollout/snapshot.ts';
+import { peersOf, planned, type StatusItem } from './model.ts';
+
+const optional = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : ({ [k]: v } as { [P in K]?: V }));
+
+/**
+ * Each configured rollout policy and where it stands: the next window opening,
+ * step-delay remaining, the peer waited for, held time against the timeout, an
+ * override pending or applied, the hook errors toward a halt.
+ */
+function policyLines(snapshot: Snapshot, action: Action, item: StatusItem, o: RenderOptions): string[] {
+  // The step the policies are about: the one the plan would take with none of them.
+  const free = plan({ ...snapshot, policy: { ...snapshot.policy, disabled: POLICY_NAMES } });
+  const step = free.kind === 'callHook' && free.next && snapshot.sts.updateRevision ? { next: free.next, upd: snapshot.sts.updateRevision } : undefined;
+  const waiting = free.kind === 'callHook' || (free.kind === 'hold' && free.phase === 'Rolling');
+  const verdicts = policyReport(snapshot, step, waiting);
+  const lines = verdicts.map((v) => {
+    const text = o.ages ? v.text : v.text.replace(/\b[0-9]+[dhms]([0-9]{2}[hms])?\b/g, '…');
+    return `${v.policy}: ${v.says === 'go' ? '' : `${v.says.toUpperCase()}: `}${text}`;
+  });
+  const applied = snapshot.sts.override;
+  if (applied && !verdicts.some((v) => v.policy === 'override')) {
+    lines.push(`override: applied: pod ${applied.pod} at ${applied.revision} by ${applied.by} at ${applied.appliedAt ?? applied.at}: ${applied.reason}`);
+  }
+  if (action.kind === 'pause') lines.push(`the controller pauses the rollout now: ${action.reason}`);
+  const pending = verdicts.some((v) => v.policy === 'override' && (v.says !== 'go' || v.text.includes('pending')));
+  if (item.gateEnforced === undefined && pending && snapshot.sts.policyAnnotations?.[POLICY_ANNOTATIONS.override] !== undefined) {
+    lines.push('override: (the controller applies it only while the admission gate is in force)');
+  }
+  return lines;
+}
 
 export interface RenderOptions {
   labelKey: string;
@@ -23,7 +55,9 @@ const continuation = (text: string): string => `  ${' '.repeat(LABEL_WIDTH)}${te
 export function renderStatus(items: readonly StatusItem[], o: RenderOptions): string[] {
   const key = (i: StatusItem): string => `${i.sts.metadata?.namespace ?? ''}/${i.sts.metadata?.name ?? ''}`;
   const sorted = [...items].sort((a, b) => key(a).localeCompare(key(b)));
-  return sorted.flatMap((item, i) => [...(i > 0 ? [''] : []), ...renderStatefulSet(item, o)]);
+  // Peers named by `after` are read from the same listing the controller's caches hold.
+  const withPeers = sorted.map((item) => (item.peers === undefined ? { ...item, ...optional('peers', peersOf(item, items)) } : item));
+  return withPeers.flatMap((item, i) => [...(i > 0 ? [''] : []), ...renderStatefulSet(item, o)]);
 }
 
 /**
@@ -87,9 +121,10 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
 
   // Without the label the controller never sees it: what the planner would do is beside the point.
   if (hook === undefined) out.push(field('now', `not managed: no label ${o.labelKey}, so sts-pilot leaves it alone`));
-  else out.push(field('now', `${action.phase}: ${action.kind === 'hold' ? action.reason : action.message}`));
+  else out.push(field('now', `${action.phase}: ${action.kind === 'hold' || action.kind === 'pause' ? action.reason : action.message}`));
   const status = statusLine(item, o);
   if (status) out.push(field('status', status));
+  if (hook !== undefined) policyLines(snapshot, action, item, o).forEach((line, i) => out.push(i === 0 ? field('policies', line) : continuation(line)));
 
   // Pods from the highest ordinal down, the order a rollout takes; a rule marks the partition.
   const top = Math.max(n, ...snapshot.pods.map((pod) => pod.index + 1));

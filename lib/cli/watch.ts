@@ -2,7 +2,7 @@ import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet }
 import { pino } from 'pino';
 import { Informer } from '../kube/informer.ts';
 import { REVISION_LABEL } from '../names.ts';
-import { ownedPods, type StatusItem } from './model.ts';
+import { ownedPods, peersOf, type StatusItem } from './model.ts';
 import { renderStatus } from './render.ts';
 
 /** ANSI: cursor home, clear screen. Only ever written to a terminal. */
@@ -108,9 +108,14 @@ export class StatusWatch {
 
   private items(): StatusItem[] {
     const { namespace: ns, name } = this.o;
-    const sets = this.sets.list(ns).filter((s) => !name || s.metadata?.name === name);
     const pods = this.pods.list(ns);
-    return sets.map((sts) => ({ sts, pods: ownedPods(sts, pods), hookProblem: this.o.hookProblem(sts) }));
+    const all: StatusItem[] = this.sets.list(ns).map((sts) => ({ sts, pods: ownedPods(sts, pods), hookProblem: this.o.hookProblem(sts) }));
+    if (!name) return all;
+    // One StatefulSet: the others of its namespace are in the cache too, for the ones its `after` names.
+    return all.filter((i) => i.sts.metadata?.name === name).map((i) => {
+      const peers = peersOf(i, all);
+      return peers ? { ...i, peers } : i;
+    });
   }
 
   /** Informer callbacks are synchronous and frequent: only ever arm one timer. */

@@ -4,6 +4,7 @@ import { EventRecorder } from '../events.ts';
 import type { RolloutHook } from '../hook.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import type { PolicyName } from '../rollout/policies/types.ts';
 import { DEFAULT_LABEL_KEY } from '../names.ts';
 import { PilotManager } from '../pilot/manager.ts';
 import { WorkQueue } from '../workqueue.ts';
@@ -32,6 +33,12 @@ export interface ControllerOptions {
   retryMaxMs?: number;
   /** Writes and hook calls happen only while this says so (leader election). */
   isLeader?: () => boolean;
+  /** Rollout policies: a default window for StatefulSets without one (--default-window). */
+  defaultWindow?: string;
+  /** Rollout policies switched off by name (--disable-policies). */
+  disabledPolicies?: readonly PolicyName[];
+  /** The admission gate is in force (checked at startup): an override's user can be trusted. */
+  gateEnforced?: () => boolean;
 }
 
 /** How often the whole cache is queued again, as a safety net; it costs no API call. */
@@ -117,6 +124,7 @@ export class Controller {
       labelKey: this.labelKey,
       log,
       isLeader: this.isLeader,
+      policy: { defaultWindow: opts.defaultWindow, disabled: opts.disabledPolicies ?? [], gateEnforced: opts.gateEnforced ?? (() => false) },
     });
     metrics.setStepWaitSource(() => [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]));
   }

@@ -45,6 +45,8 @@ export class HookRunner {
   private readonly o: HookRunnerOptions;
   private readonly approvals = new Map<string, Approval>();
   private readonly calls = new Map<string, Call>();
+  /** Consecutive failures (not HookNotReady) per StatefulSet, for the halt policy; in memory only. */
+  private readonly failures = new Map<string, { count: number; last: string }>();
   private readonly shutdown = new AbortController();
 
   constructor(o: HookRunnerOptions) {
@@ -77,9 +79,20 @@ export class HookRunner {
     this.approvals.delete(sts);
   }
 
+  /** Consecutive hook failures that were not HookNotReady, and the last one. */
+  errors(sts: string): { count: number; last: string } | undefined {
+    return this.failures.get(sts);
+  }
+
+  /** The rollout was paused: its count starts again when a person resumes it. */
+  resetErrors(sts: string): void {
+    this.failures.delete(sts);
+  }
+
   /** The StatefulSet is gone or is another object now: forget everything about it. */
   forget(sts: string, why: string): void {
     this.approvals.delete(sts);
+    this.failures.delete(sts);
     this.calls.get(sts)?.abort.abort(new Error(why));
     this.calls.delete(sts);
   }
@@ -222,17 +235,21 @@ export class HookRunner {
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
       if (!current()) return 'dropped';
       const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
+      // "Not yet" is the hook working; anything else in a row is a broken hook (the halt policy).
+      if (notReady) this.failures.delete(stsKey);
+      else this.failures.set(stsKey, { count: (this.failures.get(stsKey)?.count ?? 0) + 1, last: reason });
       const delay = this.o.queue.addRateLimited(stsKey);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
       const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
       const message = `${hook.name} holds ${target}: ${reason}`;
-      await this.o.writer.recordHold(sts, 'Rolling', message, log);
+      await this.o.writer.recordHold(sts, 'Rolling', message, log, this.failures.get(stsKey)?.count);
       await this.o.events.emit(sts, 'Warning', 'HookHeld', message);
       // Any event while the call ran was folded into it and cleared the retry timer: set it again.
       this.o.queue.addAfter(stsKey, delay);
       return 'held';
     }
     end();
+    this.failures.delete(stsKey);
     this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
     hookLog.info('hook approved');
     return 'approved';

@@ -2,7 +2,10 @@ import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { EventRecorder } from '../events.ts';
 import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
 import type { Logger } from '../log.ts';
-import { STATUS_ANNOTATION } from '../names.ts';
+import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
+import { parseAfter, peerState } from '../rollout/policies/after.ts';
+import { heldSinceOf } from '../rollout/policies/hold-timeout.ts';
+import type { PeerView, PolicyInputs, PolicyName } from '../rollout/policies/types.ts';
 import { type Action, plan } from '../rollout/planner.ts';
 import { podView, type PodView, type Snapshot, statefulSetView } from '../rollout/snapshot.ts';
 import type { WorkQueue } from '../workqueue.ts';
@@ -24,7 +27,12 @@ export interface ReconcilerParts {
   labelKey: string;
   log: Logger;
   isLeader: () => boolean;
+  /** Controller-wide rollout policy settings (flags). */
+  policy?: { defaultWindow?: string | undefined; disabled?: readonly PolicyName[]; gateEnforced?: () => boolean };
 }
+
+/** At most this many StatefulSets are read following `after` (cycles included). */
+const MAX_PEERS = 50;
 
 /** The hook a StatefulSet names, its parsed options, or why it cannot be used. */
 interface HookChoice {
@@ -44,6 +52,8 @@ export class Reconciler {
   private readonly dropped = new Set<string>();
   /** Rollouts in progress, and since when each has been at its current step (sts_pilot_step_wait_seconds). */
   readonly inProgress = new Map<string, { step: string; since: number }>();
+  /** StatefulSets this process has planned once: only the first look takes the held time from the status annotation. */
+  private readonly looked = new Set<string>();
 
   constructor(parts: ReconcilerParts) {
     this.p = parts;
@@ -71,6 +81,7 @@ export class Reconciler {
       hooks.forget(key, 'StatefulSet no longer managed');
       writer.forget(key);
       this.inProgress.delete(key);
+      this.looked.delete(key);
       await subscriptions.left(ns, name);
       return;
     }
@@ -89,6 +100,12 @@ export class Reconciler {
     const choice = this.hookOf(sts);
     const view = statefulSetView(sts);
     if (view.statusError) log.warn({ error: view.statusError }, `ignoring unreadable ${STATUS_ANNOTATION} annotation`);
+    const stepId = `${view.updateRevision}|${view.partition}|${view.mark?.partition}`;
+    const waiting = this.inProgress.get(key);
+    // Held since: what this process saw; on its first look after a start, the time of our own last step if the rollout waits right after it.
+    const first = !this.looked.has(key);
+    this.looked.add(key);
+    const heldSince = (waiting?.step === stepId ? waiting.since : undefined) ?? (first ? heldSinceOf(view, undefined) : undefined) ?? Date.now();
     const snapshot: Snapshot = {
       sts: view,
       pods: pods.map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined),
@@ -97,11 +114,55 @@ export class Reconciler {
       hookProblem: choice.problem,
       hookConfig: hookConfigOf(sts.metadata?.labels?.[this.p.labelKey] ?? '', sts.metadata?.annotations),
       hookOrders: typeof choice.hook?.podUpdateOrder === 'function',
+      policy: this.policyInputs(key, sts, heldSince),
     };
     const action = plan(snapshot);
-    this.track(key, action, `${view.updateRevision}|${view.partition}|${view.mark?.partition}`);
+    this.track(key, action, stepId, heldSince);
     hooks.settle(key, action);
     await this.dispatch(key, sts, pods, choice, action, log);
+  }
+
+  /** What the rollout policies need besides the StatefulSet: flags, memory, peers. */
+  private policyInputs(key: string, sts: V1StatefulSet, heldSince: number | undefined): PolicyInputs {
+    const o = this.p.policy ?? {};
+    return {
+      defaultWindow: o.defaultWindow,
+      disabled: o.disabled ?? [],
+      peers: this.peersOf(sts),
+      heldSince,
+      hookErrors: this.p.hooks.errors(key),
+      gateEnforced: o.gateEnforced?.() ?? false,
+    };
+  }
+
+  /**
+   * The StatefulSets reachable through `sts-pilot.io/after` (same namespace,
+   * managed by this controller), read from the caches, so that the planner can
+   * see whether each has settled and whether they wait for each other in a cycle.
+   */
+  private peersOf(sts: V1StatefulSet): Record<string, PeerView | null> | undefined {
+    const raw = sts.metadata?.annotations?.[POLICY_ANNOTATIONS.after];
+    if (raw === undefined) return undefined;
+    const ns = sts.metadata?.namespace ?? '';
+    const peers: Record<string, PeerView | null> = {};
+    const first = parseAfter(raw);
+    const todo = first.ok ? [...first.value] : [];
+    while (todo.length > 0 && Object.keys(peers).length < MAX_PEERS) {
+      const name = todo.shift() as string;
+      if (name in peers || name === sts.metadata?.name) continue;
+      const peer = this.p.caches.statefulSet(ns, name);
+      if (!peer) {
+        peers[name] = null;
+        continue;
+      }
+      const after = peer.metadata?.annotations?.[POLICY_ANNOTATIONS.after];
+      const view = statefulSetView(peer);
+      const pods = this.p.caches.podsOf(peer).map((p) => podView(p, name, view.ordinalsStart)).filter((p): p is PodView => p !== undefined);
+      peers[name] = peerState(view, pods, after);
+      const next = after === undefined ? undefined : parseAfter(after);
+      if (next?.ok) todo.push(...next.value);
+    }
+    return peers;
   }
 
   private hookOf(sts: V1StatefulSet): HookChoice {
@@ -115,12 +176,20 @@ export class Reconciler {
     return parsed.ok ? { hook, options: parsed.options, problem: undefined } : { hook, options: undefined, problem: parsed.error };
   }
 
-  private track(key: string, action: Action, step: string): void {
+  /**
+   * How long each rollout has waited at its step (sts_pilot_step_wait_seconds,
+   * hold-timeout), from `since`; a closed maintenance window restarts the
+   * count, so a long night does not count as a stuck step, and so does a pause
+   * (the entry is dropped while not Rolling).
+   */
+  private track(key: string, action: Action, step: string, since: number): void {
     if (action.phase !== 'Rolling') {
       this.inProgress.delete(key);
       return;
     }
-    if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Date.now() });
+    const now = Date.now();
+    if (action.kind === 'hold' && action.policy === 'window') this.inProgress.set(key, { step, since: now });
+    else if (this.inProgress.get(key)?.step !== step) this.inProgress.set(key, { step, since: Math.min(since, now) });
   }
 
   private async dispatch(key: string, sts: V1StatefulSet, pods: V1Pod[], choice: HookChoice, action: Action, log: Logger): Promise<void> {
@@ -131,15 +200,34 @@ export class Reconciler {
         queue.forget(key);
         return;
       case 'hold':
-        log.info({ phase: action.phase }, action.reason);
+        log.info({ phase: action.phase, ...(action.policy ? { policy: action.policy } : {}) }, action.reason);
         if (action.retryAfterMs !== undefined) queue.addAfter(key, action.retryAfterMs);
+        if (action.overdue) await events.emit(sts, 'Warning', 'HoldTimeout', action.overdue);
+        if (action.policy && action.phase === 'Rolling') {
+          // A policy's hold is news to people (why nothing moves at night): the status annotation and an Event, both folded.
+          await writer.recordHold(sts, action.phase, action.reason, log);
+          await events.emit(sts, 'Normal', 'PolicyHold', action.reason);
+          return;
+        }
         if (action.phase !== 'Rolling' && action.phase !== 'Waiting') {
           // Paused means hands off: Events only, not even our own annotation.
           if (action.phase !== 'Paused') await writer.recordHold(sts, action.phase, action.reason, log);
           await events.emit(sts, 'Warning', action.phase === 'Paused' ? 'Paused' : 'Held', action.reason);
         }
         return;
+      case 'pause': {
+        const outcome = await writer.pause(sts, action, log);
+        if (outcome === 'written') {
+          // A person resumes it: the count and the held time start again then.
+          hooks.resetErrors(key);
+          this.inProgress.delete(key);
+          queue.forget(key);
+        } else if (outcome === 'conflict') queue.addAfter(key, 200);
+        else if (outcome === 'not-leader') this.dropped.add(key);
+        return;
+      }
       case 'callHook':
+        if (action.overdue) await events.emit(sts, 'Warning', 'HoldTimeout', action.overdue);
         // The planner never asks without a usable hook (hookProblem holds first).
         if (choice.hook) hooks.ask(key, sts, pods, choice.hook, choice.options, action, log);
         return;

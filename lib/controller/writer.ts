@@ -4,13 +4,14 @@ import type { EventRecorder } from '../events.ts';
 import { guardedPatch, isFailedTest, jsonPatchOptions } from '../kube/guarded-patch.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { FIELD_MANAGER, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import { FIELD_MANAGER, PAUSED_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import type { Action } from '../rollout/planner.ts';
 import { statefulSetView } from '../rollout/snapshot.ts';
 import { type OrderRecord, parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from '../rollout/status.ts';
 
 type Patch = Extract<Action, { kind: 'patch' }>;
 type DeletePod = Extract<Action, { kind: 'deletePod' }>;
+type PauseAction = Extract<Action, { kind: 'pause' }>;
 
 /**
  * What a write came to. `written`: it landed (wait for the watch to show it);
@@ -114,8 +115,10 @@ export class StatefulSetWriter {
     this.expectations.set(keyOf(sts), { replaced: md.resourceVersion, wrote, at: Date.now() });
     this.metrics.steps.inc({ why: action.why });
     log.info({ why: action.why, partition: action.partition, resourceVersion: updated.metadata?.resourceVersion }, action.message);
-    const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered' }[action.why];
-    await this.events.emit(sts, action.why === 'guard' ? 'Warning' : 'Normal', reason, action.message, { dedupe: action.why !== 'step' && action.why !== 'finish' });
+    const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered', override: 'OverrideApplied' }[action.why];
+    // An override is an audited act: a Warning, never folded into another.
+    const warn = action.why === 'guard' || action.why === 'override';
+    await this.events.emit(sts, warn ? 'Warning' : 'Normal', reason, action.message, { dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override' });
     return 'written';
   }
 
@@ -125,16 +128,19 @@ export class StatefulSetWriter {
    * annotation carries the rollout mark, which must never be written stale. A
    * failure is counted and left to the next reconcile.
    */
-  async recordHold(sts: V1StatefulSet, state: string, message: string, log: Logger): Promise<void> {
+  async recordHold(sts: V1StatefulSet, state: string, message: string, log: Logger, hookErrors?: number): Promise<void> {
     const md = sts.metadata ?? {};
     const parsed = parseStatusAnnotation(md.annotations?.[STATUS_ANNOTATION]);
     const current = parsed.ok ? parsed.status : {};
-    if (current.state === state && sameSituation(current.message, message)) return;
+    if (current.state === state && sameSituation(current.message, message) && current.hookErrors === hookErrors) return;
     const status: StatusAnnotation = {
       ...(current.rollout ? { rollout: current.rollout } : {}),
       ...(current.template ? { template: current.template } : {}),
       ...(current.revision ? { revision: current.revision } : {}),
       ...(current.order ? { order: current.order } : {}),
+      ...(current.override ? { override: current.override } : {}),
+      ...(current.stepSince ? { stepSince: current.stepSince } : {}),
+      ...(hookErrors ? { hookErrors } : {}),
       state,
       message,
       since: new Date().toISOString(),
@@ -156,6 +162,33 @@ export class StatefulSetWriter {
       // A newer object is on its way through the watch; the next reconcile writes again if needed.
       log.debug({ err: describeError(err) }, 'status annotation not written');
     }
+  }
+
+  /**
+   * A policy pauses the rollout: `sts-pilot.io/paused: "true"` and the reason in
+   * the status annotation, in one merge patch guarded by resourceVersion (a
+   * person's edit in between wins; the next plan decides again), and a Warning.
+   */
+  async pause(sts: V1StatefulSet, action: PauseAction, log: Logger): Promise<WriteOutcome> {
+    const md = sts.metadata ?? {};
+    const annotations = { [PAUSED_ANNOTATION]: 'true', [STATUS_ANNOTATION]: statusFor(sts, action, undefined) };
+    if (!this.isLeader()) return 'not-leader';
+    try {
+      await this.apps.patchNamespacedStatefulSet(
+        { name: md.name ?? '', namespace: md.namespace ?? '', body: { metadata: { resourceVersion: md.resourceVersion, annotations } }, fieldManager: FIELD_MANAGER },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      const code = statusCode(err);
+      this.metrics.apiErrors.inc({ operation: 'patch_statefulset', code: String(code ?? 'none') });
+      if (code === 409) return 'conflict';
+      if (code === 404) return 'gone';
+      throw err;
+    }
+    this.expectations.set(keyOf(sts), { replaced: md.resourceVersion, at: Date.now() });
+    log.warn({ policy: action.policy }, action.reason);
+    await this.events.emit(sts, 'Warning', action.event, `${action.reason}; resume with: sts-pilot resume ${md.name ?? ''}`, { dedupe: false });
+    return 'written';
   }
 
   /** The hook's order (or why it gave none) in the status annotation, guarded like a step. */
@@ -221,7 +254,8 @@ export class StatefulSetWriter {
     this.expectations.set(keyOf(sts), { deletedPodUid: action.pod.uid, at: Date.now() });
     this.metrics.steps.inc({ why: action.why });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
-    await this.events.emit(sts, 'Normal', action.why === 'step' ? 'StepApproved' : 'ApprovedPodReplaced', action.message, { dedupe: false });
+    const reason = { step: 'StepApproved', replace: 'ApprovedPodReplaced', override: 'OverrideApplied' }[action.why];
+    await this.events.emit(sts, action.why === 'override' ? 'Warning' : 'Normal', reason, action.message, { dedupe: false });
     return 'written';
   }
 }
@@ -238,13 +272,23 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
   const setsPartition = action.kind === 'patch' && action.partition !== undefined;
   const template = setsPartition ? view.templateHash : view.heldTemplate;
   const revision = setsPartition ? (view.observedGeneration === view.generation ? view.updateRevision : undefined) : view.heldRevision;
-  const message = action.kind === 'hold' ? action.reason : action.message;
+  const message = action.kind === 'hold' || action.kind === 'pause' ? action.reason : action.message;
+  // The audit record of the last override: written in the very patch that applies it.
+  const applied = (action.kind === 'patch' || action.kind === 'deletePod') && action.override ? { ...action.override, appliedAt: new Date().toISOString() } : undefined;
+  const override = applied ?? view.override;
+  // A step taken starts the wait for the next one (hold-timeout).
+  const steps = (action.kind === 'patch' && (action.why === 'step' || action.why === 'override')) || (action.kind === 'deletePod' && action.why !== 'replace');
+  // A pause ends the wait: after a resume the count starts again.
+  const kept = action.kind !== 'pause' && view.stepSince !== undefined ? new Date(view.stepSince).toISOString() : undefined;
+  const stepSince = steps ? new Date().toISOString() : kept;
   const status: StatusAnnotation = {
     ...(rollout ? { rollout } : {}),
     ...(template ? { template } : {}),
     ...(revision ? { revision } : {}),
     // The order is for a step of a rollout: a finished one leaves none behind.
     ...(view.order && !(action.kind === 'patch' && action.why === 'finish') ? { order: view.order } : {}),
+    ...(override ? { override } : {}),
+    ...(stepSince ? { stepSince } : {}),
     state: action.phase,
     message,
     since: new Date().toISOString(),

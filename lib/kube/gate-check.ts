@@ -111,3 +111,31 @@ export async function checkAdmissionGate(kc: KubeConfig, labelKey: string, log: 
   }
   return report;
 }
+
+/** The policies that stamp and check who set an override (manifests/admission-gate.yaml). */
+export const OVERRIDE_POLICIES = { stamp: 'sts-pilot-stamp-override', audit: 'sts-pilot-override-audit' } as const;
+
+/**
+ * Once at startup, with the gate: are the override's policies installed? Only
+ * then does `sts-pilot.io/override-by` name the user the API server
+ * authenticated, and only then does the controller apply an override.
+ */
+export async function checkOverrideStamp(kc: KubeConfig, log: Logger): Promise<{ ok: boolean; problems: string[] }> {
+  const adm = kc.makeApiClient(AdmissionregistrationV1Api);
+  const problems: string[] = [];
+  const need = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      problems.push(statusCode(err) === 404 ? `${what} is not installed` : `${what} could not be read: ${describeError(err, 200)}`);
+    }
+  };
+  await Promise.all([
+    need(`MutatingAdmissionPolicy ${OVERRIDE_POLICIES.stamp}`, () => adm.readMutatingAdmissionPolicy({ name: OVERRIDE_POLICIES.stamp })),
+    need(`MutatingAdmissionPolicyBinding ${OVERRIDE_POLICIES.stamp}`, () => adm.readMutatingAdmissionPolicyBinding({ name: OVERRIDE_POLICIES.stamp })),
+    need(`ValidatingAdmissionPolicy ${OVERRIDE_POLICIES.audit}`, () => adm.readValidatingAdmissionPolicy({ name: OVERRIDE_POLICIES.audit })),
+    need(`ValidatingAdmissionPolicyBinding ${OVERRIDE_POLICIES.audit}`, () => adm.readValidatingAdmissionPolicyBinding({ name: OVERRIDE_POLICIES.audit })),
+  ]);
+  if (problems.length > 0) log.warn({ problems }, 'override policies not installed: audited overrides (sts-pilot approve --override) are refused');
+  return { ok: problems.length === 0, problems };
+}

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PAUSED_ANNOTATION } from '../names.ts';
+import { gateStep, readPolicies, watchVerdicts } from './policies/index.ts';
+import type { AppliedOverride, PolicyName } from './policies/types.ts';
 import type { PodView, Snapshot } from './snapshot.ts';
 import type { RolloutMark } from './status.ts';
 
@@ -20,8 +22,17 @@ export type Phase = 'Steady' | 'Rolling' | 'Waiting' | 'Held' | 'Paused' | 'Unma
 export type Action =
   /** Nothing to do until something changes. */
   | { kind: 'none'; phase: Phase; message: string }
-  /** Do nothing, and say why; `retryAfterMs` when time alone will change the answer. */
-  | { kind: 'hold'; phase: Phase; reason: string; retryAfterMs?: number }
+  /**
+   * Do nothing, and say why; `retryAfterMs` when time alone will change the answer.
+   * `policy`: a rollout policy holds (lib/rollout/policies). `overdue`: the step
+   * is held past its hold-timeout, configured to keep waiting (a Warning to raise).
+   */
+  | { kind: 'hold'; phase: Phase; reason: string; retryAfterMs?: number; policy?: PolicyName; overdue?: string }
+  /**
+   * A policy stops the rollout until a person resumes it: write
+   * `sts-pilot.io/paused: "true"` with the reason, and a Warning Event `event`.
+   */
+  | { kind: 'pause'; phase: 'Paused'; policy: PolicyName; event: string; reason: string }
   /**
    * Ask the hook; an approval comes back to the planner keyed by `key`, which
    * names the exact state it was asked in. `nextReady`: the hook is told whether
@@ -37,6 +48,7 @@ export type Action =
       message: string;
       /** Why `next` is the next pod, when the hook's order chose it (OnDelete). */
       why?: string;
+      overdue?: string;
     }
   /**
    * OnDelete with a hook that chooses the order: ask its podUpdateOrder about
@@ -52,16 +64,18 @@ export type Action =
   | {
       kind: 'patch';
       phase: Phase;
-      why: 'step' | 'finish' | 'hold' | 'guard' | 'skip';
+      why: 'step' | 'finish' | 'hold' | 'guard' | 'skip' | 'override';
       partition: number | undefined;
       mark: RolloutMark | null | undefined;
       message: string;
+      /** why 'override': the person's override that stands in for the hook's approval. */
+      override?: AppliedOverride;
     }
   /**
    * Delete exactly this pod (uid precondition), writing `mark` first: an approved
    * OnDelete step, or an approved pod the StatefulSet controller will not replace.
    */
-  | { kind: 'deletePod'; phase: Phase; why: 'step' | 'replace'; pod: PodView; mark: RolloutMark; message: string };
+  | { kind: 'deletePod'; phase: Phase; why: 'step' | 'replace' | 'override'; pod: PodView; mark: RolloutMark; message: string; override?: AppliedOverride };
 
 /** The pod at the mark's place is the one approved (or is gone and being recreated). */
 const isApproved = (mark: RolloutMark, pod: PodView | undefined): boolean => pod === undefined || mark.uid === undefined || pod.uid === mark.uid;
@@ -79,6 +93,34 @@ const quote = (s: string): string => JSON.stringify(s.length > 64 ? `${s.slice(0
  * See docs/rollout.md for the rules and why each exists.
  */
 export function plan(s: Snapshot): Action {
+  return watchStep(s, planStep(s));
+}
+
+/**
+ * The policies that watch a waiting step (hold-timeout, halt) turn a plan that
+ * keeps waiting into a pause. Not while a maintenance window is closed: waiting
+ * for it is what was asked for.
+ */
+function watchStep(s: Snapshot, a: Action): Action {
+  const waiting = a.kind === 'callHook' || (a.kind === 'hold' && a.phase === 'Rolling' && a.policy !== 'window');
+  if (!waiting) return a;
+  const p = readPolicies(s);
+  if (p.haltAfter === undefined && p.holdTimeout === undefined) return a;
+  let overdue: string | undefined;
+  for (const v of watchVerdicts(s, p, a.kind === 'callHook')) {
+    if (v.says === 'pause') return { kind: 'pause', phase: 'Paused', policy: v.policy, event: v.event, reason: `policy ${v.policy}: ${v.text}` };
+    if (v.says === 'overdue') overdue = `policy ${v.policy}: ${v.text}`;
+  }
+  return overdue === undefined ? a : { ...a, overdue };
+}
+
+/** The gate's hold as an action. */
+function policyHold(g: { policy: PolicyName; phase: Phase; reason: string; retryAfterMs?: number }): Action {
+  const a: Action = { kind: 'hold', phase: g.phase, reason: g.reason, policy: g.policy };
+  return g.retryAfterMs === undefined ? a : { ...a, retryAfterMs: g.retryAfterMs };
+}
+
+function planStep(s: Snapshot): Action {
   const { sts } = s;
   if (sts.paused !== undefined && sts.paused !== 'false') {
     if (sts.paused === 'true') return hold('Paused', `paused by annotation ${PAUSED_ANNOTATION}`);
@@ -409,6 +451,21 @@ function planRollingUpdate(s: Snapshot, upd: string): Action {
   const next = pods.byIndex.get(p - 1);
   if (p !== k || !next) return hold('Rolling', `waiting for the pods between ${pods.name(k - 1)} and the partition (${p}) to settle`);
   const prev = p < n ? (pods.byIndex.get(p) ?? null) : null;
+  // The rollout policies: they only ever hold a step, or let a person's override stand in for the hook.
+  const gate = gateStep(s, { next, upd });
+  if (gate.kind === 'hold') return policyHold(gate);
+  if (gate.kind === 'override') {
+    const o = gate.verdict.override;
+    return {
+      kind: 'patch',
+      phase: 'Rolling',
+      why: 'override',
+      partition: p - 1,
+      mark: { revision: upd, partition: p - 1, uid: next.uid },
+      message: `override by ${o.by} lets pod ${next.name} through without the hook (reason: ${o.reason}); partition ${p} -> ${p - 1}`,
+      override: o,
+    };
+  }
   const key = stepKey(s, 'step', upd, p, prev, next);
   if (approved(s, key)) {
     return {
@@ -524,6 +581,20 @@ function planOnDelete(s: Snapshot, upd: string): Action {
     if (wait) return hold('Rolling', wait.reason, wait.retryAfterMs);
     next = pods.byIndex.get(k - 1) as PodView;
     prev = k < pods.n ? (pods.byIndex.get(k) ?? null) : null;
+  }
+  const gate = gateStep(s, { next, upd });
+  if (gate.kind === 'hold') return policyHold(gate);
+  if (gate.kind === 'override') {
+    const o = gate.verdict.override;
+    return {
+      kind: 'deletePod',
+      phase: 'Rolling',
+      why: 'override',
+      pod: next,
+      mark: { revision: upd, partition: next.index, uid: next.uid },
+      message: `override by ${o.by} lets pod ${next.name} through without the hook (reason: ${o.reason}); deleting it so it is recreated at ${upd}`,
+      override: o,
+    };
   }
   const key = stepKey(s, 'delete', upd, next.index, prev, next);
   const done = [...pods.byIndex.values()].filter((p) => !pods.stale(p.index)).length;

@@ -1,7 +1,8 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 // Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import { PAUSED_ANNOTATION, POD_INDEX_LABEL, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import { PAUSED_ANNOTATION, POD_INDEX_LABEL, POLICY_ANNOTATIONS, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import type { AppliedOverride, PolicyInputs } from './policies/types.ts';
 import { type OrderRecord, parseStatusAnnotation, type RolloutMark } from './status.ts';
 import { templateHash } from './template-hash.ts';
 
@@ -57,6 +58,14 @@ export interface StatefulSetView {
   order?: OrderRecord | undefined;
   /** Why the status annotation could not be read, if it could not. */
   statusError: string | undefined;
+  /** The rollout policies' annotations (POLICY_ANNOTATIONS), raw. */
+  policyAnnotations?: Readonly<Record<string, string>>;
+  /** The last override applied, as the status annotation records it. */
+  override?: AppliedOverride | undefined;
+  /** When sts-pilot last took a step (ms), as the status annotation records it. */
+  stepSince?: number | undefined;
+  /** The hook's consecutive failures as last recorded in the status annotation. */
+  hookErrors?: number | undefined;
 }
 
 export interface Approval {
@@ -79,6 +88,8 @@ export interface Snapshot {
   hookConfig: string;
   /** The hook chooses which stale pod moves next (it has podUpdateOrder): used with OnDelete only. */
   hookOrders?: boolean;
+  /** What the rollout policies need besides the StatefulSet (lib/rollout/policies). */
+  policy?: PolicyInputs;
 }
 
 /**
@@ -140,7 +151,19 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     mark: parsed.ok ? parsed.status.rollout : undefined,
     order: parsed.ok ? parsed.status.order : undefined,
     statusError: parsed.ok ? undefined : parsed.error,
+    policyAnnotations: policyAnnotationsOf(md.annotations),
+    override: parsed.ok ? parsed.status.override : undefined,
+    stepSince: parsed.ok && parsed.status.stepSince !== undefined && !Number.isNaN(Date.parse(parsed.status.stepSince)) ? Date.parse(parsed.status.stepSince) : undefined,
+    hookErrors: parsed.ok ? parsed.status.hookErrors : undefined,
   };
+}
+
+const POLICY_KEYS = new Set<string>(Object.values(POLICY_ANNOTATIONS));
+
+function policyAnnotationsOf(annotations: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(annotations ?? {})) if (POLICY_KEYS.has(k)) out[k] = v;
+  return out;
 }
 
 /** The fingerprint of a pod template, the same whichever way the object reached us. */

@@ -36,6 +36,19 @@ export const OrderRecordSchema = z.object({
 });
 export type OrderRecord = z.infer<typeof OrderRecordSchema>;
 
+/** An override applied (see lib/rollout/policies/override.ts): who let which pod through, when and why. */
+export const AppliedOverrideSchema = z.object({
+  pod: z.string(),
+  uid: z.string(),
+  revision: z.string(),
+  reason: z.string(),
+  by: z.string(),
+  /** When the person set it. */
+  at: z.string(),
+  /** When the controller applied it. */
+  appliedAt: z.string().optional(),
+});
+
 /** Value of the `sts-pilot.io/status` annotation (JSON). */
 export const StatusAnnotationSchema = z.object({
   rollout: RolloutMarkSchema.optional(),
@@ -53,6 +66,12 @@ export const StatusAnnotationSchema = z.object({
    */
   revision: z.string().optional(),
   order: OrderRecordSchema.optional(),
+  /** The last override applied: the audit record, and what makes it single-use. */
+  override: AppliedOverrideSchema.optional(),
+  /** When sts-pilot last took a step (ISO): how long the next has waited survives a restart (hold-timeout). */
+  stepSince: z.string().optional(),
+  /** The hook's consecutive failures that were not HookNotReady, as last recorded (halt; shown by status). */
+  hookErrors: z.number().int().min(0).optional(),
   state: z.string().optional(),
   message: z.string().optional(),
   since: z.string().optional(),

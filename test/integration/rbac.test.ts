@@ -8,7 +8,7 @@ import { type Cluster, cluster, namespace } from './harness.ts';
  * controller with exactly this identity; this test fails if the role grows.
  */
 const EXPECTED_ANYWHERE = [
-  // The admission gate's four objects, by name (resourceNames): read once at startup.
+  // The admission gate's objects and the override's two policies, by name (resourceNames): read once at startup.
   'admissionregistration.k8s.io/mutatingadmissionpolicies: get',
   'admissionregistration.k8s.io/mutatingadmissionpolicybindings: get',
   'admissionregistration.k8s.io/validatingadmissionpolicies: get',

@@ -27,6 +27,8 @@ describe('cli: flags are parsed with zod, errors name the flag and what it takes
     ['a bad namespace', StatusFlags, { namespace: 'DB' }, undefined, '--namespace must be a namespace name'],
     ['a bad pod', ApproveFlags, { pod: 'x y' }, undefined, '--pod must be a pod name'],
     ['an unknown flag', ApproveFlags, { podd: 'web-1' }, undefined, 'unknown flag --podd'],
+    ['--override without a reason', ApproveFlags, { override: true }, undefined, '--reason is required with --override'],
+    ['--reason without --override', ApproveFlags, { reason: 'because' }, undefined, '--reason is only for --override'],
     ['a bad name argument', StatefulSetName, 'Web_1', 'NAME', 'NAME must be a StatefulSet name'],
     ['a revision that is no number', UndoFlags, { toRevision: 'two' }, undefined, '--to-revision must be a revision number (1 or more)'],
   ] as const) {
@@ -56,11 +58,19 @@ describe('cli: flags are parsed with zod, errors name the flag and what it takes
     [{ httpHookAllow: '10.0.0.0/33' }, '--http-hook-allow must list host names, *.domains, IP addresses or CIDRs: 10.0.0.0/33: the prefix length must be 0 to 32'],
     [{ httpHookAllow: 'a_b' }, '--http-hook-allow must list host names, *.domains, IP addresses or CIDRs: a_b'],
     [{ leaseDuration: '10', renewDeadline: '10' }, '--renew-deadline must be shorter than --lease-duration'],
+    [{ defaultWindow: 'nights' }, '--default-window must be maintenance windows like "Mon-Fri 01:00-05:00 Europe/Berlin"'],
+    [{ disablePolicies: 'window,naps' }, '--disable-policies must list policies by name: window, step-delay, after, hold-timeout, halt, override'],
   ] as const) {
     it(`controller: ${JSON.stringify(flags)} says "${message}"`, () => {
       expect(() => parseFlags(ControllerFlags, { ...controllerDefaults, ...flags })).to.throw(message);
     });
   }
+
+  it('controller: a default window and policies switched off by name', () => {
+    const f = parseFlags(ControllerFlags, { ...controllerDefaults, defaultWindow: 'Mon-Fri 01:00-05:00 Europe/Berlin', disablePolicies: 'after, override' });
+    expect(f.defaultWindow).to.equal('Mon-Fri 01:00-05:00 Europe/Berlin');
+    expect(f.disablePolicies).to.deep.equal(['after', 'override']);
+  });
 
   it('controller: several namespaces, comma-separated; an allowlist of hosts and CIDRs', () => {
     const f = parseFlags(ControllerFlags, { ...controllerDefaults, namespace: 'a, b', httpHookAllow: 'hooks.db.svc,*.example.org,10.0.0.0/8,::1' });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { hooks } from '../../hooks/index.ts';
 import { columns, formatDuration, progressBar, shortRevision } from '../../lib/cli/format.ts';
 import { describeOptions, renderHooks } from '../../lib/cli/hooks.ts';
+import { overrideTarget } from '../../lib/cli/approve.ts';
 import { snapshotOf, type StatusItem } from '../../lib/cli/model.ts';
 import { orderKey } from '../../lib/rollout/planner.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
@@ -277,5 +278,80 @@ describe('cli: status shows the order a hook chose (OnDelete, podUpdateOrder)', 
   it('an order for other pods: the hook is being asked', () => {
     const text = renderStatus([ordered(['web-2', 'web-0', 'web-1'], 'an-old-key')], { labelKey: LABEL, now: T0, ages: true }).join('\n');
     expect(text).to.contain('next      chosen by the patroni hook: it is asked which of web-2, web-1, web-0 moves next');
+  });
+});
+
+describe('cli: status shows each rollout policy and where it stands', () => {
+  const lines = (w: World): string[] => {
+    const out = render(w);
+    const at = out.findIndex((l) => l.startsWith('  policies'));
+    const end = out.findIndex((l) => l.startsWith('  pods'));
+    return at < 0 ? [] : out.slice(at, end);
+  };
+  it('window closed (next opening), step-delay, hold-timeout, halt count', () => {
+    const got = lines({
+      pods: 'A A A',
+      partition: 3,
+      upd: 'B',
+      annotations: {
+        'sts-pilot.io/window': 'Sat 01:00-05:00 Europe/Berlin',
+        'sts-pilot.io/step-delay': '5m',
+        'sts-pilot.io/hold-timeout': '1h',
+        'sts-pilot.io/halt-after-errors': '3',
+      },
+      status: { state: 'Rolling', message: 'manual holds pod web-2: waiting for approval', sinceAgoMs: 600_000 },
+    });
+    expect(got).to.deep.equal([
+      '  policies  window: HOLD: outside the maintenance window Sat 01:00-05:00 Europe/Berlin: closed; opens Sat 2026-11-07 01:00 GMT+1 (in 3d12h)',
+      '            step-delay: step-delay 5m: no pod is Ready at web-bbbb2222x yet',
+      '            halt: hook errors in a row: 0 of 3',
+      '            hold-timeout: hold-timeout 1h, then pause: held 10m00s of 1h',
+    ]);
+    expect(got.join('\n')).to.match(/hold-timeout: hold-timeout 1h, then pause: held 10m00s of 1h/);
+    expect(got.join('\n')).to.match(/halt: hook errors in a row: 0 of 3/);
+  });
+  it('a bad value says so', () => {
+    expect(lines({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/step-delay': 'soon' } })[0]).to.match(/policies {2}step-delay: INVALID: annotation sts-pilot.io\/step-delay "soon" is not a duration/);
+  });
+  it('after: the peer waited for, from the same listing', () => {
+    const data = world({ pods: 'A A B', partition: 2, upd: 'B' });
+    (data.sts.metadata as { name: string }).name = 'data';
+    for (const p of data.pods) (p.metadata as { name: string }).name = (p.metadata?.name ?? '').replace(/^web/, 'data');
+    const web = world({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/after': 'data' } });
+    const out = renderStatus([web, data], { labelKey: LABEL, now: T0, ages: true }).join('\n');
+    expect(out).to.match(/policies {2}after: HOLD: waiting for StatefulSet data: 2 of 3 pods are not at its update revision/);
+  });
+  it('an override pending for a pod not next, and one applied', () => {
+    const pending = world({ pods: 'A A A', partition: 3, upd: 'B' });
+    const uid = pending.pods[1]?.metadata?.uid ?? '';
+    const ann = { 'sts-pilot.io/override': JSON.stringify({ pod: 'web-1', uid, revision: pending.sts.status?.updateRevision, reason: 'checked by hand', at: '2026-11-03T11:00:00Z' }), 'sts-pilot.io/override-by': 'alice' };
+    Object.assign(pending.sts.metadata?.annotations ?? {}, ann);
+    const out = renderStatus([pending], { labelKey: LABEL, now: T0, ages: true }).join('\n');
+    expect(out).to.match(/override: override of pod web-1 at web-bbbb2222x by alice is pending: the next pod is web-2, not web-1/);
+  });
+});
+
+describe('cli: approve --override names one exact pod at the update revision', () => {
+  const now = T0;
+  it('the next pod by default, with its uid, the revision and the reason', () => {
+    const item = world({ pods: 'A A A', partition: 3, upd: 'B' });
+    const t = overrideTarget(item, { labelKey: LABEL, now, pod: undefined, reason: 'hook broken, checked by hand' });
+    if (!t.ok) throw new Error(t.reason);
+    expect(t.pod).to.equal('web-2');
+    expect(JSON.parse(t.value)).to.deep.equal({ pod: 'web-2', uid: item.pods[2]?.metadata?.uid, revision: item.sts.status?.updateRevision, reason: 'hook broken, checked by hand', at: new Date(now).toISOString() });
+  });
+  it('a stale pod further down with --pod: pending until it is next', () => {
+    const t = overrideTarget(world({ pods: 'A A A', partition: 3, upd: 'B' }), { labelKey: LABEL, now, pod: 'web-0', reason: 'why not' });
+    expect(t.ok && t.step).to.equal('pod web-0 (once it is next; the next is web-2)');
+  });
+  it('refuses: nothing waiting for the hook, a pod already updated, no such pod, not managed', () => {
+    const r = (w: World, pod?: string): string => {
+      const t = overrideTarget(world(w), { labelKey: LABEL, now, pod, reason: 'x y z' });
+      return t.ok ? 'ok' : t.reason;
+    };
+    expect(r({ pods: 'A A A', partition: 3 })).to.match(/nothing to override/);
+    expect(r({ pods: 'A A B', partition: 2, upd: 'B' }, 'web-2')).to.match(/already runs the update revision/);
+    expect(r({ pods: 'A A A', partition: 3, upd: 'B' }, 'web-9')).to.match(/has no pod web-9/);
+    expect(r({ pods: 'A A A', partition: 3, upd: 'B', hook: null })).to.match(/does not manage it/);
   });
 });

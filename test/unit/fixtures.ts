@@ -1,3 +1,4 @@
+import type { AppliedOverride, PolicyInputs } from '../../lib/rollout/policies/types.ts';
 import type { Approval, PodView, Snapshot, StatefulSetView } from '../../lib/rollout/snapshot.ts';
 import type { OrderRecord, RolloutMark } from '../../lib/rollout/status.ts';
 
@@ -57,6 +58,11 @@ export interface SnapOpts {
   /** The hook has podUpdateOrder, and its recorded answer. */
   hookOrders?: boolean;
   order?: OrderRecord;
+  /** Rollout policy annotations (sts-pilot.io/window, …) and what else they need. */
+  annotations?: Record<string, string>;
+  policy?: PolicyInputs;
+  /** The override the status annotation records as applied. */
+  applied?: AppliedOverride;
 }
 
 export function snap(o: SnapOpts): Snapshot {
@@ -83,6 +89,8 @@ export function snap(o: SnapOpts): Snapshot {
     mark: o.mark,
     order: o.order,
     statusError: undefined,
+    policyAnnotations: o.annotations ?? {},
+    override: o.applied,
   };
   return {
     sts,
@@ -92,5 +100,6 @@ export function snap(o: SnapOpts): Snapshot {
     hookProblem: o.hookProblem,
     hookConfig: o.hookConfig ?? '["noop",[]]',
     hookOrders: o.hookOrders,
+    ...(o.policy ? { policy: o.policy } : {}),
   };
 }

@@ -230,7 +230,7 @@ function simulate(o: SimOptions): SimResult {
     const s = snapshot();
     const a = plan(s);
     advice = a.kind === 'hold' ? /delete pod (\S+)/.exec(a.reason)?.[1] : undefined;
-    trace(`read: ${a.kind}${a.kind === 'patch' ? `:${a.why} P=${a.partition}` : ''} ${a.kind === 'hold' ? a.reason : a.message}`);
+    trace(`read: ${a.kind}${a.kind === 'patch' ? `:${a.why} P=${a.partition}` : ''} ${a.kind === 'hold' || a.kind === 'pause' ? a.reason : a.message}`);
     // The controller's own rule: an approval lives only while the plan is about it.
     const consumes = (a.kind === 'patch' && (a.why === 'step' || a.why === 'finish')) || (a.kind === 'deletePod' && a.why === 'step');
     if (approval && !consumes && !(a.kind === 'callHook' && a.key === approval.key)) approval = undefined;

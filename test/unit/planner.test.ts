@@ -21,6 +21,8 @@ function show(a: Action): string {
       return `delete(${a.pod.name} mark=${a.mark.revision}/${a.mark.partition})`;
     case 'askOrder':
       return `askOrder(${a.stale.map((p) => p.name).join(' ')})`;
+    case 'pause':
+      return `pause(${a.policy}): ${a.reason}`;
   }
 }
 
