@@ -198,7 +198,7 @@ export class HookRunner {
   private async call(
     stsKey: string,
     sts: V1StatefulSet,
-    _pods: readonly V1Pod[],
+    pods: readonly V1Pod[],
     hook: RolloutHook,
     options: unknown,
     action: CallHook,
@@ -209,7 +209,7 @@ export class HookRunner {
     const ns = sts.metadata?.namespace ?? '';
     let objects: Awaited<ReturnType<HookRunner['full']>>;
     try {
-      objects = await this.full(sts, [action.prev, action.next]);
+      objects = hook.objects === 'cached' ? cached(sts, pods, [action.prev, action.next]) : await this.full(sts, [action.prev, action.next]);
     } catch (err) {
       objects = `could not read the objects for the hook: ${describeError(err, 200)}`;
     }
@@ -271,4 +271,13 @@ export class HookRunner {
     for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
     return out;
   }
+}
+
+/** Copies of the cached projections (a hook must never change the cache, nor see it change under it). */
+function cached(sts: V1StatefulSet, pods: readonly V1Pod[], wanted: readonly (PodView | null)[]): { sts: V1StatefulSet; pods: (V1Pod | null)[] } {
+  const copy = (p: PodView | null): V1Pod | null => {
+    const pod = p ? pods.find((x) => x.metadata?.uid === p.uid) : undefined;
+    return pod ? structuredClone(pod) : null;
+  };
+  return { sts: structuredClone(sts), pods: wanted.map(copy) };
 }
