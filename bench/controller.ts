@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,24 @@ export interface ControllerStart {
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the process exits. */
   cpuProfDir?: string | undefined;
   extra?: string[];
+  /** The checkout whose cmd/sts-pilot.ts runs (default: this one): the scale section's baseline. */
+  root?: string | undefined;
+  /** Extra Node flags and environment for this controller (an experiment; the shipped ones are the default). */
+  nodeFlags?: string[] | undefined;
+  env?: Record<string, string> | undefined;
+}
+
+/**
+ * The literal environment the shipped Deployment gives the controller
+ * (manifests/deployment.yaml of that checkout: NODE_OPTIONS, MALLOC_ARENA_MAX),
+ * so that the bench measures the controller as it runs in a cluster.
+ */
+export function shippedEnv(checkout: string): Record<string, string> {
+  const file = join(checkout, 'manifests', 'deployment.yaml');
+  if (!existsSync(file)) return {};
+  const out: Record<string, string> = {};
+  for (const m of readFileSync(file, 'utf8').matchAll(/^\s*- \{ name: (\w+), value: "([^"]*)" \}\s*$/gm)) out[m[1] as string] = m[2] as string;
+  return out;
 }
 
 const live = new Set<ChildProcess>();
@@ -68,6 +86,7 @@ export class BenchController {
     const port = await freePort();
     const out = openSync(o.logFile, 'a');
     const nodeArgs = ['--disable-warning=ExperimentalWarning'];
+    nodeArgs.push(...(o.nodeFlags ?? []));
     if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`);
     const args = [
       ...nodeArgs,
@@ -81,7 +100,7 @@ export class BenchController {
       ...(o.extra ?? []),
     ];
     const spawnedAt = now();
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', out, out], env: { ...process.env, POD_NAME: o.identity } });
+    const child = spawn(process.execPath, args, { cwd: o.root ?? root, stdio: ['ignore', out, out], env: { ...process.env, ...shippedEnv(o.root ?? root), ...o.env, POD_NAME: o.identity } });
     closeSync(out);
     const c = new BenchController(child, port, spawnedAt, o.logFile);
     const deadline = Date.now() + 5 * 60_000;

@@ -249,6 +249,16 @@ export function render(r: Results): string {
         ps.map((p) => `${p.count}: ${Object.entries(p.createCpuS).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ') + '.');
       out.push('');
     }
+    const compared = ps.filter((p) => p.baseline);
+    if (compared.length > 0) {
+      out.push('', `Side by side on the same sets (baseline: the controller of ${compared[0]?.baseline?.root}, restarted just before this one):`, '');
+      out.push('| StatefulSets | RSS idle baseline → now (MiB) | ratio | heap used (MiB) | ready (s) | first pass (s) |');
+      out.push('|---:|---:|---:|---:|---:|---:|');
+      for (const p of compared) {
+        const bl = p.baseline as NonNullable<ScalePoint['baseline']>;
+        out.push(`| ${p.count} | ${fmt(bl.rssIdleMiB, 0)} → ${fmt(p.rssIdleMiB, 0)} | ${fmt(p.rssIdleMiB / bl.rssIdleMiB, 2)} | ${fmt(bl.heapUsedIdleMiB, 0)} → ${fmt(p.heapUsedIdleMiB, 0)} | ${fmt(bl.readyS, 2)} → ${fmt(p.readyS, 2)} | ${fmt(bl.firstPassS, 2)} → ${fmt(p.firstPassS, 2)} |`);
+      }
+    }
     if (r.scale.error) {
       out.push(`**Stopped:** ${r.scale.error}`);
       out.push('');

@@ -30,6 +30,9 @@ const HELP = `usage: npm run bench -- [flags]
   --scale-idle <s>         idle CPU window per count (default 30)
   --reactions <n>          template changes timed per count (default 5)
   --scale-timeout <min>    give up creating one count after this long (default 20)
+  --baseline <dir>         scale: also restart the controller of this checkout on each set, just before ours (side by side)
+  --node-flags <flags>     scale: Node flags for this checkout's controller (space-separated), e.g. to compare heap settings
+  --controller-env <k=v,…> scale: environment for this checkout's controller
   --cpu-prof <dir>         run the controller with --cpu-prof, profiles into <dir>
   --readme / --no-readme   rewrite the results in bench/README.md (default: only when every section runs)
   --keep                   keep the control plane's and the bench's work directories
@@ -49,6 +52,9 @@ const { values: f } = parseArgs({
     reactions: { type: 'string', default: '5' },
     'scale-timeout': { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
+    baseline: { type: 'string' },
+    'node-flags': { type: 'string' },
+    'controller-env': { type: 'string' },
     readme: { type: 'boolean' },
     'no-readme': { type: 'boolean' },
     keep: { type: 'boolean', default: false },
@@ -187,6 +193,9 @@ try {
         identity,
         logDir: work,
         cpuProfDir: opts.cpuProfDir,
+        baselineRoot: f.baseline,
+        nodeFlags: f['node-flags']?.split(' ').filter(Boolean),
+        env: f['controller-env'] ? Object.fromEntries(f['controller-env'].split(',').map((kv) => kv.split('=', 2) as [string, string])) : undefined,
         log: say,
       });
       ctrl = s.controller;

@@ -53,6 +53,8 @@ export interface ScalePoint {
   reactions: Reaction[];
   reactionMedianMs: number;
   kcmMedianMs: number;
+  /** The same restart, on the same set, of the controller of another checkout (--baseline), just before this one's. */
+  baseline?: { root: string; readyS: number; firstPassS: number; rssReadyMiB: number; rssIdleMiB: number; heapUsedIdleMiB: number };
 }
 
 export interface ScaleOptions {
@@ -66,6 +68,11 @@ export interface ScaleOptions {
   logDir: string;
   cpuProfDir: string | undefined;
   log: (line: string) => void;
+  /** Another checkout to restart on each set first, for a side-by-side comparison (RSS, ready, first pass). */
+  baselineRoot?: string | undefined;
+  /** Node flags and environment for this checkout's controller only (not the baseline's). */
+  nodeFlags?: string[] | undefined;
+  env?: Record<string, string> | undefined;
 }
 
 const LABEL = 'sts-pilot.io/hook';
@@ -189,23 +196,31 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
       o.log(`scale: ${count} StatefulSets settled in ${createS.toFixed(1)} s (CPU s: ${JSON.stringify(createCpuS)})`);
       await sleep(3000);
 
+      // The baseline's controller first, restarted on the same set, then this one's.
+      let baseline: ScalePoint['baseline'];
+      if (o.baselineRoot) {
+        await ctrl.stop();
+        ctrl = await BenchController.start({ kubeconfig: b.controllerKubeconfig, identity: o.identity, logFile: `${o.logDir}/controller-scale-${count}-baseline.log`, root: o.baselineRoot });
+        const rssReady = ctrl.rssBytes();
+        const pass = await firstPass(ctrl, count);
+        await sleep(5000 + o.idleS * 1000);
+        baseline = {
+          root: o.baselineRoot,
+          readyS: ctrl.readyMs / 1000,
+          firstPassS: (pass.at - ctrl.lifetime.spawnedAt) / 1000,
+          rssReadyMiB: rssReady / 2 ** 20,
+          rssIdleMiB: ctrl.rssBytes() / 2 ** 20,
+          heapUsedIdleMiB: (await ctrl.metric('nodejs_heap_size_used_bytes')) / 2 ** 20,
+        };
+        o.log(`scale: baseline (${o.baselineRoot}) on ${count}: ready ${baseline.readyS.toFixed(2)} s, first pass ${baseline.firstPassS.toFixed(2)} s, RSS idle ${baseline.rssIdleMiB.toFixed(0)} MiB`);
+      }
       // Restart the controller on the whole set.
       await ctrl.stop();
-      ctrl = await BenchController.start({ kubeconfig: b.controllerKubeconfig, identity: o.identity, logFile: `${o.logDir}/controller-scale-${count}.log`, cpuProfDir: o.cpuProfDir });
+      ctrl = await BenchController.start({ kubeconfig: b.controllerKubeconfig, identity: o.identity, logFile: `${o.logDir}/controller-scale-${count}.log`, cpuProfDir: o.cpuProfDir, nodeFlags: o.nodeFlags, env: o.env });
       const spawnedAt = ctrl.lifetime.spawnedAt;
       const rssReady = ctrl.rssBytes();
       o.log(`scale: restarted controller ready in ${(ctrl.readyMs / 1000).toFixed(2)} s (up after ${(ctrl.bootMs / 1000).toFixed(2)} s, then listing and watching)`);
-      let reconciles = 0;
-      let lastChange = now();
-      for (const deadline = Date.now() + 10 * 60_000; Date.now() < deadline; ) {
-        const v = await ctrl.metric('sts_pilot_reconciles_total');
-        if (v !== reconciles) {
-          reconciles = v;
-          lastChange = now();
-        }
-        if (reconciles >= count && now() - lastChange > 3000) break;
-        await sleep(100);
-      }
+      const { at: lastChange, reconciles } = await firstPass(ctrl, count);
       const firstPassS = (lastChange - spawnedAt) / 1000;
       o.log(`scale: first pass over ${count} StatefulSets done ${firstPassS.toFixed(2)} s after spawn (${reconciles} reconciles)`);
 
@@ -288,6 +303,7 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
         reactions,
         reactionMedianMs: median(reactions.map((r) => r.moveMs)),
         kcmMedianMs: median(reactions.map((r) => r.kcmMs)),
+        ...(baseline ? { baseline } : {}),
       });
     }
     return { points, controller: ctrl };
@@ -295,4 +311,20 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
     for (const w of waiters) w();
     await informer.stop();
   }
+}
+
+/** When the reconcile counter stopped moving after covering every StatefulSet once: the first pass is over. */
+async function firstPass(ctrl: BenchController, count: number): Promise<{ at: number; reconciles: number }> {
+  let reconciles = 0;
+  let at = now();
+  for (const deadline = Date.now() + 10 * 60_000; Date.now() < deadline; ) {
+    const v = await ctrl.metric('sts_pilot_reconciles_total');
+    if (v !== reconciles) {
+      reconciles = v;
+      at = now();
+    }
+    if (reconciles >= count && now() - at > 3000) break;
+    await sleep(100);
+  }
+  return { at, reconciles };
 }

@@ -53,6 +53,7 @@ export const manualHook = defineHook({
   name: MANUAL_HOOK,
   description: 'a person approves each step: sts-pilot approve NAME (annotation manual.sts-pilot.io/approve=<pod>@<revision>)',
   options: Options,
+  objects: 'cached',
   async podUpdateTransition(_prev, next, ctx) {
     const sts: V1StatefulSet = ctx.statefulSet;
     const d = decide({

@@ -9,5 +9,6 @@ export const noopHook = defineHook({
   name: 'noop',
   description: 'ordered, readiness-gated rollout: approves every step',
   options: z.strictObject({}),
+  objects: 'cached',
   async podUpdateTransition() {},
 });

@@ -47,6 +47,7 @@ export const pilotReadyHook = defineHook({
   name: 'pilot-ready',
   description: "next step only when the updated pod's Pilot reports Running and healthy at the update revision",
   options: Options,
+  objects: 'cached',
   async podUpdateTransition(prev, _next, ctx) {
     if (!prev) return;
     // `pilots` joins HookContext when the controller wires its PilotManager; until then, hold with a reason.

@@ -1,9 +1,10 @@
-import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import type { KubeConfig, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.ts';
 import { OwnerIndex } from '../kube/owner-index.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { REVISION_LABEL } from '../names.ts';
+import { projectPod, projectStatefulSet } from './projection.ts';
 
 export interface CachesOptions {
   kc: KubeConfig;
@@ -20,7 +21,9 @@ export interface CachesOptions {
  * What the controller knows of the cluster: the subscribed StatefulSets (the
  * label selects them) and the pods a StatefulSet controller made (they carry the
  * revision label), each an informer with its own list and watch, and the pods
- * indexed by their owner. Read-only for everyone but the watches.
+ * indexed by their owner. Each object is kept projected to what the controller
+ * reads (projection.ts); hooks get full objects, read when they are called.
+ * Read-only for everyone but the watches.
  */
 export class Caches {
   private readonly statefulSets: Informer<V1StatefulSet>;
@@ -30,17 +33,12 @@ export class Caches {
 
   constructor(o: CachesOptions) {
     const { kc, log, metrics, labelKey, namespace } = o;
-    const apps = kc.makeApiClient(AppsV1Api);
-    const core = kc.makeApiClient(CoreV1Api);
     this.statefulSets = new Informer<V1StatefulSet>({
       kc,
       path: namespace ? `/apis/apps/v1/namespaces/${namespace}/statefulsets` : '/apis/apps/v1/statefulsets',
       labelSelector: labelKey,
       log,
-      listPage: (token) =>
-        namespace
-          ? apps.listNamespacedStatefulSet({ namespace, labelSelector: labelKey, limit: 500, _continue: token })
-          : apps.listStatefulSetForAllNamespaces({ labelSelector: labelKey, limit: 500, _continue: token }),
+      transform: projectStatefulSet,
       onChange: (sts, verb) => {
         const md = sts.metadata;
         // Before the first sync start() queues everything once; a delete is always news.
@@ -53,10 +51,7 @@ export class Caches {
       path: namespace ? `/api/v1/namespaces/${namespace}/pods` : '/api/v1/pods',
       labelSelector: REVISION_LABEL,
       log,
-      listPage: (token) =>
-        namespace
-          ? core.listNamespacedPod({ namespace, labelSelector: REVISION_LABEL, limit: 500, _continue: token })
-          : core.listPodForAllNamespaces({ labelSelector: REVISION_LABEL, limit: 500, _continue: token }),
+      transform: projectPod,
       onChange: (pod, verb) => {
         this.podsByOwner.onChange(pod, verb);
         if (!this.synced) return;

@@ -102,6 +102,7 @@ export class Controller {
     });
     const writer = new StatefulSetWriter({ apps, core, events, metrics, isLeader: this.isLeader });
     this.hooks = new HookRunner({
+      apps,
       core,
       events,
       writer,

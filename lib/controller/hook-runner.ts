@@ -1,4 +1,4 @@
-import type { CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import { checkUpdateOrder, HookNotReady, type RolloutHook } from '../hook.ts';
@@ -15,6 +15,7 @@ type CallHook = Extract<Action, { kind: 'callHook' }>;
 type AskOrder = Extract<Action, { kind: 'askOrder' }>;
 
 export interface HookRunnerOptions {
+  apps: AppsV1Api;
   core: CoreV1Api;
   events: EventRecorder;
   writer: StatefulSetWriter;
@@ -141,23 +142,24 @@ export class HookRunner {
    * is none) in the status annotation, guarded like a step; the plan reads it
    * from there, so a restarted controller and `sts-pilot status` see the same order.
    */
-  askOrder(stsKey: string, sts: V1StatefulSet, pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
+  askOrder(stsKey: string, sts: V1StatefulSet, _pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
     if (this.calls.get(stsKey)?.key === action.key || !hook.podUpdateOrder) return;
     const abort = new AbortController();
     const call: Call = { key: action.key, abort, done: Promise.resolve() };
     this.calls.set(stsKey, call);
     const signal = AbortSignal.any([this.shutdown.signal, abort.signal, AbortSignal.timeout(this.o.timeoutMs)]);
     const names = action.stale.map((p) => p.name);
-    const stale = action.stale.flatMap((p) => pods.filter((x) => x.metadata?.uid === p.uid).map((x) => structuredClone(x)));
     const ns = sts.metadata?.namespace ?? '';
     const hookLog = log.child({ hook: hook.name, stale: names });
     hookLog.info(action.message);
     const order = hook.podUpdateOrder.bind(hook);
     const answer = Promise.race([
       // Through a promise: a hook that throws at once must not leave this call pending for ever.
-      Promise.resolve().then(() =>
-        order(stale, { statefulSet: structuredClone(sts), options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.o.pilots(ns) }),
-      ),
+      this.full(sts, action.stale).then((objects) => {
+        if (typeof objects === 'string') throw new HookNotReady(objects);
+        const stale = objects.pods.filter((p): p is V1Pod => p !== null);
+        return order(stale, { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.o.pilots(ns) });
+      }),
       new Promise<never>((_, reject) => {
         const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.timeoutMs / 1000}s`));
         if (signal.aborted) onAbort();
@@ -187,6 +189,25 @@ export class HookRunner {
       });
   }
 
+  /**
+   * The objects as a hook sees them: read now, whole (the caches keep only what
+   * planning needs), and only if they are still the ones planned on (same uid).
+   * The hook gets these fresh copies, never the cache.
+   */
+  private async full(sts: V1StatefulSet, pods: readonly (PodView | null)[]): Promise<{ sts: V1StatefulSet; pods: (V1Pod | null)[] } | string> {
+    const md = sts.metadata ?? {};
+    const ns = md.namespace ?? '';
+    const [full, ...read] = await Promise.all([
+      this.o.apps.readNamespacedStatefulSet({ name: md.name ?? '', namespace: ns }),
+      ...pods.map((p) => (p ? this.o.core.readNamespacedPod({ name: p.name, namespace: ns }) : Promise.resolve(null))),
+    ]);
+    if (full.metadata?.uid !== md.uid) return `StatefulSet ${ns}/${md.name} is another object now`;
+    for (const [i, p] of pods.entries()) {
+      if (p && read[i]?.metadata?.uid !== p.uid) return `pod ${p.name} was replaced since it was planned on`;
+    }
+    return { sts: full, pods: read };
+  }
+
   private async call(
     stsKey: string,
     sts: V1StatefulSet,
@@ -199,13 +220,19 @@ export class HookRunner {
     current: () => boolean,
   ): Promise<'approved' | 'held' | 'dropped'> {
     const ns = sts.metadata?.namespace ?? '';
-    // Copies: a hook must never change the controller's cache, nor see it change under it.
-    const copy = (p: PodView | null): V1Pod | null => {
-      const pod = p ? pods.find((x) => x.metadata?.uid === p.uid) : undefined;
-      return pod ? structuredClone(pod) : null;
-    };
-    const prev = copy(action.prev);
-    const next = copy(action.next);
+    let objects: Awaited<ReturnType<HookRunner['full']>>;
+    try {
+      objects = hook.objects === 'cached' ? cached(sts, pods, [action.prev, action.next]) : await this.full(sts, [action.prev, action.next]);
+    } catch (err) {
+      objects = `could not read the objects for the hook: ${describeError(err, 200)}`;
+    }
+    if (typeof objects === 'string') {
+      // The state moved on (or the API server is away): plan again, the hook is asked afresh.
+      log.info({ reason: objects }, 'not asking the hook: its objects changed');
+      this.o.queue.addRateLimited(stsKey);
+      return 'dropped';
+    }
+    const [prev = null, next = null] = objects.pods;
     // The deadline, shutdown and a changed plan all reach the hook through one signal.
     const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.timeoutMs)]);
     const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
@@ -214,7 +241,7 @@ export class HookRunner {
     try {
       await Promise.race([
         hook.podUpdateTransition(prev, next, {
-          statefulSet: structuredClone(sts),
+          statefulSet: objects.sts,
           nextReady: action.nextReady,
           options,
           signal,
@@ -261,4 +288,13 @@ export class HookRunner {
     for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
     return out;
   }
+}
+
+/** Copies of the cached projections (a hook must never change the cache, nor see it change under it). */
+function cached(sts: V1StatefulSet, pods: readonly V1Pod[], wanted: readonly (PodView | null)[]): { sts: V1StatefulSet; pods: (V1Pod | null)[] } {
+  const copy = (p: PodView | null): V1Pod | null => {
+    const pod = p ? pods.find((x) => x.metadata?.uid === p.uid) : undefined;
+    return pod ? structuredClone(pod) : null;
+  };
+  return { sts: structuredClone(sts), pods: wanted.map(copy) };
 }

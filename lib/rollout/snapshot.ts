@@ -140,7 +140,7 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     ordinalsStart: sts.spec?.ordinals?.start ?? 0,
     strategy: sts.spec?.updateStrategy?.type ?? 'RollingUpdate',
     podManagementPolicy: sts.spec?.podManagementPolicy ?? 'OrderedReady',
-    templateHash: templateFingerprint(sts.spec?.template),
+    templateHash: fingerprintOf(sts),
     heldTemplate: parsed.ok ? parsed.status.template : undefined,
     heldRevision: parsed.ok ? parsed.status.revision : undefined,
     partition: sts.spec?.updateStrategy?.rollingUpdate?.partition,
@@ -168,6 +168,19 @@ function policyAnnotationsOf(annotations: Record<string, string> | undefined): R
 
 /** The fingerprint of a pod template, the same whichever way the object reached us. */
 export const templateFingerprint = (template: unknown): string => templateHash(normalTemplate(template));
+
+/**
+ * Fingerprints of StatefulSets whose template a cache dropped to save memory
+ * (lib/controller/projection.ts): taken before the drop, looked up by the object.
+ */
+const fingerprints = new WeakMap<object, string>();
+
+/** Remember the fingerprint of `template` for `sts`, a copy of a StatefulSet that does not carry it. */
+export function rememberTemplate(sts: V1StatefulSet, template: unknown): void {
+  fingerprints.set(sts, templateFingerprint(template));
+}
+
+const fingerprintOf = (sts: V1StatefulSet): string => fingerprints.get(sts) ?? templateFingerprint(sts.spec?.template);
 
 /**
  * The template in one shape whichever way it reached us: a typed list gives

@@ -105,16 +105,17 @@ export async function applyManifest(kc: KubeConfig, file: string): Promise<void>
 
 /**
  * A kubeconfig carrying a token of a ServiceAccount (TokenRequest API), for the
- * same server; bound to a pod when given one, as a pod's projected token is.
+ * same server; bound to a pod (or a Secret) when given one, as a pod's projected token is.
  */
 export async function serviceAccountKubeconfig(
   kc: KubeConfig,
   core: CoreV1Api,
   namespace: string,
   name: string,
-  pod?: { name: string; uid: string },
+  pod?: { name: string; uid: string; kind?: 'Pod' | 'Secret' },
 ): Promise<string> {
-  const boundObjectRef = pod ? { apiVersion: 'v1', kind: 'Pod', name: pod.name, uid: pod.uid } : undefined;
+  // Bound to an object, the token dies with it: how the tests revoke one.
+  const boundObjectRef = pod ? { apiVersion: 'v1', kind: pod.kind ?? 'Pod', name: pod.name, uid: pod.uid } : undefined;
   const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 6 * 3600, boundObjectRef } } });
   const token = tr.status?.token;
   if (!token) throw new Error(`no token issued for ServiceAccount ${namespace}/${name}`);
