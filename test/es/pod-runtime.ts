@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
+import { podPilotReady, stopPodPilot, terminatePilots, trackPilot } from '../cluster/pilot-processes.ts';
 import type { Cluster } from '../integration/harness.ts';
 import { PilotProcess } from '../pilot/harness.ts';
 import type { EsDistribution } from './es-cluster.ts';
@@ -56,9 +57,6 @@ export async function freePortBlock(n: number): Promise<number> {
   }
   throw new Error('no free block of loopback ports');
 }
-
-const live = new Set<PilotProcess>();
-let exitHook = false;
 
 interface PodNode {
   name: string;
@@ -189,48 +187,22 @@ export class EsPodRuntime implements PodRuntime {
     });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    live.add(pilot);
-    void pilot.exited.then(() => live.delete(pilot));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const p of live) p.signal('SIGKILL');
-      });
-    }
+    trackPilot(pilot);
     await pilot.waitForServer();
   }
 
   async stop(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const n = this.node(name);
-    const pilot = n.pilot;
-    if (!pilot || pilot.exit) return;
-    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
-    pilot.signal('SIGTERM');
-    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
-    await pilot.exited;
-    clearTimeout(timer);
-    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+    await stopPodPilot(name, this.node(name).pilot, this.o.log);
   }
 
   async ready(pod: V1Pod): Promise<boolean> {
-    const n = this.node(pod.metadata?.name ?? '');
-    if (!n.pilot || n.pilot.exit) return false;
-    return (await n.pilot.get('/readyz')).status === 200;
+    return podPilotReady(this.node(pod.metadata?.name ?? '').pilot);
   }
 
   /** Stops every pilot (and so every node). */
   async stopAll(): Promise<void> {
-    await Promise.all(
-      [...this.nodes.values()].map(async (n) => {
-        const p = n.pilot;
-        if (!p || p.exit) return;
-        p.signal('SIGTERM');
-        const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
-        await p.exited;
-        clearTimeout(t);
-      }),
-    );
+    await terminatePilots([...this.nodes.values()].map((n) => n.pilot));
   }
 
   /** Last lines of a pod's pilot and node output. */

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
+import { podPilotReady, stopPodPilot, terminatePilots, trackPilot } from '../cluster/pilot-processes.ts';
 import { freePortBlock } from '../es/pod-runtime.ts';
 import type { Cluster } from '../integration/harness.ts';
 import { PilotProcess } from '../pilot/harness.ts';
@@ -45,9 +46,6 @@ interface PodNode {
   pilot: PilotProcess | undefined;
   starts: number;
 }
-
-const live = new Set<PilotProcess>();
-let exitHook = false;
 
 /** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. */
 const newClusterId = (): string => randomBytes(16).toString('base64url');
@@ -141,46 +139,21 @@ export class KafkaPodRuntime implements PodRuntime {
     });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    live.add(pilot);
-    void pilot.exited.then(() => live.delete(pilot));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const p of live) p.signal('SIGKILL');
-      });
-    }
+    trackPilot(pilot);
     await pilot.waitForServer();
   }
 
   async stop(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const pilot = this.node(name).pilot;
-    if (!pilot || pilot.exit) return;
-    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
-    pilot.signal('SIGTERM');
-    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
-    await pilot.exited;
-    clearTimeout(timer);
-    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+    await stopPodPilot(name, this.node(name).pilot, this.o.log);
   }
 
   async ready(pod: V1Pod): Promise<boolean> {
-    const n = this.node(pod.metadata?.name ?? '');
-    if (!n.pilot || n.pilot.exit) return false;
-    return (await n.pilot.get('/readyz')).status === 200;
+    return podPilotReady(this.node(pod.metadata?.name ?? '').pilot);
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all(
-      [...this.nodes.values()].map(async (n) => {
-        const p = n.pilot;
-        if (!p || p.exit) return;
-        p.signal('SIGTERM');
-        const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
-        await p.exited;
-        clearTimeout(t);
-      }),
-    );
+    await terminatePilots([...this.nodes.values()].map((n) => n.pilot));
   }
 
   tail(name: string, lines = 30): string {
