@@ -2,7 +2,9 @@
 // for its pods: kept track of so that none outlives the test process, stopped
 // as a kubelet would stop a pod's container, and asked for readiness.
 
-import type { PilotProcess } from '../pilot/harness.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Cluster } from '../integration/harness.ts';
+import { PilotProcess } from '../pilot/harness.ts';
 
 /** Pilots started and not exited yet: SIGKILLed if the test process exits. */
 const live = new Set<PilotProcess>();
@@ -30,6 +32,41 @@ export function trackPilot(pilot: PilotProcess): void {
 export function afterPilotsKilled(f: () => void): void {
   atExit.push(f);
   hookExit();
+}
+
+export interface PodPilotOptions {
+  c: Cluster;
+  pod: V1Pod;
+  /** The application (under `setpriv --pdeathsig KILL` of the caller's own). */
+  command: string[];
+  env: Record<string, string>;
+  /** --app and --app-url of the pilot. */
+  app: string;
+  appUrl: string;
+  /** More pilot flags, after the common ones. */
+  flags?: string[];
+}
+
+/**
+ * Starts a pod's pilot as its container would run it: the pod's identity,
+ * under `setpriv --pdeathsig KILL`, probing every second, heartbeat 5 s,
+ * --stop-timeout 60; tracked (trackPilot). Resolves once the process runs,
+ * before it serves.
+ */
+export async function startPodPilot(o: PodPilotOptions): Promise<PilotProcess> {
+  const pilot = await PilotProcess.start({
+    c: o.c,
+    ns: o.pod.metadata?.namespace ?? '',
+    pod: o.pod.metadata?.name ?? '',
+    podUid: o.pod.metadata?.uid,
+    revision: o.pod.metadata?.labels?.['controller-revision-hash'],
+    command: o.command,
+    env: o.env,
+    wrapper: ['setpriv', '--pdeathsig', 'KILL'],
+    flags: ['--app', o.app, '--app-url', o.appUrl, '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60', ...(o.flags ?? [])],
+  });
+  trackPilot(pilot);
+  return pilot;
 }
 
 export function pilotRunning(pilot: PilotProcess | undefined): pilot is PilotProcess {

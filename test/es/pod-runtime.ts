@@ -15,14 +15,15 @@
 // through the seed hosts, so the StatefulSet's default OrderedReady start works.
 
 import type { V1Pod } from '@kubernetes/client-node';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
-import { podPilotReady, stopPodPilot, terminatePilots, trackPilot } from '../cluster/pilot-processes.ts';
+import { linkedCopy } from '../cluster/linked-copy.ts';
+import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../cluster/pilot-processes.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import type { EsDistribution } from './es-cluster.ts';
 
 export interface EsPodRuntimeOptions {
@@ -86,13 +87,7 @@ export class EsPodRuntime implements PodRuntime {
     if (this.runAs) {
       // the cache may not be readable by the node user: a hard-linked copy in the work dir
       this.home = path.join(o.workDir, `${o.dist.flavor}-${o.dist.version}`);
-      if (!fs.existsSync(this.home)) {
-        const r = spawnSync('cp', ['-al', o.dist.home, this.home], { stdio: 'pipe' });
-        if (r.status !== 0) {
-          fs.rmSync(this.home, { recursive: true, force: true });
-          execFileSync('cp', ['-a', o.dist.home, this.home]);
-        }
-      }
+      linkedCopy(o.dist.home, this.home);
       fs.chmodSync(o.workDir, 0o755);
     }
   }
@@ -174,20 +169,9 @@ export class EsPodRuntime implements PodRuntime {
     command.push('--', bin);
     n.starts++;
     this.o.log?.(`${name}: starting node (start #${n.starts}) http ${n.httpPort} under the pilot`);
-    const pilot = await PilotProcess.start({
-      c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
-      command,
-      env,
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: ['--app', 'elasticsearch', '--app-url', this.urlOf(name), '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60', ...(this.o.pilotFlags ?? [])],
-    });
+    const pilot = await startPodPilot({ c: this.o.c, pod, command, env, app: 'elasticsearch', appUrl: this.urlOf(name), flags: this.o.pilotFlags ?? [] });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    trackPilot(pilot);
     await pilot.waitForServer();
   }
 

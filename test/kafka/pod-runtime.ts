@@ -18,10 +18,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
-import { podPilotReady, stopPodPilot, terminatePilots, trackPilot } from '../cluster/pilot-processes.ts';
+import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../cluster/pilot-processes.ts';
 import { freePortBlock } from '../es/pod-runtime.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import { javaCommand, type KafkaDist, LOG4J2 } from './kafka-dist.ts';
 
 export interface KafkaPodRuntimeOptions {
@@ -107,7 +107,6 @@ export class KafkaPodRuntime implements PodRuntime {
 
   async start(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const ns = pod.metadata?.namespace ?? '';
     const n = this.node(name);
     if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
     const props = this.configure(n);
@@ -118,28 +117,17 @@ export class KafkaPodRuntime implements PodRuntime {
     const broker = javaCommand(dist, 'kafka.Kafka', [props], { heap: this.o.heap ?? '256m', log4j });
     n.starts++;
     this.o.log?.(`${name}: starting Kafka node ${n.id} (start #${n.starts}) on ${n.brokerPort} under the pilot`);
-    const pilot = await PilotProcess.start({
+    const pilot = await startPodPilot({
       c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
+      pod,
       command: ['setpriv', '--pdeathsig', 'KILL', '--', ...broker],
       env: { KAFKA_HEAP_OPTS: '', KAFKA_OPTS: '', JAVA_TOOL_OPTIONS: '', _JAVA_OPTIONS: '' },
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: [
-        '--app', 'kafka',
-        '--app-url', `kafka://127.0.0.1:${n.brokerPort}`,
-        '--app-data-dir', path.join(n.dir, 'data'),
-        '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '),
-        '--probe-interval', '1',
-        '--heartbeat', '5',
-        '--stop-timeout', '60',
-      ],
+      app: 'kafka',
+      appUrl: `kafka://127.0.0.1:${n.brokerPort}`,
+      flags: ['--app-data-dir', path.join(n.dir, 'data'), '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')],
     });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    trackPilot(pilot);
     await pilot.waitForServer();
   }
 

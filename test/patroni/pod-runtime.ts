@@ -18,9 +18,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
-import { afterPilotsKilled, podPilotReady, stopPodPilot, terminatePilot, trackPilot } from '../cluster/pilot-processes.ts';
+import { linkedCopy } from '../cluster/linked-copy.ts';
+import { afterPilotsKilled, podPilotReady, startPodPilot, stopPodPilot, terminatePilot } from '../cluster/pilot-processes.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import type { PatroniInstall } from './patroni.ts';
 
 export interface Secrets {
@@ -79,13 +80,7 @@ export class PatroniPodRuntime implements PodRuntime {
     this.venv = o.install.venv;
     if (this.runAs) {
       this.venv = path.join(o.workDir, 'venv');
-      if (!fs.existsSync(this.venv)) {
-        const r = spawnSync('cp', ['-al', o.install.venv, this.venv], { stdio: 'pipe' });
-        if (r.status !== 0) {
-          fs.rmSync(this.venv, { recursive: true, force: true });
-          execFileSync('cp', ['-a', o.install.venv, this.venv]);
-        }
-      }
+      linkedCopy(o.install.venv, this.venv);
       fs.chmodSync(o.workDir, 0o755);
     }
   }
@@ -190,21 +185,17 @@ export class PatroniPodRuntime implements PodRuntime {
     command.push('--', path.join(this.venv, 'bin', 'python'), '-m', 'patroni', file);
     m.starts++;
     this.o.log?.(`${name}: starting Patroni member (start #${m.starts}) at ${m.ip} under the pilot`);
-    const pilot = await PilotProcess.start({
+    const pilot = await startPodPilot({
       c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
+      pod,
       command,
       env: { HOME: m.dir, PGPASSFILE: path.join(m.dir, 'pgpass'), PYTHONDONTWRITEBYTECODE: '1', POD_NAME: name, POD_NAMESPACE: ns },
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: ['--app', 'patroni', '--app-url', `http://${m.ip}:${this.o.restPort}`, '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60'],
+      app: 'patroni',
+      appUrl: `http://${m.ip}:${this.o.restPort}`,
     });
     m.pilot = pilot;
     runtimes.add(this);
     this.pilots.push({ pod: name, pilot });
-    trackPilot(pilot);
     await pilot.waitForServer();
   }
 
