@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { describeError } from '../errors.ts';
-import { httpRequest } from '../http.ts';
 import { type ApplicationStatus, ClusterHealth } from '../pilot/schema.ts';
+import { jsonGetter, settler } from './json-get.ts';
 import type { ApplicationProbe } from './types.ts';
 
 export interface ElasticsearchProbeOptions {
@@ -81,34 +80,13 @@ export function elasticsearchProbe(o: ElasticsearchProbeOptions): ApplicationPro
   const timeoutMs = o.timeoutMs ?? 5000;
   const dispatcher = o.dispatcher ?? (o.caFile ? new Agent({ connect: { ca: readFileSync(o.caFile, 'utf8') } }) : undefined);
 
-  async function get<T>(path: string, schema: z.ZodType<T>, signal: AbortSignal): Promise<T> {
-    const res = await httpRequest(`${root}${path}`, { timeoutMs, signal, headers, maxBytes: 32 << 20, ...(dispatcher ? { dispatcher } : {}) });
-    const short = path.split('?')[0];
-    if (res.status < 200 || res.status > 299) throw new Error(`GET ${short} answered ${res.status}: ${res.text.replace(/\s+/g, ' ').slice(0, 200)}`);
-    let body: unknown;
-    try {
-      body = JSON.parse(res.text);
-    } catch {
-      throw new Error(`GET ${short} answered with something that is not JSON`);
-    }
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new Error(`GET ${short} answered unexpectedly: ${z.prettifyError(parsed.error).replace(/\s+/g, ' ')}`);
-    return parsed.data;
-  }
+  const get = jsonGetter({ root, timeoutMs, headers, maxBytes: 32 << 20, ...(dispatcher ? { dispatcher } : {}) });
 
   return {
     name: 'elasticsearch',
     async probe(signal) {
       const errors: string[] = [];
-      const settle = async <T>(p: Promise<T>): Promise<T | undefined> => {
-        try {
-          return await p;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          errors.push(describeError(err, 200));
-          return undefined;
-        }
-      };
+      const settle = settler(errors, signal);
       const [rootInfo, nodes, health] = await Promise.all([
         // GET / failing is expected on some builds; it is only a shortcut, so its error is not reported.
         get('/', Root, signal).catch((err: unknown) => {

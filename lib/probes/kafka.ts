@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { describeError } from '../errors.ts';
 import { type BrokerAddress, openKafkaAdmin, RESOURCE_BROKER, RESOURCE_TOPIC } from '../kafka/admin.ts';
 import type { ApplicationStatus, KafkaStatus } from '../pilot/schema.ts';
+import { settler } from './json-get.ts';
 import type { ApplicationProbe } from './types.ts';
 
 export interface KafkaProbeOptions {
@@ -61,15 +62,7 @@ export function kafkaProbe(o: KafkaProbeOptions): ApplicationProbe {
       if (admin) {
         try {
           const id = meta.nodeId;
-          const settle = async <T>(p: Promise<T>): Promise<T | undefined> => {
-            try {
-              return await p;
-            } catch (err) {
-              if (signal.aborted) throw err;
-              errors.push(describeError(err, 200));
-              return undefined;
-            }
-          };
+          const settle = settler(errors, signal);
           const [cluster, quorum, metadata, roles] = await Promise.all([
             settle(admin.cluster()),
             settle(admin.quorum()),

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { describeError } from '../errors.ts';
-import { httpRequest } from '../http.ts';
 import type { ApplicationStatus } from '../pilot/schema.ts';
+import { jsonGetter, settler } from './json-get.ts';
 import type { ApplicationProbe } from './types.ts';
 
 export interface PatroniProbeOptions {
@@ -39,33 +38,14 @@ export function patroniProbe(o: PatroniProbeOptions): ApplicationProbe {
   const root = o.url.replace(/\/+$/, '');
   const timeoutMs = o.timeoutMs ?? 5000;
 
-  async function get<T>(path: string, schema: z.ZodType<T>, signal: AbortSignal): Promise<T> {
-    const res = await httpRequest(`${root}${path}`, { timeoutMs, signal, maxBytes: 4 << 20 });
-    if (res.status !== 200 && res.status !== 503) throw new Error(`GET ${path} answered ${res.status}: ${res.text.replace(/\s+/g, ' ').slice(0, 200)}`);
-    let body: unknown;
-    try {
-      body = JSON.parse(res.text);
-    } catch {
-      throw new Error(`GET ${path} answered with something that is not JSON`);
-    }
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new Error(`GET ${path} answered unexpectedly: ${z.prettifyError(parsed.error).replace(/\s+/g, ' ')}`);
-    return parsed.data;
-  }
+  // 503 too: its body is the same, with PostgreSQL down.
+  const get = jsonGetter({ root, timeoutMs, maxBytes: 4 << 20, accept: (status) => status === 200 || status === 503 });
 
   return {
     name: 'patroni',
     async probe(signal) {
       const errors: string[] = [];
-      const settle = async <T>(p: Promise<T>): Promise<T | undefined> => {
-        try {
-          return await p;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          errors.push(describeError(err, 200));
-          return undefined;
-        }
-      };
+      const settle = settler(errors, signal);
       const [self, cluster] = await Promise.all([settle(get('/patroni', Self, signal)), settle(get('/cluster', Cluster, signal))]);
       const status: ApplicationStatus = { probe: 'patroni' };
       if (self) {

@@ -57,47 +57,14 @@ cache_root="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/es"
 home="$cache_root/$dist-$version"
 
 # --- Java --------------------------------------------------------------------
-java_major_of() { # $1 = a JDK/JRE home; prints its major version or nothing
-  local h="$1" v=""
-  [ -x "$h/bin/java" ] || return 0
-  if [ -f "$h/release" ]; then
-    v="$(sed -n 's/^JAVA_VERSION="\([^"]*\)".*/\1/p' "$h/release" | head -n1)"
-  fi
-  if [ -z "$v" ]; then
-    v="$("$h/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.version = //p' | head -n1)"
-  fi
-  v="${v#1.}"          # 1.8.0 -> 8.0
-  echo "${v%%[.+-]*}"
-}
+# shellcheck source=../tools/fetch-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tools/fetch-lib.sh"
 
-find_java() {
-  local cands=() c m
-  [ -n "${STS_PILOT_ES_JAVA_HOME:-}" ] && cands+=("$STS_PILOT_ES_JAVA_HOME")
-  [ -n "${JAVA_HOME:-}" ] && cands+=("$JAVA_HOME")
-  if command -v java >/dev/null 2>&1; then
-    c="$(readlink -f "$(command -v java)")"
-    cands+=("${c%/bin/java}")
-  fi
-  # Debian's own OpenJDK first (prefer 17, then 21), then anything else there (Java 25 for releases that need 21+).
-  for c in /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/java-21-openjdk-* /usr/lib/jvm/*; do
-    [ -d "$c" ] && cands+=("$c")
-  done
-  for c in "${cands[@]}"; do
-    m="$(java_major_of "$c")"
-    if [ -n "$m" ] && [ "$m" -ge "$java_min" ] && [ "$m" -le "$java_max" ]; then
-      readlink -f "$c"
-      return 0
-    fi
-  done
-  return 1
-}
-
-if ! java_home="$(find_java)"; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$java_min" -le 17 ] && [ "$java_max" -ge 17 ]; then
+if ! java_home="$(find_java "$java_min" "$java_max" "${STS_PILOT_ES_JAVA_HOME:-}")"; then
+  if can_install_jre17 && [ "$java_min" -le 17 ] && [ "$java_max" -ge 17 ]; then
     echo "fetch-distribution: no Java $java_min..$java_max found; installing openjdk-17-jre-headless" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >&2; }
-    java_home="$(find_java)" || { echo "fetch-distribution: still no usable Java after install" >&2; exit 1; }
+    install_jre17
+    java_home="$(find_java "$java_min" "$java_max" "${STS_PILOT_ES_JAVA_HOME:-}")" || { echo "fetch-distribution: still no usable Java after install" >&2; exit 1; }
   else
     echo "fetch-distribution: $dist $version needs a Java $java_min..$java_max runtime (set STS_PILOT_ES_JAVA_HOME," \
          "or apt-get install openjdk-17-jre-headless)" >&2

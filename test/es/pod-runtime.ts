@@ -15,13 +15,15 @@
 // through the seed hosts, so the StatefulSet's default OrderedReady start works.
 
 import type { V1Pod } from '@kubernetes/client-node';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
+import { linkedCopy } from '../cluster/linked-copy.ts';
+import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../cluster/pilot-processes.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import type { EsDistribution } from './es-cluster.ts';
 
 export interface EsPodRuntimeOptions {
@@ -57,9 +59,6 @@ export async function freePortBlock(n: number): Promise<number> {
   throw new Error('no free block of loopback ports');
 }
 
-const live = new Set<PilotProcess>();
-let exitHook = false;
-
 interface PodNode {
   name: string;
   httpPort: number;
@@ -88,13 +87,7 @@ export class EsPodRuntime implements PodRuntime {
     if (this.runAs) {
       // the cache may not be readable by the node user: a hard-linked copy in the work dir
       this.home = path.join(o.workDir, `${o.dist.flavor}-${o.dist.version}`);
-      if (!fs.existsSync(this.home)) {
-        const r = spawnSync('cp', ['-al', o.dist.home, this.home], { stdio: 'pipe' });
-        if (r.status !== 0) {
-          fs.rmSync(this.home, { recursive: true, force: true });
-          execFileSync('cp', ['-a', o.dist.home, this.home]);
-        }
-      }
+      linkedCopy(o.dist.home, this.home);
       fs.chmodSync(o.workDir, 0o755);
     }
   }
@@ -176,61 +169,24 @@ export class EsPodRuntime implements PodRuntime {
     command.push('--', bin);
     n.starts++;
     this.o.log?.(`${name}: starting node (start #${n.starts}) http ${n.httpPort} under the pilot`);
-    const pilot = await PilotProcess.start({
-      c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
-      command,
-      env,
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: ['--app', 'elasticsearch', '--app-url', this.urlOf(name), '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60', ...(this.o.pilotFlags ?? [])],
-    });
+    const pilot = await startPodPilot({ c: this.o.c, pod, command, env, app: 'elasticsearch', appUrl: this.urlOf(name), flags: this.o.pilotFlags ?? [] });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    live.add(pilot);
-    void pilot.exited.then(() => live.delete(pilot));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const p of live) p.signal('SIGKILL');
-      });
-    }
     await pilot.waitForServer();
   }
 
   async stop(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const n = this.node(name);
-    const pilot = n.pilot;
-    if (!pilot || pilot.exit) return;
-    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
-    pilot.signal('SIGTERM');
-    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
-    await pilot.exited;
-    clearTimeout(timer);
-    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+    await stopPodPilot(name, this.node(name).pilot, this.o.log);
   }
 
   async ready(pod: V1Pod): Promise<boolean> {
-    const n = this.node(pod.metadata?.name ?? '');
-    if (!n.pilot || n.pilot.exit) return false;
-    return (await n.pilot.get('/readyz')).status === 200;
+    return podPilotReady(this.node(pod.metadata?.name ?? '').pilot);
   }
 
   /** Stops every pilot (and so every node). */
   async stopAll(): Promise<void> {
-    await Promise.all(
-      [...this.nodes.values()].map(async (n) => {
-        const p = n.pilot;
-        if (!p || p.exit) return;
-        p.signal('SIGTERM');
-        const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
-        await p.exited;
-        clearTimeout(t);
-      }),
-    );
+    await terminatePilots([...this.nodes.values()].map((n) => n.pilot));
   }
 
   /** Last lines of a pod's pilot and node output. */

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { rng } from '../rng.ts';
 import {
   applyManifest,
   type Cluster,
@@ -70,16 +71,6 @@ async function settled(c: Cluster, ns: string, name: string): Promise<V1Stateful
   if (!s || partitionOf(s) !== (s.spec?.replicas ?? 1)) return undefined;
   if (s.metadata?.annotations?.['sts-pilot.io/status']?.includes('"rollout"')) return undefined;
   return s;
-}
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
 }
 
 const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_000);

@@ -21,42 +21,14 @@ java_min=17
 cache_root="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/kafka"
 home="$cache_root/$version"
 
-java_major_of() { # $1 = a Java home; prints its major version or nothing
-  local h="$1" v=""
-  [ -x "$h/bin/java" ] || return 0
-  [ -f "$h/release" ] && v="$(sed -n 's/^JAVA_VERSION="\([^"]*\)".*/\1/p' "$h/release" | head -n1)"
-  [ -z "$v" ] && v="$("$h/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.version = //p' | head -n1)"
-  v="${v#1.}"
-  echo "${v%%[.+-]*}"
-}
+# shellcheck source=../tools/fetch-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tools/fetch-lib.sh"
 
-find_java() {
-  local cands=() c m
-  [ -n "${STS_PILOT_KAFKA_JAVA_HOME:-}" ] && cands+=("$STS_PILOT_KAFKA_JAVA_HOME")
-  [ -n "${JAVA_HOME:-}" ] && cands+=("$JAVA_HOME")
-  if command -v java >/dev/null 2>&1; then
-    c="$(readlink -f "$(command -v java)")"
-    cands+=("${c%/bin/java}")
-  fi
-  for c in /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/java-21-openjdk-* /usr/lib/jvm/*; do
-    [ -d "$c" ] && cands+=("$c")
-  done
-  for c in "${cands[@]}"; do
-    m="$(java_major_of "$c")"
-    if [ -n "$m" ] && [ "$m" -ge "$java_min" ]; then
-      readlink -f "$c"
-      return 0
-    fi
-  done
-  return 1
-}
-
-if ! java_home="$(find_java)"; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if ! java_home="$(find_java "$java_min" 999 "${STS_PILOT_KAFKA_JAVA_HOME:-}")"; then
+  if can_install_jre17; then
     echo "fetch-kafka: no Java >= $java_min found; installing openjdk-17-jre-headless" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >&2; }
-    java_home="$(find_java)" || { echo "fetch-kafka: still no usable Java after install" >&2; exit 1; }
+    install_jre17
+    java_home="$(find_java "$java_min" 999 "${STS_PILOT_KAFKA_JAVA_HOME:-}")" || { echo "fetch-kafka: still no usable Java after install" >&2; exit 1; }
   else
     echo "fetch-kafka: Kafka $version needs Java >= $java_min (set STS_PILOT_KAFKA_JAVA_HOME, or apt-get install openjdk-17-jre-headless)" >&2
     exit 1

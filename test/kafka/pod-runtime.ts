@@ -18,9 +18,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
+import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../cluster/pilot-processes.ts';
 import { freePortBlock } from '../es/pod-runtime.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import { javaCommand, type KafkaDist, LOG4J2 } from './kafka-dist.ts';
 
 export interface KafkaPodRuntimeOptions {
@@ -45,9 +46,6 @@ interface PodNode {
   pilot: PilotProcess | undefined;
   starts: number;
 }
-
-const live = new Set<PilotProcess>();
-let exitHook = false;
 
 /** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. */
 const newClusterId = (): string => randomBytes(16).toString('base64url');
@@ -109,7 +107,6 @@ export class KafkaPodRuntime implements PodRuntime {
 
   async start(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const ns = pod.metadata?.namespace ?? '';
     const n = this.node(name);
     if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
     const props = this.configure(n);
@@ -120,67 +117,31 @@ export class KafkaPodRuntime implements PodRuntime {
     const broker = javaCommand(dist, 'kafka.Kafka', [props], { heap: this.o.heap ?? '256m', log4j });
     n.starts++;
     this.o.log?.(`${name}: starting Kafka node ${n.id} (start #${n.starts}) on ${n.brokerPort} under the pilot`);
-    const pilot = await PilotProcess.start({
+    const pilot = await startPodPilot({
       c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
+      pod,
       command: ['setpriv', '--pdeathsig', 'KILL', '--', ...broker],
       env: { KAFKA_HEAP_OPTS: '', KAFKA_OPTS: '', JAVA_TOOL_OPTIONS: '', _JAVA_OPTIONS: '' },
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: [
-        '--app', 'kafka',
-        '--app-url', `kafka://127.0.0.1:${n.brokerPort}`,
-        '--app-data-dir', path.join(n.dir, 'data'),
-        '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '),
-        '--probe-interval', '1',
-        '--heartbeat', '5',
-        '--stop-timeout', '60',
-      ],
+      app: 'kafka',
+      appUrl: `kafka://127.0.0.1:${n.brokerPort}`,
+      flags: ['--app-data-dir', path.join(n.dir, 'data'), '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')],
     });
     n.pilot = pilot;
     this.pilots.push({ pod: name, pilot });
-    live.add(pilot);
-    void pilot.exited.then(() => live.delete(pilot));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const p of live) p.signal('SIGKILL');
-      });
-    }
     await pilot.waitForServer();
   }
 
   async stop(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
-    const pilot = this.node(name).pilot;
-    if (!pilot || pilot.exit) return;
-    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
-    pilot.signal('SIGTERM');
-    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
-    await pilot.exited;
-    clearTimeout(timer);
-    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+    await stopPodPilot(name, this.node(name).pilot, this.o.log);
   }
 
   async ready(pod: V1Pod): Promise<boolean> {
-    const n = this.node(pod.metadata?.name ?? '');
-    if (!n.pilot || n.pilot.exit) return false;
-    return (await n.pilot.get('/readyz')).status === 200;
+    return podPilotReady(this.node(pod.metadata?.name ?? '').pilot);
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all(
-      [...this.nodes.values()].map(async (n) => {
-        const p = n.pilot;
-        if (!p || p.exit) return;
-        p.signal('SIGTERM');
-        const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
-        await p.exited;
-        clearTimeout(t);
-      }),
-    );
+    await terminatePilots([...this.nodes.values()].map((n) => n.pilot));
   }
 
   tail(name: string, lines = 30): string {

@@ -18,8 +18,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PodRuntime } from '../cluster/node-agent.ts';
+import { linkedCopy } from '../cluster/linked-copy.ts';
+import { afterPilotsKilled, podPilotReady, startPodPilot, stopPodPilot, terminatePilot } from '../cluster/pilot-processes.ts';
 import type { Cluster } from '../integration/harness.ts';
-import { PilotProcess } from '../pilot/harness.ts';
+import type { PilotProcess } from '../pilot/harness.ts';
 import type { PatroniInstall } from './patroni.ts';
 
 export interface Secrets {
@@ -53,9 +55,12 @@ interface Member {
   starts: number;
 }
 
-const live = new Set<PilotProcess>();
+/** Runtimes with members started and not stopped by stopAll. */
 const runtimes = new Set<PatroniPodRuntime>();
-let exitHook = false;
+// A killed Patroni leaves its PostgreSQL running: stop those too.
+afterPilotsKilled(() => {
+  for (const r of runtimes) r.stopAllPostgres();
+});
 
 export class PatroniPodRuntime implements PodRuntime {
   readonly members = new Map<string, Member>();
@@ -75,13 +80,7 @@ export class PatroniPodRuntime implements PodRuntime {
     this.venv = o.install.venv;
     if (this.runAs) {
       this.venv = path.join(o.workDir, 'venv');
-      if (!fs.existsSync(this.venv)) {
-        const r = spawnSync('cp', ['-al', o.install.venv, this.venv], { stdio: 'pipe' });
-        if (r.status !== 0) {
-          fs.rmSync(this.venv, { recursive: true, force: true });
-          execFileSync('cp', ['-a', o.install.venv, this.venv]);
-        }
-      }
+      linkedCopy(o.install.venv, this.venv);
       fs.chmodSync(o.workDir, 0o755);
     }
   }
@@ -186,51 +185,28 @@ export class PatroniPodRuntime implements PodRuntime {
     command.push('--', path.join(this.venv, 'bin', 'python'), '-m', 'patroni', file);
     m.starts++;
     this.o.log?.(`${name}: starting Patroni member (start #${m.starts}) at ${m.ip} under the pilot`);
-    const pilot = await PilotProcess.start({
+    const pilot = await startPodPilot({
       c: this.o.c,
-      ns,
-      pod: name,
-      podUid: pod.metadata?.uid,
-      revision: pod.metadata?.labels?.['controller-revision-hash'],
+      pod,
       command,
       env: { HOME: m.dir, PGPASSFILE: path.join(m.dir, 'pgpass'), PYTHONDONTWRITEBYTECODE: '1', POD_NAME: name, POD_NAMESPACE: ns },
-      wrapper: ['setpriv', '--pdeathsig', 'KILL'],
-      flags: ['--app', 'patroni', '--app-url', `http://${m.ip}:${this.o.restPort}`, '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60'],
+      app: 'patroni',
+      appUrl: `http://${m.ip}:${this.o.restPort}`,
     });
     m.pilot = pilot;
     runtimes.add(this);
     this.pilots.push({ pod: name, pilot });
-    live.add(pilot);
-    void pilot.exited.then(() => live.delete(pilot));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const p of live) p.signal('SIGKILL');
-        // A killed Patroni leaves its PostgreSQL running: stop those too.
-        for (const r of runtimes) r.stopAllPostgres();
-      });
-    }
     await pilot.waitForServer();
   }
 
   async stop(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const m = this.member(name);
-    const pilot = m.pilot;
-    if (!pilot || pilot.exit) return;
-    this.o.log?.(`${name}: stopping (SIGTERM to the pilot)`);
-    pilot.signal('SIGTERM');
-    const timer = setTimeout(() => pilot.signal('SIGKILL'), 90_000);
-    await pilot.exited;
-    clearTimeout(timer);
-    this.stopPostgres(m);
-    this.o.log?.(`${name}: pilot exited ${JSON.stringify(pilot.exit)}`);
+    if (await stopPodPilot(name, m.pilot, this.o.log)) this.stopPostgres(m);
   }
 
   async ready(pod: V1Pod): Promise<boolean> {
-    const m = this.member(pod.metadata?.name ?? '');
-    if (!m.pilot || m.pilot.exit) return false;
-    return (await m.pilot.get('/readyz')).status === 200;
+    return podPilotReady(this.member(pod.metadata?.name ?? '').pilot);
   }
 
   /** Process ids of the member's Patroni (python: the pilot's child), to freeze it (SIGSTOP) in a test. */
@@ -265,13 +241,7 @@ export class PatroniPodRuntime implements PodRuntime {
   async stopAll(): Promise<void> {
     await Promise.all(
       [...this.members.values()].map(async (m) => {
-        const p = m.pilot;
-        if (p && !p.exit) {
-          p.signal('SIGTERM');
-          const t = setTimeout(() => p.signal('SIGKILL'), 30_000);
-          await p.exited;
-          clearTimeout(t);
-        }
+        await terminatePilot(m.pilot, 30_000);
         this.stopPostgres(m);
       }),
     );

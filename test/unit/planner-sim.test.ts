@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { type Action, plan } from '../../lib/rollout/planner.ts';
 import type { Approval, PodView, Snapshot } from '../../lib/rollout/snapshot.ts';
 import type { RolloutMark } from '../../lib/rollout/status.ts';
+import { rng } from '../rng.ts';
 
 /**
  * A model of kube-controller-manager's StatefulSet controller (1.37, read from
@@ -47,16 +48,6 @@ interface Approved {
 
 /** Revision X never becomes Ready: a broken release. */
 const BROKEN = 'X';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 interface SimOptions {
   seed: number;
