@@ -1,15 +1,7 @@
 // Small text helpers shared by the CLI's renderers. Pure, so they are table-tested.
 
-/** "45s", "3m12s", "2h05m", "3d04h": precise where it matters, short where it does not. */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
-  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
-}
+// One duration format for the CLI and the policies' messages.
+export { formatDuration } from '../rollout/policies/duration.ts';
 
 /** Width of the revision column: enough to tell revisions apart, like a short git hash. */
 export const SHORT_REVISION = 8;

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -16,26 +15,12 @@ import {
   readSts,
   setImage,
   statefulSet,
+  snapshots,
   waitUntil,
 } from './harness.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const snapshotDir = join(root, 'test', 'integration', '__snapshots__', 'cli');
-
-/**
- * Text snapshots of real runs. UPDATE_SNAPSHOTS=1 records what this run printed;
- * otherwise the output must equal the committed file, and a missing file fails.
- */
-function expectSnapshot(name: string, actual: string): void {
-  const file = join(snapshotDir, `${name}.txt`);
-  if (process.env.UPDATE_SNAPSHOTS === '1') {
-    mkdirSync(snapshotDir, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  if (!existsSync(file)) throw new Error(`no snapshot ${relative(root, file)}: run with UPDATE_SNAPSHOTS=1 to record it from a real run`);
-  expect(actual, `output differs from ${relative(root, file)} (UPDATE_SNAPSHOTS=1 records a new one)`).to.equal(readFileSync(file, 'utf8'));
-}
+const expectSnapshot = snapshots('cli');
 
 interface Run {
   args: string[];

@@ -10,12 +10,13 @@ import {
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
+import { expect } from 'chai';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, freePort, startControlPlane } from '../cluster/controlplane.ts';
@@ -748,4 +749,23 @@ export async function rolloutFinished(c: Cluster, ns: string, name: string, from
   if (pods.length !== n || !pods.every((p) => isReady(p) && p.metadata?.labels?.['controller-revision-hash'] === upd)) return undefined;
   if (sts.spec?.updateStrategy?.type === 'OnDelete') return sts;
   return sts.status?.currentRevision === upd && partitionOf(sts) === n ? sts : undefined;
+}
+
+/**
+ * Text snapshots of real runs, kept in test/integration/__snapshots__/<dir>.
+ * UPDATE_SNAPSHOTS=1 records what this run printed; otherwise the output must
+ * equal the committed file, and a missing file fails.
+ */
+export function snapshots(dir: string): (name: string, actual: string) => void {
+  const snapshotDir = join(root, 'test', 'integration', '__snapshots__', dir);
+  return (name, actual) => {
+    const file = join(snapshotDir, `${name}.txt`);
+    if (process.env.UPDATE_SNAPSHOTS === '1') {
+      mkdirSync(snapshotDir, { recursive: true });
+      writeFileSync(file, actual);
+      return;
+    }
+    if (!existsSync(file)) throw new Error(`no snapshot ${relative(root, file)}: run with UPDATE_SNAPSHOTS=1 to record it from a real run`);
+    expect(actual, `output differs from ${relative(root, file)} (UPDATE_SNAPSHOTS=1 records a new one)`).to.equal(readFileSync(file, 'utf8'));
+  };
 }

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -21,23 +21,12 @@ import {
   rolloutFinished,
   setImage,
   statefulSet,
+  snapshots,
   waitUntil,
 } from './harness.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const snapshotDir = join(root, 'test', 'integration', '__snapshots__', 'policies');
-
-/** As in cli.test.ts: UPDATE_SNAPSHOTS=1 records, otherwise the output must equal the committed file. */
-function expectSnapshot(name: string, actual: string): void {
-  const file = join(snapshotDir, `${name}.txt`);
-  if (process.env.UPDATE_SNAPSHOTS === '1') {
-    mkdirSync(snapshotDir, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  if (!existsSync(file)) throw new Error(`no snapshot ${relative(root, file)}: run with UPDATE_SNAPSHOTS=1 to record it from a real run`);
-  expect(actual, `output differs from ${relative(root, file)} (UPDATE_SNAPSHOTS=1 records a new one)`).to.equal(readFileSync(file, 'utf8'));
-}
+const expectSnapshot = snapshots('policies');
 
 /** 2026-12-07 (a Monday), hh:mm:ss UTC: the times the controller is made to live at. */
 const at = (hms: string, day = 7): number => Date.parse(`2026-12-${String(day).padStart(2, '0')}T${hms}Z`);
