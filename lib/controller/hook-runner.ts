@@ -142,7 +142,7 @@ export class HookRunner {
    * is none) in the status annotation, guarded like a step; the plan reads it
    * from there, so a restarted controller and `sts-pilot status` see the same order.
    */
-  askOrder(stsKey: string, sts: V1StatefulSet, _pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
+  askOrder(stsKey: string, sts: V1StatefulSet, hook: RolloutHook, options: unknown, action: AskOrder, log: Logger): void {
     if (this.calls.get(stsKey)?.key === action.key || !hook.podUpdateOrder) return;
     const abort = new AbortController();
     const call: Call = { key: action.key, abort, done: Promise.resolve() };

@@ -232,7 +232,7 @@ export class Reconciler {
         if (choice.hook) hooks.ask(key, sts, pods, choice.hook, choice.options, action, log);
         return;
       case 'askOrder':
-        if (choice.hook) hooks.askOrder(key, sts, pods, choice.hook, choice.options, action, log);
+        if (choice.hook) hooks.askOrder(key, sts, choice.hook, choice.options, action, log);
         return;
       case 'patch':
       case 'deletePod': {
