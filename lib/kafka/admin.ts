@@ -1,14 +1,5 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import {
-  Connection,
-  createAPI,
-  describeConfigsV4,
-  describeQuorumV2,
-  metadataV12,
-  type Reader,
-  ResponseError,
-  Writer,
-} from '@platformatic/kafka';
+import type { Connection, Reader, Writer } from '@platformatic/kafka';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
 
@@ -124,12 +115,27 @@ export interface KafkaAdmin {
   close(): Promise<void>;
 }
 
+type KafkaModule = typeof import('@platformatic/kafka');
+
+// The client is loaded on first use: importing it costs the process about
+// 12 MiB of RSS, and only Kafka hooks and Kafka pilots need it (docs/controller.md, memory).
+let kafka: KafkaModule | undefined;
+type DescribeClusterV2 = ReturnType<typeof import('@platformatic/kafka').createAPI<[], unknown>>;
+let loading: Promise<{ k: KafkaModule; describeClusterV2: DescribeClusterV2 }> | undefined;
+function client(): Promise<{ k: KafkaModule; describeClusterV2: DescribeClusterV2 }> {
+  loading ??= import('@platformatic/kafka').then((k) => {
+    kafka = k;
+    return { k, describeClusterV2: k.createAPI<[], unknown>(60, 2, () => describeClusterV2Request(k), (c, key, v, r) => describeClusterV2Response(k, c, key, v, r)) };
+  });
+  return loading;
+}
+
 // DescribeCluster v2 is not among the client's codecs (it stops at v1): the
 // same request plus include_fenced_brokers, the same answer plus is_fenced.
-function describeClusterV2Request(): Writer {
-  return Writer.create().appendBoolean(false).appendInt8(1).appendBoolean(true).appendTaggedFields();
+function describeClusterV2Request(k: KafkaModule): Writer {
+  return k.Writer.create().appendBoolean(false).appendInt8(1).appendBoolean(true).appendTaggedFields();
 }
-function describeClusterV2Response(_correlationId: number, apiKey: number, apiVersion: number, r: Reader): unknown {
+function describeClusterV2Response(k: KafkaModule, _correlationId: number, apiKey: number, apiVersion: number, r: Reader): unknown {
   const out = {
     throttleTimeMs: r.readInt32(),
     errorCode: r.readInt16(),
@@ -144,14 +150,14 @@ function describeClusterV2Response(_correlationId: number, apiKey: number, apiVe
     clusterAuthorizedOperations: r.readInt32(),
   };
   r.readTaggedFields();
-  if (out.errorCode !== 0) throw new ResponseError(apiKey, apiVersion, { '/': [out.errorCode, out.errorMessage] }, out);
+  if (out.errorCode !== 0) throw new k.ResponseError(apiKey, apiVersion, { '/': [out.errorCode, out.errorMessage] }, out);
   return out;
 }
-const describeClusterV2 = createAPI<[], unknown>(60, 2, describeClusterV2Request, describeClusterV2Response);
 
 /** "DescribeQuorum: NOT_CONTROLLER (the server's message)": a Kafka error as people can read it. */
 export function kafkaErrorText(err: unknown): string {
-  if (err instanceof ResponseError) {
+  // No client loaded means no Kafka error to unpack.
+  if (kafka && err instanceof kafka.ResponseError) {
     const inner = (err as unknown as { errors?: unknown[] }).errors ?? [];
     const parts = inner.map((e) => {
       const x = e as { apiId?: string; serverErrorMessage?: string | null; message?: string };
@@ -203,13 +209,14 @@ function connectionOptions(o: KafkaAdminOptions) {
  * every address's failure when none does.
  */
 export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> {
+  const { k, describeClusterV2 } = await client();
   const failures: string[] = [];
   for (const b of o.bootstrap) {
-    const conn = new Connection(o.clientId ?? 'sts-pilot', connectionOptions(o));
+    const conn = new k.Connection(o.clientId ?? 'sts-pilot', connectionOptions(o));
     conn.on('error', () => {}); // reported through the calls' own rejections
     try {
       await raceSignal(conn.connect(b.host, b.port) as Promise<void>, o.signal);
-      return adminOn(conn, `${b.host}:${b.port}`, o.signal);
+      return adminOn(k, describeClusterV2, conn, `${b.host}:${b.port}`, o.signal);
     } catch (err) {
       await conn.close().catch(() => {});
       if (o.signal?.aborted) throw new Error('cancelled (deadline or shutdown)');
@@ -219,7 +226,13 @@ export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> 
   throw new Error(`no bootstrap broker answered (${failures.join('; ')})`);
 }
 
-function adminOn(conn: Connection, broker: string, signal: AbortSignal | undefined): KafkaAdmin {
+function adminOn(
+  k: KafkaModule,
+  describeClusterV2: DescribeClusterV2,
+  conn: Connection,
+  broker: string,
+  signal: AbortSignal | undefined,
+): KafkaAdmin {
   async function call<T>(what: string, schema: z.ZodType<T>, run: () => Promise<unknown>): Promise<T> {
     let raw: unknown;
     try {
@@ -231,13 +244,13 @@ function adminOn(conn: Connection, broker: string, signal: AbortSignal | undefin
   }
   return {
     broker,
-    metadata: () => call('Metadata', MetadataAnswer, () => metadataV12.api.async(conn, null, false, false)),
+    metadata: () => call('Metadata', MetadataAnswer, () => k.metadataV12.api.async(conn, null, false, false)),
     cluster: () => call('DescribeCluster', ClusterAnswer, () => describeClusterV2.async(conn)),
     quorum: () =>
-      call('DescribeQuorum', QuorumAnswer, () => describeQuorumV2.api.async(conn, [{ topicName: METADATA_TOPIC, partitions: [{ partitionIndex: 0 }] }])),
+      call('DescribeQuorum', QuorumAnswer, () => k.describeQuorumV2.api.async(conn, [{ topicName: METADATA_TOPIC, partitions: [{ partitionIndex: 0 }] }])),
     configs: (resources) =>
       call('DescribeConfigs', ConfigsAnswer, () =>
-        describeConfigsV4.api.async(
+        k.describeConfigsV4.api.async(
           conn,
           resources.map((r) => ({ resourceType: r.type as 2, resourceName: r.name, configurationKeys: r.keys })),
           false,
