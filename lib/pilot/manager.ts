@@ -1,7 +1,6 @@
 import {
   CustomObjectsApi,
   type KubeConfig,
-  type KubernetesListObject,
   type KubernetesObject,
   type V1Pod,
   type V1StatefulSet,
@@ -93,13 +92,7 @@ export class PilotManager {
       // Only the Pilots we made: a Pilot without the label is not ours to read.
       labelSelector: PILOT_STATEFULSET_LABEL,
       log: o.log,
-      listPage: async (token) => {
-        const common = { group: API_GROUP, version: API_VERSION, plural: PILOT_PLURAL, labelSelector: PILOT_STATEFULSET_LABEL, limit: 500, _continue: token };
-        const list: unknown = ns
-          ? await this.api.listNamespacedCustomObject({ ...common, namespace: ns })
-          : await this.api.listClusterCustomObject(common);
-        return list as KubernetesListObject<RawPilot>;
-      },
+      // No listPage: the informer lists the path itself, as plain JSON (a Pilot has no typed model anyway).
       onChange: (p, verb) => this.onPilot(p, verb),
       onRestart: () => o.metrics?.watchRestarts.inc({ resource: 'pilots' }),
     });
