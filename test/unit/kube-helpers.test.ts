@@ -1,7 +1,8 @@
-import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { goJson, guardedPatch, isFailedTest, pointer } from '../../lib/kube/guarded-patch.ts';
-import { continueToken, trim } from '../../lib/kube/informer.ts';
+import { continueToken, Informer, trim } from '../../lib/kube/informer.ts';
+import { createLogger } from '../../lib/log.ts';
 import { OwnerIndex } from '../../lib/kube/owner-index.ts';
 
 describe('informer helpers', () => {
@@ -11,6 +12,38 @@ describe('informer helpers', () => {
     expect(continueToken({ metadata: { continue: 'raw' }, items: [] } as never)).to.equal('raw');
     expect(continueToken({ metadata: { continue: '' }, items: [] } as never)).to.equal(undefined);
     expect(continueToken({ items: [] } as never)).to.equal(undefined);
+  });
+
+  it('projects each list page before asking for the next (the whole list as read is never held at once)', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const pod = (name: string): V1Pod => ({ metadata: { name, namespace: 'ns', managedFields: [{ manager: 'm' }] }, spec: { containers: [] } });
+    const projected: string[] = [];
+    let projectedBeforePage2: string[] | undefined;
+    let listed = (): void => {};
+    const done = new Promise<void>((r) => (listed = r));
+    const informer = new Informer<V1Pod>({
+      kc,
+      path: '/api/v1/pods',
+      log: createLogger({ level: 'silent', name: 'test' }),
+      listPage: async (token) => {
+        if (token === undefined) return { metadata: { _continue: 'p2' }, items: [pod('a'), pod('b')] };
+        projectedBeforePage2 = [...projected];
+        listed();
+        return { metadata: { resourceVersion: '9' }, items: [pod('c')] };
+      },
+      transform: (p) => {
+        projected.push(p.metadata?.name ?? '');
+        return { metadata: { name: p.metadata?.name, namespace: p.metadata?.namespace } };
+      },
+      onChange: () => {},
+    });
+    void informer.start();
+    await done;
+    await informer.stop();
+    expect(projectedBeforePage2).to.deep.equal(['a', 'b']);
+    expect(projected).to.deep.equal(['a', 'b', 'c']);
+    expect(informer.get('a', 'ns')).to.deep.equal({ metadata: { name: 'a', namespace: 'ns' } });
   });
 
   it('drops managedFields and nothing else', () => {
