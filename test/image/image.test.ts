@@ -146,6 +146,18 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     for (const e of d.env) expect(config.process.env).to.include(e);
     for (const copy of d.copies) {
       const inImage = join(rootfs, copy.dest);
+      if (copy.from === 'build') {
+        // The bundle the image runs: the same bytes as image/bundle.ts makes from this checkout.
+        const built = mkdtempSync(join(tmpdir(), 'sts-pilot-bundle-'));
+        try {
+          await exec(process.execPath, [join(root, 'image', 'bundle.ts'), built]);
+          expect(files(inImage), copy.dest).to.deep.equal(files(built));
+          for (const f of files(built)) expect(readFileSync(join(inImage, f), 'utf8') === readFileSync(join(built, f), 'utf8'), `${copy.dest}/${f} is the bundle of this checkout`).to.equal(true);
+        } finally {
+          rmSync(built, { recursive: true, force: true });
+        }
+        continue;
+      }
       if (copy.from) {
         // node_modules of `npm ci --omit=dev`: every production package of the lock file, no dev one.
         // (Optional packages for another platform are left out by npm, as in the Dockerfile's linux/amd64 glibc stage.)
@@ -188,6 +200,11 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     const version = start(['--version']);
     expect(await version.exited).to.equal(0);
     expect(version.out().trim()).to.equal(`sts-pilot ${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}`);
+    // The one package the bundle leaves out (image/bundle.ts) resolves from where the bundle is, as a Kafka hook or pilot loads it.
+    const resolveFromBundle = "import { createRequire } from 'node:module'; const m = await import(createRequire('/app/dist/sts-pilot.mjs').resolve('@platformatic/kafka')); console.log(typeof m.Connection)";
+    const kafka = start(['--input-type=module', '-e', resolveFromBundle], ['/usr/local/bin/node']);
+    expect(await kafka.exited, kafka.out()).to.equal(0);
+    expect(kafka.out().trim()).to.equal('function');
   });
 
   it('copy-pilot: puts node, the app and a static tini where an application container can run them (the init container of an application pod)', async () => {
@@ -195,8 +212,11 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     expect(await r.exited, r.out()).to.equal(0);
     const out = join(hostDir, 'pilot');
     // Run from the copy, outside the image, as the application container would.
-    const v = await exec(join(out, 'tini'), ['--', join(out, 'node'), '--disable-warning=ExperimentalWarning', join(out, 'app', 'cmd', 'sts-pilot.ts'), '--version']);
+    const v = await exec(join(out, 'tini'), ['--', join(out, 'node'), join(out, 'app', 'dist', 'sts-pilot.mjs'), '--version']);
     expect(v.stdout.trim()).to.match(/^sts-pilot \d+\.\d+\.\d+$/);
+    // A command line written for the sources still works.
+    const fromSources = await exec(join(out, 'tini'), ['--', join(out, 'node'), '--disable-warning=ExperimentalWarning', join(out, 'app', 'cmd', 'sts-pilot.ts'), '--version']);
+    expect(fromSources.stdout.trim()).to.equal(v.stdout.trim());
     // Static: no program interpreter (it runs in any application image, whatever its libc).
     expect(hasInterpreter(readFileSync(join(out, 'tini'))), 'tini has a program interpreter (PT_INTERP)').to.equal(false);
     expect(hasInterpreter(readFileSync(join(out, 'node'))), 'node is dynamic (a control for the check above)').to.equal(true);
