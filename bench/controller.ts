@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +19,7 @@ export interface ControllerStart {
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the process exits. */
   cpuProfDir?: string | undefined;
   extra?: string[];
-  /** The checkout whose cmd/sts-pilot.ts runs (default: this one): the scale section's baseline. */
+  /** The checkout whose controller runs (default: this one): the scale section's baseline. */
   root?: string | undefined;
   /** Extra Node flags and environment for this controller (an experiment; the shipped ones are the default). */
   nodeFlags?: string[] | undefined;
@@ -39,6 +39,22 @@ export function shippedEnv(checkout: string): Record<string, string> {
   return out;
 }
 
+const bundles = new Set<string>();
+
+/**
+ * What the image runs: the checkout's bundle (image/bundle.ts), built afresh once
+ * per bench run so that it is never stale; the sources for a checkout that has no
+ * bundle (a baseline from before it).
+ */
+export function entryOf(checkout: string): string {
+  if (!existsSync(join(checkout, 'image', 'bundle.ts'))) return 'cmd/sts-pilot.ts';
+  if (!bundles.has(checkout)) {
+    execFileSync(process.execPath, ['image/bundle.ts'], { cwd: checkout, stdio: 'ignore' });
+    bundles.add(checkout);
+  }
+  return 'dist/sts-pilot.mjs';
+}
+
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
@@ -55,7 +71,7 @@ export interface Lifetime {
 }
 
 /**
- * sts-pilot's controller as a separate process, exactly as shipped (cmd/sts-pilot.ts,
+ * sts-pilot's controller as a separate process, exactly as shipped (the bundle of image/bundle.ts,
  * the ServiceAccount's kubeconfig, leader election on), measured from outside:
  * spawn → /readyz 200, RSS and CPU time from /proc, /metrics.
  */
@@ -90,7 +106,7 @@ export class BenchController {
     if (o.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`);
     const args = [
       ...nodeArgs,
-      'cmd/sts-pilot.ts',
+      entryOf(o.root ?? root),
       'controller',
       '--kubeconfig', o.kubeconfig,
       '--probe-address', `127.0.0.1:${port}`,

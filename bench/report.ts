@@ -109,7 +109,7 @@ export function render(r: Results): string {
     out.push('');
   }
   out.push(`Node agent (in the bench process): Ready ${r.readyDelayMs} ms after binding, a deletion finished ${r.terminationDelayMs} ms after the agent saw it. ` +
-    `kube-controller-manager: ${r.kcmFlags.map((f) => `\`${f}\``).join(' ')}. The controller runs as a separate process, as shipped (\`cmd/sts-pilot.ts controller\`, leader election on, ` +
+    `kube-controller-manager: ${r.kcmFlags.map((f) => `\`${f}\``).join(' ')}. The controller runs as a separate process, as shipped (\`dist/sts-pilot.mjs controller\`, the bundle of \`image/bundle.ts\` built for the run, leader election on, ` +
     `the ServiceAccount token of \`manifests/rbac-controller.yaml\`, 4 workers, log level info).`);
   out.push('');
 
