@@ -83,6 +83,7 @@ export class BenchController {
   private readonly port: number;
   private readonly logFile: string;
   private exited: string | undefined;
+  private stopping = false;
 
   private constructor(child: ChildProcess, port: number, spawnedAt: number, logFile: string) {
     this.child = child;
@@ -141,6 +142,12 @@ export class BenchController {
     }
     c.lifetime.readyAt = now();
     return c;
+  }
+
+  /** Why the process ended, with the last lines of its log; undefined while it runs (or after stop()). */
+  get exit(): string | undefined {
+    if (!this.exited || this.stopping) return undefined;
+    return `${this.exited}; last lines of ${this.logFile}:\n${readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-8).join('\n')}`;
   }
 
   get pid(): number {
@@ -234,6 +241,7 @@ export class BenchController {
   /** SIGTERM (graceful: hands the Lease back, writes the CPU profile), SIGKILL after 30 s. */
   async stop(): Promise<void> {
     if (this.exited) return;
+    this.stopping = true;
     const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.kill('SIGTERM');
     const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);

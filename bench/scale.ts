@@ -194,6 +194,8 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
       const createS = (now() - t0) / 1000;
       const createCpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round((cpuOf(pid) - (cpu0[k] ?? 0)) * 10) / 10]));
       o.log(`scale: ${count} StatefulSets settled in ${createS.toFixed(1)} s (CPU s: ${JSON.stringify(createCpuS)})`);
+      // A controller that ended while they were created is news (its CPU reads NaN): say why, from its own log.
+      if (ctrl.exit) o.log(`scale: the controller did not last the creation of ${count}: ${ctrl.exit}`);
       await sleep(3000);
 
       // The baseline's controller first, restarted on the same set, then this one's.
