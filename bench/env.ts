@@ -24,6 +24,8 @@ export interface BenchEnvOptions {
   terminationDelayMs: number;
   log: (line: string) => void;
   keep: boolean;
+  /** Another audit policy (bench/trace-step.ts logs every user's pod and StatefulSet writes). */
+  auditPolicy?: string;
 }
 
 /**
@@ -35,7 +37,7 @@ export const KCM_FLAGS = ['--kube-api-qps=1000', '--kube-api-burst=2000', '--con
 export const NODE_AGENT_WORKERS = 32;
 
 export async function startBench(o: BenchEnvOptions): Promise<Bench> {
-  const cp = await startControlPlane({ log: (l) => o.log(`control plane: ${l}`), keep: o.keep, auditPolicy: AUDIT_POLICY, controllerManagerArgs: KCM_FLAGS });
+  const cp = await startControlPlane({ log: (l) => o.log(`control plane: ${l}`), keep: o.keep, auditPolicy: o.auditPolicy ?? AUDIT_POLICY, controllerManagerArgs: KCM_FLAGS });
   const kc = new KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const agent = new NodeAgent({ kc, readyDelayMs: o.readyDelayMs, terminationDelayMs: o.terminationDelayMs, terminationFromObserved: true, workers: NODE_AGENT_WORKERS });

@@ -54,7 +54,7 @@ export interface RolloutOptions {
 }
 
 export const NS = 'bench-rollout';
-const stsName = (kind: Kind, n: number): string => `${kind === 'native' ? 'native' : 'pilot'}-${n}`;
+export const stsName = (kind: Kind, n: number): string => `${kind === 'native' ? 'native' : 'pilot'}-${n}`;
 
 /**
  * The same rollouts with and without sts-pilot, one at a time, native and
@@ -108,7 +108,8 @@ export async function runRollouts(b: Bench, o: RolloutOptions): Promise<RolloutR
   }
 }
 
-async function rollout(b: Bench, t: Tracker, kind: Kind, n: number, pair: number, image: string): Promise<RolloutRun> {
+/** One rollout of `kind`'s StatefulSet of n replicas to `image`, timed by the tracker's watch. */
+export async function rollout(b: Bench, t: Tracker, kind: Kind, n: number, pair: number, image: string): Promise<RolloutRun> {
   const name = stsName(kind, n);
   const before = t.statefulSet(name);
   const oldRevision = before?.status?.updateRevision;

@@ -1,7 +1,7 @@
 import type { KubeConfig, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { Informer } from '../kube/informer.ts';
 import { OwnerIndex } from '../kube/owner-index.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, traceNow } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { REVISION_LABEL } from '../names.ts';
 import { projectPod, projectStatefulSet } from './projection.ts';
@@ -57,7 +57,10 @@ export class Caches {
         if (!this.synced) return;
         const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet');
         const ns = pod.metadata?.namespace;
-        if (owner && ns && this.statefulSets.get(owner.name, ns)) o.onStatefulSet(ns, owner.name, 'update');
+        if (owner && ns && this.statefulSets.get(owner.name, ns)) {
+          log.debug({ mark: 'pod', pod: pod.metadata?.name, t: traceNow() }, 'trace');
+          o.onStatefulSet(ns, owner.name, 'update');
+        }
       },
       onRestart: () => metrics.watchRestarts.inc({ resource: 'pods' }),
     });

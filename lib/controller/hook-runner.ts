@@ -2,7 +2,7 @@ import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/cli
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import { checkUpdateOrder, HookNotReady, type RolloutHook } from '../hook.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, traceNow } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PilotReader } from '../pilot/reader.ts';
 import type { Action } from '../rollout/planner.ts';
@@ -126,6 +126,7 @@ export class HookRunner {
         // Only for the step still planned, by a leader: anything else is asked again.
         if (answer === 'approved' && mine && !abort.signal.aborted && this.o.isLeader()) {
           this.approvals.set(stsKey, { key: action.key, at: Date.now() });
+          log.debug({ mark: 'approved', t: traceNow() }, 'trace');
           this.o.queue.add(stsKey);
         }
       })

@@ -1,7 +1,7 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { EventRecorder } from '../events.ts';
 import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, traceNow } from '../log.ts';
 import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
 import { parseAfter, peerState } from '../rollout/policies/after.ts';
 import { heldSinceOf } from '../rollout/policies/hold-timeout.ts';
@@ -68,6 +68,7 @@ export class Reconciler {
 
   async reconcile(key: string): Promise<void> {
     const { caches, subscriptions, writer, hooks, pilots } = this.p;
+    this.p.log.debug({ mark: 'reconcile', key, t: traceNow() }, 'trace');
     // A follower keeps its caches warm for a fast takeover, and does nothing else.
     if (!this.p.isLeader()) {
       this.dropped.add(key);
@@ -117,6 +118,7 @@ export class Reconciler {
       policy: this.policyInputs(key, sts, heldSince),
     };
     const action = plan(snapshot);
+    log.debug({ mark: 'plan', kind: action.kind, t: traceNow() }, 'trace');
     this.track(key, action, stepId, heldSince);
     hooks.settle(key, action);
     await this.dispatch(key, sts, pods, choice, action, log);
