@@ -63,6 +63,7 @@ export class Controller {
   private readonly reconciler: Reconciler;
   private readonly hooks: HookRunner;
   private readonly pilots: PilotManager;
+  private readonly events: EventRecorder;
   private readonly provisioner: PilotProvisioner;
   private readonly log: Logger;
   private readonly metrics: Metrics;
@@ -83,6 +84,7 @@ export class Controller {
     const apps = kc.makeApiClient(AppsV1Api);
     const core = kc.makeApiClient(CoreV1Api);
     const events = new EventRecorder(core, log);
+    this.events = events;
     this.queue = new WorkQueue({
       workers: opts.workers ?? 4,
       maxDelayMs: opts.retryMaxMs ?? 30_000,
@@ -148,6 +150,7 @@ export class Controller {
     if (this.resync) clearInterval(this.resync);
     await this.hooks.stop();
     await this.queue.shutdown();
+    await this.events.flush();
     await this.provisioner.stop();
     await Promise.all([this.caches.stop(), this.pilots.stop()]);
   }

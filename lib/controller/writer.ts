@@ -2,7 +2,7 @@ import { type AppsV1Api, type CoreV1Api, PatchStrategy, setHeaderOptions, type V
 import { describeError, statusCode } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import { guardedPatch, isFailedTest, jsonPatchOptions } from '../kube/guarded-patch.ts';
-import type { Logger } from '../log.ts';
+import { type Logger, traceNow } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { FIELD_MANAGER, PAUSED_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import type { Action } from '../rollout/planner.ts';
@@ -37,6 +37,12 @@ interface Expectation {
   at: number;
 }
 export const EXPECTATION_TTL_MS = 30_000;
+/**
+ * The Event of a step is written this long after the step, off its critical
+ * path: kube-controller-manager acts on the new partition (or the deleted pod)
+ * within ~20 ms (p90, bench/trace-step.ts), and nobody reads an Event faster.
+ */
+export const STEP_EVENT_DELAY_MS = 200;
 
 const keyOf = (sts: V1StatefulSet): string => `${sts.metadata?.namespace ?? ''}/${sts.metadata?.name ?? ''}`;
 
@@ -96,6 +102,7 @@ export class StatefulSetWriter {
     if (action.partition !== undefined) body.spec = { updateStrategy: { rollingUpdate: { partition: action.partition } } };
     if (!this.isLeader()) return 'not-leader';
     let updated: V1StatefulSet;
+    log.debug({ mark: 'patch-send', t: traceNow() }, 'trace');
     try {
       updated = await this.apps.patchNamespacedStatefulSet(
         { name: md.name ?? '', namespace: md.namespace ?? '', body: guarded ?? body, fieldManager: FIELD_MANAGER },
@@ -111,6 +118,7 @@ export class StatefulSetWriter {
       if (code === 404) return 'gone';
       throw err;
     }
+    log.debug({ mark: 'patch-done', t: traceNow() }, 'trace');
     const wrote = guarded ? { generation: updated.metadata?.generation ?? 0, status: annotations[STATUS_ANNOTATION] } : undefined;
     this.expectations.set(keyOf(sts), { replaced: md.resourceVersion, wrote, at: Date.now() });
     this.metrics.steps.inc({ why: action.why });
@@ -118,7 +126,9 @@ export class StatefulSetWriter {
     const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered', override: 'OverrideApplied' }[action.why];
     // An override is an audited act: a Warning, never folded into another.
     const warn = action.why === 'guard' || action.why === 'override';
-    await this.events.emit(sts, warn ? 'Warning' : 'Normal', reason, action.message, { dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override' });
+    this.events.emitLater(STEP_EVENT_DELAY_MS, sts, warn ? 'Warning' : 'Normal', reason, action.message, {
+      dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override',
+    });
     return 'written';
   }
 
@@ -255,7 +265,7 @@ export class StatefulSetWriter {
     this.metrics.steps.inc({ why: action.why });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
     const reason = { step: 'StepApproved', replace: 'ApprovedPodReplaced', override: 'OverrideApplied' }[action.why];
-    await this.events.emit(sts, action.why === 'override' ? 'Warning' : 'Normal', reason, action.message, { dedupe: false });
+    this.events.emitLater(STEP_EVENT_DELAY_MS, sts, action.why === 'override' ? 'Warning' : 'Normal', reason, action.message, { dedupe: false });
     return 'written';
   }
 }
