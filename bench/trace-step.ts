@@ -202,7 +202,6 @@ function traceRollout(variant: Variant, run: RolloutRun, reqs: readonly Req[], m
     const r2 = approved ? first(after, (m) => m.mark === 'reconcile' && m.key === `${NS}/${name}` && m.t >= approved.t) : undefined;
     const send = first(after, (m) => m.mark === 'patch-send');
     const got = first(after, (m) => m.mark === 'patch-done');
-    const evDone = first(after, (m) => m.mark === 'event-done');
     put('ctl: Ready written → pod event in the controller', podEv.t - ready.done);
     put('ctl: pod event → reconcile #1 starts', r1 ? r1.t - podEv.t : undefined);
     put('ctl: reconcile #1 → hook approved', r1 && approved ? approved.t - r1.t : undefined);
@@ -211,7 +210,6 @@ function traceRollout(variant: Variant, run: RolloutRun, reqs: readonly Req[], m
     put('ctl: pod event → PATCH sent', send ? send.t - podEv.t : undefined);
     put('ctl: PATCH sent → received by kube-apiserver', send ? patch.rx - send.t : undefined);
     put('ctl: PATCH completed → response handled', got ? got.t - patch.done : undefined);
-    put('ctl: response handled → Event written', got && evDone ? evDone.t - got.t : undefined);
   }
   return { variant, run, seg };
 }
