@@ -28,7 +28,7 @@ export class EventRecorder {
   }
 
   /** `dedupe: false` for Events that record a one-off fact (a step taken), not a state. */
-  async emit(sts: V1StatefulSet, type: EventType, reason: string, message: string, opts: { dedupe?: boolean } = {}): Promise<void> {
+  async emit(sts: V1StatefulSet, type: EventType, reason: string, message: string, opts: { dedupe?: boolean; at?: number } = {}): Promise<void> {
     const ns = sts.metadata?.namespace ?? 'default';
     const name = sts.metadata?.name ?? '';
     const key = `${ns}/${name}|${reason}|${message.replace(/[0-9]+/g, '#')}`; // as sameSituation() folds
@@ -38,7 +38,7 @@ export class EventRecorder {
     if (dedupe && last !== undefined && now - last < DEDUPE_MS) return;
     if (dedupe) this.recent.set(key, now);
     if (this.recent.size > 10_000) this.prune(now);
-    const time = new Date(now);
+    const time = new Date(opts.at ?? now);
     try {
       await this.core.createNamespacedEvent({
         namespace: ns,
@@ -74,15 +74,17 @@ export class EventRecorder {
    * step: written at once, it reached kube-apiserver and etcd in the few ms
    * kube-controller-manager takes to act on the step (bench/trace-step.ts: before
    * its DELETE of the next pod in 16 of 38 steps), on the same cores. Later, it
-   * says the same and competes with nothing.
+   * says the same and competes with nothing. It carries the time of the call,
+   * so Events still read in the order things happened.
    */
   emitLater(delayMs: number, sts: V1StatefulSet, type: EventType, reason: string, message: string, opts: { dedupe?: boolean } = {}): void {
+    const at = Date.now();
     const entry = {
       timer: undefined as unknown as NodeJS.Timeout,
       write: (): Promise<void> => {
         clearTimeout(entry.timer);
         this.pending.delete(entry);
-        return this.emit(sts, type, reason, message, opts);
+        return this.emit(sts, type, reason, message, { ...opts, at });
       },
     };
     entry.timer = setTimeout(() => void entry.write(), delayMs);

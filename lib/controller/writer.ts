@@ -126,9 +126,10 @@ export class StatefulSetWriter {
     const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered', override: 'OverrideApplied' }[action.why];
     // An override is an audited act: a Warning, never folded into another.
     const warn = action.why === 'guard' || action.why === 'override';
-    this.events.emitLater(STEP_EVENT_DELAY_MS, sts, warn ? 'Warning' : 'Normal', reason, action.message, {
-      dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override',
-    });
+    const opts = { dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override' };
+    // A routine step's Event waits until the StatefulSet controller has acted on it; anything rarer (a guard, an override) is written now.
+    if (action.why === 'step' || action.why === 'finish') this.events.emitLater(STEP_EVENT_DELAY_MS, sts, 'Normal', reason, action.message, opts);
+    else await this.events.emit(sts, warn ? 'Warning' : 'Normal', reason, action.message, opts);
     return 'written';
   }
 
@@ -265,7 +266,8 @@ export class StatefulSetWriter {
     this.metrics.steps.inc({ why: action.why });
     log.info({ pod: action.pod.name, revision: pod?.metadata?.labels?.[REVISION_LABEL] }, action.message);
     const reason = { step: 'StepApproved', replace: 'ApprovedPodReplaced', override: 'OverrideApplied' }[action.why];
-    this.events.emitLater(STEP_EVENT_DELAY_MS, sts, action.why === 'override' ? 'Warning' : 'Normal', reason, action.message, { dedupe: false });
+    if (action.why === 'override') await this.events.emit(sts, 'Warning', reason, action.message, { dedupe: false });
+    else this.events.emitLater(STEP_EVENT_DELAY_MS, sts, 'Normal', reason, action.message, { dedupe: false });
     return 'written';
   }
 }
