@@ -1,4 +1,5 @@
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig } from '../lib/kube/config.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -38,7 +39,10 @@ export const NODE_AGENT_WORKERS = 32;
 
 export async function startBench(o: BenchEnvOptions): Promise<Bench> {
   const cp = await startControlPlane({ log: (l) => o.log(`control plane: ${l}`), keep: o.keep, auditPolicy: o.auditPolicy ?? AUDIT_POLICY, controllerManagerArgs: KCM_FLAGS });
-  const kc = new KubeConfig();
+  // Pooled connections for the node agent and the watches, as the controller has
+  // (finding 3): a TLS handshake per binding and status write made every pod's
+  // restart depend on the machine's load, noise on native and sts-pilot alike.
+  const kc = new PooledKubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
   const agent = new NodeAgent({ kc, readyDelayMs: o.readyDelayMs, terminationDelayMs: o.terminationDelayMs, terminationFromObserved: true, workers: NODE_AGENT_WORKERS });
   try {
