@@ -146,9 +146,12 @@ for (const flavor of flavors) {
         if (!node) throw new Error('no node');
         await node.stop();
         await waitUntil('/readyz 503 with the node down', 20_000, async () => (await p.get('/readyz')).status === 503);
+        // A stopping node can answer /_nodes/_local after it has left its cluster: Ready=False
+        // "has not joined a cluster" is a true report on the way down, so wait for the node gone.
         const down = await waitUntil('the Pilot to say the node is down', 20_000, async () => {
           const s = await readPilotStatus(c, ns, 'es-0');
-          return s?.conditions?.find((x) => x.type === 'Ready')?.status === 'False' ? s : undefined;
+          const ready = s?.conditions?.find((x) => x.type === 'Ready');
+          return ready?.status === 'False' && /does not report itself/.test(ready.message ?? '') ? s : undefined;
         });
         expect(down.application?.nodeId).to.equal(undefined);
         expect(down.conditions?.find((x) => x.type === 'Ready')?.message).to.match(/does not report itself/);
