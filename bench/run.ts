@@ -25,11 +25,11 @@ const HELP = `usage: npm run bench -- [flags]
   --ready-delay <ms>       node agent: binding → Ready (default 1000)
   --termination-delay <ms> node agent: deletion → gone (default 500)
   --idle <s>               idle window for the API economy (default 60)
-  --scale <list>           labelled StatefulSet counts, ascending (default 500,2000)
+  --scale <list>           labelled StatefulSet counts, ascending (default 500,2000,10000)
   --scale-namespaces <n>   namespaces they are spread over (default 10)
   --scale-idle <s>         idle CPU window per count (default 30)
-  --reactions <n>          template changes timed per count (default 5)
-  --scale-timeout <min>    give up creating one count after this long (default 20)
+  --reactions <n>          template changes timed per count (default 20)
+  --scale-timeout <min>    give up creating one count after this long (default 30)
   --baseline <dir>         scale: also restart the controller of this checkout on each set, just before ours (side by side)
   --node-flags <flags>     scale: Node flags for this checkout's controller (space-separated), e.g. to compare heap settings
   --controller-env <k=v,…> scale: environment for this checkout's controller
@@ -46,11 +46,11 @@ const { values: f } = parseArgs({
     'ready-delay': { type: 'string', default: '1000' },
     'termination-delay': { type: 'string', default: '500' },
     idle: { type: 'string', default: '60' },
-    scale: { type: 'string', default: '500,2000' },
+    scale: { type: 'string', default: '500,2000,10000' },
     'scale-namespaces': { type: 'string', default: '10' },
     'scale-idle': { type: 'string', default: '30' },
-    reactions: { type: 'string', default: '5' },
-    'scale-timeout': { type: 'string', default: '20' },
+    reactions: { type: 'string', default: '20' },
+    'scale-timeout': { type: 'string', default: '30' },
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'node-flags': { type: 'string' },
