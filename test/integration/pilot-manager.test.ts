@@ -187,6 +187,19 @@ describe('pilot: PilotManager on a real control plane (StatefulSet controller, g
     expect(calls.n - before).to.equal(0);
   });
 
+  it('forgets a create of its own once the watch shows it: a Pilot deleted by hand right after is made again at once', async () => {
+    const drop = async () => {
+      await api.deleteNamespacedCustomObject({ ...G, namespace: ns, name: 'web-2' });
+      await waitUntil('the cache to drop web-2', 10_000, async () => !m.reader(ns).get('web-2'));
+    };
+    await drop();
+    expect((await m.ensurePilots(sts, pods, 'pilot-ready')).created).to.deep.equal(['web-2']);
+    await waitUntil('the cache to show web-2', 10_000, async () => m.reader(ns).get('web-2'));
+    await drop();
+    // Had the create stayed pending until an ensurePilots call saw it cached, this call would wait out its 30 s.
+    expect((await m.ensurePilots(sts, pods, 'pilot-ready')).created).to.deep.equal(['web-2']);
+  });
+
   it('reports an application name no Pilot can carry, without a call and without throwing', async () => {
     const before = calls.n;
     const r = await m.ensurePilots(sts, pods, '');
