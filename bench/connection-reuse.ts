@@ -4,10 +4,9 @@
 // with one Agent shared by all requests (connections kept alive and reused).
 // Evidence for a proposed fix in lib/kube/config.ts; see bench/README.md.
 import { CoordinationV1Api, KubeConfig, type RequestContext } from '@kubernetes/client-node';
-import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { startControlPlane } from '../test/cluster/controlplane.ts';
-import { percentile } from './stats.ts';
+import { percentile, timeSequential } from './stats.ts';
 
 /** One undici Agent for every request: connections are kept alive and reused. */
 class SharedAgentKubeConfig extends KubeConfig {
@@ -33,17 +32,10 @@ try {
       kc.loadFromFile(cp.kubeconfigPath);
       const api = kc.makeApiClient(CoordinationV1Api);
       for (let i = 0; i < 20; i++) await api.listNamespacedLease({ namespace: 'default' });
-      const cpu0 = process.cpuUsage();
-      const ms: number[] = [];
-      for (let i = 0; i < requests; i++) {
-        const t = performance.now();
-        await api.listNamespacedLease({ namespace: 'default' });
-        ms.push(performance.now() - t);
-      }
-      const cpu = process.cpuUsage(cpu0);
+      const { ms, cpuMsPerCall } = await timeSequential(requests, () => api.listNamespacedLease({ namespace: 'default' }));
       console.log(
         `${label.padEnd(42)} ${requests} sequential GETs: p50 ${percentile(ms, 50).toFixed(2)} ms, p99 ${percentile(ms, 99).toFixed(2)} ms, ` +
-          `client CPU ${((cpu.user + cpu.system) / 1000 / requests).toFixed(2)} ms per request`,
+          `client CPU ${cpuMsPerCall.toFixed(2)} ms per request`,
       );
     }
   }

@@ -2,13 +2,12 @@
 // client-node's generated AppsV1Api (request context, auth, middleware, ObjectSerializer on both
 // ends) and as one undici request on the same pooled connection. Side by side, alternating.
 import { AppsV1Api, HttpMethod, RequestContext, type V1StatefulSet } from '@kubernetes/client-node';
-import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import { PooledKubeConfig } from '../lib/kube/config.ts';
 import { goJson, guardedPatch, jsonPatchOptions } from '../lib/kube/guarded-patch.ts';
 import { startControlPlane } from '../test/cluster/controlplane.ts';
 import { statefulSet } from '../test/integration/harness.ts';
-import { percentile } from './stats.ts';
+import { percentile, timeSequential } from './stats.ts';
 
 const n = Number(process.argv[2] ?? 300);
 const cp = await startControlPlane({});
@@ -48,17 +47,10 @@ try {
   for (let round = 0; round < 3; round++) {
     for (const [label, send] of variants) {
       for (let i = 0; i < 20; i++) await send((p = p === 3 ? 2 : 3));
-      const cpu0 = process.cpuUsage();
-      const ms: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t = performance.now();
-        await send((p = p === 3 ? 2 : 3));
-        ms.push(performance.now() - t);
-      }
-      const cpu = process.cpuUsage(cpu0);
+      const { ms, cpuMsPerCall } = await timeSequential(n, () => send((p = p === 3 ? 2 : 3)));
       console.log(
         `${label.padEnd(50)} ${n} guarded patches: p50 ${percentile(ms, 50).toFixed(2)} ms, p90 ${percentile(ms, 90).toFixed(2)} ms, ` +
-          `client CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(2)} ms per request`,
+          `client CPU ${cpuMsPerCall.toFixed(2)} ms per request`,
       );
     }
   }

@@ -31,3 +31,16 @@ export function fmt(v: number | undefined, decimals = 1): string {
 export function now(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Run `call` n times, one after the other: each call's wall time (ms) and this process's CPU per call (ms). */
+export async function timeSequential(n: number, call: (i: number) => Promise<unknown>): Promise<{ ms: number[]; cpuMsPerCall: number }> {
+  const cpu0 = process.cpuUsage();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call(i);
+    ms.push(performance.now() - t);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMsPerCall: (cpu.user + cpu.system) / 1000 / n };
+}
