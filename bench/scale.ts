@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Informer } from '../lib/kube/informer.ts';
 import { createLogger } from '../lib/log.ts';
+import { API_GROUP, API_VERSION } from '../lib/names.ts';
+import { PILOT_PLURAL } from '../lib/pilot/schema.ts';
 import { statefulSet } from '../test/integration/harness.ts';
 import { readAudit, tally, within } from './audit.ts';
 import { BenchController } from './controller.ts';
@@ -83,11 +85,10 @@ const nameOf = (i: number): string => `s-${i}`;
  * Pilots in the scale namespaces, from one-item lists (remainingItemCount), so
  * counting 30,000 costs the API server ten small reads.
  */
-async function pilotCount(b: Bench, namespaces: number): Promise<number> {
-  const api = b.kc.makeApiClient(CustomObjectsApi);
+async function pilotCount(api: CustomObjectsApi, namespaces: number): Promise<number> {
   let total = 0;
   for (let k = 0; k < namespaces; k++) {
-    const list = (await api.listNamespacedCustomObject({ group: 'sts-pilot.io', version: 'v1alpha1', namespace: nsOf(k, namespaces), plural: 'pilots', limit: 1 })) as {
+    const list = (await api.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: nsOf(k, namespaces), plural: PILOT_PLURAL, limit: 1 })) as {
       items: unknown[];
       metadata?: { remainingItemCount?: number };
     };
@@ -164,6 +165,7 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
 
   try {
     for (let i = 0; i < o.namespaces; i++) await b.core.createNamespace({ body: { metadata: { name: `bench-scale-${i}` } } }).catch(() => {});
+    const pilotsApi = b.kc.makeApiClient(CustomObjectsApi);
     let created = scaleSets().length;
     for (const count of o.counts) {
       // Create what is missing, 32 requests in flight.
@@ -210,11 +212,11 @@ export async function runScale(b: Bench, first: BenchController, o: ScaleOptions
       clearInterval(progress);
       // Pilots come on a queue of their own, behind the pods under a creation this fast: the
       // restart below is to find the controller's work done, or it measures Pilot creates.
+      // The same limit as the pods': it is for the creation of the whole count.
       const want = count * 3;
       let have = 0;
-      const until = Date.now() + o.timeoutMin * 60_000;
-      while ((have = await pilotCount(b, o.namespaces)) < want) {
-        if (Date.now() > until) {
+      while ((have = await pilotCount(pilotsApi, o.namespaces)) < want) {
+        if (now() - t0 > o.timeoutMin * 60_000) {
           const msg = `only ${have} of ${want} Pilots after ${((now() - t0) / 1000).toFixed(0)} s`;
           o.log(`scale: ${msg}`);
           return { points, controller: ctrl, error: msg };
