@@ -188,11 +188,19 @@ export class PilotManager {
       }
       // Our create is on its way to the cache, or the last attempt failed recently.
       if (pend?.podUid === uid && now < pend.until) continue;
+      // Pending from before the request: the watch can show the new Pilot before the
+      // create's own answer arrives (a loaded machine), and onPilot must find an entry
+      // to clear then. Set after the answer, it would outlive its Pilot: a Pilot deleted
+      // right after would not be made again for CREATED_TTL_MS.
+      const mine: Pending = { podUid: uid, until: now + CREATED_TTL_MS, failures: 0 };
+      this.pending.set(id, mine);
       try {
         const did = await this.create(ns, stsName, pod, spec);
         result[did].push(name);
-        if (did === 'created') this.pending.set(id, { podUid: uid, until: this.now() + CREATED_TTL_MS, failures: 0 });
-        else {
+        if (did === 'created') {
+          // Still ours and not yet seen: trust the create for CREATED_TTL_MS from its answer.
+          if (this.pending.get(id) === mine) mine.until = this.now() + CREATED_TTL_MS;
+        } else {
           // Not in our cache, so no delete event will tell us when it goes: ask again after a backoff.
           const failures = (pend?.podUid === uid ? pend.failures : 0) + 1;
           this.pending.set(id, { podUid: uid, until: this.now() + Math.min(RETRY_BASE_MS * 2 ** (failures - 1), RETRY_MAX_MS), failures });
