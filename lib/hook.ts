@@ -31,6 +31,26 @@ export interface HookContext<O> {
   nextReady: boolean | null;
 }
 
+/** What a scale-down does with a leaving pod's volumes (spec.persistentVolumeClaimRetentionPolicy.whenScaled). */
+export type LeavingVolumes = 'kept' | 'deleted';
+
+/** What `podRemoval` and `podRemoved` are given. */
+export type RemovalContext<O> = Omit<HookContext<O>, 'nextReady'> & {
+  /** Whether the pod is Ready: an unready pod leaving takes no working node away, and the hook is told. */
+  podReady: boolean;
+  /**
+   * Kept: the PersistentVolumeClaims stay, and a later scale-up brings the pod
+   * back on its old data (as a pod move, through podUpdateTransition if its
+   * revision is not the update one). Deleted: the data goes with the pod.
+   */
+  volumes: LeavingVolumes;
+  /** The size the StatefulSet is going to (the person's request). */
+  requestedReplicas: number;
+};
+
+/** What `podRemoved` is told: the pod is gone, or its removal was withdrawn (a scale-up) after podRemoval was asked. */
+export type RemovalOutcome = 'removed' | 'withdrawn';
+
 /** What `podUpdateOrder` is given: the context of a hook call, without a `next` to speak of. */
 export type OrderContext<O> = Omit<HookContext<O>, 'nextReady'>;
 
@@ -62,6 +82,22 @@ export interface RolloutHook<O = unknown> {
    * the highest ordinal goes first.
    */
   podUpdateOrder?(stalePods: V1Pod[], ctx: OrderContext<O>): Promise<UpdateOrder>;
+  /**
+   * Optional: resolves when `pod` may leave for good (a scale-down removes the
+   * highest ordinal first, one pod at a time): its data moved off, its votes
+   * handed over. Throws (HookNotReady) to hold. Called again until it resolves,
+   * and again after a restart: idempotent. Without it, a removal is approved at
+   * once, and `sts-pilot hooks` and `status` say the hook does not guard scale-down.
+   */
+  podRemoval?(pod: V1Pod, ctx: RemovalContext<O>): Promise<void>;
+  /**
+   * Optional: after a pod podRemoval approved is gone ('removed'), or after a
+   * removal it was asked about was withdrawn by a scale-up ('withdrawn'): undo
+   * what podRemoval prepared (exclusions, drains). `pod` is the pod as it was
+   * last seen (it may no longer exist). Throws (HookNotReady) to be asked again;
+   * the controller does not start another removal before it resolves.
+   */
+  podRemoved?(pod: V1Pod, outcome: RemovalOutcome, ctx: RemovalContext<O>): Promise<void>;
   /**
    * What the pods and ctx.statefulSet given to the hook are. 'full' (the
    * default): read whole from the API server when the call is made. 'cached':

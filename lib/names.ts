@@ -5,6 +5,12 @@ export const API_VERSION = 'v1alpha1';
 export const DEFAULT_LABEL_KEY = 'sts-pilot.io/hook';
 export const PAUSED_ANNOTATION = 'sts-pilot.io/paused';
 export const STATUS_ANNOTATION = 'sts-pilot.io/status';
+/**
+ * The size a person asked for when they lowered spec.replicas of a subscribed
+ * StatefulSet: the admission policy keeps spec.replicas and records the request
+ * here, and the controller removes pods towards it one approved pod at a time.
+ */
+export const REQUESTED_REPLICAS_ANNOTATION = 'sts-pilot.io/requested-replicas';
 /** Prefix of a hook's option annotations: `<hook>.sts-pilot.io/<option>`. */
 export const hookOptionPrefix = (hook: string): string => `${hook}.${API_GROUP}/`;
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { APPROVE_ANNOTATION, approvalValue, MANUAL_HOOK } from '../../hooks/manual/index.ts';
+import { APPROVE_ANNOTATION, approvalValue, MANUAL_HOOK, removalApprovalValue } from '../../hooks/manual/index.ts';
 import { approvalTarget, overrideTarget } from '../../lib/cli/approve.ts';
 import { ApproveFlags, parseFlags, StatefulSetName } from '../../lib/cli/flags.ts';
 import { CliError, contextNamespace, readOwnedPods, readStatefulSet } from '../../lib/cli/kube.ts';
@@ -44,16 +44,16 @@ export function registerApprove(program: Command): void {
             }
             const target = approvalTarget(item, { labelKey: f.labelKey, hookName: MANUAL_HOOK, now: Date.now(), pod: f.pod });
             if (!target.ok) throw new CliError(target.reason);
-            const value = approvalValue(target.next, target.revision);
+            const value = target.removal ? removalApprovalValue(target.removal.pod, target.removal.uid) : approvalValue(target.next, target.revision);
             if (sts.metadata?.annotations?.[APPROVE_ANNOTATION] === value) {
               return {
                 patch: undefined,
-                result: [`${id}: ${target.step} to revision ${target.revision} is already approved (${APPROVE_ANNOTATION}=${value}); the controller moves it on its next reconcile`],
+                result: [`${id}: ${target.step}${target.removal ? '' : ` to revision ${target.revision}`} is already approved (${APPROVE_ANNOTATION}=${value}); the controller moves it on its next reconcile`],
               };
             }
             return {
               patch: { metadata: { resourceVersion: sts.metadata?.resourceVersion, annotations: { [APPROVE_ANNOTATION]: value } } },
-              result: [`${id}: approved ${target.step} to revision ${target.revision}`, `  wrote ${APPROVE_ANNOTATION}=${value}`],
+              result: [`${id}: approved ${target.step}${target.removal ? '' : ` to revision ${target.revision}`}`, `  wrote ${APPROVE_ANNOTATION}=${value}`],
             };
           },
         );

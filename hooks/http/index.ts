@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineHook, HookNotReady, secondsOption } from '../../lib/hook.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { defineHook, HookNotReady, type RemovalContext, type RemovalOutcome, secondsOption } from '../../lib/hook.ts';
 import { httpRequest } from '../../lib/http.ts';
 import { policyAgent, urlPolicy, UrlRefused, type UrlPolicy } from '../../lib/url-policy.ts';
 
@@ -25,6 +26,14 @@ export function displayUrl(raw: string): string {
   }
 }
 
+/** The version of the request bodies the http hook sends (docs/hooks-http.md). */
+export const HTTP_HOOK_API_VERSION = 'sts-pilot.io/v1alpha1';
+
+/** A scale-down request: may `pod` leave (`removal`), or it left (`removed`), or its removal was withdrawn. */
+function removalBody(call: 'removal' | RemovalOutcome, pod: V1Pod, ctx: RemovalContext<unknown>): Record<string, unknown> {
+  return { kind: 'PodRemoval', call, statefulSet: ctx.statefulSet, pod, podReady: ctx.podReady, volumes: ctx.volumes, requestedReplicas: ctx.requestedReplicas };
+}
+
 /**
  * POSTs {statefulSet, prev, next, nextReady} (the Kubernetes objects, and
  * whether next is Ready) to a URL: any 2xx
@@ -35,30 +44,34 @@ export function displayUrl(raw: string): string {
  */
 export function createHttpHook(policy: UrlPolicy = urlPolicy([])) {
   const dispatcher = policyAgent(policy);
+  /** POST one request; 2xx resolves, anything else holds with a short reason. */
+  const post = async (options: z.infer<typeof Options>, signal: AbortSignal, body: Record<string, unknown>): Promise<void> => {
+    const { url, timeout } = options;
+    const where = displayUrl(url);
+    let answer;
+    try {
+      answer = await httpRequest(url, { body: { apiVersion: HTTP_HOOK_API_VERSION, ...body }, timeoutMs: timeout * 1000, signal, maxBytes: 64 * 1024, dispatcher });
+    } catch (err) {
+      const refused = err instanceof UrlRefused ? err : (err as { cause?: unknown }).cause instanceof UrlRefused ? ((err as { cause: UrlRefused }).cause) : undefined;
+      if (refused) throw new HookNotReady(`${where} is not allowed: ${refused.message}`);
+      throw new HookNotReady(`${where} did not answer: ${(err as Error).message}`);
+    }
+    if (answer.status >= 200 && answer.status < 300) return;
+    const text = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
+    throw new HookNotReady(`${where} answered ${answer.status}${text ? `: ${text}` : ''}`);
+  };
   return defineHook({
     name: 'http',
-    description: 'POST {statefulSet, prev, next} to a URL; 2xx approves, anything else holds with the body as reason',
+    description: 'POST each step and each removal to a URL (docs/hooks-http.md); 2xx approves, anything else holds with the body as reason',
     options: Options,
     async podUpdateTransition(prev, next, ctx) {
-      const { url, timeout } = ctx.options;
-      const where = displayUrl(url);
-      let answer;
-      try {
-        answer = await httpRequest(url, {
-          body: { statefulSet: ctx.statefulSet, prev, next, nextReady: ctx.nextReady },
-          timeoutMs: timeout * 1000,
-          signal: ctx.signal,
-          maxBytes: 64 * 1024,
-          dispatcher,
-        });
-      } catch (err) {
-        const refused = err instanceof UrlRefused ? err : (err as { cause?: unknown }).cause instanceof UrlRefused ? ((err as { cause: UrlRefused }).cause) : undefined;
-        if (refused) throw new HookNotReady(`${where} is not allowed: ${refused.message}`);
-        throw new HookNotReady(`${where} did not answer: ${(err as Error).message}`);
-      }
-      if (answer.status >= 200 && answer.status < 300) return;
-      const body = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
-      throw new HookNotReady(`${where} answered ${answer.status}${body ? `: ${body}` : ''}`);
+      await post(ctx.options, ctx.signal, { kind: 'PodUpdateTransition', statefulSet: ctx.statefulSet, prev, next, nextReady: ctx.nextReady });
+    },
+    async podRemoval(pod, ctx) {
+      await post(ctx.options, ctx.signal, removalBody('removal', pod, ctx));
+    },
+    async podRemoved(pod, outcome, ctx) {
+      await post(ctx.options, ctx.signal, removalBody(outcome, pod, ctx));
     },
   });
 }

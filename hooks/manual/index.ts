@@ -17,6 +17,12 @@ export const END = 'end';
  */
 export const approvalValue = (next: string | null, updateRevision: string): string => `${next ?? END}@${updateRevision}`;
 
+/**
+ * The one value that approves the removal of a pod (scale-down): its name and
+ * uid, so that it approves this very pod and no pod of the same name after it.
+ */
+export const removalApprovalValue = (pod: string, uid: string): string => `remove:${pod}@${uid}`;
+
 const Options = z.strictObject({
   // Any string is accepted here: a wrong value holds with a reason naming the right
   // one, instead of making the whole hook unusable ("invalid options").
@@ -51,7 +57,7 @@ export function decide(o: {
 
 export const manualHook = defineHook({
   name: MANUAL_HOOK,
-  description: 'a person approves each step: sts-pilot approve NAME (annotation manual.sts-pilot.io/approve=<pod>@<revision>)',
+  description: 'a person approves each step and each removal: sts-pilot approve NAME (annotation manual.sts-pilot.io/approve=<pod>@<revision>, remove:<pod>@<uid>)',
   options: Options,
   objects: 'cached',
   async podUpdateTransition(_prev, next, ctx) {
@@ -65,4 +71,16 @@ export const manualHook = defineHook({
     });
     if (!d.approved) throw new HookNotReady(d.reason);
   },
+  async podRemoval(pod, ctx) {
+    const sts: V1StatefulSet = ctx.statefulSet;
+    const name = pod.metadata?.name ?? '';
+    const wanted = removalApprovalValue(name, pod.metadata?.uid ?? '');
+    if (ctx.options[APPROVE_OPTION] === wanted) return;
+    const ns = sts.metadata?.namespace ?? 'default';
+    throw new HookNotReady(
+      `waiting for approval to remove pod ${name} (scale-down to ${ctx.requestedReplicas}): sts-pilot approve ${sts.metadata?.name ?? ''} -n ${ns} (or annotate ${APPROVE_ANNOTATION}=${wanted})`,
+    );
+  },
+  // Nothing was prepared for a removal: a person's approval is all it took.
+  async podRemoved() {},
 });

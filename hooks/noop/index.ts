@@ -7,8 +7,11 @@ import { defineHook } from '../../lib/hook.ts';
  */
 export const noopHook = defineHook({
   name: 'noop',
-  description: 'ordered, readiness-gated rollout: approves every step',
+  description: 'ordered, readiness-gated rollout: approves every step and every removal',
   options: z.strictObject({}),
   objects: 'cached',
   async podUpdateTransition() {},
+  // Removals too, one at a time, after every other pod is Ready: the controller's own order, said explicitly.
+  async podRemoval() {},
+  async podRemoved() {},
 });

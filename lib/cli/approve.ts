@@ -33,7 +33,7 @@ export function overrideTarget(item: StatusItem, o: { labelKey: string; now: num
 }
 
 export type ApprovalTarget =
-  | { ok: true; next: string | null; revision: string; step: string }
+  | { ok: true; next: string | null; revision: string; step: string; removal?: { pod: string; uid: string } }
   | { ok: false; reason: string };
 
 /**
@@ -61,6 +61,7 @@ export function approvalTarget(
     const pending = step.next ? `pod ${step.next.name}` : 'the end of the rollout (--pod end)';
     return { ok: false, reason: `the step of ${id} waiting for approval is ${pending}, not ${o.pod}; nothing approved` };
   }
+  if (step.removal) return { ok: true, next: step.removal.pod, revision: step.revision, step: `the removal of pod ${step.removal.pod} (scale-down)`, removal: step.removal };
   return {
     ok: true,
     next: step.next?.name ?? null,

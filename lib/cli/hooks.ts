@@ -63,6 +63,9 @@ function typeName(d: Def): string {
   return d.type;
 }
 
+/** Whether a hook is asked before a pod leaves for good (docs/rollout.md, "Scale-down"). */
+export const guardsScaleDown = (hook: RolloutHook): boolean => typeof hook.podRemoval === 'function';
+
 /** `sts-pilot hooks`: each hook, what it approves, and the annotations it reads. */
 export function renderHooks(hooks: Iterable<RolloutHook>, labelKey: string): string[] {
   const out: string[] = [];
@@ -70,6 +73,7 @@ export function renderHooks(hooks: Iterable<RolloutHook>, labelKey: string): str
     if (out.length > 0) out.push('');
     out.push(`${hook.name}: ${hook.description}`);
     out.push(`  use: label ${labelKey}: ${hook.name}`);
+    out.push(`  scale-down: ${guardsScaleDown(hook) ? 'asks the hook before each pod leaves (podRemoval)' : 'not guarded: the hook has no podRemoval, so each removal is approved once every other pod is Ready'}`);
     const opts = describeOptions(hook);
     if (opts.length === 0) {
       out.push('  options: none');

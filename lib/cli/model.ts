@@ -114,11 +114,15 @@ export function planned(item: StatusItem, now: number): Planned {
 
 /** The step a hook is being asked about, if one is: what `approve` approves. */
 export type PendingStep =
-  | { ok: true; next: PodView | null; revision: string; hook: string; message: string }
+  | { ok: true; next: PodView | null; revision: string; hook: string; message: string; removal?: { pod: string; uid: string } }
   | { ok: false; reason: string };
 
 export function pendingStep(item: StatusItem, labelKey: string, now: number): PendingStep {
   const { snapshot, action } = planned(item, now);
+  if (action.kind === 'callRemoval' && action.call === 'removal') {
+    const next = snapshot.pods.find((p) => p.uid === action.pod.uid) ?? null;
+    return { ok: true, next, revision: snapshot.sts.updateRevision ?? '', hook: item.sts.metadata?.labels?.[labelKey] ?? '', message: action.message, removal: { pod: action.pod.pod, uid: action.pod.uid } };
+  }
   if (action.kind !== 'callHook') {
     const why = action.kind === 'hold' || action.kind === 'pause' ? action.reason : action.message;
     return { ok: false, reason: why };

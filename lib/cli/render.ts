@@ -92,7 +92,8 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
   const out: string[] = [];
   const where = rollingUpdate ? `partition ${v.partition ?? 'unset'}, replicas ${n}` : `replicas ${n}`;
   const paused = v.paused === 'true' ? '  PAUSED' : '';
-  out.push(`${v.namespace}/${v.name}  hook ${hook ?? '-'}  ${v.strategy}  ${where}${paused}`);
+  const requested = v.requestedReplicas !== undefined ? ` (scale-down to ${v.requestedReplicas} requested)` : '';
+  out.push(`${v.namespace}/${v.name}  hook ${hook ?? '-'}  ${v.strategy}  ${where}${requested}${paused}`);
 
   if (upd === undefined) out.push(field('revision', 'not reported yet'));
   else if (!rolling) out.push(field('revision', `${short(upd)}, ${updated}/${n} pods`));
@@ -113,6 +114,12 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
       ),
     );
     if (next && action.why) out.push(continuation(`why: ${action.why}`));
+  } else if (action.kind === 'callRemoval' && hook !== undefined) {
+    const what =
+      action.call === 'removal'
+        ? `${action.pod.pod} leaves (scale-down ${n} -> ${action.requested}): the ${hook} hook is asked to approve its removal${action.podReady ? '' : ' (it is not Ready)'}`
+        : `${action.pod.pod} ${action.call === 'removed' ? 'is gone' : 'stays (the scale-down was withdrawn)'}: the ${hook} hook is told, to clean up`;
+    out.push(field('next', what));
   } else if (action.kind === 'askOrder' && hook !== undefined) {
     out.push(field('next', `chosen by the ${hook} hook: it is asked which of ${action.stale.map((p) => p.name).join(', ')} moves next`));
   } else if (inFlight >= 0) {
@@ -138,7 +145,8 @@ export function renderStatefulSet(item: StatusItem, o: RenderOptions): string[] 
       rows.push([rule]);
       ruled = true;
     }
-    rows.push(podRow(v.name, v.ordinalsStart, i, byIndex.get(i), { n, upd, p, rollingUpdate, rolling, inFlight, next }));
+    const removing = action.kind === 'callRemoval' && action.call === 'removal' ? action.pod.uid : undefined;
+    rows.push(podRow(v.name, v.ordinalsStart, i, byIndex.get(i), { n, upd, p, rollingUpdate, rolling, inFlight, next, removing }));
   }
   if (showPartition && !ruled) rows.push([rule]);
   // The rule is one cell: align the pod rows among themselves only.
@@ -155,12 +163,13 @@ function podRow(
   start: number,
   index: number,
   pod: PodView | undefined,
-  s: { n: number; upd: string | undefined; p: number; rollingUpdate: boolean; rolling: boolean; inFlight: number; next: PodView | null },
+  s: { n: number; upd: string | undefined; p: number; rollingUpdate: boolean; rolling: boolean; inFlight: number; next: PodView | null; removing?: string | undefined },
 ): string[] {
   if (!pod) return [`${sts}-${start + index}`, '-', 'missing', index === s.inFlight ? 'approved, being created' : ''];
   const ready = pod.terminating ? 'Terminating' : pod.ready ? 'Ready' : 'not Ready';
   let note = '';
   if (index >= s.n || index < 0) note = 'leaving (scale-down)';
+  else if (s.removing === pod.uid) note = 'leaving: the hook is asked (scale-down)';
   else if (index === s.inFlight) note = 'approved, being updated';
   else if (s.next?.index === index) note = '<- next';
   else if (!s.rolling) note = '';

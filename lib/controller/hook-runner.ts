@@ -1,7 +1,7 @@
 import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
-import { checkUpdateOrder, HookNotReady, type RolloutHook } from '../hook.ts';
+import { checkUpdateOrder, HookNotReady, type LeavingVolumes, type RemovalContext, type RolloutHook } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PilotReader } from '../pilot/reader.ts';
@@ -13,6 +13,7 @@ import type { StatefulSetWriter } from './writer.ts';
 
 type CallHook = Extract<Action, { kind: 'callHook' }>;
 type AskOrder = Extract<Action, { kind: 'askOrder' }>;
+type CallRemoval = Extract<Action, { kind: 'callRemoval' }>;
 
 export interface HookRunnerOptions {
   apps: AppsV1Api;
@@ -64,8 +65,10 @@ export class HookRunner {
    * used by it) is dropped, and a call about another step is stopped.
    */
   settle(sts: string, action: Action): void {
-    const consumes = (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish')) || (action.kind === 'deletePod' && action.why === 'step');
-    const asks = action.kind === 'callHook' || action.kind === 'askOrder' ? action.key : undefined;
+    const consumes =
+      (action.kind === 'patch' && (action.why === 'step' || action.why === 'finish' || action.why === 'remove' || action.why === 'removed')) ||
+      (action.kind === 'deletePod' && action.why === 'step');
+    const asks = action.kind === 'callHook' || action.kind === 'askOrder' || action.kind === 'callRemoval' ? action.key : undefined;
     const approval = this.approvals.get(sts);
     if (approval && !consumes && approval.key !== asks) this.approvals.delete(sts);
     const call = this.calls.get(sts);
@@ -114,18 +117,33 @@ export class HookRunner {
 
   /** Ask the hook about `action`, unless a call about that very step is running already. */
   ask(stsKey: string, sts: V1StatefulSet, pods: readonly V1Pod[], hook: RolloutHook, options: unknown, action: CallHook, log: Logger): void {
-    if (this.calls.get(stsKey)?.key === action.key) return;
+    this.start(stsKey, action.key, log, (signal, current) => this.call(stsKey, sts, pods, hook, options, action, log, signal, current));
+  }
+
+  /** Scale-down: ask the hook about a removal (or tell it one is over), like a step. */
+  askRemoval(stsKey: string, sts: V1StatefulSet, hook: RolloutHook, options: unknown, action: CallRemoval, log: Logger): void {
+    this.start(stsKey, action.key, log, (signal, current) => this.callRemoval(stsKey, sts, hook, options, action, log, signal, current));
+  }
+
+  /** One call per StatefulSet at a time; an approval is kept for the planner, for the step still planned. */
+  private start(
+    stsKey: string,
+    key: string,
+    log: Logger,
+    run: (signal: AbortSignal, current: () => boolean) => Promise<'approved' | 'held' | 'dropped'>,
+  ): void {
+    if (this.calls.get(stsKey)?.key === key) return;
     const abort = new AbortController();
-    const call: Call = { key: action.key, abort, done: Promise.resolve() };
+    const call: Call = { key, abort, done: Promise.resolve() };
     this.calls.set(stsKey, call);
     const current = (): boolean => this.calls.get(stsKey) === call && !abort.signal.aborted && this.o.isLeader();
-    call.done = this.call(stsKey, sts, pods, hook, options, action, log, abort.signal, current)
+    call.done = run(abort.signal, current)
       .then((answer) => {
         const mine = this.calls.get(stsKey) === call;
         if (mine) this.calls.delete(stsKey);
         // Only for the step still planned, by a leader: anything else is asked again.
         if (answer === 'approved' && mine && !abort.signal.aborted && this.o.isLeader()) {
-          this.approvals.set(stsKey, { key: action.key, at: Date.now() });
+          this.approvals.set(stsKey, { key, at: Date.now() });
           log.debug({ mark: 'approved', t: traceNow() }, 'trace');
           this.o.queue.add(stsKey);
         }
@@ -234,22 +252,107 @@ export class HookRunner {
       return 'dropped';
     }
     const [prev = null, next = null] = objects.pods;
+    const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
+    const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
+    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) =>
+      hook.podUpdateTransition(prev, next, {
+        statefulSet: objects.sts,
+        nextReady: action.nextReady,
+        options,
+        signal,
+        log: hookLog,
+        secrets: (name) => this.readSecret(ns, name),
+        pilots: this.o.pilots(ns),
+      }),
+    );
+  }
+
+  /**
+   * podRemoval (may the pod leave?) or podRemoved (it left, or its removal was
+   * withdrawn). A hook without the method approves: it does not guard scale-down.
+   * The leaving pod is read whole while it exists; once gone, the hook gets its
+   * name and uid.
+   */
+  private async callRemoval(
+    stsKey: string,
+    sts: V1StatefulSet,
+    hook: RolloutHook,
+    options: unknown,
+    action: CallRemoval,
+    log: Logger,
+    abort: AbortSignal,
+    current: () => boolean,
+  ): Promise<'approved' | 'held' | 'dropped'> {
+    const ns = sts.metadata?.namespace ?? '';
+    const hookLog = log.child({ hook: hook.name, removal: action.pod.pod, call: action.call });
+    const method = action.call === 'removal' ? hook.podRemoval : hook.podRemoved;
+    if (!method) {
+      hookLog.info(`${action.message}: hook ${hook.name} has no ${action.call === 'removal' ? 'podRemoval' : 'podRemoved'}, so it does not guard scale-down; approved`);
+      this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
+      return 'approved';
+    }
+    let objects: { sts: V1StatefulSet; pod: V1Pod };
+    try {
+      const gone: V1Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: action.pod.pod, namespace: ns, uid: action.pod.uid } };
+      if (hook.objects === 'cached' || action.call === 'removed') {
+        objects = { sts: structuredClone(sts), pod: gone };
+      } else {
+        const view = { name: action.pod.pod, uid: action.pod.uid } as PodView;
+        const read = await this.full(sts, action.call === 'removal' ? [view] : []).catch((err: unknown) =>
+          // A withdrawn pod may be gone too: the hook is told all the same.
+          action.call === 'withdrawn' ? ({ sts, pods: [] } as { sts: V1StatefulSet; pods: (V1Pod | null)[] }) : Promise.reject(err),
+        );
+        if (typeof read === 'string') throw new Error(read);
+        objects = { sts: read.sts, pod: read.pods[0] ?? gone };
+      }
+    } catch (err) {
+      log.info({ reason: describeError(err, 200) }, 'not asking the hook about the removal: its objects changed');
+      this.o.queue.addRateLimited(stsKey);
+      return 'dropped';
+    }
+    const whenScaled = objects.sts.spec?.persistentVolumeClaimRetentionPolicy?.whenScaled;
+    const volumes: LeavingVolumes = whenScaled === 'Delete' ? 'deleted' : 'kept';
+    const target = action.call === 'removal' ? `the removal of pod ${action.pod.pod}` : `the clean-up after pod ${action.pod.pod} (${action.call})`;
+    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) => {
+      const ctx: RemovalContext<unknown> = {
+        statefulSet: objects.sts,
+        options,
+        signal,
+        log: hookLog,
+        secrets: (name) => this.readSecret(ns, name),
+        pilots: this.o.pilots(ns),
+        podReady: action.podReady,
+        volumes,
+        requestedReplicas: action.requested,
+      };
+      if (action.call === 'removal') return (hook.podRemoval as NonNullable<RolloutHook['podRemoval']>).call(hook, objects.pod, ctx);
+      return (hook.podRemoved as NonNullable<RolloutHook['podRemoved']>).call(hook, objects.pod, action.call, ctx);
+    });
+  }
+
+  /**
+   * Run one hook method with the call's deadline and record its answer: an
+   * approval, or a hold (status annotation, Event, backoff); failures that are
+   * not HookNotReady count towards the halt policy.
+   */
+  private async answer(
+    stsKey: string,
+    sts: V1StatefulSet,
+    hook: RolloutHook,
+    hookLog: Logger,
+    message: string,
+    target: string,
+    abort: AbortSignal,
+    current: () => boolean,
+    invoke: (signal: AbortSignal) => Promise<void>,
+  ): Promise<'approved' | 'held' | 'dropped'> {
     // The deadline, shutdown and a changed plan all reach the hook through one signal.
     const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.timeoutMs)]);
-    const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
     const end = this.o.metrics.hookDuration.startTimer({ hook: hook.name });
-    hookLog.info(action.message);
+    hookLog.info(message);
     try {
       await Promise.race([
-        hook.podUpdateTransition(prev, next, {
-          statefulSet: objects.sts,
-          nextReady: action.nextReady,
-          options,
-          signal,
-          log: hookLog,
-          secrets: (name) => this.readSecret(ns, name),
-          pilots: this.o.pilots(ns),
-        }),
+        invoke(signal),
         // A hook that ignores its signal does not hold the answer past the deadline.
         new Promise<never>((_, reject) => {
           const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no answer within ${this.o.timeoutMs / 1000}s`));
@@ -268,10 +371,9 @@ export class HookRunner {
       else this.failures.set(stsKey, { count: (this.failures.get(stsKey)?.count ?? 0) + 1, last: reason });
       const delay = this.o.queue.addRateLimited(stsKey);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
-      const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
-      const message = `${hook.name} holds ${target}: ${reason}`;
-      await this.o.writer.recordHold(sts, 'Rolling', message, log, this.failures.get(stsKey)?.count);
-      await this.o.events.emit(sts, 'Warning', 'HookHeld', message);
+      const text = `${hook.name} holds ${target}: ${reason}`;
+      await this.o.writer.recordHold(sts, 'Rolling', text, hookLog, this.failures.get(stsKey)?.count);
+      await this.o.events.emit(sts, 'Warning', 'HookHeld', text);
       // Any event while the call ran was folded into it and cleared the retry timer: set it again.
       this.o.queue.addAfter(stsKey, delay);
       return 'held';

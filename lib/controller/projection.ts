@@ -44,6 +44,7 @@ export function projectStatefulSet(sts: V1StatefulSet): V1StatefulSet {
       podManagementPolicy: spec.podManagementPolicy,
       minReadySeconds: spec.minReadySeconds,
       ordinals: spec.ordinals,
+      persistentVolumeClaimRetentionPolicy: spec.persistentVolumeClaimRetentionPolicy,
     },
     status: sts.status,
   } as V1StatefulSet;

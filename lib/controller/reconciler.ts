@@ -236,6 +236,9 @@ export class Reconciler {
       case 'askOrder':
         if (choice.hook) hooks.askOrder(key, sts, choice.hook, choice.options, action, log);
         return;
+      case 'callRemoval':
+        if (choice.hook) hooks.askRemoval(key, sts, choice.hook, choice.options, action, log);
+        return;
       case 'patch':
       case 'deletePod': {
         const outcome = action.kind === 'patch' ? await writer.patch(sts, action, log) : await writer.deletePod(sts, pods, action, log);

@@ -4,7 +4,7 @@ import type { EventRecorder } from '../events.ts';
 import { guardedPatch, isFailedTest, jsonPatchOptions } from '../kube/guarded-patch.ts';
 import { type Logger, traceNow } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { FIELD_MANAGER, PAUSED_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import { FIELD_MANAGER, PAUSED_ANNOTATION, REQUESTED_REPLICAS_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import type { Action } from '../rollout/planner.ts';
 import { statefulSetView } from '../rollout/snapshot.ts';
 import { type OrderRecord, parseStatusAnnotation, type RolloutMark, sameSituation, type StatusAnnotation } from '../rollout/status.ts';
@@ -97,9 +97,15 @@ export class StatefulSetWriter {
   async patch(sts: V1StatefulSet, action: Patch, log: Logger): Promise<WriteOutcome> {
     const md = sts.metadata ?? {};
     const annotations = { [STATUS_ANNOTATION]: statusFor(sts, action, action.mark) };
-    const guarded = guardedPatch(sts, annotations, action.partition);
-    const body: Record<string, unknown> = { metadata: { resourceVersion: md.resourceVersion, annotations } };
-    if (action.partition !== undefined) body.spec = { updateStrategy: { rollingUpdate: { partition: action.partition } } };
+    const removeAnnotations = action.clearRequest ? [REQUESTED_REPLICAS_ANNOTATION] : [];
+    const guarded = guardedPatch(sts, annotations, action.partition, { replicas: action.replicas, removeAnnotations });
+    const body: Record<string, unknown> = {
+      metadata: { resourceVersion: md.resourceVersion, annotations: { ...annotations, ...(action.clearRequest ? { [REQUESTED_REPLICAS_ANNOTATION]: null } : {}) } },
+    };
+    const spec: Record<string, unknown> = {};
+    if (action.partition !== undefined) spec.updateStrategy = { rollingUpdate: { partition: action.partition } };
+    if (action.replicas !== undefined) spec.replicas = action.replicas;
+    if (Object.keys(spec).length > 0) body.spec = spec;
     if (!this.isLeader()) return 'not-leader';
     let updated: V1StatefulSet;
     log.debug({ mark: 'patch-send', t: traceNow() }, 'trace');
@@ -123,10 +129,21 @@ export class StatefulSetWriter {
     this.expectations.set(keyOf(sts), { replaced: md.resourceVersion, wrote, at: Date.now() });
     this.metrics.steps.inc({ why: action.why });
     log.info({ why: action.why, partition: action.partition, resourceVersion: updated.metadata?.resourceVersion }, action.message);
-    const reason = { step: 'StepApproved', finish: 'RolloutFinished', hold: 'PartitionHeld', guard: 'PartitionGuarded', skip: 'PartitionLowered', override: 'OverrideApplied' }[action.why];
+    const reason = {
+      step: 'StepApproved',
+      finish: 'RolloutFinished',
+      hold: 'PartitionHeld',
+      guard: 'PartitionGuarded',
+      skip: 'PartitionLowered',
+      override: 'OverrideApplied',
+      removal: 'ScaleDownRequested',
+      remove: 'PodRemovalApproved',
+      removed: 'PodRemoved',
+      request: 'ScaleDownDone',
+    }[action.why];
     // An override is an audited act: a Warning, never folded into another.
     const warn = action.why === 'guard' || action.why === 'override';
-    const opts = { dedupe: action.why !== 'step' && action.why !== 'finish' && action.why !== 'override' };
+    const opts = { dedupe: !['step', 'finish', 'override', 'removal', 'remove', 'removed'].includes(action.why) };
     // A routine step's Event waits until the StatefulSet controller has acted on it; anything rarer (a guard, an override) is written now.
     if (action.why === 'step' || action.why === 'finish') this.events.emitLater(STEP_EVENT_DELAY_MS, sts, 'Normal', reason, action.message, opts);
     else await this.events.emit(sts, warn ? 'Warning' : 'Normal', reason, action.message, opts);
@@ -149,6 +166,7 @@ export class StatefulSetWriter {
       ...(current.template ? { template: current.template } : {}),
       ...(current.revision ? { revision: current.revision } : {}),
       ...(current.order ? { order: current.order } : {}),
+      ...(current.removal ? { removal: current.removal } : {}),
       ...(current.override ? { override: current.override } : {}),
       ...(current.stepSince ? { stepSince: current.stepSince } : {}),
       ...(hookErrors ? { hookErrors } : {}),
@@ -293,12 +311,14 @@ export function statusFor(sts: V1StatefulSet, action: Action, mark: RolloutMark 
   // A pause ends the wait: after a resume the count starts again.
   const kept = action.kind !== 'pause' && view.stepSince !== undefined ? new Date(view.stepSince).toISOString() : undefined;
   const stepSince = steps ? new Date().toISOString() : kept;
+  const removal = action.kind === 'patch' && action.removal !== undefined ? (action.removal ?? undefined) : view.removal;
   const status: StatusAnnotation = {
     ...(rollout ? { rollout } : {}),
     ...(template ? { template } : {}),
     ...(revision ? { revision } : {}),
     // The order is for a step of a rollout: a finished one leaves none behind.
     ...(view.order && !(action.kind === 'patch' && action.why === 'finish') ? { order: view.order } : {}),
+    ...(removal ? { removal } : {}),
     ...(override ? { override } : {}),
     ...(stepSince ? { stepSince } : {}),
     state: action.phase,

@@ -3,7 +3,8 @@ import { Observable, PatchStrategy, type RequestContext, type ResponseContext, s
 export type JsonPatchOp =
   | { op: 'test'; path: string; value: unknown }
   | { op: 'add'; path: string; value: unknown }
-  | { op: 'replace'; path: string; value: unknown };
+  | { op: 'replace'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
 
 /** RFC 6901: a key as one segment of a JSON Pointer. */
 export const pointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -27,6 +28,7 @@ export function guardedPatch(
   seen: V1StatefulSet,
   annotations: Record<string, string>,
   partition?: number,
+  more: { replicas?: number; removeAnnotations?: readonly string[] } = {},
 ): JsonPatchOp[] | undefined {
   const md = seen.metadata;
   if (!md?.uid || md.generation === undefined || !md.labels || !md.annotations || Object.keys(md.annotations).length === 0) return undefined;
@@ -37,6 +39,9 @@ export function guardedPatch(
     { op: 'test', path: '/metadata/annotations', value: md.annotations },
   ];
   for (const [k, v] of Object.entries(annotations)) ops.push({ op: 'add', path: `/metadata/annotations/${pointer(k)}`, value: v });
+  // Only what is there: the annotations were tested whole above.
+  for (const k of more.removeAnnotations ?? []) if (k in md.annotations && !(k in annotations)) ops.push({ op: 'remove', path: `/metadata/annotations/${pointer(k)}` });
+  if (more.replicas !== undefined) ops.push({ op: 'add', path: '/spec/replicas', value: more.replicas });
   if (partition !== undefined) {
     const strategy = seen.spec?.updateStrategy;
     if (strategy?.rollingUpdate) ops.push({ op: 'add', path: '/spec/updateStrategy/rollingUpdate/partition', value: partition });

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { PAUSED_ANNOTATION } from '../names.ts';
 import { gateStep, readPolicies, watchVerdicts } from './policies/index.ts';
 import type { AppliedOverride, PolicyName } from './policies/types.ts';
+import type { RemovalOutcome } from '../hook.ts';
+import { planScaleDown } from './scale-down.ts';
 import type { PodView, Snapshot } from './snapshot.ts';
-import type { RolloutMark } from './status.ts';
+import type { RemovalRecord, RolloutMark } from './status.ts';
 
 /** An approval older than this is asked again: the application may have changed its mind. */
 export const APPROVAL_TTL_MS = 30_000;
@@ -57,6 +59,21 @@ export type Action =
    */
   | { kind: 'askOrder'; phase: Phase; key: string; stale: PodView[]; message: string }
   /**
+   * Scale-down: ask the hook whether `pod` may leave for good (`removal`), or tell
+   * it the pod is gone (`removed`) or its removal was withdrawn (`withdrawn`); an
+   * approval comes back keyed by `key`, like a step's.
+   */
+  | {
+      kind: 'callRemoval';
+      phase: Phase;
+      key: string;
+      call: 'removal' | RemovalOutcome;
+      pod: { pod: string; uid: string; index: number };
+      podReady: boolean;
+      requested: number;
+      message: string;
+    }
+  /**
    * One guarded patch of the StatefulSet (the partition and the status annotation,
    * tested against what the plan saw). `mark` undefined keeps the rollout mark,
    * null clears it. `partition` undefined leaves the partition alone.
@@ -64,10 +81,16 @@ export type Action =
   | {
       kind: 'patch';
       phase: Phase;
-      why: 'step' | 'finish' | 'hold' | 'guard' | 'skip' | 'override';
+      why: 'step' | 'finish' | 'hold' | 'guard' | 'skip' | 'override' | 'removal' | 'remove' | 'removed' | 'request';
       partition: number | undefined;
       mark: RolloutMark | null | undefined;
       message: string;
+      /** why 'remove': spec.replicas after the approved removal (one less). */
+      replicas?: number;
+      /** The scale-down's record in the status annotation: undefined keeps it, null clears it. */
+      removal?: RemovalRecord | null;
+      /** Remove the requested-replicas annotation in the same patch: the request is met or moot. */
+      clearRequest?: boolean;
       /** why 'override': the person's override that stands in for the hook's approval. */
       override?: AppliedOverride;
     }
@@ -82,7 +105,7 @@ const isApproved = (mark: RolloutMark, pod: PodView | undefined): boolean => pod
 
 const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 
-const hold = (phase: Phase, reason: string, retryAfterMs?: number): Action =>
+export const hold = (phase: Phase, reason: string, retryAfterMs?: number): Action =>
   retryAfterMs === undefined ? { kind: 'hold', phase, reason } : { kind: 'hold', phase, reason, retryAfterMs };
 
 const quote = (s: string): string => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
@@ -143,11 +166,13 @@ function planStep(s: Snapshot): Action {
   }
   const upd = sts.updateRevision;
   if (!upd) return hold('Waiting', 'waiting for the StatefulSet controller to report status.updateRevision');
+  const scaleDown = planScaleDown(s, upd);
+  if (scaleDown) return scaleDown;
   return sts.strategy === 'OnDelete' ? planOnDelete(s, upd) : planRollingUpdate(s, upd);
 }
 
 /** The pods by their place in the StatefulSet (index = ordinal - ordinals.start). */
-interface Pods {
+export interface Pods {
   n: number;
   byIndex: Map<number, PodView>;
   /** Pods outside 0..N-1: left from a scale-down, or from before ordinals.start changed. */
@@ -172,7 +197,7 @@ interface Pods {
   blocked(i: number): boolean;
 }
 
-function index(s: Snapshot, upd: string | undefined): Pods {
+export function indexPods(s: Snapshot, upd: string | undefined): Pods {
   const n = s.sts.replicas;
   const byIndex = new Map<number, PodView>();
   const extras: PodView[] = [];
@@ -260,7 +285,7 @@ function guardPartition(s: Snapshot): Action | undefined {
   }
   const upd = sts.updateRevision;
   if (!upd) return undefined;
-  const pods = index(s, upd);
+  const pods = indexPods(s, upd);
   const at = new Map(s.pods.filter((x) => x.index >= n && !x.terminating).map((x) => [x.index, x]));
   for (const [i, x] of pods.byIndex) at.set(i, x);
   const heldAt = mark !== undefined && mark.revision === upd ? Math.min(mark.partition, n) : n;
@@ -285,7 +310,7 @@ function guardPartition(s: Snapshot): Action | undefined {
  * do not hold the step either; pods already at the update revision still must be
  * Ready: a release that does not come up is not pushed further.
  */
-function notAvailable(s: Snapshot, pods: Pods, next?: number): { reason: string; retryAfterMs?: number } | undefined {
+export function notAvailable(s: Snapshot, pods: Pods, next?: number): { reason: string; retryAfterMs?: number } | undefined {
   const nextPod = next === undefined ? undefined : pods.byIndex.get(next);
   const replacingBroken = nextPod !== undefined && !nextPod.ready && !nextPod.terminating;
   if (!replacingBroken) {
@@ -335,7 +360,7 @@ function notAvailable(s: Snapshot, pods: Pods, next?: number): { reason: string;
   return undefined;
 }
 
-const approved = (s: Snapshot, key: string): boolean =>
+export const approved = (s: Snapshot, key: string): boolean =>
   s.approval !== undefined && s.approval.key === key && s.now - s.approval.at <= APPROVAL_TTL_MS;
 
 /**
@@ -404,7 +429,7 @@ function planFinish(s: Snapshot, upd: string, pods: Pods, partition: number | un
 
 function planRollingUpdate(s: Snapshot, upd: string): Action {
   const { sts } = s;
-  const pods = index(s, upd);
+  const pods = indexPods(s, upd);
   const n = pods.n;
   const p = sts.partition ?? 0;
   const k = pods.frontier;
@@ -550,7 +575,7 @@ function orderedNext(s: Snapshot, upd: string, stale: PodView[]): { next: PodVie
 }
 
 function planOnDelete(s: Snapshot, upd: string): Action {
-  const pods = index(s, upd);
+  const pods = indexPods(s, upd);
   const k = pods.frontier;
   if (k === 0) return planFinish(s, upd, pods, undefined);
   if (s.hookProblem) return hold('Held', s.hookProblem);

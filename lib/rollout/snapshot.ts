@@ -1,9 +1,9 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 // Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import { PAUSED_ANNOTATION, POD_INDEX_LABEL, POLICY_ANNOTATIONS, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
+import { PAUSED_ANNOTATION, POD_INDEX_LABEL, POLICY_ANNOTATIONS, REQUESTED_REPLICAS_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
 import type { AppliedOverride, PolicyInputs } from './policies/types.ts';
-import { type OrderRecord, parseStatusAnnotation, type RolloutMark } from './status.ts';
+import { type OrderRecord, parseStatusAnnotation, type RemovalRecord, type RolloutMark } from './status.ts';
 import { templateHash } from './template-hash.ts';
 
 /** What the planner needs to know about one pod, nothing more. */
@@ -66,6 +66,15 @@ export interface StatefulSetView {
   stepSince?: number | undefined;
   /** The hook's consecutive failures as last recorded in the status annotation. */
   hookErrors?: number | undefined;
+  /**
+   * The raw `sts-pilot.io/requested-replicas` annotation: the size a person asked
+   * for, which the admission policy recorded instead of lowering spec.replicas.
+   */
+  requestedReplicas?: string | undefined;
+  /** spec.persistentVolumeClaimRetentionPolicy.whenScaled: 'Delete' or 'Retain' (the default). */
+  whenScaled?: string | undefined;
+  /** The pod a scale-down is removing, as the status annotation records it. */
+  removal?: RemovalRecord | undefined;
 }
 
 export interface Approval {
@@ -155,6 +164,9 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
     override: parsed.ok ? parsed.status.override : undefined,
     stepSince: parsed.ok && parsed.status.stepSince !== undefined && !Number.isNaN(Date.parse(parsed.status.stepSince)) ? Date.parse(parsed.status.stepSince) : undefined,
     hookErrors: parsed.ok ? parsed.status.hookErrors : undefined,
+    requestedReplicas: md.annotations?.[REQUESTED_REPLICAS_ANNOTATION],
+    whenScaled: sts.spec?.persistentVolumeClaimRetentionPolicy?.whenScaled,
+    removal: parsed.ok ? parsed.status.removal : undefined,
   };
 }
 

@@ -49,6 +49,22 @@ export const AppliedOverrideSchema = z.object({
   appliedAt: z.string().optional(),
 });
 
+/**
+ * A pod leaving for good (scale-down). `asked`: the hook was asked about its
+ * removal and may have prepared for it (drained it): written before the first
+ * call, so that a request withdrawn meanwhile, even across a restart, still
+ * gets the hook's clean-up call. `approved`: written in the very patch that
+ * lowered spec.replicas past it; the hook is told once it is gone.
+ */
+export const RemovalRecordSchema = z.object({
+  pod: z.string().min(1),
+  uid: z.string().min(1),
+  /** Its place in the StatefulSet (ordinal - ordinals.start). */
+  index: z.number().int().min(0),
+  state: z.enum(['asked', 'approved']),
+});
+export type RemovalRecord = z.infer<typeof RemovalRecordSchema>;
+
 /** Value of the `sts-pilot.io/status` annotation (JSON). */
 export const StatusAnnotationSchema = z.object({
   rollout: RolloutMarkSchema.optional(),
@@ -66,6 +82,8 @@ export const StatusAnnotationSchema = z.object({
    */
   revision: z.string().optional(),
   order: OrderRecordSchema.optional(),
+  /** The pod a scale-down is removing, until the hook was told it is gone (or the removal was withdrawn). */
+  removal: RemovalRecordSchema.optional(),
   /** The last override applied: the audit record, and what makes it single-use. */
   override: AppliedOverrideSchema.optional(),
   /** When sts-pilot last took a step (ISO): how long the next has waited survives a restart (hold-timeout). */

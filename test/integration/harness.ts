@@ -337,13 +337,31 @@ export interface HookCall {
   resourceVersion: string;
 }
 
+/** A scale-down request the http hook sent (kind PodRemoval). */
+export interface RemovalCall {
+  at: number;
+  sts: string;
+  call: 'removal' | 'removed' | 'withdrawn';
+  pod: { name: string; uid: string };
+  podReady: boolean;
+  volumes: string;
+  requestedReplicas: number;
+  /** spec.replicas of the StatefulSet the controller sent. */
+  replicas: number | undefined;
+  approved: boolean;
+  answeredAt: number;
+}
+
 /**
  * A hook endpoint for the `http` hook that records every call and answers as
- * the test says: the auditing hook of the tests.
+ * the test says: the auditing hook of the tests. Rollout steps go to `calls`
+ * and `decide`, scale-down requests to `removals` and `decideRemoval`.
  */
 export class RecordingHook {
   readonly calls: HookCall[] = [];
+  readonly removals: RemovalCall[] = [];
   decide: (call: HookCall) => boolean | Promise<boolean> = () => true;
+  decideRemoval: (call: RemovalCall) => boolean | Promise<boolean> = () => true;
   private server: Server | undefined;
   url = '';
 
@@ -352,8 +370,28 @@ export class RecordingHook {
       let body = '';
       req.on('data', (d) => (body += d));
       req.on('end', async () => {
-        const b = JSON.parse(body) as { statefulSet: V1StatefulSet; prev: V1Pod | null; next: V1Pod | null };
+        const b = JSON.parse(body) as { kind?: string; statefulSet: V1StatefulSet; prev: V1Pod | null; next: V1Pod | null };
         const pod = (p: V1Pod | null) => (p ? { name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' } : null);
+        if (b.kind === 'PodRemoval') {
+          const r = b as unknown as { call: RemovalCall['call']; pod: V1Pod; podReady: boolean; volumes: string; requestedReplicas: number };
+          const call: RemovalCall = {
+            at: Date.now(),
+            sts: `${b.statefulSet.metadata?.namespace}/${b.statefulSet.metadata?.name}`,
+            call: r.call,
+            pod: pod(r.pod) ?? { name: '', uid: '' },
+            podReady: r.podReady,
+            volumes: r.volumes,
+            requestedReplicas: r.requestedReplicas,
+            replicas: b.statefulSet.spec?.replicas,
+            approved: false,
+            answeredAt: 0,
+          };
+          call.approved = await this.decideRemoval(call);
+          call.answeredAt = Date.now();
+          this.removals.push(call);
+          res.writeHead(call.approved ? 200 : 503).end(call.approved ? 'ok' : 'test hook says no');
+          return;
+        }
         const call: HookCall = {
           at: Date.now(),
           sts: `${b.statefulSet.metadata?.namespace}/${b.statefulSet.metadata?.name}`,

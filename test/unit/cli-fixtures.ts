@@ -18,7 +18,7 @@ export interface World {
   hook?: string | null;
   strategy?: string;
   annotations?: Record<string, string>;
-  status?: { state?: string; message?: string; sinceAgoMs?: number; rollout?: { revision: string; partition: number } };
+  status?: { state?: string; message?: string; sinceAgoMs?: number; rollout?: { revision: string; partition: number }; removal?: { pod: string; uid: string; index: number; state: 'asked' | 'approved' } };
 }
 
 /** A StatefulSet and its pods as the API returns them, from a compact description. */

@@ -36,6 +36,15 @@ const cases: { what: string; w: World }[] = [
   { what: 'no label', w: { pods: 'A A', replicas: 2, partition: 2, hook: null } },
   { what: 'scale-down leftovers and a missing pod', w: { replicas: 2, pods: 'A - B B', partition: 1, upd: 'B' } },
   { what: 'OnDelete', w: { pods: 'A A B', upd: 'B', strategy: 'OnDelete' } },
+  {
+    what: 'scale-down, the hook asked about the highest pod',
+    w: {
+      pods: 'A A A',
+      partition: 3,
+      annotations: { 'sts-pilot.io/requested-replicas': '1' },
+      status: { state: 'Rolling', removal: { pod: 'web-2', uid: 'pod-2-A', index: 2, state: 'asked' }, message: 'http holds the removal of pod web-2: no', sinceAgoMs: 4000 },
+    },
+  },
 ];
 
 const expected: Record<string, string[]> = {
@@ -137,6 +146,16 @@ const expected: Record<string, string[]> = {
     '            web-2  bbbb2222  Ready    leaving (scale-down)',
     '            web-1  -         missing',
     '            ----- partition 1 -----',
+    '            web-0  aaaa1111  Ready',
+  ],
+  'scale-down, the hook asked about the highest pod': [
+    'db/web  hook manual  RollingUpdate  partition 3, replicas 3 (scale-down to 1 requested)',
+    '  revision  aaaa1111, 3/3 pods',
+    '  next      web-2 leaves (scale-down 3 -> 1): the manual hook is asked to approve its removal',
+    '  now       Rolling: asking the hook to approve the removal of pod web-2 (scale-down 3 -> 1)',
+    '  status    held for 4s: http holds the removal of pod web-2: no',
+    '  pods      web-2  aaaa1111  Ready  leaving: the hook is asked (scale-down)',
+    '            web-1  aaaa1111  Ready',
     '            web-0  aaaa1111  Ready',
   ],
   OnDelete: [

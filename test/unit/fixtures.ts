@@ -1,6 +1,6 @@
 import type { AppliedOverride, PolicyInputs } from '../../lib/rollout/policies/types.ts';
 import type { Approval, PodView, Snapshot, StatefulSetView } from '../../lib/rollout/snapshot.ts';
-import type { OrderRecord, RolloutMark } from '../../lib/rollout/status.ts';
+import type { OrderRecord, RemovalRecord, RolloutMark } from '../../lib/rollout/status.ts';
 
 /**
  * Pods written as one token per ordinal: the revision letter, then flags.
@@ -63,6 +63,10 @@ export interface SnapOpts {
   policy?: PolicyInputs;
   /** The override the status annotation records as applied. */
   applied?: AppliedOverride;
+  /** sts-pilot.io/requested-replicas, raw. */
+  requested?: string;
+  /** The scale-down's record in the status annotation. */
+  removal?: RemovalRecord;
 }
 
 export function snap(o: SnapOpts): Snapshot {
@@ -91,6 +95,8 @@ export function snap(o: SnapOpts): Snapshot {
     statusError: undefined,
     policyAnnotations: o.annotations ?? {},
     override: o.applied,
+    requestedReplicas: o.requested,
+    removal: o.removal,
   };
   return {
     sts,

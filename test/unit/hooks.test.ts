@@ -75,7 +75,37 @@ describe('http hook against a real local server', () => {
   it('2xx approves and the body carries the StatefulSet, prev and next', async () => {
     answer = { status: 204, body: '' };
     await call();
-    expect(received.at(-1)).to.deep.equal({ statefulSet: { metadata: { name: 'web' } }, prev: null, next: { metadata: { name: 'web-4' } }, nextReady: true });
+    expect(received.at(-1)).to.deep.equal({
+      apiVersion: 'sts-pilot.io/v1alpha1',
+      kind: 'PodUpdateTransition',
+      statefulSet: { metadata: { name: 'web' } },
+      prev: null,
+      next: { metadata: { name: 'web-4' } },
+      nextReady: true,
+    });
+  });
+
+  it('a removal is a versioned PodRemoval request: the pod, whether it is Ready, its volumes, the size asked for', async () => {
+    answer = { status: 200, body: 'ok' };
+    const ctx = { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout: 5 }, signal: new AbortController().signal, log, secrets: async () => ({}), pilots: staticPilotReader([]) };
+    const h = hook('http');
+    await h.podRemoval?.({ metadata: { name: 'web-4', uid: 'u4' } }, { ...ctx, podReady: false, volumes: 'deleted', requestedReplicas: 3 });
+    expect(received.at(-1)).to.deep.equal({
+      apiVersion: 'sts-pilot.io/v1alpha1',
+      kind: 'PodRemoval',
+      call: 'removal',
+      statefulSet: { metadata: { name: 'web' } },
+      pod: { metadata: { name: 'web-4', uid: 'u4' } },
+      podReady: false,
+      volumes: 'deleted',
+      requestedReplicas: 3,
+    });
+    await h.podRemoved?.({ metadata: { name: 'web-4', uid: 'u4' } }, 'withdrawn', { ...ctx, podReady: false, volumes: 'kept', requestedReplicas: 5 });
+    expect(received.at(-1)).to.include({ kind: 'PodRemoval', call: 'withdrawn', volumes: 'kept', requestedReplicas: 5 });
+    answer = { status: 409, body: 'shards still on it' };
+    const err = await h.podRemoval?.({ metadata: { name: 'web-4', uid: 'u4' } }, { ...ctx, podReady: true, volumes: 'kept', requestedReplicas: 3 }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(HookNotReady);
+    expect((err as Error).message).to.equal(`${url} answered 409: shards still on it`);
   });
 
   it('a non-2xx answer holds with its body as the reason', async () => {

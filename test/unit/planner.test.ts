@@ -23,6 +23,8 @@ function show(a: Action): string {
       return `askOrder(${a.stale.map((p) => p.name).join(' ')})`;
     case 'pause':
       return `pause(${a.policy}): ${a.reason}`;
+    case 'callRemoval':
+      return `removal(${a.call} ${a.pod.pod})`;
   }
 }
 
