@@ -140,7 +140,8 @@ export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
     if (res.truncated) throw new HookNotReady(`${what}: the answer is larger than ${maxBytes >> 20} MiB`);
     let json: unknown;
     try {
-      json = JSON.parse(res.text);
+      // Some write APIs (voting_config_exclusions) answer 200 with no body.
+      json = res.text.trim() === '' ? {} : JSON.parse(res.text);
     } catch {
       throw new HookNotReady(`${what}: the answer is not JSON: ${res.text.replace(/\s+/g, ' ').slice(0, 100)}`);
     }

@@ -31,7 +31,7 @@ export type Decision =
   | { kind: 'hold'; reason: string; explain?: StuckCopy }
   | { kind: 'write'; write: SettingsWrite; why: string }
   /** Any other change (node shutdown records): one request, then read and decide again. */
-  | { kind: 'request'; method: 'PUT' | 'DELETE'; path: string; body?: unknown; why: string };
+  | { kind: 'request'; method: 'PUT' | 'POST' | 'DELETE'; path: string; body?: unknown; why: string };
 
 /**
  * What a step knows beyond the cluster: every pod of the StatefulSet (their
@@ -201,7 +201,8 @@ function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null,
 
 function markerWrite(view: ClusterView, next: Marker): SettingsWrite {
   const now = encodeMarker(view.marker);
-  const then = encodeMarker(next);
+  // A scale-down's voting exclusions are not a step's to drop (hooks/elasticsearch/removal.ts).
+  const then = encodeMarker(next.voting === undefined && view.marker.voting !== undefined ? { ...next, voting: view.marker.voting } : next);
   return now === then ? NO_WRITE : { persistent: { [view.markerKey]: then }, transient: {} };
 }
 

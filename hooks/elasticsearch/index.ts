@@ -1,12 +1,13 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
-import { defineHook, type HookContext, HookNotReady } from '../../lib/hook.ts';
+import { defineHook, type HookContext, HookNotReady, type RemovalContext } from '../../lib/hook.ts';
 import { AckAnswer, ExplainAnswer, FlushAnswer, PutSettingsAnswer } from './answers.ts';
 import { connect, type EsClient } from './client.ts';
 import { type Decision, decideDrain, decideRestart, decideShutdown, explainText, listOf, type StepContext, type StuckCopy, versionParts } from './decide.ts';
 import { withClusterLock } from './lock.ts';
 import { type NodeRef, nodeRefOf, pilotsOf } from './node-ref.ts';
-import { Options, type Strategy } from './options.ts';
+import { Options, type Strategy, type StrategyOption } from './options.ts';
+import { decideRemoval, decideRemovalCleanup } from './removal.ts';
 import { readCluster } from './read.ts';
 import { EXCLUDE_NAME, markerKey } from './settings.ts';
 import type { ClusterView } from './view.ts';
@@ -118,55 +119,94 @@ function verify(before: ClusterView, after: ClusterView, d: Extract<Decision, { 
  */
 export const elasticsearchHook = defineHook({
   name: 'elasticsearch',
-  description: 'drain each Elasticsearch/OpenSearch node of its shards before its pod is updated, or restart it in place (node shutdown API, rolling restart)',
+  description: 'drain each Elasticsearch/OpenSearch node of its shards before its pod is updated, or restart it in place (node shutdown API, rolling restart); drain a leaving node and take it out of the voting configuration',
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const o = ctx.options;
     const sts = ctx.statefulSet;
-    const md = sts.metadata;
-    if (!md?.name || !md.namespace) throw new HookNotReady('the StatefulSet has no name or namespace to key the hook state with');
-    const key = markerKey(md.namespace, md.name);
     const prevRef = prev ? refOf(prev, ctx) : null;
     const nextRef = next ? refOf(next, ctx) : null;
-    const step: StepContext = {
-      pods: podsOf(sts, ctx, [prev, next]),
-      owner: `${md.namespace}/${md.name}`,
-      ...(o.allocationDelay ? { allocationDelay: o.allocationDelay } : {}),
-    };
+    const step = stepOf(sts, ctx, [prev, next]);
     const target = targetVersion(sts, o);
     if (target) step.target = target;
-    const es = await connect(ctx);
-    const plan = { markerKey: key, strategy: o.strategy, timeoutSeconds: o.timeoutSeconds, ...(nextRef ? { next: nextRef.name } : {}) };
     const log = ctx.log.child({ hook: 'elasticsearch', prev: prevRef?.name ?? null, next: nextRef?.name ?? null });
-
-    let { view, strategy } = await readCluster(es, plan);
-    let d = DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step);
-    if (d.kind === 'write' || d.kind === 'request') {
-      // Changes are made one cluster at a time, each decided on a read made under the lock.
-      d = await withClusterLock(view.uuid, ctx.signal, async () => {
-        for (let writes = 0; ; writes++) {
-          ({ view, strategy } = await readCluster(es, plan));
-          const now = DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step);
-          if (now.kind !== 'write' && now.kind !== 'request') return now;
-          if (writes === MAX_WRITES) throw new HookNotReady(`the cluster did not take our change after ${MAX_WRITES} tries (last: ${now.why})`);
-          if (now.kind === 'write') {
-            const ack = await es.send('PUT', '/_cluster/settings?flat_settings=true', now.write, PutSettingsAnswer);
-            log.info({ strategy, change: now.why, settings: now.write, acknowledged: ack.acknowledged }, 'changed cluster settings');
-            const after = (await readCluster(es, plan)).view;
-            const problem = verify(view, after, now);
-            if (problem) throw new HookNotReady(problem);
-          } else {
-            await es.send(now.method, now.path, now.body, AckAnswer);
-            log.info({ strategy, change: now.why, request: `${now.method} ${now.path}` }, 'changed the cluster');
-          }
-        }
-      });
-    }
-    if (d.kind === 'hold') {
-      const why = d.explain ? await explain(es, d.explain) : undefined;
-      throw new HookNotReady(why ? `${d.reason}; ${why}` : d.reason);
-    }
-    if (d.flush) await flush(es);
-    log.info({ strategy, note: d.note, requests: es.stats.requests, bytes: es.stats.bytes }, 'approved');
+    await run(ctx, o.strategy, nextRef?.name, log, (view, strategy) => DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step));
+  },
+  // A node that leaves for good is drained whatever the strategy (its data has nowhere to come back to).
+  async podRemoval(pod, rctx) {
+    const ctx = asHookContext(rctx);
+    const leaving = refOf(pod, ctx);
+    const step = { ...stepOf(ctx.statefulSet, ctx, [pod]), timeoutSeconds: ctx.options.timeoutSeconds };
+    const log = ctx.log.child({ hook: 'elasticsearch', removal: leaving.name });
+    await run(ctx, 'drain', leaving.name, log, (view) => decideRemoval(view, leaving, ctx.options.requiredHealth, step));
+  },
+  async podRemoved(pod, outcome, rctx) {
+    const ctx = asHookContext(rctx);
+    // The pod may be gone: its node's name from its Pilot if it is still cached, else the pod's name.
+    const gone = refOf({ ...pod, status: { conditions: [{ type: 'Ready', status: outcome === 'withdrawn' ? 'True' : 'False' }] } }, ctx);
+    const step = stepOf(ctx.statefulSet, ctx, []);
+    const log = ctx.log.child({ hook: 'elasticsearch', removed: gone.name, outcome });
+    await run(ctx, 'drain', undefined, log, (view) => decideRemovalCleanup(view, gone, outcome, ctx.options.requiredHealth, step));
   },
 });
+
+/** What podRemoval and podRemoved are given, as the rest of this hook reads a context. */
+function asHookContext(ctx: RemovalContext<Options>): HookContext<Options> {
+  return { ...ctx, nextReady: ctx.podReady };
+}
+
+function stepOf(sts: V1StatefulSet, ctx: HookContext<Options>, given: (V1Pod | null)[]): StepContext {
+  const md = sts.metadata;
+  if (!md?.name || !md.namespace) throw new HookNotReady('the StatefulSet has no name or namespace to key the hook state with');
+  return {
+    pods: podsOf(sts, ctx, given),
+    owner: `${md.namespace}/${md.name}`,
+    ...(ctx.options.allocationDelay ? { allocationDelay: ctx.options.allocationDelay } : {}),
+  };
+}
+
+/**
+ * One call: read, decide, and while the decision is a change, make it under the
+ * cluster's lock and decide again on a fresh read; approve or hold at the end.
+ */
+async function run(
+  ctx: HookContext<Options>,
+  strategyOption: StrategyOption,
+  next: string | undefined,
+  log: HookContext<Options>['log'],
+  decide: (view: ClusterView, strategy: Strategy) => Decision,
+): Promise<void> {
+  const o = ctx.options;
+  const md = ctx.statefulSet.metadata ?? {};
+  const es = await connect(ctx);
+  const plan = { markerKey: markerKey(md.namespace ?? '', md.name ?? ''), strategy: strategyOption, timeoutSeconds: o.timeoutSeconds, ...(next ? { next } : {}) };
+  let { view, strategy } = await readCluster(es, plan);
+  let d = decide(view, strategy);
+  if (d.kind === 'write' || d.kind === 'request') {
+    // Changes are made one cluster at a time, each decided on a read made under the lock.
+    d = await withClusterLock(view.uuid, ctx.signal, async () => {
+      for (let writes = 0; ; writes++) {
+        ({ view, strategy } = await readCluster(es, plan));
+        const now = decide(view, strategy);
+        if (now.kind !== 'write' && now.kind !== 'request') return now;
+        if (writes === MAX_WRITES) throw new HookNotReady(`the cluster did not take our change after ${MAX_WRITES} tries (last: ${now.why})`);
+        if (now.kind === 'write') {
+          const ack = await es.send('PUT', '/_cluster/settings?flat_settings=true', now.write, PutSettingsAnswer);
+          log.info({ strategy, change: now.why, settings: now.write, acknowledged: ack.acknowledged }, 'changed cluster settings');
+          const after = (await readCluster(es, plan)).view;
+          const problem = verify(view, after, now);
+          if (problem) throw new HookNotReady(problem);
+        } else {
+          await es.send(now.method, now.path, now.body, AckAnswer);
+          log.info({ strategy, change: now.why, request: `${now.method} ${now.path}` }, 'changed the cluster');
+        }
+      }
+    });
+  }
+  if (d.kind === 'hold') {
+    const why = d.explain ? await explain(es, d.explain) : undefined;
+    throw new HookNotReady(why ? `${d.reason}; ${why}` : d.reason);
+  }
+  if (d.flush) await flush(es);
+  log.info({ strategy, note: d.note, requests: es.stats.requests, bytes: es.stats.bytes }, 'approved');
+}

@@ -56,7 +56,7 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
     es.get(`/_cluster/state/nodes,master_node?${mt}&filter_path=cluster_uuid,master_node,nodes.*.name,nodes.*.version`, StateAnswer, 8 << 20),
     // The index filter keeps the master from serializing every index's metadata just to drop it.
     es.get(
-      `/_cluster/state/metadata/sts-pilot-no-index?ignore_unavailable=true&allow_no_indices=true&${mt}&filter_path=metadata.cluster_coordination.last_committed_config`,
+      `/_cluster/state/metadata/sts-pilot-no-index?ignore_unavailable=true&allow_no_indices=true&${mt}&filter_path=metadata.cluster_coordination.last_committed_config,metadata.cluster_coordination.voting_config_exclusions`,
       CoordinationAnswer,
     ),
     // No master timeout here: without the module this path is the nodes info, which refuses the parameter.

@@ -16,6 +16,8 @@ export const ALLOCATION_ENABLE = 'cluster.routing.allocation.enable';
 export const Marker = z.strictObject({
   exclude: z.array(z.string().min(1)).default([]),
   primariesFor: z.string().min(1).optional(),
+  /** Scale-down: the master-eligible nodes the hook excluded from the voting configuration (hooks/elasticsearch/removal.ts). */
+  voting: z.array(z.string().min(1)).optional(),
 });
 export type Marker = z.infer<typeof Marker>;
 
@@ -94,8 +96,9 @@ export function parseMarker(value: unknown, key: string): { ok: true; marker: Ma
 
 /** The marker's value; null (remove the setting) when the hook has nothing left in the cluster. */
 export function encodeMarker(m: Marker): string | null {
-  if (m.exclude.length === 0 && m.primariesFor === undefined) return null;
-  return JSON.stringify(m.primariesFor === undefined ? { exclude: m.exclude } : { exclude: m.exclude, primariesFor: m.primariesFor });
+  const voting = m.voting?.length ? { voting: m.voting } : {};
+  if (m.exclude.length === 0 && m.primariesFor === undefined && !m.voting?.length) return null;
+  return JSON.stringify(m.primariesFor === undefined ? { exclude: m.exclude, ...voting } : { exclude: m.exclude, primariesFor: m.primariesFor, ...voting });
 }
 
 /**

@@ -66,6 +66,8 @@ export interface ClusterView {
   masterId?: string;
   /** Node ids of the last committed voting configuration: the master-eligible nodes a quorum is counted over. */
   voters?: string[];
+  /** The voting configuration exclusions in force (nodes on their way out). */
+  votingExclusions?: { id?: string; name?: string }[];
   /** Shard copies read (the hook reads those of `next`'s node only); undefined when the call did not need them. */
   shards?: ShardCopy[];
   /** Unassigned copies, when shards were read. */
@@ -196,6 +198,10 @@ export function clusterView(a: Answers, markerKey: string, withShards: boolean):
 
   const h = a.health;
   const voters = a.coordination?.metadata?.cluster_coordination?.last_committed_config;
+  const votingExclusions = a.coordination?.metadata?.cluster_coordination?.voting_config_exclusions?.map((x) => ({
+    ...(x.node_id && x.node_id !== '_absent_' ? { id: x.node_id } : {}),
+    ...(x.node_name && x.node_name !== '_absent_' ? { name: x.node_name } : {}),
+  }));
   return {
     ok: true,
     view: {
@@ -214,6 +220,7 @@ export function clusterView(a: Answers, markerKey: string, withShards: boolean):
       ...(a.state.master_node ? { masterId: a.state.master_node } : {}),
       // Elasticsearch writes placeholders for excluded voters; only real ids count.
       ...(voters ? { voters: voters.filter((v) => !v.startsWith('{')) } : {}),
+      ...(votingExclusions ? { votingExclusions } : {}),
       ...(shards ? { shards } : {}),
       ...(unassigned ? { unassigned } : {}),
       ...(a.replicas ? { replicas: a.replicas } : {}),

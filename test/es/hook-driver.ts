@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { elasticsearchHook } from '../../hooks/elasticsearch/index.ts';
 import type { Options } from '../../hooks/elasticsearch/options.ts';
-import { type HookContext, HookNotReady, parseHookOptions, type RolloutHook, type SecretReader } from '../../lib/hook.ts';
+import { type HookContext, HookNotReady, parseHookOptions, type RemovalContext, type RolloutHook, type SecretReader } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 
@@ -84,6 +84,52 @@ export async function callHook(s: StsSpec, prev: string | null, next: string | n
   } catch (err) {
     if (!(err instanceof HookNotReady)) throw err;
     return { approved: false, reason: err.message };
+  }
+}
+
+/** podRemoval ('removal') or podRemoved ('removed' | 'withdrawn') of `pod`, as the controller calls them on a scale-down. */
+export async function callRemoval(s: StsSpec, podName: string, call: 'removal' | 'removed' | 'withdrawn', hook: RolloutHook = elasticsearchHook): Promise<Outcome> {
+  const parsed = parseHookOptions(hook, annotationsOf(s));
+  if (!parsed.ok) throw new Error(parsed.error);
+  const ctx: RemovalContext<Options> = {
+    statefulSet: statefulSet(s),
+    options: parsed.options as Options,
+    signal: AbortSignal.timeout(60_000),
+    log,
+    secrets: async (name) => {
+      const data = s.secrets?.[name];
+      if (!data) throw new Error(`secrets "${name}" not found`);
+      return data;
+    },
+    pilots: staticPilotReader([]),
+    podReady: call !== 'removed',
+    volumes: 'deleted',
+    requestedReplicas: s.replicas - (call === 'removal' ? 1 : 0),
+  };
+  const h = hook as RolloutHook<Options>;
+  try {
+    if (call === 'removal') await h.podRemoval?.(pod(s.name, podName), ctx);
+    else await h.podRemoved?.(pod(s.name, podName), call, ctx);
+    return { approved: true };
+  } catch (err) {
+    if (!(err instanceof HookNotReady)) throw err;
+    return { approved: false, reason: err.message };
+  }
+}
+
+/** Calls every 250 ms until the removal call is approved; every distinct hold reason kept. */
+export async function untilRemovalApproved(s: StsSpec, podName: string, call: 'removal' | 'removed' | 'withdrawn', timeoutMs = 300_000, say: (l: string) => void = () => {}): Promise<Run> {
+  const t0 = performance.now();
+  const reasons: string[] = [];
+  for (let calls = 1; ; calls++) {
+    const r = await callRemoval(s, podName, call);
+    if (r.approved) return { ms: performance.now() - t0, calls, reasons };
+    if (reasons.at(-1) !== r.reason) {
+      reasons.push(r.reason as string);
+      say(`${s.name} ${call} ${podName} holds: ${r.reason}`);
+    }
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${s.name} ${call} ${podName} not approved in ${timeoutMs / 1000} s; reasons: ${reasons.join(' | ')}`);
+    await sleep(250);
   }
 }
 

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { esCall, type EsClusterHandle, type EsNodeHandle, startEsCluster } from '../es/es-cluster.ts';
-import { callHook, NS, startNode, type StsSpec, untilApproved, untilHeldWith } from '../es/hook-driver.ts';
+import { callHook, callRemoval, NS, startNode, type StsSpec, untilApproved, untilHeldWith, untilRemovalApproved } from '../es/hook-driver.ts';
 import { es, HealthWatch, type Service, tcpService, Writer } from '../es/workload.ts';
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
@@ -192,5 +192,74 @@ describe('elasticsearch hook: a cluster of two StatefulSets (3 master-eligible +
     } finally {
       await es(url, 'PUT', '/_cluster/settings', { transient: Object.fromEntries(keys.map((k) => [k, null])) });
     }
+  });
+
+  // Last: it takes data-2 and masters-2 away for good.
+  it('scale-down: a withdrawn removal leaves nothing behind; data-2 leaves drained and masters-2 out of the voting configuration, under a writer: never red, never without a master, nothing lost, nothing left', async function () {
+    this.timeout(20 * 60_000);
+    const votingExclusions = async (): Promise<string[]> =>
+      ((await es<{ metadata?: { cluster_coordination?: { voting_config_exclusions?: { node_name: string }[] } } }>(
+        url,
+        'GET',
+        '/_cluster/state/metadata?filter_path=metadata.cluster_coordination.voting_config_exclusions',
+      )).metadata?.cluster_coordination?.voting_config_exclusions ?? []).map((x) => x.node_name).sort();
+    const markers = async (): Promise<string[]> => Object.keys((await flat(url)).persistent).filter((k) => k.startsWith('cluster.metadata.sts-pilot'));
+
+    // Withdrawn: the drain it started is undone.
+    const first = await callRemoval(data, 'data-1', 'removal');
+    expect(first.approved, 'data-1 holds shards: not at once').to.equal(false);
+    expect(await excluded(url)).to.include('data-1');
+    await untilRemovalApproved(data, 'data-1', 'withdrawn', 120_000, say);
+    expect(await excluded(url)).to.deep.equal(['retired-7']);
+    expect(await markers()).to.deep.equal([]);
+
+    await c.waitForHealth('wait_for_status=green&wait_for_no_relocating_shards=true', 120_000);
+    const health = new HealthWatch().start(url);
+    const writer = new Writer(['live']).start(url);
+    // An answer without a master (503), as opposed to a node going away under the proxy.
+    let masterless = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        try {
+          const r = await esCall(url, 'GET', '/_cat/master?format=json', undefined, 2000);
+          if (r.status === 503) masterless++;
+        } catch {
+          /* a node stopping behind the proxy */
+        }
+        await sleep(200);
+      }
+    })();
+    const t0 = performance.now();
+    try {
+      const d = await untilRemovalApproved(data, 'data-2', 'removal', 600_000, say);
+      const left = await es<{ node?: string }[]>(url, 'GET', '/_cat/shards?format=json&h=node');
+      expect(left.filter((r) => (r.node ?? '').split(' ')[0] === 'data-2'), 'shards left on data-2 at the approval').to.deep.equal([]);
+      await byName('data-2').stop();
+      await untilRemovalApproved({ ...data, replicas: 2 }, 'data-2', 'removed', 300_000, say);
+      expect(await excluded(url)).to.deep.equal(['retired-7']);
+
+      const m = await untilRemovalApproved(masters, 'masters-2', 'removal', 600_000, say);
+      expect(await votingExclusions()).to.deep.equal(['masters-2']);
+      const master = await es<{ node: string }[]>(url, 'GET', '/_cat/master?format=json');
+      expect(master[0]?.node, 'masters-2 no longer the elected master').to.not.equal('masters-2');
+      await byName('masters-2').stop();
+      await untilRemovalApproved({ ...masters, replicas: 2 }, 'masters-2', 'removed', 300_000, say);
+      expect(await votingExclusions()).to.deep.equal([]);
+      console.log(`      [figures] scale-down: data-2 drained and approved in ${secs(d.ms)} (${d.calls} calls), masters-2 out of the voting configuration in ${secs(m.ms)}; total ${secs(performance.now() - t0)}`);
+    } finally {
+      polling = false;
+      await poll;
+      await writer.stop();
+      await health.stop();
+    }
+    const missing = await writer.missing(url);
+    console.log(`      [figures] writer ${writer.acked.size} acknowledged, ${missing.length} missing; health ${JSON.stringify(health.seen)}; answers without a master: ${masterless}`);
+    expect(health.reds, 'health went red').to.deep.equal([]);
+    expect(missing, 'acknowledged documents missing').to.deep.equal([]);
+    expect(masterless, 'answers without an elected master').to.equal(0);
+    expect(await excluded(url)).to.deep.equal(['retired-7']);
+    expect(await markers(), 'markers left').to.deep.equal([]);
+    expect((await es<{ status: string; number_of_nodes: number }>(url, 'GET', '/_cluster/health')).number_of_nodes).to.equal(4);
   });
 });
