@@ -7,7 +7,7 @@ import { registerCliCommands } from './commands/index.ts';
 import { registerPilotCommand } from './pilot-command.ts';
 import { ControllerFlags } from '../lib/cli/controller-flags.ts';
 import { parseFlags } from '../lib/cli/flags.ts';
-import { Controller } from '../lib/controller/index.ts';
+import { Controller, type StatefulSetLookup } from '../lib/controller/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
@@ -79,8 +79,17 @@ program
           ...(f.defaultWindow !== undefined ? { defaultWindow: f.defaultWindow } : {}),
           disabledPolicies: f.disablePolicies ?? [],
           gateEnforced: () => gateEnforced,
+          // Budget Leases beside the leader Lease; a holder of any watched namespace is judged from its own controller's caches.
+          budget: { namespace: f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default', lookup: (ns, name) => lookupAll(ns, name) },
         }),
     );
+    const lookupAll: StatefulSetLookup = (ns, name) => {
+      for (const c of controllers) {
+        const found = c.lookup(ns, name);
+        if (found !== 'unknown') return found;
+      }
+      return 'unknown';
+    };
     if (f.leaderElect) {
       elector = new LeaderElector({
         kc,

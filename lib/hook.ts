@@ -99,6 +99,24 @@ export interface RolloutHook<O = unknown> {
    */
   podRemoved?(pod: V1Pod, outcome: RemovalOutcome, ctx: RemovalContext<O>): Promise<void>;
   /**
+   * Optional: the application cluster this StatefulSet's pods belong to (an
+   * Elasticsearch cluster UUID, a Kafka cluster id, a Patroni scope).
+   * StatefulSets whose hook names the same cluster share one disruption budget
+   * (docs/rollout.md, "One disruption at a time per application cluster"): a
+   * pod of one is not asked about while a pod of another is away. Throws
+   * (HookNotReady) when it cannot tell: the step holds. Asked before a call and
+   * remembered for a minute. Without it, and without the annotation
+   * sts-pilot.io/application-cluster, a StatefulSet is a cluster of its own.
+   */
+  applicationCluster?(ctx: OrderContext<O>): Promise<string>;
+  /**
+   * Optional: resolves once `pod`, moved by a step of this hook, is back in the
+   * application in its own terms (node rejoined, shards recovered); throws
+   * (HookNotReady) while it is not. Its slot of the disruption budget is held
+   * until then. Without it, Ready at the new revision is enough.
+   */
+  podRejoined?(pod: V1Pod, ctx: OrderContext<O>): Promise<void>;
+  /**
    * What the pods and ctx.statefulSet given to the hook are. 'full' (the
    * default): read whole from the API server when the call is made. 'cached':
    * copies of what the controller keeps (a pod's name, uid, labels, owner,

@@ -51,6 +51,9 @@ export const StateAnswer = z.looseObject({
 });
 export type StateAnswer = z.infer<typeof StateAnswer>;
 
+/** GET /?filter_path=cluster_uuid: the cluster a node belongs to ("_na_" before it has formed). */
+export const RootAnswer = z.looseObject({ cluster_uuid: z.string().min(1) });
+
 /**
  * GET /_nodes/_all/none?filter_path=nodes.*.name,nodes.*.version,nodes.*.roles,nodes.*.build_flavor
  * Versions and roles of every node; `build_flavor` is Elasticsearch's (OpenSearch has none).

@@ -1,9 +1,9 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
 import { defineHook, type HookContext, HookNotReady, type RemovalContext } from '../../lib/hook.ts';
-import { AckAnswer, ExplainAnswer, FlushAnswer, PutSettingsAnswer } from './answers.ts';
+import { AckAnswer, ExplainAnswer, FlushAnswer, PutSettingsAnswer, RootAnswer } from './answers.ts';
 import { connect, type EsClient } from './client.ts';
-import { type Decision, decideDrain, decideRestart, decideShutdown, explainText, listOf, type StepContext, type StuckCopy, versionParts } from './decide.ts';
+import { type Decision, decideDrain, decideRestart, decideShutdown, explainText, healthText, listOf, notRejoined, type StepContext, stepHealthy, type StuckCopy, versionParts } from './decide.ts';
 import { withClusterLock } from './lock.ts';
 import { type NodeRef, nodeRefOf, pilotsOf } from './node-ref.ts';
 import { Options, type Strategy, type StrategyOption } from './options.ts';
@@ -131,6 +131,24 @@ export const elasticsearchHook = defineHook({
     if (target) step.target = target;
     const log = ctx.log.child({ hook: 'elasticsearch', prev: prevRef?.name ?? null, next: nextRef?.name ?? null });
     await run(ctx, o.strategy, nextRef?.name, log, (view, strategy) => DECIDE[strategy](view, prevRef, nextRef, o.requiredHealth, step));
+  },
+  // Several StatefulSets (tiers, zones) of one cluster share one disruption budget: the cluster is its UUID.
+  async applicationCluster(ctx) {
+    const es = await connect(ctx as HookContext<Options>);
+    const root = await es.get('/?filter_path=cluster_uuid', RootAnswer);
+    if (root.cluster_uuid === '_na_') throw new HookNotReady(`Elasticsearch at ${es.url} has not formed a cluster yet (no cluster UUID)`);
+    return root.cluster_uuid;
+  },
+  // A moved pod holds its slot of the budget until its node is a member again (as its Pilot says) and health is as required.
+  async podRejoined(pod, octx) {
+    const ctx = { ...octx, nextReady: null } as HookContext<Options>;
+    const ref = refOf(pod, ctx);
+    const md = ctx.statefulSet.metadata ?? {};
+    const es = await connect(ctx);
+    const { view } = await readCluster(es, { markerKey: markerKey(md.namespace ?? '', md.name ?? ''), strategy: 'drain', timeoutSeconds: ctx.options.timeoutSeconds });
+    const why = notRejoined(view, ref);
+    if (why) throw new HookNotReady(why);
+    if (!stepHealthy(view, ctx.options.requiredHealth)) throw new HookNotReady(`${ref.name} is back; waiting for health ${ctx.options.requiredHealth}: cluster is ${healthText(view)}`);
   },
   // A node that leaves for good is drained whatever the strategy (its data has nowhere to come back to).
   async podRemoval(pod, rctx) {

@@ -1,4 +1,10 @@
-import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { DisruptionBudget } from '../budget/budget.ts';
+import type { HolderFacts } from '../budget/decide.ts';
+import type { BudgetHolder } from '../budget/record.ts';
+import { BudgetStore } from '../budget/store.ts';
+import { HookNotReady, parseHookOptions } from '../hook.ts';
+import { podView, statefulSetView } from '../rollout/snapshot.ts';
 import { describeError } from '../errors.ts';
 import { EventRecorder } from '../events.ts';
 import type { RolloutHook } from '../hook.ts';
@@ -39,7 +45,20 @@ export interface ControllerOptions {
   disabledPolicies?: readonly PolicyName[];
   /** The admission gate is in force (checked at startup): an override's user can be trusted. */
   gateEnforced?: () => boolean;
+  /**
+   * Disruption budgets of application clusters (lib/budget): their Leases live in
+   * `namespace` (the controller's own, beside its leader Lease). `lookup` finds a
+   * subscribed StatefulSet and its pods in any namespace this process watches
+   * ('unknown' for one it does not watch); default: this controller's caches.
+   */
+  budget?: { namespace: string; lookup?: StatefulSetLookup };
 }
+
+/** A subscribed StatefulSet and its pods from the caches; undefined: not subscribed (or gone); 'unknown': not watched here. */
+export type StatefulSetLookup = (namespace: string, name: string) => { sts: V1StatefulSet; pods: V1Pod[] } | undefined | 'unknown';
+
+/** How long a hook may take to say whether a pod that holds a budget slot is back. */
+const REJOINED_TIMEOUT_MS = 30_000;
 
 /** How often the whole cache is queued again, as a safety net; it costs no API call. */
 const DEFAULT_RESYNC_MS = 5 * 60_000;
@@ -103,6 +122,7 @@ export class Controller {
       },
     });
     const writer = new StatefulSetWriter({ apps, core, events, metrics, isLeader: this.isLeader });
+    const budget = opts.budget ? this.disruptionBudget(kc, opts.budget.namespace, opts.budget.lookup ?? ((ns, name) => this.lookup(ns, name)), opts.hooks, core) : undefined;
     this.hooks = new HookRunner({
       apps,
       core,
@@ -113,6 +133,7 @@ export class Controller {
       pilots: (ns) => this.pilots.reader(ns),
       isLeader: this.isLeader,
       timeoutMs: opts.hookTimeoutMs ?? 60_000,
+      ...(budget ? { budget } : {}),
     });
     this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader });
     this.reconciler = new Reconciler({
@@ -128,8 +149,71 @@ export class Controller {
       log,
       isLeader: this.isLeader,
       policy: { defaultWindow: opts.defaultWindow, disabled: opts.disabledPolicies ?? [], gateEnforced: opts.gateEnforced ?? (() => false) },
+      ...(budget ? { budget } : {}),
     });
     metrics.setStepWaitSource(() => [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]));
+  }
+
+  /** A subscribed StatefulSet of this controller's caches, with its pods; 'unknown' outside the namespace it watches. */
+  lookup(namespace: string, name: string): { sts: V1StatefulSet; pods: V1Pod[] } | undefined | 'unknown' {
+    if (this.namespace !== undefined && namespace !== this.namespace) return 'unknown';
+    if (!this.caches.started) return 'unknown';
+    const sts = this.caches.statefulSet(namespace, name);
+    return sts ? { sts, pods: this.caches.podsOf(sts) } : undefined;
+  }
+
+  /**
+   * The budget's view of the cluster: holders judged from the caches, and "back
+   * in the application" asked of the holder's own hook (podRejoined), with the
+   * pod read whole.
+   */
+  private disruptionBudget(kc: KubeConfig, namespace: string, lookup: StatefulSetLookup, registry: ReadonlyMap<string, RolloutHook>, core: CoreV1Api): DisruptionBudget {
+    const split = (key: string): [string, string] => {
+      const i = key.indexOf('/');
+      return [key.slice(0, i), key.slice(i + 1)];
+    };
+    const facts = (holder: BudgetHolder): Omit<HolderFacts, 'now'> => {
+      const found = lookup(...split(holder.statefulSet));
+      // Watched by no controller here: its own controller judges it; until then it counts.
+      if (found === 'unknown') return { holder, subscribed: true, claimed: true, pod: { uid: holder.uid, ready: false, revision: undefined, terminating: false } };
+      if (!found) return { holder, subscribed: false, claimed: false };
+      const view = statefulSetView(found.sts);
+      const pod = found.pods.map((p) => podView(p, view.name, view.ordinalsStart)).find((p) => p?.name === holder.pod);
+      return {
+        holder,
+        subscribed: true,
+        claimed: view.mark?.uid === holder.uid || view.removal?.uid === holder.uid,
+        ...(pod ? { pod: { uid: pod.uid, ready: pod.ready, revision: pod.revision, terminating: pod.terminating } } : {}),
+      };
+    };
+    const rejoined = async (holder: BudgetHolder): Promise<true | string> => {
+      if (holder.kind === 'removal') return true;
+      const [ns, name] = split(holder.statefulSet);
+      const found = lookup(ns, name);
+      if (!found || found === 'unknown') return true;
+      const hook = registry.get(found.sts.metadata?.labels?.[this.labelKey] ?? '');
+      if (!hook?.podRejoined) return true;
+      const parsed = parseHookOptions(hook, found.sts.metadata?.annotations);
+      if (!parsed.ok) return parsed.error;
+      const pod = await core.readNamespacedPod({ name: holder.pod, namespace: ns });
+      try {
+        await hook.podRejoined(pod, {
+          statefulSet: found.sts,
+          options: parsed.options,
+          signal: AbortSignal.timeout(REJOINED_TIMEOUT_MS),
+          log: this.log.child({ statefulSet: holder.statefulSet, hook: hook.name, rejoined: holder.pod }),
+          secrets: async (secret) => {
+            const s = await core.readNamespacedSecret({ name: secret, namespace: ns });
+            return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+          },
+          pilots: this.pilots.reader(ns),
+        });
+        return true;
+      } catch (err) {
+        return err instanceof HookNotReady ? err.message : describeError(err, 200);
+      }
+    };
+    return new DisruptionBudget({ store: new BudgetStore({ api: kc.makeApiClient(CoordinationV1Api), namespace }), facts, rejoined, log: this.log.child({ part: 'budget' }) });
   }
 
   /** Resolves once the caches are synced and the workers run. */

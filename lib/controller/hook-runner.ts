@@ -10,6 +10,8 @@ import type { Approval, PodView } from '../rollout/snapshot.ts';
 import type { OrderRecord } from '../rollout/status.ts';
 import type { WorkQueue } from '../workqueue.ts';
 import type { StatefulSetWriter } from './writer.ts';
+import { type BudgetRef, budgetRef, type DisruptionBudget } from '../budget/budget.ts';
+import { APPLICATION_CLUSTER_ANNOTATION, DISRUPTION_BUDGET_ANNOTATION, parseLimit } from '../budget/record.ts';
 
 type CallHook = Extract<Action, { kind: 'callHook' }>;
 type AskOrder = Extract<Action, { kind: 'askOrder' }>;
@@ -25,7 +27,12 @@ export interface HookRunnerOptions {
   pilots: (namespace: string) => PilotReader;
   isLeader: () => boolean;
   timeoutMs: number;
+  /** The disruption budgets of application clusters (lib/budget); without it every StatefulSet is on its own. */
+  budget?: DisruptionBudget;
 }
+
+/** How long a StatefulSet's application cluster, once learnt from its hook, is taken as known. */
+const CLUSTER_TTL_MS = 60_000;
 
 interface Call {
   /** The step it asks about (the planner's key). */
@@ -50,6 +57,10 @@ export class HookRunner {
   /** Consecutive failures (not HookNotReady) per StatefulSet, for the halt policy; in memory only. */
   private readonly failures = new Map<string, { count: number; last: string }>();
   private readonly shutdown = new AbortController();
+  /** Each StatefulSet's application cluster, as its hook last named it. */
+  private readonly clusters = new Map<string, { id: string; at: number; config: string }>();
+  /** The budget a running call was admitted under, for its approval. */
+  private readonly admitted = new Map<string, { key: string; ref: BudgetRef }>();
 
   constructor(o: HookRunnerOptions) {
     this.o = o;
@@ -96,6 +107,7 @@ export class HookRunner {
   /** The StatefulSet is gone or is another object now: forget everything about it. */
   forget(sts: string, why: string): void {
     this.approvals.delete(sts);
+    this.clusters.delete(sts);
     this.failures.delete(sts);
     this.calls.get(sts)?.abort.abort(new Error(why));
     this.calls.delete(sts);
@@ -142,8 +154,10 @@ export class HookRunner {
         const mine = this.calls.get(stsKey) === call;
         if (mine) this.calls.delete(stsKey);
         // Only for the step still planned, by a leader: anything else is asked again.
+        const admitted = this.admitted.get(stsKey);
+        if (admitted?.key === key) this.admitted.delete(stsKey);
         if (answer === 'approved' && mine && !abort.signal.aborted && this.o.isLeader()) {
-          this.approvals.set(stsKey, { key, at: Date.now() });
+          this.approvals.set(stsKey, { key, at: Date.now(), ...(admitted?.key === key ? { budget: admitted.ref } : {}) });
           log.debug({ mark: 'approved', t: traceNow() }, 'trace');
           this.o.queue.add(stsKey);
         }
@@ -254,17 +268,59 @@ export class HookRunner {
     const [prev = null, next = null] = objects.pods;
     const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
     const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
-    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) =>
-      hook.podUpdateTransition(prev, next, {
-        statefulSet: objects.sts,
-        nextReady: action.nextReady,
-        options,
-        signal,
-        log: hookLog,
-        secrets: (name) => this.readSecret(ns, name),
-        pilots: this.o.pilots(ns),
-      }),
-    );
+    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) => {
+      const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (name: string) => this.readSecret(ns, name), pilots: this.o.pilots(ns) };
+      const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
+      if (!this.o.budget) return ask();
+      // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
+      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid } : undefined).then(ask);
+    });
+  }
+
+  /**
+   * The disruption budget before a hook call: free the slots whose pods are back,
+   * then hold (HookNotReady, naming who is away) if `asking` does not fit. Does
+   * nothing for a StatefulSet that is an application cluster of its own.
+   */
+  private async admit(
+    stsKey: string,
+    key: string,
+    hook: RolloutHook,
+    ctx: Parameters<NonNullable<RolloutHook['applicationCluster']>>[0],
+    asking: { statefulSet: string; uid: string } | undefined,
+  ): Promise<void> {
+    const budget = this.o.budget;
+    if (!budget) return;
+    const ref = await this.budgetOf(stsKey, hook, ctx);
+    if (!ref) return;
+    const r = await budget.admit(ref, asking);
+    for (const g of r.released) {
+      await this.o.events.emit(ctx.statefulSet, 'Warning', 'BudgetReleased', `released the disruption budget slot of ${g.holder.pod} (${g.holder.statefulSet}): ${g.why}`, { dedupe: false });
+    }
+    if (!r.ok) throw new HookNotReady(`waiting for the disruption budget: ${r.why}`);
+    if (asking) this.admitted.set(stsKey, { key, ref });
+  }
+
+  /** The budget a StatefulSet counts against: named by annotation, else by its hook (remembered a minute), else none. */
+  private async budgetOf(stsKey: string, hook: RolloutHook, ctx: Parameters<NonNullable<RolloutHook['applicationCluster']>>[0]): Promise<BudgetRef | undefined> {
+    const annotations = ctx.statefulSet.metadata?.annotations ?? {};
+    const limit = parseLimit(annotations[DISRUPTION_BUDGET_ANNOTATION]);
+    if (!limit.ok) throw new HookNotReady(limit.error);
+    const named = annotations[APPLICATION_CLUSTER_ANNOTATION];
+    if (named !== undefined && named !== '') return budgetRef('named', named, limit.limit);
+    if (!hook.applicationCluster) return undefined;
+    const config = JSON.stringify([hook.name, ctx.options]);
+    const known = this.clusters.get(stsKey);
+    if (known && known.config === config && Date.now() - known.at < CLUSTER_TTL_MS) return budgetRef(hook.name, known.id, limit.limit);
+    let id: string;
+    try {
+      id = await hook.applicationCluster(ctx);
+    } catch (err) {
+      const why = err instanceof HookNotReady ? err.message : describeError(err, 200);
+      throw new HookNotReady(`cannot tell which application cluster this StatefulSet belongs to, so not whether another pod of it is away: ${why}`);
+    }
+    this.clusters.set(stsKey, { id, at: Date.now(), config });
+    return budgetRef(hook.name, id, limit.limit);
   }
 
   /**
@@ -325,8 +381,13 @@ export class HookRunner {
         volumes,
         requestedReplicas: action.requested,
       };
-      if (action.call === 'removal') return (hook.podRemoval as NonNullable<RolloutHook['podRemoval']>).call(hook, objects.pod, ctx);
-      return (hook.podRemoved as NonNullable<RolloutHook['podRemoved']>).call(hook, objects.pod, action.call, ctx);
+      const ask = (): Promise<void> =>
+        action.call === 'removal'
+          ? (hook.podRemoval as NonNullable<RolloutHook['podRemoval']>).call(hook, objects.pod, ctx)
+          : (hook.podRemoved as NonNullable<RolloutHook['podRemoved']>).call(hook, objects.pod, action.call, ctx);
+      if (!this.o.budget) return ask();
+      // A pod that leaves takes a slot like one that restarts; the clean-up calls only free slots.
+      return this.admit(stsKey, action.key, hook, ctx, action.call === 'removal' ? { statefulSet: stsKey, uid: action.pod.uid } : undefined).then(ask);
     });
   }
 

@@ -1,4 +1,7 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { DisruptionBudget } from '../budget/budget.ts';
+import type { BudgetHolder } from '../budget/record.ts';
+import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import { hookConfigOf, parseHookOptions, type RolloutHook } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
@@ -29,6 +32,8 @@ export interface ReconcilerParts {
   isLeader: () => boolean;
   /** Controller-wide rollout policy settings (flags). */
   policy?: { defaultWindow?: string | undefined; disabled?: readonly PolicyName[]; gateEnforced?: () => boolean };
+  /** The disruption budgets of application clusters (lib/budget). */
+  budget?: DisruptionBudget;
 }
 
 /** At most this many StatefulSets are read following `after` (cycles included). */
@@ -167,6 +172,17 @@ export class Reconciler {
     return peers;
   }
 
+  /** The budget holder an approved action would be: a step's pod, or a removal's; none for anything else. */
+  private slotOf(key: string, sts: V1StatefulSet, action: Action): Omit<BudgetHolder, 'limit' | 'at'> | undefined {
+    if (action.kind === 'patch' && action.why === 'step' && action.mark?.uid) {
+      const start = sts.spec?.ordinals?.start ?? 0;
+      return { statefulSet: key, pod: `${sts.metadata?.name ?? ''}-${start + action.mark.partition}`, uid: action.mark.uid, kind: 'step', revision: action.mark.revision };
+    }
+    if (action.kind === 'deletePod' && action.why === 'step') return { statefulSet: key, pod: action.pod.name, uid: action.pod.uid, kind: 'step', revision: action.mark.revision };
+    if (action.kind === 'patch' && action.why === 'remove' && action.removal) return { statefulSet: key, pod: action.removal.pod, uid: action.removal.uid, kind: 'removal' };
+    return undefined;
+  }
+
   private hookOf(sts: V1StatefulSet): HookChoice {
     const name = sts.metadata?.labels?.[this.p.labelKey] ?? '';
     const hook = this.p.registry.get(name);
@@ -241,7 +257,23 @@ export class Reconciler {
         return;
       case 'patch':
       case 'deletePod': {
+        // An approved pod that goes away takes its slot of the application cluster's budget first.
+        const slot = this.slotOf(key, sts, action);
+        const ref = hooks.approval(key)?.budget;
+        if (slot && ref && this.p.budget) {
+          const taken = await this.p.budget.take(ref, slot).catch((err: unknown) => {
+            log.warn({ err: describeError(err) }, 'could not take a slot of the disruption budget');
+            return 'full' as const;
+          });
+          if (taken === 'full') {
+            log.info({ cluster: ref.cluster }, 'the disruption budget was taken since the hook approved; asking again');
+            hooks.spend(key);
+            queue.addAfter(key, 200);
+            return;
+          }
+        }
         const outcome = action.kind === 'patch' ? await writer.patch(sts, action, log) : await writer.deletePod(sts, pods, action, log);
+        if (outcome !== 'written' && slot && ref && this.p.budget) await this.p.budget.drop(ref, slot).catch(() => undefined);
         if (outcome === 'written') {
           hooks.spend(key);
           queue.forget(key);

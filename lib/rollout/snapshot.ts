@@ -1,4 +1,5 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { BudgetRef } from '../budget/budget.ts';
 // Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { PAUSED_ANNOTATION, POD_INDEX_LABEL, POLICY_ANNOTATIONS, REQUESTED_REPLICAS_ANNOTATION, REVISION_LABEL, STATUS_ANNOTATION } from '../names.ts';
@@ -80,6 +81,8 @@ export interface StatefulSetView {
 export interface Approval {
   key: string;
   at: number;
+  /** The disruption budget the approved pod counts against (lib/budget): its write takes a slot first. */
+  budget?: BudgetRef | undefined;
 }
 
 export interface Snapshot {

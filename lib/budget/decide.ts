@@ -1,0 +1,60 @@
+import type { BudgetHolder } from './record.ts';
+
+// Pure rules of the disruption budget: when a holder's slot is free again, and
+// whether one more fits. The facts come from the controller's caches.
+
+/** A holder whose StatefulSet has not recorded its step yet is given this long before it counts as never taken. */
+export const UNCLAIMED_GRACE_MS = 60_000;
+
+/** What the caches say about one holder. */
+export interface HolderFacts {
+  holder: BudgetHolder;
+  /** The StatefulSet exists and carries the subscribe label. */
+  subscribed: boolean;
+  /** Its status annotation names the holder's pod uid (the rollout mark, or the removal record). */
+  claimed: boolean;
+  /** The pod of that name now, if any. */
+  pod?: { uid: string; ready: boolean; revision: string | undefined; terminating: boolean } | undefined;
+  now: number;
+}
+
+export type Release = { release: true; why: string; gone: boolean } | { release: false; back: boolean; why: string };
+
+/**
+ * Is the slot free again? Gone holders (StatefulSet deleted or unsubscribed; a
+ * step never taken) are released at once, with an Event. A step is over when
+ * the pod of that name is a new pod, Ready, at the revision it moved to; a
+ * removal when the pod is gone. `back` asks the caller for the application's
+ * own word (the hook's podRejoined) before it releases.
+ */
+export function judgeHolder(f: HolderFacts): Release {
+  const h = f.holder;
+  if (!f.subscribed) return { release: true, gone: true, why: `${h.statefulSet} is no longer managed (deleted or unsubscribed)` };
+  const age = f.now - Date.parse(h.at);
+  if (!f.claimed && !(age < UNCLAIMED_GRACE_MS)) {
+    const moved = f.pod === undefined || f.pod.uid !== h.uid;
+    // The StatefulSet moved on (its mark names a later pod) after the pod came back: nothing is away.
+    if (!moved) return { release: true, gone: true, why: `the step of ${h.pod} it was taken for was never taken` };
+  }
+  if (h.kind === 'removal') {
+    if (f.pod && f.pod.uid === h.uid) return { release: false, back: false, why: `${h.pod} is being removed` };
+    return { release: false, back: true, why: `${h.pod} was removed` };
+  }
+  if (!f.pod || f.pod.uid === h.uid || f.pod.terminating) return { release: false, back: false, why: `${h.pod} is restarting` };
+  if (!f.pod.ready) return { release: false, back: false, why: `${h.pod} is back but not Ready` };
+  if (h.revision !== undefined && f.pod.revision !== h.revision) return { release: false, back: false, why: `${h.pod} is back at ${f.pod.revision ?? 'no revision'}, not ${h.revision}` };
+  return { release: false, back: true, why: `${h.pod} is back and Ready` };
+}
+
+/**
+ * Whether one more holder fits: the smallest budget among the holders and the
+ * newcomer counts. A holder for the very pod asked about (same StatefulSet and
+ * uid: asked again after a restart) is the newcomer itself, not another.
+ */
+export function fits(holders: readonly BudgetHolder[], limit: number, self: { statefulSet: string; uid: string }): { ok: true } | { ok: false; why: string } {
+  const others = holders.filter((h) => !(h.statefulSet === self.statefulSet && h.uid === self.uid));
+  const min = Math.min(limit, ...others.map((h) => h.limit));
+  if (others.length < min) return { ok: true };
+  const names = others.map((h) => `${h.pod} of ${h.statefulSet} (${h.kind === 'removal' ? 'leaving' : 'restarting'} since ${h.at})`);
+  return { ok: false, why: `${names.length === 1 ? names[0] : names.join(', ')} ${names.length === 1 ? 'holds' : 'hold'} the disruption budget (${min})` };
+}
