@@ -159,6 +159,21 @@ function missingNode(view: ClusterView, ref: NodeRef): string {
  * (master-eligible nodes go last).
  */
 function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, step: StepContext): Decision | undefined {
+  const nextNode = next ? view.nodes.find((n) => n.name === next.name) : undefined;
+  // A broken release being rolled back or fixed: the pod is not Ready and its node is not a
+  // member, so replacing it takes nothing away, red or not (the replacement may be what
+  // brings a red index back). ECK replaces such a pod whatever the health.
+  if (next && !next.ready && !nextNode && (!prev || !notRejoined(view, prev))) {
+    return approve(
+      `${next.name}'s pod is not Ready and its node is not in the cluster: replacing it takes nothing away` +
+        (view.health.status === 'red' ? ` (the cluster is ${healthText(view)}; the replacement may be what brings it back)` : ''),
+    );
+  }
+  // A cluster of one node cannot stay available through that node's restart: rolling it
+  // is an outage by design, not something to wait out (documented in docs/elasticsearch.md).
+  if (next && nextNode && view.nodes.length === 1 && (step.pods?.length ?? 1) === 1 && (view.voters ?? [nextNode.id]).every((v) => v === nextNode.id) && view.health.status !== 'red') {
+    return approve(`${next.name} is the only node of the cluster: it is unavailable while it restarts (a single-node cluster has no other way to roll)`);
+  }
   if (view.health.status === 'red') return hold(redReason(view));
   if (prev) {
     const why = notRejoined(view, prev);

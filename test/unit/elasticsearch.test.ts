@@ -34,6 +34,8 @@ interface Spec {
   persistent?: Record<string, unknown>;
   transient?: Record<string, unknown>;
   redIndices?: string[];
+  /** Node ids of the last committed voting configuration. */
+  voters?: string[];
 }
 
 const KEY = markerKey('db', 'es');
@@ -64,6 +66,7 @@ function answers(s: Spec) {
       routing_nodes: { nodes: routing },
     },
     ...(s.redIndices ? { redIndices: s.redIndices } : {}),
+    ...(s.voters ? { coordination: { metadata: { cluster_coordination: { last_committed_config: s.voters } } } } : {}),
   };
 }
 
@@ -339,9 +342,16 @@ describe('elasticsearch hook: decideDrain', () => {
     expect(d.kind === 'hold' && d.reason).to.not.include('retired-7');
   });
 
-  it('says so when no node is left to take the shards (a single-node cluster)', () => {
+  it('a single-node cluster rolls, as an outage it says it is; a node left alone by the others does not', () => {
     const s = { nodes: ['es-0'], persistent: { [EXCLUDE_NAME]: 'es-0', [KEY]: marker(['es-0']) }, shards: { 'es-0': ['a/0p', 'b/0p'] } };
-    expectHold(decideDrain(view(s), null, ref('es-0'), 'green'), /^draining: 2 shards left on es-0 \(0 relocating away, 2 waiting to move\); every node is excluded: no node can take them$/);
+    const d = decideDrain(view(s), null, ref('es-0'), 'green', { pods: [ref('es-0')] });
+    expectApprove(d);
+    expect(d.kind === 'approve' && d.note).to.match(/es-0 is the only node of the cluster: it is unavailable while it restarts/);
+    // One member left of a StatefulSet of three: the others are away, not a single-node cluster.
+    expectHold(decideDrain(view(s), null, ref('es-0'), 'green', { pods: [ref('es-0'), ref('es-1'), ref('es-2')] }), /have not joined the cluster/);
+    // Without the StatefulSet's pods given, and another node in the last voting configuration: not alone by design either.
+    const voted = { ...s, voters: ['id-es-0', 'id-es-1', 'id-es-2'] };
+    expectHold(decideDrain(view(voted), null, ref('es-0'), 'green'), /every node is excluded: no node can take them$/);
   });
 
   it('holds while anything relocates or initializes, even with the node empty', () => {
@@ -419,7 +429,13 @@ describe('elasticsearch hook: decideDrain', () => {
     const s = { nodes: ['es-0', 'es-1'], persistent: { [EXCLUDE_NAME]: 'es-2', [KEY]: marker(['es-2']) } };
     expectHold(decideDrain(view(s), null, ref('es-2'), 'green'), /pod es-2 is Ready, but the cluster has no node named es-2 \(its nodes: es-0, es-1\)/);
     expectApprove(decideDrain(view(s), null, ref('es-2', { ready: false }), 'green'));
-    expectHold(decideDrain(view({ ...s, unassigned: 3, status: 'yellow' }), null, ref('es-2', { ready: false }), 'green'), /not in the cluster.*3 unassigned/);
+    // A broken pod (not Ready, not a member) is replaced whatever the health: it takes nothing away.
+    expectApprove(decideDrain(view({ ...s, unassigned: 3, status: 'yellow' }), null, ref('es-2', { ready: false }), 'green'));
+    const red = decideRestart(view({ ...s, unassigned: 3, status: 'red', redIndices: ['logs'] }), null, ref('es-2', { ready: false }), 'green');
+    expectApprove(red);
+    expect(red.kind === 'approve' && red.note).to.match(/not Ready and its node is not in the cluster: replacing it takes nothing away \(the cluster is red/);
+    // ... but not before prev is back.
+    expectHold(decideDrain(view({ ...s, status: 'red' }), ref('es-3'), ref('es-2', { ready: false }), 'green'), /cluster is red/);
   });
 
   it('is idempotent: deciding again on what it wrote writes nothing more, for every step', () => {
