@@ -82,6 +82,12 @@ function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader
   if ('reason' in l) return { hold: hold(l.reason) };
   const { leader } = l;
   if (!leader.self.ok) return { hold: hold(`the leader ${leader.name} does not answer: ${leader.self.error}`) };
+  // /cluster shows the DCS's view, a loop behind: a leader demoting for a switchover
+  // (perhaps one this hook asked for in a call the controller then cancelled) still
+  // leads there, but says itself that its PostgreSQL is stopping.
+  if (leader.self.state !== 'running') {
+    return { hold: hold(`the leader ${leader.name} says its PostgreSQL is ${leader.self.state}: a switchover, failover or restart is in progress`) };
+  }
   if (prev && prev.pod !== leader.name) {
     const m = v.members.find((x) => x.name === prev.pod);
     if (!m) return { hold: hold(`waiting for ${prev.pod} to rejoin Patroni cluster ${v.scope}: it is not among its members (${membersText(v)})`) };
