@@ -45,3 +45,15 @@ export const MemberAnswer = z.looseObject({
   patroni: z.looseObject({ version: z.string().optional(), scope: z.string().optional(), name: z.string().optional() }).optional(),
 });
 export type MemberAnswer = z.infer<typeof MemberAnswer>;
+
+/**
+ * GET /config: the dynamic configuration Patroni keeps in the DCS. Patroni
+ * parses its booleans leniently ("on", "yes", 1) and ttl may be a string; only
+ * what the scale-down decisions read.
+ */
+export const ConfigAnswer = z.looseObject({
+  ttl: z.union([z.number(), z.string()]).optional(),
+  synchronous_mode: z.unknown().optional(),
+  synchronous_mode_strict: z.unknown().optional(),
+});
+export type ConfigAnswer = z.infer<typeof ConfigAnswer>;

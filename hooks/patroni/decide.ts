@@ -23,7 +23,7 @@ export interface DecideOptions {
   switchoverTo: 'updated-replica' | 'any-replica';
 }
 
-const hold = (reason: string): Decision => ({ kind: 'hold', reason });
+export const hold = (reason: string): Decision => ({ kind: 'hold', reason });
 
 /** "1.5 MiB": sizes in reasons people read. */
 export function bytes(n: number): string {
@@ -38,12 +38,12 @@ export function bytes(n: number): string {
   return `${v >= 10 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
-const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
+export const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
 const describe = (m: MemberView): string => `${m.name} ${isLeaderRole(m.role) ? 'leader' : m.role} ${m.state}${m.lag !== undefined ? ` lag ${bytes(m.lag)}` : ''}`;
-const membersText = (v: ClusterView): string => list(v.members.map(describe));
+export const membersText = (v: ClusterView): string => list(v.members.map(describe));
 
 /** The running leader, or a reason there is none (a failover or switchover under way). */
-function leaderOf(v: ClusterView): { leader: MemberView } | { reason: string } {
+export function leaderOf(v: ClusterView): { leader: MemberView } | { reason: string } {
   const leaders = v.members.filter((m) => isLeaderRole(m.role));
   const running = leaders.filter((m) => m.state === 'running');
   if (running.length === 1) return { leader: running[0] as MemberView };
@@ -69,7 +69,7 @@ export function notCaughtUp(m: MemberView, leader: MemberView, maxLag: number): 
 }
 
 /** The checks every call makes first: maintenance mode, a leader, and prev back in the cluster. */
-function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader: MemberView } | { hold: Decision } {
+export function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader: MemberView } | { hold: Decision } {
   if (v.paused) {
     return {
       hold: hold(
@@ -82,6 +82,12 @@ function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader
   if ('reason' in l) return { hold: hold(l.reason) };
   const { leader } = l;
   if (!leader.self.ok) return { hold: hold(`the leader ${leader.name} does not answer: ${leader.self.error}`) };
+  // /cluster shows the DCS's view, a loop behind: a leader demoting for a switchover
+  // (perhaps one this hook asked for in a call the controller then cancelled) still
+  // leads there, but says itself that its PostgreSQL is stopping.
+  if (leader.self.state !== 'running') {
+    return { hold: hold(`the leader ${leader.name} says its PostgreSQL is ${leader.self.state}: a switchover, failover or restart is in progress`) };
+  }
   if (prev && prev.pod !== leader.name) {
     const m = v.members.find((x) => x.name === prev.pod);
     if (!m) return { hold: hold(`waiting for ${prev.pod} to rejoin Patroni cluster ${v.scope}: it is not among its members (${membersText(v)})`) };
@@ -92,7 +98,7 @@ function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): { leader
 }
 
 /** Every member but these streams within max-lag and answers: the others can carry the load. */
-function othersNotReady(v: ClusterView, leader: MemberView, except: readonly string[], maxLag: number): string | undefined {
+export function othersNotReady(v: ClusterView, leader: MemberView, except: readonly string[], maxLag: number): string | undefined {
   for (const m of v.members) {
     if (m === leader || except.includes(m.name)) continue;
     const why = notCaughtUp(m, leader, maxLag);
@@ -101,7 +107,20 @@ function othersNotReady(v: ClusterView, leader: MemberView, except: readonly str
   return undefined;
 }
 
-const byLag = (a: MemberView, b: MemberView): number => (a.lag ?? 0) - (b.lag ?? 0) || a.name.localeCompare(b.name);
+/**
+ * The synchronous role among these members, when the cluster runs in synchronous
+ * mode: Patroni switches over only to a synchronous standby (quorum mode: to a
+ * quorum member).
+ */
+export function syncRoleOf(members: readonly MemberView[]): 'sync_standby' | 'quorum_standby' | undefined {
+  if (members.some((x) => x.role === 'sync_standby')) return 'sync_standby';
+  if (members.some((x) => x.role === 'quorum_standby')) return 'quorum_standby';
+  return undefined;
+}
+
+export const isSyncRole = (role: string): boolean => role === 'sync_standby' || role === 'quorum_standby';
+
+export const byLag = (a: MemberView, b: MemberView): number => (a.lag ?? 0) - (b.lag ?? 0) || a.name.localeCompare(b.name);
 
 /**
  * The decision before `next` moves (after `prev` moved), or at the end (next
@@ -138,8 +157,7 @@ export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodR
     if (why) return hold(`${m.name} is the leader; before switching over, every replica must stream within max-lag: ${why}`);
     let eligible = others.filter((x) => !x.nofailover).sort(byLag);
     if (eligible.length === 0) return hold(`${m.name} is the leader, and every replica is tagged nofailover: no member can take over`);
-    // Synchronous mode: Patroni switches over only to a synchronous standby (quorum mode: to a quorum member).
-    const syncRole = others.some((x) => x.role === 'sync_standby') ? 'sync_standby' : others.some((x) => x.role === 'quorum_standby') ? 'quorum_standby' : undefined;
+    const syncRole = syncRoleOf(others);
     if (syncRole) {
       eligible = eligible.filter((x) => x.role === syncRole);
       if (eligible.length === 0) return hold(`${m.name} is the leader, and no ${syncRole.replace('_', ' ')} without nofailover can take over (synchronous mode)`);
@@ -165,7 +183,7 @@ export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodR
   // A replica: the others must carry the load while it restarts.
   const why = othersNotReady(v, leader, [m.name], o.maxLag);
   if (why) return hold(`before ${m.name} restarts, the other members must stream within max-lag: ${why}`);
-  if (m.role === 'sync_standby' || m.role === 'quorum_standby') {
+  if (isSyncRole(m.role)) {
     const takers = v.members.filter((x) => x !== leader && x !== m && !x.nosync && notCaughtUp(x, leader, o.maxLag) === undefined);
     if (takers.length === 0) {
       return hold(`${m.name} is the synchronous standby, and no other replica can take that role (none streams within max-lag without nosync): restarting it would stop commits or lose the guarantee`);

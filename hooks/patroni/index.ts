@@ -1,10 +1,12 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineHook, type HookContext, HookNotReady, type OrderContext } from '../../lib/hook.ts';
+import { defineHook, type HookContext, HookNotReady, type OrderContext, type RemovalContext } from '../../lib/hook.ts';
+import type { Logger } from '../../lib/log.ts';
 import { connect, type PatroniClient } from './client.ts';
 import { type Decision, decideOrder, decideTransition, type PodRef } from './decide.ts';
 import { Options } from './options.ts';
 import { readCluster } from './read.ts';
+import { decideRemoval, decideRemoved, leavingPods, podIndex } from './removal.ts';
 import { type ClusterView, isLeaderRole } from './view.ts';
 
 /** After its own switchover a call waits this long for the cluster to settle before it holds. */
@@ -13,6 +15,7 @@ const SETTLE_MS = 20_000;
 const PILOT_MAX_AGE_MS = 120_000;
 
 type Ctx = HookContext<Options> | OrderContext<Options>;
+type RemovalCtx = RemovalContext<Options>;
 
 const ready = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const refOf = (pod: V1Pod | null): PodRef | null => (pod ? { pod: pod.metadata?.name ?? '', ready: ready(pod) } : null);
@@ -26,6 +29,60 @@ function seedsOf(o: Options, pods: readonly (V1Pod | null)[]): string[] {
     if (!ip) continue;
     const seed = `http://${ip.includes(':') ? `[${ip}]` : ip}:${o.port}`;
     if (!out.includes(seed)) out.push(seed);
+  }
+  return out;
+}
+
+/** Name, size and first ordinal of the StatefulSet: what the scale-down decisions count with. */
+const stsShape = (sts: V1StatefulSet) => ({ name: sts.metadata?.name ?? '', replicas: sts.spec?.replicas ?? 0, start: sts.spec?.ordinals?.start ?? 0 });
+
+/**
+ * Per StatefulSet (uid): the REST API addresses of the members the hook read
+ * last during a scale-down, for the calls whose pod is gone or does not answer.
+ * In memory only: after a restart the pods' DNS names are the fallback.
+ */
+const remembered = new Map<string, { member: string; root: string }[]>();
+const REMEMBERED_MAX = 500;
+
+/** Reads with the DCS configuration, and remembers where the members answer. */
+async function readRemembered(client: PatroniClient, seeds: string[], sts: V1StatefulSet): Promise<ClusterView> {
+  const view = await readCluster(client, seeds, { config: true });
+  const uid = sts.metadata?.uid;
+  if (uid) {
+    const roots = view.members.flatMap((m) => {
+      try {
+        return m.apiUrl ? [{ member: m.name, root: new URL('/', m.apiUrl).toString().replace(/\/$/, '') }] : [];
+      } catch {
+        return [];
+      }
+    });
+    remembered.delete(uid);
+    remembered.set(uid, roots);
+    if (remembered.size > REMEMBERED_MAX) remembered.delete(remembered.keys().next().value as string);
+  }
+  return view;
+}
+
+/**
+ * Where a scale-down call reads /cluster: the url option; else the leaving pod
+ * (while it exists), the members read last (without the leaving one, whose
+ * address may no longer answer at all), then the DNS names of the other pods
+ * under the StatefulSet's governing Service (<pod>.<service>.<namespace>.svc).
+ */
+function removalSeeds(ctx: RemovalCtx, leaving: string, pod: V1Pod | null): string[] {
+  const o = ctx.options;
+  if (o.url) return [o.url];
+  const sts = ctx.statefulSet;
+  const out = seedsOf(o, [pod]);
+  for (const { member, root } of remembered.get(sts.metadata?.uid ?? '') ?? []) if (member !== leaving && !out.includes(root)) out.push(root);
+  const { name, replicas, start } = stsShape(sts);
+  const service = sts.spec?.serviceName;
+  const ns = sts.metadata?.namespace;
+  if (service && ns) {
+    for (let i = 0; i < Math.min(replicas, 5); i++) {
+      const p = `${name}-${start + i}`;
+      if (p !== leaving) out.push(`http://${p}.${service}.${ns}.svc:${o.port}`);
+    }
   }
   return out;
 }
@@ -60,6 +117,51 @@ async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extr
 }
 
 /**
+ * One call: read -> decide -> (switch over -> read -> decide)? -> approve or
+ * hold. Resolves on an approval, throws HookNotReady on a hold. A switchover is
+ * made at most once per call and confirmed in /cluster; then the others get
+ * SETTLE_MS to re-attach to the new leader before a hold is final.
+ */
+async function decideAndAct(
+  ctx: Ctx,
+  log: Logger,
+  client: PatroniClient,
+  initialSeeds: string[],
+  read: (seeds: string[]) => Promise<ClusterView>,
+  decide: (view: ClusterView) => Decision,
+): Promise<void> {
+  const o = ctx.options;
+  let seeds = initialSeeds;
+  let switched: { at: number; to: string } | undefined;
+  for (;;) {
+    const view = await read(seeds);
+    const d = decide(view);
+    if (d.kind === 'approve') {
+      log.info({ note: d.note, switchedTo: switched?.to }, 'approved');
+      return;
+    }
+    if (d.kind === 'hold') {
+      // Right after our own switchover the replicas re-attach to the new leader: give them a moment.
+      if (switched && Date.now() - switched.at < SETTLE_MS && !ctx.signal.aborted) {
+        await sleep(1000, undefined, { signal: ctx.signal }).catch(() => undefined);
+        continue;
+      }
+      throw new HookNotReady(switched ? `switched over to ${switched.to}; ${d.reason}` : d.reason);
+    }
+    if (switched) throw new HookNotReady(`switched over to ${switched.to}, and the leader is still ${d.leader}'s pod's member: waiting`);
+    log.info({ from: d.leader, to: d.candidate, note: d.note }, 'switching over');
+    const started = Date.now();
+    const answer = await client.post(new URL('/switchover', d.leaderUrl).toString(), { leader: d.leader, candidate: d.candidate }, o.switchoverTimeoutSeconds * 1000);
+    const confirmed = await confirmSwitchover(client, [new URL('/', view.members.find((m) => m.name === d.candidate)?.apiUrl ?? d.leaderUrl).toString().replace(/\/$/, ''), ...seeds], d, ctx);
+    log.info({ from: d.leader, to: d.candidate, answer, ms: Date.now() - started, members: confirmed.members.map((m) => `${m.name}:${m.role}:${m.state}`) }, 'switchover confirmed by /cluster');
+    switched = { at: Date.now(), to: d.candidate };
+    // The old leader restarts as a replica: read the cluster through the new one first.
+    const candidateUrl = view.members.find((m) => m.name === d.candidate)?.apiUrl;
+    if (candidateUrl && !o.url) seeds = [new URL('/', candidateUrl).toString().replace(/\/$/, ''), ...seeds];
+  }
+}
+
+/**
  * PostgreSQL under Patroni: replicas first, then a switchover to an updated
  * replica, then the old leader; a member restarts only while the others stream
  * within max-lag. See docs/patroni.md.
@@ -83,34 +185,46 @@ export const patroniHook = defineHook({
     const o = ctx.options;
     const log = ctx.log.child({ hook: 'patroni', prev: prev?.metadata?.name ?? null, next: next?.metadata?.name ?? null });
     const client = await connect(ctx);
-    let seeds = seedsOf(o, [next, prev]);
     const updated = updatedBy(ctx, prev);
-    let switched: { at: number; to: string } | undefined;
-    for (;;) {
-      const view = await readCluster(client, seeds);
-      const d = decideTransition(view, refOf(prev), refOf(next), { maxLag: o.maxLag, switchoverTo: o.switchoverTo }, updated);
-      if (d.kind === 'approve') {
-        log.info({ note: d.note, switchedTo: switched?.to }, 'approved');
-        return;
-      }
-      if (d.kind === 'hold') {
-        // Right after our own switchover the replicas re-attach to the new leader: give them a moment.
-        if (switched && Date.now() - switched.at < SETTLE_MS && !ctx.signal.aborted) {
-          await sleep(1000, undefined, { signal: ctx.signal }).catch(() => undefined);
-          continue;
-        }
-        throw new HookNotReady(switched ? `switched over to ${switched.to}; ${d.reason}` : d.reason);
-      }
-      if (switched) throw new HookNotReady(`switched over to ${switched.to}, and the leader is still ${d.leader}'s pod's member: waiting`);
-      log.info({ from: d.leader, to: d.candidate, note: d.note }, 'switching over');
-      const started = Date.now();
-      const answer = await client.post(new URL('/switchover', d.leaderUrl).toString(), { leader: d.leader, candidate: d.candidate }, o.switchoverTimeoutSeconds * 1000);
-      const confirmed = await confirmSwitchover(client, [new URL('/', view.members.find((m) => m.name === d.candidate)?.apiUrl ?? d.leaderUrl).toString().replace(/\/$/, ''), ...seeds], d, ctx);
-      log.info({ from: d.leader, to: d.candidate, answer, ms: Date.now() - started, members: confirmed.members.map((m) => `${m.name}:${m.role}:${m.state}`) }, 'switchover confirmed by /cluster');
-      switched = { at: Date.now(), to: d.candidate };
-      // The old leader restarts as a replica: read the cluster through the new one first.
-      const candidateUrl = view.members.find((m) => m.name === d.candidate)?.apiUrl;
-      if (candidateUrl && !o.url) seeds = [new URL('/', candidateUrl).toString().replace(/\/$/, ''), ...seeds];
-    }
+    await decideAndAct(ctx, log, client, seedsOf(o, [next, prev]), (seeds) => readCluster(client, seeds), (view) =>
+      decideTransition(view, refOf(prev), refOf(next), { maxLag: o.maxLag, switchoverTo: o.switchoverTo }, updated),
+    );
+  },
+
+  /**
+   * Scale-down: a leaving leader is switched over first (to a replica that
+   * stays), then the member leaves as a replica while the members that stay
+   * stream within max-lag. Idempotent: what was done is in the cluster (who leads).
+   */
+  async podRemoval(pod, ctx) {
+    const o = ctx.options;
+    const name = pod.metadata?.name ?? '';
+    const log = ctx.log.child({ hook: 'patroni', removal: name });
+    const client = await connect(ctx);
+    const shape = stsShape(ctx.statefulSet);
+    const facts = { leaving: leavingPods(shape, ctx.requestedReplicas), requested: ctx.requestedReplicas, maxLag: o.maxLag };
+    const seeds = removalSeeds(ctx, name, pod);
+    await decideAndAct(ctx, log, client, seeds, (s) => readRemembered(client, s, ctx.statefulSet), (view) => decideRemoval(view, { pod: name, ready: ctx.podReady }, facts));
+  },
+
+  /**
+   * 'removed': hold until the member is gone from /cluster (its DCS key expires
+   * after Patroni's ttl), so that the next removal starts from a cluster that
+   * knows its size. 'withdrawn': nothing to undo. podRemoval changes nothing but
+   * the leadership, and a switchover is not undone: the new leader is as good a
+   * leader, and moving it back would be one more disruption for nothing.
+   */
+  async podRemoved(pod, outcome, ctx) {
+    if (outcome === 'withdrawn') return;
+    const name = pod.metadata?.name ?? '';
+    const log = ctx.log.child({ hook: 'patroni', removed: name });
+    const client = await connect(ctx);
+    const shape = stsShape(ctx.statefulSet);
+    const index = podIndex(shape, name);
+    const back = index !== undefined && index < shape.replicas;
+    const view = await readRemembered(client, removalSeeds(ctx, name, null), ctx.statefulSet);
+    const d = decideRemoved(view, name, back);
+    if (d.kind !== 'approve') throw new HookNotReady(d.kind === 'hold' ? d.reason : `unexpected decision ${d.kind}`);
+    log.info({ note: d.note }, 'approved');
   },
 });

@@ -1,21 +1,25 @@
 import { HookNotReady } from '../../lib/hook.ts';
-import { ClusterAnswer, MemberAnswer } from './answers.ts';
+import { ClusterAnswer, ConfigAnswer, MemberAnswer } from './answers.ts';
 import type { PatroniClient } from './client.ts';
-import { type ClusterView, clusterView, type MemberSelf, selfOf } from './view.ts';
+import { type ClusterView, clusterView, configOf, type DcsConfig, type MemberSelf, selfOf } from './view.ts';
 
 /**
  * Reads what a decision needs, afresh: the member list from the first address
  * that answers /cluster (every member serves the DCS's view), then each member's
  * own /patroni, in parallel. A member that does not answer is in the view with
- * the reason: the decisions hold on it, they never guess.
+ * the reason: the decisions hold on it, they never guess. With `config`, also
+ * the DCS's dynamic configuration (GET /config) from the address that answered
+ * /cluster; failing that read is a reason in the view, like a member's.
  */
-export async function readCluster(client: PatroniClient, seeds: readonly string[]): Promise<ClusterView> {
+export async function readCluster(client: PatroniClient, seeds: readonly string[], o: { config?: boolean } = {}): Promise<ClusterView> {
   if (seeds.length === 0) throw new HookNotReady('no address to reach Patroni: no pod with an IP, and no url option');
   let cluster: ClusterAnswer | undefined;
+  let answered = '';
   const errors: string[] = [];
   for (const seed of seeds) {
     try {
       cluster = await client.get(`${seed}/cluster`, ClusterAnswer);
+      answered = seed;
       break;
     } catch (err) {
       errors.push(err instanceof Error ? err.message : String(err));
@@ -23,8 +27,9 @@ export async function readCluster(client: PatroniClient, seeds: readonly string[
   }
   if (!cluster) throw new HookNotReady(errors.length === 1 ? (errors[0] as string) : `no member answers /cluster: ${errors.join('; ')}`);
   const selves = new Map<string, MemberSelf>();
-  await Promise.all(
-    cluster.members.map(async (m) => {
+  let config: DcsConfig | undefined;
+  await Promise.all([
+    ...cluster.members.map(async (m) => {
       if (!m.api_url) return;
       try {
         selves.set(m.name, selfOf(await client.get(m.api_url, MemberAnswer)));
@@ -32,6 +37,15 @@ export async function readCluster(client: PatroniClient, seeds: readonly string[
         selves.set(m.name, { ok: false, error: err instanceof Error ? err.message : String(err) });
       }
     }),
-  );
-  return clusterView(cluster, selves);
+    (async () => {
+      if (!o.config) return;
+      try {
+        config = configOf(await client.get(`${answered}/config`, ConfigAnswer));
+      } catch (err) {
+        config = { ok: false, error: err instanceof Error ? err.message : String(err) };
+      }
+    })(),
+  ]);
+  const view = clusterView(cluster, selves);
+  return config ? { ...view, config } : view;
 }

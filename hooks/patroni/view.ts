@@ -1,4 +1,4 @@
-import type { ClusterAnswer, ClusterMember, MemberAnswer } from './answers.ts';
+import type { ClusterAnswer, ClusterMember, ConfigAnswer, MemberAnswer } from './answers.ts';
 
 /** What a member itself says (GET /patroni on it), or why it could not be asked. */
 export type MemberSelf =
@@ -25,6 +25,23 @@ export interface ClusterView {
   /** Maintenance mode: Patroni neither fails over nor switches over. */
   paused: boolean;
   members: MemberView[];
+  /** The DCS's dynamic configuration (GET /config), when the call read it (a scale-down's do), or why it could not. */
+  config?: DcsConfig;
+}
+
+/** What the scale-down decisions need of the dynamic configuration. */
+export type DcsConfig =
+  | { ok: true; synchronousMode: 'off' | 'on' | 'quorum'; strict: boolean; ttlSeconds: number }
+  | { ok: false; error: string };
+
+/** Patroni's parse_bool: on, true, yes, 1 (any case) are true. */
+const patroniTrue = (v: unknown): boolean => ['on', 'true', 'yes', '1'].includes(String(v).toLowerCase());
+
+/** Patroni's defaults where the DCS says nothing: synchronous mode off, strict off, ttl 30 s. */
+export function configOf(c: ConfigAnswer): DcsConfig {
+  const mode = String(c.synchronous_mode).toLowerCase() === 'quorum' ? 'quorum' : patroniTrue(c.synchronous_mode) ? 'on' : 'off';
+  const ttl = Number(c.ttl);
+  return { ok: true, synchronousMode: mode, strict: patroniTrue(c.synchronous_mode_strict), ttlSeconds: Number.isFinite(ttl) && ttl > 0 ? ttl : 30 };
 }
 
 export const isLeaderRole = (role: string): boolean => role === 'leader' || role === 'standby_leader' || role === 'master' || role === 'primary';
