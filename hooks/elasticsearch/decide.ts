@@ -12,6 +12,12 @@ import {
 import type { ExplainAnswer } from './answers.ts';
 import type { Strategy, StrategyOption } from './options.ts';
 import type { ClusterView, ShardCopy, ShutdownRecord } from './view.ts';
+import { inFlight, soleCopies } from './away.ts';
+import { compareVersions, healthText, healthy, holdsData, listOf, masterEligible, plural, redReason, stepHealthy, upgrading, versionsOf } from './facts.ts';
+
+// Re-exported: the rest of the hook and its tests read them from here.
+export { inFlight, soleCopies } from './away.ts';
+export { compareVersions, healthText, healthy, listOf, masterEligible, redReason, stepHealthy, upgrading, versionParts, versionsOf } from './facts.ts';
 
 // The decisions of the hook, as pure functions of what it read: one call of the
 // hook is read -> decide -> (write -> read -> decide)* -> approve or hold. A
@@ -52,72 +58,6 @@ export interface StepContext {
 const hold = (reason: string, explain?: StuckCopy): Decision => (explain ? { kind: 'hold', reason, explain } : { kind: 'hold', reason });
 const approve = (note: string, flush = false): Decision => ({ kind: 'approve', note, flush });
 const NO_WRITE: SettingsWrite = { persistent: {}, transient: {} };
-
-const RANK: Record<Health, number> = { red: 0, yellow: 1, green: 2 };
-export const healthy = (view: ClusterView, required: Health): boolean => RANK[view.health.status] >= RANK[required];
-
-/** "8.19.21" -> [8, 19, 21]; anything after the numbers (-SNAPSHOT) is ignored. */
-export function versionParts(v: string): number[] | undefined {
-  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
-}
-
-/** <0, 0, >0 as a is older, the same, newer than b; undefined when either is not a version. */
-export function compareVersions(a: string, b: string): number | undefined {
-  const x = versionParts(a);
-  const y = versionParts(b);
-  if (!x || !y) return undefined;
-  for (let i = 0; i < 3; i++) if ((x[i] as number) !== (y[i] as number)) return (x[i] as number) - (y[i] as number);
-  return 0;
-}
-
-/** The versions the members run, oldest first. */
-export function versionsOf(view: ClusterView): string[] {
-  const vs = [...new Set(view.nodes.map((n) => n.version).filter((v): v is string => !!v))];
-  return vs.sort((a, b) => compareVersions(a, b) ?? (a < b ? -1 : 1));
-}
-
-/** Members run more than one version: an upgrade is under way. */
-export const upgrading = (view: ClusterView): boolean => versionsOf(view).length > 1;
-
-/**
- * Health good enough for a node to go. Also yellow while an upgrade is under
- * way (ECK's rule): replicas of shards whose primary is on a newer node cannot
- * be placed on an older one, so the cluster stays yellow until the last old
- * node is gone; yellow means every primary is assigned, and with nothing
- * initializing or relocating, no copy is in flight.
- */
-export function stepHealthy(view: ClusterView, required: Health): boolean {
-  if (healthy(view, required)) return true;
-  return view.health.status === 'yellow' && upgrading(view) && view.health.initializing === 0 && view.health.relocating === 0;
-}
-
-const MASTER_ROLES = ['master', 'cluster_manager'];
-export const masterEligible = (n: { roles?: string[] }): boolean => (n.roles ?? []).some((r) => MASTER_ROLES.includes(r));
-const holdsData = (n: { roles?: string[] }): boolean => (n.roles ?? []).some((r) => r === 'data' || r.startsWith('data_'));
-
-/** "a, b, c and 4 more": names in a reason stay short. */
-export function listOf(names: readonly string[], max = 5): string {
-  if (names.length === 0) return 'none';
-  return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
-}
-
-const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
-
-/** "yellow: 3 shards unassigned (1 primary), 2 initializing; 3 nodes" — the numbers behind a health. */
-export function healthText(view: ClusterView): string {
-  const h = view.health;
-  const parts: string[] = [];
-  if (h.unassigned) parts.push(`${plural(h.unassigned, 'shard')} unassigned${h.unassignedPrimaries ? ` (${plural(h.unassignedPrimaries, 'primary', 'primaries')})` : ''}`);
-  if (h.initializing) parts.push(`${h.initializing} initializing`);
-  if (h.relocating) parts.push(`${h.relocating} relocating`);
-  return `${h.status}: ${parts.length ? `${parts.join(', ')}; ` : ''}${plural(h.nodes, 'node')}`;
-}
-
-export function redReason(view: ClusterView): string {
-  const red = view.health.redIndices;
-  return `cluster is ${healthText(view)}${red?.length ? `; red indices: ${listOf(red)}` : ''}`;
-}
 
 /**
  * Why `ref`'s node is not back in the cluster yet, or undefined when it is:
@@ -197,6 +137,15 @@ function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null,
           `restarting ${next.name} now could lose the master quorum; waiting for ${missing.length === 1 ? 'it' : 'them'} to rejoin`,
       );
     }
+    // A voter about to go counts as gone: two restarts at once could lose the quorum as surely.
+    // prev has rejoined (checked above); what is left of its step is this hook's to clear.
+    const going = inFlight(view, next.name, prev?.name).filter((f) => view.nodes.some((m) => m.name === f.name && (view.voters ?? []).includes(m.id)));
+    if (going.length) {
+      return hold(
+        `${next.name} is master-eligible and ${listOf(going.map((f) => `${f.name} (${f.why})`))}, also a voter, ${going.length === 1 ? 'is' : 'are'} on the way out: ` +
+          `restarting ${next.name} too could lose the master quorum; waiting for ${going.length === 1 ? 'it' : 'them'} to be back`,
+      );
+    }
     const others = (step.pods ?? []).map((p) => p.name);
     const target = step.target ?? versionsOf(view).at(-1);
     if (target && others.length) {
@@ -236,29 +185,6 @@ function allocationWrite(view: ClusterView, want: 'primaries' | null): SettingsW
     if (typeof v === 'string' && v.toLowerCase() === 'primaries') out[layer][ALLOCATION_ENABLE] = null;
   }
   return out;
-}
-
-/**
- * Shard copies on a node whose (index, shard) has no other active copy:
- * restarting the node takes them offline. With `view.replicas` (what the hook
- * reads: one node's copies), a copy is alone when its index has as many
- * unassigned copies of that shard as it has replicas; without (every copy of
- * the cluster given), when no other node holds an active copy.
- */
-export function soleCopies(view: Pick<ClusterView, 'shards' | 'replicas' | 'unassigned'>, nodeId: string): ShardCopy[] {
-  const shards = view.shards ?? [];
-  const key = (s: { index: string; shard: number }) => `${s.index}\u0000${s.shard}`;
-  const active = (s: ShardCopy) => s.state === 'STARTED' || s.state === 'RELOCATING';
-  const on = shards.filter((s) => s.nodeId === nodeId && active(s));
-  const replicas = view.replicas;
-  if (!replicas) {
-    const elsewhere = new Set(shards.filter((s) => s.nodeId !== nodeId && active(s)).map(key));
-    return on.filter((s) => !elsewhere.has(key(s)));
-  }
-  const unassigned = new Map<string, number>();
-  for (const u of view.unassigned ?? []) unassigned.set(key(u), (unassigned.get(key(u)) ?? 0) + 1);
-  // An index unknown to the replica read was created since: count it alone until the next read.
-  return on.filter((s) => (replicas[s.index] ?? 0) - (unassigned.get(key(s)) ?? 0) <= 0);
 }
 
 /**
@@ -435,7 +361,7 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
     return approve(`replica allocation is enabled; cluster is ${view.health.status}`);
   }
 
-  const ready = readyToGo(view, next, required);
+  const ready = readyToGo(view, next, required, prev);
   if (ready) return ready;
   if (!keep) {
     return {
@@ -451,17 +377,27 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
  * The node goes down with its copies (restart and shutdown): only when every
  * shard has another copy, and nothing is moving. A hold, or undefined to go on.
  */
-function readyToGo(view: ClusterView, next: NodeRef, required: Health): Decision | undefined {
+function readyToGo(view: ClusterView, next: NodeRef, required: Health, prev: NodeRef | null): Decision | undefined {
   if (!stepHealthy(view, required) || view.health.relocating || view.health.initializing) {
     return hold(`waiting for health ${required} with nothing moving before ${next.name} restarts: cluster is ${healthText(view)}`);
   }
   const node = view.nodes.find((n) => n.name === next.name);
   if (!node && next.ready) return hold(missingNode(view, next));
-  const sole = node ? soleCopies(view, node.id) : [];
+  const going = inFlight(view, next.name, prev?.name);
+  const away = new Set(going.map((f) => view.nodes.find((n) => n.name === f.name)?.id).filter((id): id is string => id !== undefined));
+  const alone = node ? soleCopies(view, node.id) : [];
+  if (alone.length) {
+    return hold(
+      `${next.name} holds the only copy of ${plural(alone.length, 'shard')} (${listOf(alone.map((s) => `${s.index}[${s.shard}]`))}): ` +
+        'restarting it would take them offline; give those indices replicas, or use strategy drain',
+    );
+  }
+  // Copies whose other copy is on a node about to go: restarting both at once takes them offline too.
+  const sole = node ? soleCopies(view, node.id, away) : [];
   if (sole.length) {
     return hold(
-      `${next.name} holds the only copy of ${plural(sole.length, 'shard')} (${listOf(sole.map((s) => `${s.index}[${s.shard}]`))}): ` +
-        'restarting it would take them offline; give those indices replicas, or use strategy drain',
+      `${next.name} holds ${plural(sole.length, 'shard')} (${listOf(sole.map((s) => `${s.index}[${s.shard}]`))}) whose other copies are on nodes on their way out ` +
+        `(${listOf(going.map((f) => `${f.name}: ${f.why}`))}): waiting for them to be back`,
     );
   }
   return undefined;
@@ -508,7 +444,7 @@ export function decideShutdown(view: ClusterView, prev: NodeRef | null, next: No
     if (!healthy(view, required)) return hold(`no shutdown record of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
     return approve(`no shutdown record of sts-pilot's is left; cluster is ${view.health.status}`);
   }
-  const ready = readyToGo(view, next, required);
+  const ready = readyToGo(view, next, required, prev);
   if (ready) return ready;
   if (!nextNode) return approve(`${next.name} is not in the cluster (pod ${next.pod} is not Ready): nothing to prepare`);
   const record = records.find((r) => r.nodeId === nextNode.id);

@@ -14,7 +14,7 @@ import {
   StateAnswer,
 } from './answers.ts';
 import type { EsClient } from './client.ts';
-import { resolveStrategy } from './decide.ts';
+import { inFlight, resolveStrategy } from './decide.ts';
 import type { Strategy, StrategyOption } from './options.ts';
 import { EXCLUDE_NAME, effectiveLayer, parseNames } from './settings.ts';
 import { type ClusterView, clusterView } from './view.ts';
@@ -76,8 +76,12 @@ export async function readCluster(es: EsClient, o: ReadPlan): Promise<{ view: Cl
   let diskDefaults: DiskDefaultsAnswer | undefined;
   const nextId = o.next ? first.view.nodes.find((n) => n.name === o.next)?.id : undefined;
   if (o.next) {
-    const p = nextId ? `routing_nodes.nodes.${nextId}` : undefined;
-    const filter = [...(p ? ['state', 'index', 'shard', 'primary'].map((f) => `${p}.${f}`) : []), 'routing_nodes.unassigned.index', 'routing_nodes.unassigned.shard', 'routing_nodes.unassigned.primary'];
+    // next's copies, and those of nodes on their way out (another StatefulSet's step, a shutdown
+    // record, a removal): a copy there counts for nothing when next goes too.
+    const going = inFlight(first.view, o.next).map((f) => first.view.nodes.find((n) => n.name === f.name)?.id);
+    const ids = [nextId, ...going].filter((id): id is string => id !== undefined);
+    const paths = ids.map((id) => `routing_nodes.nodes.${id}`);
+    const filter = [...paths.flatMap((p) => ['state', 'index', 'shard', 'primary'].map((f) => `${p}.${f}`)), 'routing_nodes.unassigned.index', 'routing_nodes.unassigned.shard', 'routing_nodes.unassigned.primary'];
     const excluded = (() => {
       const names = parseNames(settings[effectiveLayer(settings, EXCLUDE_NAME)][EXCLUDE_NAME]);
       return names.ok && names.names.includes(o.next as string);
