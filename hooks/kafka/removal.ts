@@ -81,23 +81,23 @@ export function voterHold(view: KafkaView, ref: LeavingRef): string | undefined 
   const v = view.quorum.voters.find((x) => x.id === ref.id);
   if (!v) return undefined;
   const n = view.quorum.voters.length;
-  const base =
-    `node ${ref.id} (pod ${ref.pod}) is a voter of the KRaft controller quorum (voters ${ids(view.quorum.voters.map((x) => x.id))}): ` +
-    `without its pod the quorum would run ${n - 1} of ${n} voters for good. Removing a voter is a separate, deliberate act that this hook will not do: `;
-  const cmd = `kafka-metadata-quorum --bootstrap-controller <a controller> remove-controller --controller-id ${ref.id} --controller-directory-id ${v.directoryId ?? '<its directory id>'}`;
-  if (v.directoryId) return `${base}${cmd}; the removal goes on once node ${ref.id} is no longer a voter`;
+  const cmd = `kafka-metadata-quorum --bootstrap-controller <controller> remove-controller --controller-id ${ref.id} --controller-directory-id ${v.directoryId ?? '<id>'}`;
   return (
-    `${base}the quorum is static (controller.quorum.voters, no directory ids), so it must first become dynamic ` +
-    `(kafka-features upgrade --feature kraft.version=1, Kafka 4.1 or later, and controller.quorum.bootstrap.servers in place of controller.quorum.voters), then ${cmd}`
+    `node ${ref.id} (pod ${ref.pod}) is a KRaft controller voter (voters ${ids(view.quorum.voters.map((x) => x.id))}): without it the quorum runs ${n - 1} of ${n} for good. ` +
+    `Removing a voter is a deliberate act this hook will not do: ${cmd}` +
+    (v.directoryId
+      ? `; the removal goes on once it is no longer a voter`
+      : `; this static quorum (controller.quorum.voters, no directory ids) must first become dynamic (kafka-features upgrade --feature kraft.version=1, Kafka 4.1+)`)
   );
 }
 
 /**
  * May `ref`'s pod leave for good? In order: a node the cluster does not know
  * (already gone: approve, if the cluster is healthy and the mapping is not in
- * doubt); a reassignment involving it (wait); replicas on it (move them); a
- * voter (remove it from the quorum first); then the cluster's health as for a
- * rollout step (a leader, nothing under-replicated or offline).
+ * doubt); then, said together, a voter (a person removes it from the quorum)
+ * and a reassignment involving it (wait) or else replicas on it (move them);
+ * then the cluster's health as for a rollout step (a leader, nothing
+ * under-replicated or offline).
  */
 export function decideRemoval(view: KafkaView, reassignments: readonly Reassignment[], ref: LeavingRef): Decision {
   const voter = isVoter(view, ref.id);
@@ -114,8 +114,8 @@ export function decideRemoval(view: KafkaView, reassignments: readonly Reassignm
     if (cluster) return hold(`node ${ref.id} (pod ${ref.pod}) is not in the cluster, but the cluster is not healthy: ${cluster}`);
     return { kind: 'approve', note: `node ${ref.id} (pod ${ref.pod}) is not registered, not a voter and hosts no replica: nothing to move, it is already gone` };
   }
-  // A running reassignment says more than the replicas it is moving: wait for it.
-  const own = [reassignmentHold(reassignments, ref) ?? replicaHold(view, ref), voterHold(view, ref)].filter((x): x is string => !!x);
+  // The voter first: its way out is a person's act. A running reassignment says more than the replicas it is moving.
+  const own = [voterHold(view, ref), reassignmentHold(reassignments, ref) ?? replicaHold(view, ref)].filter((x): x is string => !!x);
   if (own.length > 0) return hold(own.join('; also, '));
   const cluster = clusterHold(view, null);
   if (cluster) return hold(cluster);
