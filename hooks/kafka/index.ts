@@ -54,10 +54,17 @@ async function readAny(ctx: ConnectContext): Promise<{ view: KafkaView; via: str
   return { view: value, via };
 }
 
-function sameCluster(view: KafkaView, x: { ref: BrokerRef; pilot?: PilotSays } | null): void {
+/** Why the pod's Pilot and the bootstrap servers disagree on the cluster, or undefined. */
+function otherCluster(view: KafkaView, x: { ref: BrokerRef; pilot?: PilotSays } | null): string | undefined {
   if (x?.pilot?.clusterId && x.pilot.clusterId !== view.clusterId) {
-    throw new HookNotReady(`the Pilot of ${x.ref.pod} reports Kafka cluster ${x.pilot.clusterId}, but the bootstrap servers reach cluster ${view.clusterId}`);
+    return `the Pilot of ${x.ref.pod} reports Kafka cluster ${x.pilot.clusterId}, but the bootstrap servers reach cluster ${view.clusterId}`;
   }
+  return undefined;
+}
+
+function sameCluster(view: KafkaView, x: { ref: BrokerRef; pilot?: PilotSays } | null): void {
+  const why = otherCluster(view, x);
+  if (why) throw new HookNotReady(why);
 }
 
 /** The leaving pod's broker; its Pilot, when it reports the node id, confirms the mapping. */
@@ -115,13 +122,15 @@ export const kafkaHook = defineHook({
     const log = ctx.log.child({ broker: r.leaving.id });
     const { value, via } = await onAny(ctx, async (admin) => {
       const view = await readCluster(admin);
-      sameCluster(view, r);
+      // Said, not thrown: a HookNotReady thrown here would send onAny to the next broker.
+      const other = otherCluster(view, r);
+      if (other) return { kind: 'hold' as const, reason: other };
       const c = decideUnregister(view, r.leaving);
       if (c.kind !== 'unregister') return c;
       try {
         return { ...c, result: await admin.unregisterBroker(r.leaving.id) };
       } catch (err) {
-        throw new HookNotReady(`cannot unregister broker ${r.leaving.id}: ${describeError(err, 300)} (the principal needs Alter on the cluster)`);
+        throw new HookNotReady(`cannot unregister broker ${r.leaving.id}: ${describeError(err, 300)}; UnregisterBroker needs Alter on the cluster`);
       }
     });
     if (value.kind === 'hold') throw new HookNotReady(value.reason);
