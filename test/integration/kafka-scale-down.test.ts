@@ -148,8 +148,9 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
     // 1. The request: held while broker 3 hosts replicas, the reason naming the topic and how to move them.
     const tReq = Date.now();
     await mergePatch(c, ns, 'kafka', { metadata: { annotations: { [REQUESTED]: '3' } } });
-    const held = await waitUntil('a HookHeld Event about kafka-3', 60_000, async () =>
-      (await eventsFor(c, ns, 'kafka')).find((e) => e.reason === 'HookHeld' && e.message.includes('removal of pod kafka-3')),
+    // (Another hold first, a read timed out under load say, would be a different Event: the one about the replicas is looked for.)
+    const held = await waitUntil('a HookHeld Event about kafka-3 and its replicas', 60_000, async () =>
+      (await eventsFor(c, ns, 'kafka')).find((e) => e.reason === 'HookHeld' && e.message.includes('removal of pod kafka-3') && e.message.includes('still hosts')),
     );
     say(`held: ${held.message}`);
     expect(held.message).to.match(/^kafka holds the removal of pod kafka-3: broker 3 \(pod kafka-3\) still hosts 5 partition replicas: orders \(5 of 6 partitions\); it may leave only once it hosts none\. /);
@@ -229,8 +230,9 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
     // Audit: the only pod deleted is kafka-3, after the hook's approval of its removal.
     const hookApproved = removalLogs('kafka-3', 'removal', 'approved');
     const runnerApproved = removalLogs('kafka-3', 'removal', 'hook approved');
-    expect(hookApproved, "the kafka hook's approval").to.have.length(1);
-    expect(runnerApproved).to.have.length(1);
+    // One approval, or more if its patch lost a race and the hook was asked again: the first one counts.
+    expect(hookApproved, "the kafka hook's approval").to.have.length.at.least(1);
+    expect(runnerApproved).to.have.length.at.least(1);
     const approvedAt = at(hookApproved[0] as Record<string, unknown>);
     expect(approvedAt, 'approved after the data moved').to.be.at.least(tMove);
     const deletions = (watcher as PodWatcher).deletions.filter((d) => d.name.startsWith('kafka-'));
@@ -252,8 +254,8 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
   it('holds the removal of a controller-quorum voter with the remove-controller command, until the request is withdrawn', async () => {
     const tReq = Date.now();
     await mergePatch(c, ns, 'kafka', { metadata: { annotations: { [REQUESTED]: '2' } } });
-    const held = await waitUntil('a HookHeld Event about kafka-2', 60_000, async () =>
-      (await eventsFor(c, ns, 'kafka')).find((e) => e.reason === 'HookHeld' && e.message.includes('removal of pod kafka-2')),
+    const held = await waitUntil('a HookHeld Event about kafka-2, a voter', 60_000, async () =>
+      (await eventsFor(c, ns, 'kafka')).find((e) => e.reason === 'HookHeld' && e.message.includes('removal of pod kafka-2') && e.message.includes('controller voter')),
     );
     say(`held: ${held.message}`);
     expect(held.message).to.match(/^kafka holds the removal of pod kafka-2: node 2 \(pod kafka-2\) is a KRaft controller voter \(voters 0,1,2\): without it the quorum runs 2 of 3 for good\. /);
@@ -261,7 +263,7 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
     // The harness's quorum is static (controller.quorum.voters): the reason says so.
     expect(held.message).to.match(/this static quorum \(controller\.quorum\.voters, no directory ids\) must first become dynamic/);
     expect(held.message).to.match(/; also, broker 2 \(pod kafka-2\) still hosts 6 partition replicas: orders \(6 of 6 partitions\)/);
-    expect(held.message.length).to.be.at.most(1024);
+    expect(held.message, 'whole: not cut at the 1024 characters of an Event').to.match(/the removal goes on by itself once they are moved$/);
     await sleep(5000);
     expect(await livePods()).to.deep.equal(['kafka-0', 'kafka-1', 'kafka-2']);
 
