@@ -7,7 +7,10 @@ import type { Options } from './options.ts';
 const CA_KEY = 'ca.crt';
 const SaslCredentials = z.object({ username: z.string().min(1), password: z.string().min(1) });
 
-async function readSecret(ctx: HookContext<Options>, name: string): Promise<Record<string, string>> {
+/** What a connection needs of a hook call's context: podUpdateTransition's and podRemoval's both have it. */
+export type ConnectContext = Pick<HookContext<Options>, 'options' | 'signal' | 'secrets'>;
+
+async function readSecret(ctx: ConnectContext, name: string): Promise<Record<string, string>> {
   try {
     return await ctx.secrets(name);
   } catch (err) {
@@ -17,7 +20,7 @@ async function readSecret(ctx: HookContext<Options>, name: string): Promise<Reco
 }
 
 /** A connection to one broker with the options' TLS and SASL; every failure is a HookNotReady with a reason. */
-export async function connect(ctx: HookContext<Options>, broker: BrokerAddress): Promise<KafkaAdmin> {
+export async function connect(ctx: ConnectContext, broker: BrokerAddress): Promise<KafkaAdmin> {
   const o = ctx.options;
   const admin: KafkaAdminOptions = { bootstrap: [broker], timeoutMs: o.timeoutSeconds * 1000, signal: ctx.signal, clientId: 'sts-pilot' };
   if (o.tls) {

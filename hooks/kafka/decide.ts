@@ -28,9 +28,9 @@ export function listOf(names: readonly string[], max = 5): string {
   return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} and ${names.length - max} more`;
 }
 
-const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 const name = (p: PartitionState): string => `${p.topic}-${p.partition}`;
-const ids = (xs: readonly number[]): string => (xs.length === 0 ? 'none' : [...xs].sort((a, b) => a - b).join(','));
+export const ids = (xs: readonly number[]): string => (xs.length === 0 ? 'none' : [...xs].sort((a, b) => a - b).join(','));
 
 /** Replicas outside the ISR. */
 const missing = (p: PartitionState): number[] => p.replicas.filter((r) => !p.isr.includes(r));
@@ -126,7 +126,7 @@ export function notSafeToRestart(view: KafkaView, next: BrokerRef, policy: Activ
 }
 
 /** Holds that concern the whole cluster, whatever the step. */
-function clusterHold(view: KafkaView, except: number | null): string | undefined {
+export function clusterHold(view: KafkaView, except: number | null): string | undefined {
   if (view.quorum.leader < 0) return 'the controller quorum has no leader';
   const under = underReplicated(view, except);
   if (under.length > 0) {

@@ -1,15 +1,18 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
-import { defineHook, type HookContext, HookNotReady } from '../../lib/hook.ts';
+import { defineHook, type HookContext, HookNotReady, type RemovalContext } from '../../lib/hook.ts';
 import type { KafkaAdmin } from '../../lib/kafka/admin.ts';
 import { brokerRefOf, type PilotSays } from './broker-ref.ts';
-import { connect } from './client.ts';
+import { type ConnectContext, connect } from './client.ts';
 import { type BrokerRef, decide } from './decide.ts';
 import { Options } from './options.ts';
-import { readCluster } from './read.ts';
+import { readCluster, readReassignments } from './read.ts';
+import { decideRemoval, decideUnregister } from './removal.ts';
 import type { KafkaView } from './view.ts';
 
-async function brokerRef(pod: V1Pod | null, ctx: HookContext<Options>): Promise<{ ref: BrokerRef; pilot?: PilotSays } | null> {
+type RefContext = Pick<HookContext<Options>, 'statefulSet' | 'options' | 'pilots'>;
+
+async function brokerRef(pod: V1Pod | null, ctx: RefContext): Promise<{ ref: BrokerRef; pilot?: PilotSays } | null> {
   if (!pod) return null;
   const name = pod.metadata?.name ?? '';
   let pilot: unknown;
@@ -24,17 +27,18 @@ async function brokerRef(pod: V1Pod | null, ctx: HookContext<Options>): Promise<
 }
 
 /**
- * The cluster as the first bootstrap broker that answers in full sees it. A
- * broker that accepts connections but does not answer (frozen, overloaded)
- * costs one timeout, then the next one is asked.
+ * `fn` on a connection to the first bootstrap broker that answers it in full.
+ * A broker that accepts connections but does not answer (frozen, overloaded,
+ * or the leaving one) costs one timeout, then the next one is asked. `fn` must
+ * be safe to run again on the next broker (reads, and idempotent writes).
  */
-async function readAny(ctx: HookContext<Options>): Promise<{ view: KafkaView; via: string }> {
+async function onAny<T>(ctx: ConnectContext, fn: (admin: KafkaAdmin) => Promise<T>): Promise<{ value: T; via: string }> {
   const failures: string[] = [];
   for (const b of ctx.options.bootstrap) {
     let admin: KafkaAdmin | undefined;
     try {
       admin = await connect(ctx, b);
-      return { view: await readCluster(admin), via: admin.broker };
+      return { value: await fn(admin), via: admin.broker };
     } catch (err) {
       if (!(err instanceof HookNotReady) || ctx.signal.aborted) throw err;
       failures.push(err.message);
@@ -45,6 +49,30 @@ async function readAny(ctx: HookContext<Options>): Promise<{ view: KafkaView; vi
   throw new HookNotReady(failures.length === 1 ? (failures[0] as string) : `no bootstrap broker answered: ${failures.join('; ')}`);
 }
 
+async function readAny(ctx: ConnectContext): Promise<{ view: KafkaView; via: string }> {
+  const { value, via } = await onAny(ctx, readCluster);
+  return { view: value, via };
+}
+
+/** Why the pod's Pilot and the bootstrap servers disagree on the cluster, or undefined. */
+function otherCluster(view: KafkaView, x: { ref: BrokerRef; pilot?: PilotSays } | null): string | undefined {
+  if (x?.pilot?.clusterId && x.pilot.clusterId !== view.clusterId) {
+    return `the Pilot of ${x.ref.pod} reports Kafka cluster ${x.pilot.clusterId}, but the bootstrap servers reach cluster ${view.clusterId}`;
+  }
+  return undefined;
+}
+
+function sameCluster(view: KafkaView, x: { ref: BrokerRef; pilot?: PilotSays } | null): void {
+  const why = otherCluster(view, x);
+  if (why) throw new HookNotReady(why);
+}
+
+/** The leaving pod's broker; its Pilot, when it reports the node id, confirms the mapping. */
+async function leavingRef(pod: V1Pod, ctx: RemovalContext<Options>) {
+  const r = (await brokerRef(pod, ctx)) as { ref: BrokerRef; pilot?: PilotSays };
+  return { ...r, leaving: { pod: r.ref.pod, id: r.ref.id, ready: ctx.podReady, confirmed: r.pilot?.brokerId === r.ref.id } };
+}
+
 /**
  * Kafka in KRaft mode: a broker restarts only when no partition it hosts falls
  * below min.insync.replicas, nothing else is under-replicated, the controller
@@ -53,18 +81,61 @@ async function readAny(ctx: HookContext<Options>): Promise<{ view: KafkaView; vi
  */
 export const kafkaHook = defineHook({
   name: 'kafka',
-  description: 'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; active controller last',
+  description:
+    'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; active controller last; ' +
+    'it leaves (scale-down) only when it hosts no replica and is no voter',
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const [p, n] = await Promise.all([brokerRef(prev, ctx), brokerRef(next, ctx)]);
     const { view, via } = await readAny(ctx);
-    for (const x of [p, n]) {
-      if (x?.pilot?.clusterId && x.pilot.clusterId !== view.clusterId) {
-        throw new HookNotReady(`the Pilot of ${x.ref.pod} reports Kafka cluster ${x.pilot.clusterId}, but the bootstrap servers reach cluster ${view.clusterId}`);
-      }
-    }
+    for (const x of [p, n]) sameCluster(view, x);
     const d = decide(view, p?.ref ?? null, n?.ref ?? null, ctx.options.activeController);
     if (d.kind === 'hold') throw new HookNotReady(d.reason);
     ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null }).info({ note: d.note, via }, 'approved');
+  },
+
+  /**
+   * A scale-down's pod may go once its broker hosts no partition replica, no
+   * reassignment involves it, it is not a controller-quorum voter, and the
+   * cluster is healthy (removal.ts). Reads only: nothing to undo if withdrawn.
+   */
+  async podRemoval(pod, ctx) {
+    const r = await leavingRef(pod, ctx);
+    const { value, via } = await onAny(ctx, async (admin) => ({ view: await readCluster(admin), reassignments: await readReassignments(admin) }));
+    sameCluster(value.view, r);
+    const d = decideRemoval(value.view, value.reassignments, r.leaving);
+    if (d.kind === 'hold') throw new HookNotReady(d.reason);
+    const log = ctx.log.child({ broker: r.leaving.id });
+    // A node the cluster does not know is approved: said louder, since the hook had nothing to check.
+    if (value.view.brokers.has(r.leaving.id)) log.info({ note: d.note, via }, 'approved');
+    else log.warn({ note: d.note, via }, 'approved');
+  },
+  /**
+   * 'removed': unregister the gone broker from the KRaft cluster (UnregisterBroker),
+   * so that the controller forgets it (a registration left behind blocks
+   * metadata.version upgrades); already unregistered is done. 'withdrawn':
+   * nothing to undo, podRemoval only read the cluster and prepared nothing.
+   */
+  async podRemoved(pod, outcome, ctx) {
+    if (outcome === 'withdrawn') return;
+    const r = await leavingRef(pod, ctx);
+    const log = ctx.log.child({ broker: r.leaving.id });
+    const { value, via } = await onAny(ctx, async (admin) => {
+      const view = await readCluster(admin);
+      // Said, not thrown: a HookNotReady thrown here would send onAny to the next broker.
+      const other = otherCluster(view, r);
+      if (other) return { kind: 'hold' as const, reason: other };
+      const c = decideUnregister(view, r.leaving);
+      if (c.kind !== 'unregister') return c;
+      try {
+        return { ...c, result: await admin.unregisterBroker(r.leaving.id) };
+      } catch (err) {
+        throw new HookNotReady(`cannot unregister broker ${r.leaving.id}: ${describeError(err, 300)}; UnregisterBroker needs Alter on the cluster`);
+      }
+    });
+    if (value.kind === 'hold') throw new HookNotReady(value.reason);
+    for (const w of value.warnings) log.warn({ via }, w);
+    const result = 'result' in value ? value.result : 'not-registered';
+    log.info({ note: value.note, result, via }, result === 'unregistered' ? 'unregistered the broker' : 'broker already unregistered');
   },
 });

@@ -1,7 +1,7 @@
 import { describeError } from '../../lib/errors.ts';
 import { HookNotReady } from '../../lib/hook.ts';
 import { type KafkaAdmin, RESOURCE_BROKER, RESOURCE_TOPIC } from '../../lib/kafka/admin.ts';
-import { FETCH_TIMEOUT, type KafkaView, kafkaView, MIN_ISR } from './view.ts';
+import { FETCH_TIMEOUT, type KafkaView, kafkaView, MIN_ISR, type Reassignment, reassignmentsOf } from './view.ts';
 
 /**
  * Reads what a decision needs, afresh: brokers with their fencing, every
@@ -23,6 +23,15 @@ export async function readCluster(admin: KafkaAdmin): Promise<KafkaView> {
     return v.view;
   } catch (err) {
     if (err instanceof HookNotReady) throw err;
+    throw new HookNotReady(`Kafka: ${describeError(err, 400)}`);
+  }
+}
+
+/** The partition reassignments in progress (a scale-down waits for those involving the leaving broker). */
+export async function readReassignments(admin: KafkaAdmin): Promise<Reassignment[]> {
+  try {
+    return reassignmentsOf(await admin.reassignments());
+  } catch (err) {
     throw new HookNotReady(`Kafka: ${describeError(err, 400)}`);
   }
 }

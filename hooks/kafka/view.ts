@@ -1,4 +1,4 @@
-import type { ClusterAnswer, ConfigsAnswer, MetadataAnswer, QuorumAnswer } from '../../lib/kafka/admin.ts';
+import type { ClusterAnswer, ConfigsAnswer, MetadataAnswer, QuorumAnswer, ReassignmentsAnswer } from '../../lib/kafka/admin.ts';
 
 /** One partition, with the min.insync.replicas in force for its topic. */
 export interface PartitionState {
@@ -14,6 +14,34 @@ export interface Voter {
   id: number;
   /** The leader's clock, ms; -1 when it never caught up. */
   lastCaughtUp: number;
+  /**
+   * The voter's directory id as Kafka's tools print it (base64url, 22 characters);
+   * absent in a static quorum (controller.quorum.voters), whose voters have none.
+   */
+  directoryId?: string;
+}
+
+/** A partition being reassigned (ListPartitionReassignments): replicas is the union of old and new while it runs. */
+export interface Reassignment {
+  topic: string;
+  partition: number;
+  replicas: number[];
+  adding: number[];
+  removing: number[];
+}
+
+export function reassignmentsOf(a: ReassignmentsAnswer): Reassignment[] {
+  return a.topics.flatMap((t) =>
+    t.partitions.map((p) => ({ topic: t.name, partition: p.partitionIndex, replicas: p.replicas, adding: p.addingReplicas, removing: p.removingReplicas })),
+  );
+}
+
+/** Kafka's Uuid.toString(): the 16 bytes in base64url without padding; the zero id (no directory) is undefined. */
+export function directoryIdText(hex: string | undefined): string | undefined {
+  if (!hex) return undefined;
+  const bytes = Buffer.from(hex.replaceAll('-', ''), 'hex');
+  if (bytes.length !== 16 || bytes.every((b) => b === 0)) return undefined;
+  return bytes.toString('base64url');
 }
 
 /** Everything a decision looks at, read afresh on every call. */
@@ -44,6 +72,11 @@ function positiveInt(v: string | null | undefined): number | undefined {
   if (v === null || v === undefined || !/^[0-9]{1,9}$/.test(v)) return undefined;
   const n = Number(v);
   return n > 0 ? n : undefined;
+}
+
+function voterOf(v: QuorumAnswer['topics'][number]['partitions'][number]['currentVoters'][number]): Voter {
+  const dir = directoryIdText(v.replicaDirectoryId);
+  return { id: v.replicaId, lastCaughtUp: Number(v.lastCaughtUpTimestamp), ...(dir ? { directoryId: dir } : {}) };
 }
 
 /** Put the answers together; an error says what in them makes no sense. */
@@ -80,7 +113,7 @@ export function kafkaView(a: Answers): { ok: true; view: KafkaView } | { ok: fal
       clusterId: a.cluster.clusterId,
       brokers,
       partitions,
-      quorum: { leader: q.leaderId, voters: q.currentVoters.map((v) => ({ id: v.replicaId, lastCaughtUp: Number(v.lastCaughtUpTimestamp) })) },
+      quorum: { leader: q.leaderId, voters: q.currentVoters.map(voterOf) },
       fetchTimeoutMs,
     },
   };

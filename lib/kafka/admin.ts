@@ -7,7 +7,10 @@ import { describeError } from '../errors.ts';
 // broker, with @platformatic/kafka's wire codecs (see docs/decisions.md: it is
 // the only maintained Node client that speaks DescribeQuorum). Every answer is
 // checked with zod before anyone reads it: the decoded objects are the client's
-// guess at the bytes, and a hook decides on them.
+// guess at the bytes, and a hook decides on them. The client's Admin class
+// (2.12.1) has no methods for UnregisterBroker or ListPartitionReassignments,
+// but its codecs (unregisterBrokerV0, listPartitionReassignmentsV0) speak them:
+// they are sent here like the rest.
 
 export interface BrokerAddress {
   host: string;
@@ -63,7 +66,14 @@ export const ClusterAnswer = z.object({
 });
 export type ClusterAnswer = z.infer<typeof ClusterAnswer>;
 
-const Voter = z.object({ replicaId: Id, logEndOffset: z.bigint(), lastFetchTimestamp: z.bigint(), lastCaughtUpTimestamp: z.bigint() });
+const Voter = z.object({
+  replicaId: Id,
+  /** The voter's log dir id as hex with dashes; all zeros in a static quorum (controller.quorum.voters, kraft.version 0). */
+  replicaDirectoryId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/).optional(),
+  logEndOffset: z.bigint(),
+  lastFetchTimestamp: z.bigint(),
+  lastCaughtUpTimestamp: z.bigint(),
+});
 
 /** DescribeQuorum v2 of __cluster_metadata, as the active controller answers it (a broker forwards it there). */
 export const QuorumAnswer = z.object({
@@ -101,6 +111,20 @@ export const ConfigsAnswer = z.object({
 });
 export type ConfigsAnswer = z.infer<typeof ConfigsAnswer>;
 
+/** ListPartitionReassignments v0 of every topic: the partitions whose replicas are being moved, and where. */
+export const ReassignmentsAnswer = z.object({
+  topics: z.array(
+    z.object({
+      name: z.string(),
+      partitions: z.array(z.object({ partitionIndex: Count, replicas: z.array(Id), addingReplicas: z.array(Id), removingReplicas: z.array(Id) })),
+    }),
+  ),
+});
+export type ReassignmentsAnswer = z.infer<typeof ReassignmentsAnswer>;
+
+/** What UnregisterBroker did: removed the registration, or there was none (already unregistered, or never registered). */
+export type UnregisterOutcome = 'unregistered' | 'not-registered';
+
 export const RESOURCE_TOPIC = 2;
 export const RESOURCE_BROKER = 4;
 export const METADATA_TOPIC = '__cluster_metadata';
@@ -112,6 +136,13 @@ export interface KafkaAdmin {
   cluster(): Promise<ClusterAnswer>;
   quorum(): Promise<QuorumAnswer>;
   configs(resources: { type: number; name: string; keys: string[] }[]): Promise<ConfigsAnswer>;
+  /** Reassignments in progress, all topics (the broker forwards the request to the active controller). */
+  reassignments(): Promise<ReassignmentsAnswer>;
+  /**
+   * UnregisterBroker v0 (KIP-500's API 64; Kafka >= 3.3 in KRaft): the controller forgets a broker
+   * that is gone for good. BROKER_ID_NOT_REGISTERED is an answer, not an error: it makes the call idempotent.
+   */
+  unregisterBroker(id: number): Promise<UnregisterOutcome>;
   close(): Promise<void>;
 }
 
@@ -152,6 +183,13 @@ function describeClusterV2Response(k: KafkaModule, _correlationId: number, apiKe
   r.readTaggedFields();
   if (out.errorCode !== 0) throw new k.ResponseError(apiKey, apiVersion, { '/': [out.errorCode, out.errorMessage] }, out);
   return out;
+}
+
+/** The Kafka error codes (e.g. BROKER_ID_NOT_REGISTERED) inside a client error, if it carries any. */
+function kafkaErrorIds(err: unknown): string[] {
+  if (!kafka || !(err instanceof kafka.ResponseError)) return [];
+  const inner = (err as unknown as { errors?: unknown[] }).errors ?? [];
+  return inner.map((e) => (e as { apiId?: string }).apiId).filter((x): x is string => typeof x === 'string');
 }
 
 /** "DescribeQuorum: NOT_CONTROLLER (the server's message)": a Kafka error as people can read it. */
@@ -257,6 +295,18 @@ function adminOn(
           false,
         ),
       ),
+    reassignments: () =>
+      // Topics null: every reassignment in progress. The timeout is the server's, for forwarding to the controller.
+      call('ListPartitionReassignments', ReassignmentsAnswer, () => k.listPartitionReassignmentsV0.api.async(conn, 10_000, null)),
+    unregisterBroker: async (id) => {
+      try {
+        await raceSignal(k.unregisterBrokerV0.api.async(conn, id), signal);
+        return 'unregistered';
+      } catch (err) {
+        if (kafkaErrorIds(err).includes('BROKER_ID_NOT_REGISTERED')) return 'not-registered';
+        throw new Error(`UnregisterBroker ${id} to broker ${broker}: ${kafkaErrorText(err)}`);
+      }
+    },
     close: () => conn.close().catch(() => {}),
   };
 }

@@ -4,7 +4,8 @@
 // as a container runtime would run it:
 //
 // - node.id = the pod's ordinal (the convention the kafka hook assumes with
-//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters);
+//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters),
+//   or of the first `controllers` pods, the others brokers only;
 // - the log dir is keyed by the pod's name, so it survives the pod's
 //   re-creation like a PersistentVolumeClaim; it is formatted once, by the
 //   pilot's --pre-start (as an init step of the pod would);
@@ -32,6 +33,8 @@ export interface KafkaPodRuntimeOptions {
   /** Pod names in ordinal order. */
   names: string[];
   heap?: string;
+  /** How many pods, from ordinal 0, are combined broker+controller voters; the rest are brokers only. Default: all. */
+  controllers?: number;
   /** Broker settings added to every node's server.properties. */
   settings?: Record<string, string | number>;
   log?: (line: string) => void;
@@ -82,12 +85,13 @@ export class KafkaPodRuntime implements PodRuntime {
   private configure(n: PodNode): string {
     const dataDir = path.join(n.dir, 'data');
     fs.mkdirSync(dataDir, { recursive: true });
-    const voters = [...this.nodes.values()].map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
+    const isVoter = (x: PodNode): boolean => x.id < (this.o.controllers ?? this.nodes.size);
+    const voters = [...this.nodes.values()].filter(isVoter).map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
     const props: Record<string, string | number> = {
-      'process.roles': 'broker,controller',
+      'process.roles': isVoter(n) ? 'broker,controller' : 'broker',
       'node.id': n.id,
       'controller.quorum.voters': voters,
-      listeners: `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}`,
+      listeners: isVoter(n) ? `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}` : `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
       'advertised.listeners': `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
       'controller.listener.names': 'CONTROLLER',
       'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
