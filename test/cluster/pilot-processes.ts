@@ -1,37 +1,25 @@
 // The pilot processes a PodRuntime (test/es, test/kafka, test/patroni) starts
-// for its pods: kept track of so that none outlives the test process, stopped
-// as a kubelet would stop a pod's container, and asked for readiness.
+// for its pods: stopped as a kubelet would stop a pod's container, and asked
+// for readiness. PilotProcess (test/pilot/harness.ts) keeps track of every
+// pilot so that none, nor what it started, outlives the test process.
 
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Cluster } from '../integration/harness.ts';
 import { PilotProcess } from '../pilot/harness.ts';
 
-/** Pilots started and not exited yet: SIGKILLed if the test process exits. */
-const live = new Set<PilotProcess>();
-/** Run on exit after that (synchronous work only). */
+/** Run on exit, after test/pilot/harness.ts has killed the pilots still running (synchronous work only). */
 const atExit: (() => void)[] = [];
 let exitHook = false;
-
-function hookExit(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.on('exit', () => {
-    for (const p of live) p.signal('SIGKILL');
-    for (const f of atExit) f();
-  });
-}
-
-/** Keeps track of a started pilot until it exits. */
-export function trackPilot(pilot: PilotProcess): void {
-  live.add(pilot);
-  void pilot.exited.then(() => live.delete(pilot));
-  hookExit();
-}
 
 /** Runs f when the test process exits, after the pilots still running were SIGKILLed. */
 export function afterPilotsKilled(f: () => void): void {
   atExit.push(f);
-  hookExit();
+  if (exitHook) return;
+  exitHook = true;
+  // Registered after harness.ts' own exit handler (imported above), so it runs after it.
+  process.on('exit', () => {
+    for (const f of atExit) f();
+  });
 }
 
 export interface PodPilotOptions {
@@ -49,8 +37,8 @@ export interface PodPilotOptions {
 
 /**
  * Starts a pod's pilot as its container would run it: the pod's identity,
- * under `setpriv --pdeathsig KILL`, probing every second, heartbeat 5 s,
- * --stop-timeout 60; tracked (trackPilot). Resolves once the process runs,
+ * under `setpriv --pdeathsig KILL` (as every PilotProcess), probing every
+ * second, heartbeat 5 s, --stop-timeout 60. Resolves once the process runs,
  * before it serves.
  */
 export async function startPodPilot(o: PodPilotOptions): Promise<PilotProcess> {
@@ -62,10 +50,8 @@ export async function startPodPilot(o: PodPilotOptions): Promise<PilotProcess> {
     revision: o.pod.metadata?.labels?.['controller-revision-hash'],
     command: o.command,
     env: o.env,
-    wrapper: ['setpriv', '--pdeathsig', 'KILL'],
     flags: ['--app', o.app, '--app-url', o.appUrl, '--probe-interval', '1', '--heartbeat', '5', '--stop-timeout', '60', ...(o.flags ?? [])],
   });
-  trackPilot(pilot);
   return pilot;
 }
 

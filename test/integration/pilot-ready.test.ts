@@ -33,6 +33,7 @@ import {
 class PodPilots {
   readonly pilots = new Map<string, PilotProcess>();
   private informer: Informer<V1Pod> | undefined;
+  private stopped = false;
   private readonly c: Cluster;
   private readonly ns: string;
   readonly dir: string;
@@ -69,7 +70,7 @@ class PodPilots {
     if (running) return;
     const name = pod.metadata?.name ?? '';
     const revision = pod.metadata?.labels?.['controller-revision-hash'] ?? '';
-    const p = PilotProcess.start({
+    const p = await PilotProcess.start({
       c: this.c,
       ns: this.ns,
       pod: name,
@@ -78,10 +79,14 @@ class PodPilots {
       flags: ['--heartbeat', '2', '--pre-start', `while [ ! -e "${this.dir}/go-$POD_NAME-$REV" ]; do sleep 0.2; done`],
       env: { REV: revision },
     });
-    this.pilots.set(uid, await p);
+    this.pilots.set(uid, p);
+    // A pod seen just before stop(): its pilot started after stop() killed the others.
+    if (this.stopped) await p.kill();
   }
 
+  /** Kills every pilot still running, with its application. */
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.informer?.stop();
     await Promise.all([...this.pilots.values()].map((p) => p.kill()));
   }

@@ -6,6 +6,7 @@ import type { Cluster } from '../integration/harness.ts';
 import { waitUntil } from '../integration/harness.ts';
 import { PILOT_STATEFULSET_LABEL, type PilotStatus } from '../../lib/pilot/schema.ts';
 import { pilotEntry, root } from './helpers.ts';
+import { killMarked, killTree, MARK_ENV, runId } from './leftovers.ts';
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 export const G = { group: 'sts-pilot.io', version: 'v1alpha1', plural: 'pilots' };
@@ -103,6 +104,17 @@ export class PilotWatch {
   }
 }
 
+/** Pilots started and not exited yet. */
+const live = new Set<PilotProcess>();
+// A test process that exits (mocha --exit) takes every pilot it started down
+// with it, and whatever they started: the application runs in a session of its
+// own, so the pilot's end alone would leave it running. Registered on import,
+// so before test/cluster/pilot-processes.ts' own exit work.
+process.on('exit', () => {
+  for (const p of live) killTree(p.pid);
+  killMarked();
+});
+
 export interface PilotProcessOptions {
   c: Cluster;
   ns: string;
@@ -113,14 +125,24 @@ export interface PilotProcessOptions {
   kubeconfig?: string;
   /** Flags after the identity ones, e.g. ['--heartbeat', '2']. */
   flags?: string[];
-  /** The application; default: test/pilot/app.ts. */
+  /**
+   * The application; default: test/pilot/app.ts under `setpriv --pdeathsig KILL`
+   * (it dies with the pilot), its environment marked (test/pilot/leftovers.ts).
+   */
   command?: string[];
   env?: Record<string, string>;
-  /** Wrap the pilot, e.g. ['unshare', '--pid', '--fork', '--mount-proc'] to make it PID 1. */
+  /**
+   * Wrap the pilot, e.g. ['unshare', '--pid', '--fork', '--mount-proc'] to make it PID 1.
+   * Always inside `setpriv --pdeathsig KILL`: the pilot dies with the test process.
+   */
   wrapper?: string[];
 }
 
-/** `sts-pilot pilot` as a real process, as a container runtime would run it. */
+/**
+ * `sts-pilot pilot` as a real process, as a container runtime would run it.
+ * Tracked until it exits; kill() and the test process's exit kill it with
+ * everything it started.
+ */
 export class PilotProcess {
   readonly logs: Record<string, unknown>[] = [];
   readonly output: string[] = [];
@@ -166,6 +188,7 @@ export class PilotProcess {
     const port = await freePort();
     const node = [process.execPath, '--disable-warning=ExperimentalWarning'];
     const args = [
+      ...['setpriv', '--pdeathsig', 'KILL', '--'],
       ...(o.wrapper ?? []),
       ...node,
       pilotEntry(),
@@ -184,11 +207,15 @@ export class PilotProcess {
       'debug',
       ...(o.flags ?? []),
       '--',
-      ...(o.command ?? [...node, 'test/pilot/app.ts']),
+      ...(o.command ?? ['setpriv', '--pdeathsig', 'KILL', '--', ...node, 'test/pilot/app.ts']),
     ];
     const [file, ...rest] = args;
-    const proc = spawn(file as string, rest, { cwd: root, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    return new PilotProcess(proc, port);
+    const env = { ...process.env, ...o.env, ...(o.command ? {} : { [MARK_ENV]: runId }) };
+    const proc = spawn(file as string, rest, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = new PilotProcess(proc, port);
+    live.add(p);
+    void p.exited.then(() => live.delete(p));
+    return p;
   }
 
   get pid(): number {
@@ -199,9 +226,15 @@ export class PilotProcess {
     this.proc.kill(sig);
   }
 
+  /**
+   * SIGKILL the pilot, its application and what that started. (signal('SIGKILL')
+   * kills the pilot only; the default application follows by its parent-death
+   * signal, what the application started does not.)
+   */
   async kill(): Promise<void> {
     if (this.exit) return;
-    this.proc.kill('SIGKILL');
+    if (this.pid) killTree(this.pid);
+    else this.proc.kill('SIGKILL');
     await this.exited;
   }
 
