@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseFlags, StatefulSetName, StatusFlags } from '../../lib/cli/flags.ts';
 import { contextNamespace, readStatusItems } from '../../lib/cli/kube.ts';
+import { readBudgets, renderBudgets } from '../../lib/cli/budgets.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
 import { StatusWatch } from '../../lib/cli/watch.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
@@ -15,6 +16,7 @@ export function registerStatus(program: Command): void {
   )
     .option('-A, --all-namespaces', 'every namespace')
     .option('-w, --watch', 'keep watching and redraw on every change')
+    .option('--budget-namespace <ns>', "where the controller keeps the disruption budgets' Leases (its own namespace)", 'sts-pilot-system')
     .action(
       action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
         const f = parseFlags(StatusFlags, cmd.opts());
@@ -35,7 +37,8 @@ export function registerStatus(program: Command): void {
         }
         const items = await readStatusItems(kc, { namespace, name, labelKey: f.labelKey, hookProblem: hookProblem(f.labelKey) });
         const lines = items.length === 0 ? [empty] : renderStatus(items, { labelKey: f.labelKey, now: Date.now(), ages: true });
-        process.stdout.write(`${lines.join('\n')}\n`);
+        const budgets = renderBudgets(await readBudgets(kc, f.budgetNamespace), { namespace, now: Date.now(), budgetNamespace: f.budgetNamespace });
+        process.stdout.write(`${[...lines, ...(budgets.length ? ['', ...budgets] : [])].join('\n')}\n`);
       }),
     );
 }

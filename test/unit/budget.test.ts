@@ -149,3 +149,21 @@ describe('disruption budget: take, admit, drop (lib/budget/budget.ts)', () => {
     expect(store.record?.holders).to.deep.equal([]);
   });
 });
+
+describe('cli: status lists the disruption budgets that concern it', () => {
+  it('each cluster with a pod away, its holders and for how long; nothing when forbidden', async () => {
+    const { renderBudgets } = await import('../../lib/cli/budgets.ts');
+    const records: BudgetRecord[] = [
+      { cluster: 'uuid-1', holders: [holder({ statefulSet: 'db/a', pod: 'a-2', at: new Date(T0 - 65_000).toISOString() })] },
+      { cluster: 'other', holders: [holder({ statefulSet: 'web/x', pod: 'x-1', kind: 'removal' })] },
+    ];
+    expect(renderBudgets({ ok: true, records }, { namespace: 'db', now: T0, budgetNamespace: 'sts-pilot-system' })).to.deep.equal([
+      'disruption budgets (application clusters with a pod away):',
+      '  uuid-1: 1/1 taken',
+      '    db/a pod a-2 restarting to r2 for 1m05s',
+    ]);
+    expect(renderBudgets({ ok: true, records }, { namespace: undefined, now: T0, budgetNamespace: 's' }).filter((l) => l.includes('leaving'))).to.deep.equal(['    web/x pod x-1 leaving for 0s']);
+    expect(renderBudgets({ ok: false, why: 'no', forbidden: true }, { namespace: 'db', now: T0, budgetNamespace: 's' })).to.deep.equal([]);
+    expect(renderBudgets({ ok: false, why: 'timeout' }, { namespace: 'db', now: T0, budgetNamespace: 's' })[0]).to.match(/cannot read them \(timeout/);
+  });
+});
