@@ -61,7 +61,8 @@ export interface Outcome {
   reason?: string;
 }
 
-export async function callHook(s: StsSpec, prev: string | null, next: string | null, hook: RolloutHook = elasticsearchHook): Promise<Outcome> {
+/** The context the controller gives a hook call: the StatefulSet, its parsed options, Secrets from the spec. */
+function contextOf(s: StsSpec, hook: RolloutHook): Omit<HookContext<Options>, 'nextReady'> {
   const parsed = parseHookOptions(hook, annotationsOf(s));
   if (!parsed.ok) throw new Error(parsed.error);
   const secrets: SecretReader = async (name) => {
@@ -69,68 +70,35 @@ export async function callHook(s: StsSpec, prev: string | null, next: string | n
     if (!data) throw new Error(`secrets "${name}" not found`);
     return data;
   };
-  const ctx: HookContext<Options> = {
-    statefulSet: statefulSet(s),
-    options: parsed.options as Options,
-    signal: AbortSignal.timeout(60_000),
-    log,
-    secrets,
-    pilots: staticPilotReader([]),
-    nextReady: next === null ? null : true,
-  };
+  return { statefulSet: statefulSet(s), options: parsed.options as Options, signal: AbortSignal.timeout(60_000), log, secrets, pilots: staticPilotReader([]) };
+}
+
+/** A hook's answer: resolved is approved, HookNotReady is a hold with its reason; anything else is a bug of the test. */
+async function outcome(call: () => Promise<void> | undefined): Promise<Outcome> {
   try {
-    await (hook as RolloutHook<Options>).podUpdateTransition(prev ? pod(s.name, prev) : null, next ? pod(s.name, next) : null, ctx);
+    await call();
     return { approved: true };
   } catch (err) {
     if (!(err instanceof HookNotReady)) throw err;
     return { approved: false, reason: err.message };
   }
+}
+
+export async function callHook(s: StsSpec, prev: string | null, next: string | null, hook: RolloutHook = elasticsearchHook): Promise<Outcome> {
+  const ctx: HookContext<Options> = { ...contextOf(s, hook), nextReady: next === null ? null : true };
+  return outcome(() => (hook as RolloutHook<Options>).podUpdateTransition(prev ? pod(s.name, prev) : null, next ? pod(s.name, next) : null, ctx));
 }
 
 /** podRemoval ('removal') or podRemoved ('removed' | 'withdrawn') of `pod`, as the controller calls them on a scale-down. */
 export async function callRemoval(s: StsSpec, podName: string, call: 'removal' | 'removed' | 'withdrawn', hook: RolloutHook = elasticsearchHook): Promise<Outcome> {
-  const parsed = parseHookOptions(hook, annotationsOf(s));
-  if (!parsed.ok) throw new Error(parsed.error);
-  const ctx: RemovalContext<Options> = {
-    statefulSet: statefulSet(s),
-    options: parsed.options as Options,
-    signal: AbortSignal.timeout(60_000),
-    log,
-    secrets: async (name) => {
-      const data = s.secrets?.[name];
-      if (!data) throw new Error(`secrets "${name}" not found`);
-      return data;
-    },
-    pilots: staticPilotReader([]),
-    podReady: call !== 'removed',
-    volumes: 'deleted',
-    requestedReplicas: s.replicas - (call === 'removal' ? 1 : 0),
-  };
+  const ctx: RemovalContext<Options> = { ...contextOf(s, hook), podReady: call !== 'removed', volumes: 'deleted', requestedReplicas: s.replicas - (call === 'removal' ? 1 : 0) };
   const h = hook as RolloutHook<Options>;
-  try {
-    if (call === 'removal') await h.podRemoval?.(pod(s.name, podName), ctx);
-    else await h.podRemoved?.(pod(s.name, podName), call, ctx);
-    return { approved: true };
-  } catch (err) {
-    if (!(err instanceof HookNotReady)) throw err;
-    return { approved: false, reason: err.message };
-  }
+  return outcome(() => (call === 'removal' ? h.podRemoval?.(pod(s.name, podName), ctx) : h.podRemoved?.(pod(s.name, podName), call, ctx)));
 }
 
 /** Calls every 250 ms until the removal call is approved; every distinct hold reason kept. */
-export async function untilRemovalApproved(s: StsSpec, podName: string, call: 'removal' | 'removed' | 'withdrawn', timeoutMs = 300_000, say: (l: string) => void = () => {}): Promise<Run> {
-  const t0 = performance.now();
-  const reasons: string[] = [];
-  for (let calls = 1; ; calls++) {
-    const r = await callRemoval(s, podName, call);
-    if (r.approved) return { ms: performance.now() - t0, calls, reasons };
-    if (reasons.at(-1) !== r.reason) {
-      reasons.push(r.reason as string);
-      say(`${s.name} ${call} ${podName} holds: ${r.reason}`);
-    }
-    if (performance.now() - t0 > timeoutMs) throw new Error(`${s.name} ${call} ${podName} not approved in ${timeoutMs / 1000} s; reasons: ${reasons.join(' | ')}`);
-    await sleep(250);
-  }
+export function untilRemovalApproved(s: StsSpec, podName: string, call: 'removal' | 'removed' | 'withdrawn', timeoutMs = 300_000, say: (l: string) => void = () => {}): Promise<Run> {
+  return until(() => callRemoval(s, podName, call), `${s.name} ${call} ${podName}`, timeoutMs, say);
 }
 
 export interface Run {
@@ -140,17 +108,22 @@ export interface Run {
 }
 
 /** Calls every 250 ms until approved; every distinct hold reason kept. */
-export async function untilApproved(s: StsSpec, prev: string | null, next: string | null, timeoutMs = 300_000, say: (l: string) => void = () => {}): Promise<Run> {
+export function untilApproved(s: StsSpec, prev: string | null, next: string | null, timeoutMs = 300_000, say: (l: string) => void = () => {}): Promise<Run> {
+  return until(() => callHook(s, prev, next), `${s.name} (${prev ?? 'null'}, ${next ?? 'null'})`, timeoutMs, say);
+}
+
+/** Asks again every 250 ms, as the controller's backoff would (only faster), until approved. */
+async function until(ask: () => Promise<Outcome>, what: string, timeoutMs: number, say: (l: string) => void): Promise<Run> {
   const t0 = performance.now();
   const reasons: string[] = [];
   for (let calls = 1; ; calls++) {
-    const r = await callHook(s, prev, next);
+    const r = await ask();
     if (r.approved) return { ms: performance.now() - t0, calls, reasons };
     if (reasons.at(-1) !== r.reason) {
       reasons.push(r.reason as string);
-      say(`${s.name} (${prev ?? 'null'}, ${next ?? 'null'}) holds: ${r.reason}`);
+      say(`${what} holds: ${r.reason}`);
     }
-    if (performance.now() - t0 > timeoutMs) throw new Error(`${s.name} (${prev}, ${next}) not approved in ${timeoutMs / 1000} s; reasons: ${reasons.join(' | ')}`);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${what} not approved in ${timeoutMs / 1000} s; reasons: ${reasons.join(' | ')}`);
     await sleep(250);
   }
 }
