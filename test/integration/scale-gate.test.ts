@@ -1,4 +1,4 @@
-import { AdmissionregistrationV1Api, KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -18,12 +18,14 @@ import {
   createAndSettle,
   mergePatch,
   namespace,
+  ownCluster,
   partitionOf,
   podsOf,
   readSts,
   RolloutAudit,
   setImage,
   statefulSet,
+  stopOwnCluster,
   waitUntil,
 } from './harness.ts';
 
@@ -266,19 +268,27 @@ describe('scale-down held by the API server alone (no controller running)', func
     await expectScaled('scaled', 2, other);
   });
 
-  it('the controller\'s startup check says scale-down is held, separately from the partition; without the scale gate it says what is missing', async () => {
+  it('the controller\'s startup check says scale-down is held, separately from the partition; a scale gate selecting by another key is named', async () => {
     const kc = new KubeConfig();
     kc.loadFromFile(c.controllerKubeconfigPath);
     const silent = pino({ level: 'silent' });
     const r = await checkAdmissionGate(kc, 'sts-pilot.io/hook', silent);
     expect(r.scaleDown).to.deep.equal({ enforced: true, problems: [] });
     expect(r.enforced).to.equal(true);
+    // Not deleted: with no binding taking StatefulSets as parameters for a second,
+    // kube-apiserver 1.37 stops watching them for good (see the last suite below).
     const adm = c.kc.makeApiClient(AdmissionregistrationV1Api);
-    await adm.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-scale-gate' });
+    await adm.patchValidatingAdmissionPolicyBinding(
+      { name: 'sts-pilot-scale-gate', body: { spec: { paramRef: { selector: { matchExpressions: [{ key: 'example.com/hook', operator: 'Exists' }] } } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     try {
-      const without = await checkAdmissionGate(kc, 'sts-pilot.io/hook', silent);
-      expect(without.enforced, 'the partition gate is still in force').to.equal(true);
-      expect(without.scaleDown).to.deep.equal({ enforced: false, problems: ['ValidatingAdmissionPolicyBinding sts-pilot-scale-gate is not installed'] });
+      const other = await checkAdmissionGate(kc, 'sts-pilot.io/hook', silent);
+      expect(other.enforced, 'the partition gate is still in force').to.equal(true);
+      expect(other.scaleDown.enforced).to.equal(false);
+      expect(other.scaleDown.problems).to.deep.equal([
+        'the binding sts-pilot-scale-gate must select the StatefulSets labelled "sts-pilot.io/hook" (paramRef.selector: that key Exists, nothing else), but it selects {"matchExpressions":[{"key":"example.com/hook","operator":"Exists"}]}',
+      ]);
       const otherKey = await checkAdmissionGate(kc, 'example.com/hook', silent);
       expect(otherKey.scaleDown.problems).to.include('its labelKey is "sts-pilot.io/hook", but this controller subscribes StatefulSets by "example.com/hook"');
     } finally {
@@ -291,5 +301,59 @@ describe('scale-down held by the API server alone (no controller running)', func
       if (!refused) await mergePatch(c, ns, 'back', { spec: { replicas: 2 } });
       return refused;
     });
+  });
+});
+
+/**
+ * A limitation of kube-apiserver 1.37 (kubernetes/kubernetes#130887, fix proposed in
+ * #141015), on its own control plane because it poisons the API server it runs on.
+ * The scale gate's parameters (StatefulSets) come from a watch the API server starts
+ * from its shared informer factory for the first binding that needs them, and stops
+ * once no binding has needed them for one policy refresh (1 s); a new binding then
+ * gets the stopped watch back: a frozen copy of the StatefulSets. Until kube-apiserver
+ * restarts, a StatefulSet subscribed after that is not seen (its kubectl scale down
+ * passes) and a pause is not seen either. docs/rollout.md ("Scale-down") says so.
+ * When this test fails, the API server no longer does this: drop the caveat there.
+ */
+describe('scale gate: after its binding was gone for a second, kube-apiserver 1.37 judges by a frozen copy of the StatefulSets until it restarts', function () {
+  this.timeout(5 * 60_000);
+  let c: Cluster | undefined;
+  after(() => stopOwnCluster(c));
+
+  it('a StatefulSet subscribed after the binding came back slips through kubectl scale; a restart of kube-apiserver fixes it', async function () {
+    this.timeout(80 * 60_000);
+    c = await ownCluster({});
+    const cl = c;
+    const ns = await namespace(cl, 'frozen');
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    /** kubectl scale to one less: true when it passed. */
+    const lower = async (name: string): Promise<boolean> => {
+      const n = (await cl.apps.readNamespacedStatefulSetScale({ name, namespace: ns })).spec?.replicas ?? 0;
+      return cl.apps.patchNamespacedStatefulSetScale({ name, namespace: ns, body: { spec: { replicas: n - 1 } } }, merge).then(
+        () => true,
+        (e: { code?: number }) => {
+          if (e.code !== 403) throw e;
+          return false;
+        },
+      );
+    };
+    /** kubectl scale down is refused (when it passes, spec.replicas is raised back to 5 for the next try). */
+    const refused = async (name: string): Promise<boolean> => {
+      if (!(await lower(name))) return true;
+      await cl.apps.patchNamespacedStatefulSet({ name, namespace: ns, body: { spec: { replicas: 5 } } }, merge);
+      return false;
+    };
+    await cl.apps.createNamespacedStatefulSet({ namespace: ns, body: subscribed('early', 5) });
+    await waitUntil('the scale gate refusing early', 30_000, async () => refused('early'));
+    const adm = cl.kc.makeApiClient(AdmissionregistrationV1Api);
+    await adm.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-scale-gate' });
+    await sleep(3000);
+    await applyManifest(cl.kc, join(root, 'manifests', 'admission-gate.yaml'));
+    await waitUntil('the binding back: early refused again', 30_000, async () => refused('early'));
+    await cl.apps.createNamespacedStatefulSet({ namespace: ns, body: subscribed('late', 5) });
+    await sleep(3000);
+    expect(await lower('late'), 'kube-apiserver now sees StatefulSets created after the binding came back: kubernetes#130887 is fixed here, drop the caveat in docs/rollout.md').to.equal(true);
+    await cl.cp?.restartApiserver();
+    await waitUntil('late refused after the restart', 60_000, async () => refused('late'));
   });
 });
