@@ -135,6 +135,7 @@ program
     void Promise.all([checkAdmissionGate(kc, f.labelKey, log), checkOverrideStamp(kc, log)]).then(([r, o]) => {
       gateEnforced = r.enforced && o.ok;
       metrics.admissionGate.set(r.enforced ? 1 : 0);
+      metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
     });
   });
 

@@ -50,6 +50,11 @@ export function createMetrics() {
       help: '1 when the admission policies that keep the partition shut are installed and name this controller and its label key (checked at startup), else 0',
       registers: [registry],
     }),
+    admissionGateScaleDown: new Gauge({
+      name: 'sts_pilot_admission_gate_scale_down',
+      help: '1 when the admission policies that hold a scale-down (sts-pilot-hold-replicas, sts-pilot-scale-gate) are installed and name this controller and its label key (checked at startup), else 0',
+      registers: [registry],
+    }),
     leader: new Gauge({ name: 'sts_pilot_leader', help: '1 while this replica holds the Lease (or runs without leader election)', registers: [registry] }),
     registry,
     reconciles: new Counter({ name: 'sts_pilot_reconciles_total', help: 'Reconciles by result', labelNames: ['result'], registers: [registry] }),

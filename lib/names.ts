@@ -6,9 +6,11 @@ export const DEFAULT_LABEL_KEY = 'sts-pilot.io/hook';
 export const PAUSED_ANNOTATION = 'sts-pilot.io/paused';
 export const STATUS_ANNOTATION = 'sts-pilot.io/status';
 /**
- * The size a person asked for when they lowered spec.replicas of a subscribed
- * StatefulSet: the admission policy keeps spec.replicas and records the request
- * here, and the controller removes pods towards it one approved pod at a time.
+ * The replica count a person asked for, a decimal string: set by the admission
+ * policy sts-pilot-hold-replicas in the very write that lowered spec.replicas
+ * (which it kept at the old count). The controller lowers spec.replicas towards
+ * it one approved pod at a time and removes it in the write that reaches it; a
+ * write that raises spec.replicas removes it too (the removal is cancelled).
  */
 export const REQUESTED_REPLICAS_ANNOTATION = 'sts-pilot.io/requested-replicas';
 /** Prefix of a hook's option annotations: `<hook>.sts-pilot.io/<option>`. */

@@ -217,6 +217,18 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const out = await kIn(rendered, 'apply', '--dry-run=server', '-f', '-');
       const lines = out.trim().split('\n');
       expect(lines.filter((l) => l.endsWith('(server dry run)')), `${name}:\n${out}`).to.have.length(docs.length);
+      // The scale gate selects its parameters (the subscribed StatefulSets) by the label key the ConfigMap names.
+      type Doc = { kind?: string; metadata?: { name?: string }; data?: Record<string, string>; spec?: { paramRef?: { namespace?: string; selector?: unknown } } };
+      const gate = (docs as Doc[]).find((d) => d.kind === 'ConfigMap' && d.metadata?.name === 'sts-pilot-gate');
+      const scaleGate = (docs as Doc[]).find((d) => d.kind === 'ValidatingAdmissionPolicyBinding' && d.metadata?.name === 'sts-pilot-scale-gate');
+      if (set.includes('admission.gate=false')) {
+        expect(scaleGate, name).to.equal(undefined);
+      } else {
+        expect(scaleGate?.spec?.paramRef, name).to.deep.equal({
+          selector: { matchExpressions: [{ key: gate?.data?.labelKey, operator: 'Exists' }] },
+          parameterNotFoundAction: 'Allow',
+        });
+      }
     }
   });
 
@@ -384,7 +396,10 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(moved.data.controller).to.equal('system:serviceaccount:sts-pilot-ops:sts-pilot-controller');
       for (const kind of ['validatingadmissionpolicybinding', 'mutatingadmissionpolicybinding']) {
         const bindings = JSON.parse(await k('get', kind, '-o', 'json')) as { items: { metadata: { name: string }; spec: { paramRef: { namespace: string } } }[] };
-        for (const b of bindings.items.filter((x) => x.metadata.name.startsWith('sts-pilot'))) expect(b.spec.paramRef.namespace, b.metadata.name).to.equal('sts-pilot-ops');
+        for (const b of bindings.items.filter((x) => x.metadata.name.startsWith('sts-pilot'))) {
+          // The scale gate's parameters are the subscribed StatefulSets of each request's own namespace.
+          expect(b.spec.paramRef.namespace, b.metadata.name).to.equal(b.metadata.name === 'sts-pilot-scale-gate' ? undefined : 'sts-pilot-ops');
+        }
       }
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'list', 'statefulsets', '--all-namespaces')).to.equal(true);
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'update', 'leases.coordination.k8s.io', '-n', 'sts-pilot-ops')).to.equal(true);
