@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import {
   type Cluster,
   cluster,
@@ -19,6 +22,7 @@ import {
 } from './harness.ts';
 
 const REQUESTED = 'sts-pilot.io/requested-replicas';
+const run = promisify(execFile);
 
 /** Pods deleted with no approved removal of that very pod answered before: what must never happen. */
 function unapprovedRemovals(w: PodWatcher, removals: readonly RemovalCall[], names: readonly string[]): string[] {
@@ -149,5 +153,42 @@ describe('scale-down: the controller removes one approved pod at a time', functi
     await mergePatch(c, ns, 'plain', { metadata: { annotations: { [REQUESTED]: '1' } } });
     await ctrl.reconciled(`${ns}/plain`, t1, /has no podRemoval, so it does not guard scale-down/, 60_000);
     await waitUntil('plain at 1', 60_000, async () => (await names(c, ns, 'plain')).length === 1);
+  });
+
+  it('end to end, as a person scales: kubectl patch is held by the API server and met one approved pod at a time; a cancelled request withdraws; kubectl scale is refused', async () => {
+    await createAndSettle(c, ns, statefulSet('e2e', { replicas: 5, hook: 'http', annotations: { 'http.sts-pilot.io/url': hook.url } }));
+    const kubectl = (...args: string[]) => run(join(c.cp?.binDir ?? '', 'kubectl'), ['--kubeconfig', c.kubeconfigPath, '-n', ns, ...args]);
+    const before = hook.removals.length;
+    hook.decideRemoval = (r) => r.call !== 'removal';
+    await kubectl('patch', 'statefulset', 'e2e', '--type', 'merge', '-p', '{"spec":{"replicas":3}}');
+    let s = await readSts(c, ns, 'e2e');
+    expect(s.spec?.replicas, 'kept by the API server').to.equal(5);
+    expect(s.metadata?.annotations?.[REQUESTED]).to.equal('3');
+    await waitUntil('the hook to be asked about e2e-4', 30_000, async () => hook.removals.slice(before).some((r) => r.call === 'removal' && r.pod.name === 'e2e-4'));
+    // Writing replicas 5 again changes nothing (spec.replicas still is 5): the API server cannot tell it
+    // from a write that leaves replicas alone. Before a pod has left, the request is cancelled by removing it.
+    await kubectl('patch', 'statefulset', 'e2e', '--type', 'merge', '-p', '{"spec":{"replicas":5}}');
+    expect((await readSts(c, ns, 'e2e')).metadata?.annotations?.[REQUESTED], 'a write of the size it already has').to.equal('3');
+    await kubectl('annotate', 'statefulset', 'e2e', `${REQUESTED}-`);
+    await waitUntil('the withdrawal told to the hook', 30_000, async () => hook.removals.slice(before).some((r) => r.call === 'withdrawn' && r.pod.name === 'e2e-4' && r.approved));
+    s = await readSts(c, ns, 'e2e');
+    expect(s.metadata?.annotations?.[REQUESTED]).to.equal(undefined);
+    expect(await names(c, ns, 'e2e')).to.have.length(5);
+
+    const refused = await kubectl('scale', 'statefulset/e2e', '--replicas=3').then(
+      () => undefined,
+      (err: { stderr?: string }) => err.stderr ?? String(err),
+    );
+    expect(refused).to.match(/kubectl patch statefulset e2e -n .* --type merge -p/);
+
+    hook.decideRemoval = () => true;
+    await kubectl('patch', 'statefulset', 'e2e', '--type', 'merge', '-p', '{"spec":{"replicas":3}}');
+    await waitUntil('e2e at 3 pods, the request met', 90_000, async () => {
+      const x = await readSts(c, ns, 'e2e');
+      return x.spec?.replicas === 3 && !x.metadata?.annotations?.[REQUESTED] && (await names(c, ns, 'e2e')).length === 3;
+    });
+    expect(unapprovedRemovals(watcher, hook.removals, ['e2e']), 'pods removed without an approval').to.deep.equal([]);
+    const removed = watcher.deletions.filter((d) => d.name.startsWith('e2e-')).map((d) => d.name);
+    expect(removed).to.deep.equal(['e2e-4', 'e2e-3']);
   });
 });
