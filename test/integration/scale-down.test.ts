@@ -72,8 +72,8 @@ describe('scale-down: the controller removes one approved pod at a time', functi
     await waitUntil('the hook to be asked about web-4', 30_000, async () => hook.removals.some((r) => r.call === 'removal' && r.pod.name === 'web-4'));
     const asked = hook.removals.find((r) => r.call === 'removal') as RemovalCall;
     expect(asked).to.include({ requestedReplicas: 3, podReady: true, volumes: 'kept', replicas: 5 });
-    // Held for a while: the controller keeps asking, nothing leaves.
-    await sleep(10_000);
+    // Held for 30 s (as the issue asks): the controller keeps asking, nothing leaves.
+    await sleep(30_000);
     await ctrl.reconciled(`${ns}/web`, t0, /removal of pod web-4/);
     expect(await names(c, ns, 'web')).to.deep.equal(['web-0', 'web-1', 'web-2', 'web-3', 'web-4']);
     expect((await readSts(c, ns, 'web')).spec?.replicas).to.equal(5);
