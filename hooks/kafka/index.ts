@@ -6,6 +6,7 @@ import { brokerRefOf, type PilotSays } from './broker-ref.ts';
 import { type ConnectContext, connect } from './client.ts';
 import { type BrokerRef, decide } from './decide.ts';
 import { Options } from './options.ts';
+import type { Strategy } from './quorum.ts';
 import { readCluster, readReassignments } from './read.ts';
 import { decideRemoval, decideUnregister } from './removal.ts';
 import type { KafkaView } from './view.ts';
@@ -73,25 +74,34 @@ async function leavingRef(pod: V1Pod, ctx: RemovalContext<Options>) {
   return { ...r, leaving: { pod: r.ref.pod, id: r.ref.id, ready: ctx.podReady, confirmed: r.pilot?.brokerId === r.ref.id } };
 }
 
+const strategyOf = (ctx: RefContext): Strategy => (ctx.statefulSet.spec?.updateStrategy?.type === 'OnDelete' ? 'OnDelete' : 'RollingUpdate');
+
 /**
- * Kafka in KRaft mode: a broker restarts only when no partition it hosts falls
- * below min.insync.replicas, nothing else is under-replicated, the controller
- * quorum keeps a caught-up majority and the active controller goes last; the
- * next one waits until it is back and caught up. See docs/kafka.md.
+ * Kafka in KRaft mode, rolled where Strimzi's KafkaRoller rolls: a broker
+ * restarts only when no partition it hosts falls below min.insync.replicas
+ * (topics that never can: a warning), nothing else is under-replicated, it is
+ * not still starting (log recovery), and the controller quorum keeps a
+ * caught-up majority (1 or 2 voters: a warning); under OnDelete the active
+ * controller goes after the other controllers; the next one waits until it is
+ * back and caught up. See docs/kafka.md.
  */
 export const kafkaHook = defineHook({
   name: 'kafka',
   description:
-    'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; active controller last; ' +
+    'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; OnDelete: controllers, then the active one, then brokers; ' +
     'it leaves (scale-down) only when it hosts no replica and is no voter',
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const [p, n] = await Promise.all([brokerRef(prev, ctx), brokerRef(next, ctx)]);
     const { view, via } = await readAny(ctx);
     for (const x of [p, n]) sameCluster(view, x);
-    const d = decide(view, p?.ref ?? null, n?.ref ?? null, ctx.options.activeController);
+    const o = ctx.options;
+    const d = decide(view, p?.ref ?? null, n?.ref ?? null, { activeController: o.activeController, strictMinIsr: o.strictMinIsr, strategy: strategyOf(ctx), now: Date.now() });
     if (d.kind === 'hold') throw new HookNotReady(d.reason);
-    ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null }).info({ note: d.note, via }, 'approved');
+    const log = ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null });
+    // The warnings ride on the approval's own line, at warn level: a hook has no Event of its own to say them in.
+    if (d.warnings) log.warn({ note: d.note, warnings: d.warnings, via }, `approved with ${d.warnings.length === 1 ? 'a warning' : 'warnings'}: ${d.warnings.join('; ')}`);
+    else log.info({ note: d.note, via }, 'approved');
   },
 
   /**
