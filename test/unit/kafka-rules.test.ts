@@ -4,15 +4,22 @@ import { brokerRefOf, processOf } from '../../hooks/kafka/broker-ref.ts';
 import { type BrokerRef, decide, type StepPolicy } from '../../hooks/kafka/decide.ts';
 import { notRejoined } from '../../hooks/kafka/health.ts';
 import { minIsrCheck } from '../../hooks/kafka/min-isr.ts';
+import { type OrderPod, updateOrder } from '../../hooks/kafka/order.ts';
 import { quorumCheck } from '../../hooks/kafka/quorum.ts';
 import type { ProcessState } from '../../hooks/kafka/refs.ts';
 import { REGISTER_GRACE_MS, stillStarting } from '../../hooks/kafka/starting.ts';
+import { kafkaHook, orderOf, type ReadView, rejoined } from '../../hooks/kafka/index.ts';
+import type { Options } from '../../hooks/kafka/options.ts';
+import { checkUpdateOrder, HookNotReady, type OrderContext, parseHookOptions } from '../../lib/hook.ts';
+import { createLogger } from '../../lib/log.ts';
+import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import type { Pilot } from '../../lib/pilot/schema.ts';
 import { type Spec, view } from './kafka-fixtures.ts';
 
 // The rules the kafka hook takes from Strimzi's KafkaRoller (docs/kafka.md,
 // "Where it rolls, and why"), each a named pure check: topics that can never
 // keep min.insync.replicas, quorums of one or two voters, the active
-// controller's turn, a broker still starting (log recovery).
+// controller's turn, a broker still starting (log recovery), the OnDelete order.
 
 const NOW = 1_900_000_000_000;
 const running = (ageMs?: number): ProcessState => ({ running: true, source: 'its Pilot reports phase Running', ...(ageMs === undefined ? {} : { since: NOW - ageMs }) });
@@ -150,6 +157,38 @@ describe('kafka hook: is the Kafka process of a pod running', () => {
   });
 });
 
+describe('kafka hook: the OnDelete order (podUpdateOrder: Strimzi KRaft order)', () => {
+  const pods = (...xs: [number, boolean?][]): OrderPod[] => xs.map(([i, ready = true]) => ({ pod: `kafka-${i}`, id: i, ordinal: i, ready }));
+
+  it('combined nodes: the followers, highest ordinal first, then the active controller', () => {
+    const o = updateOrder(view({ leader: 1 }), pods([0], [1], [2]));
+    expect(o).to.deep.equal({
+      pods: ['kafka-2', 'kafka-0', 'kafka-1'],
+      reason: "controllers first (kafka-2, kafka-0), then the active controller kafka-1 (node 1) after the other controllers: Strimzi's KRaft order",
+    });
+    expect(checkUpdateOrder(o, ['kafka-0', 'kafka-1', 'kafka-2']).ok).to.equal(true);
+  });
+
+  it('controllers (combined) before broker-only nodes, the active controller between; unready first in each group', () => {
+    const s: Spec = { brokers: '0 1 2 3 4', voters: [0, 1, 2], leader: 2 };
+    expect(updateOrder(view(s), pods([0], [1], [2], [3], [4])).pods).to.deep.equal(['kafka-1', 'kafka-0', 'kafka-2', 'kafka-4', 'kafka-3']);
+    const o = updateOrder(view(s), pods([0, false], [1], [2], [3, false], [4]));
+    expect(o.pods).to.deep.equal(['kafka-0', 'kafka-1', 'kafka-2', 'kafka-3', 'kafka-4']);
+    expect(o.reason).to.equal(
+      "controllers first (kafka-0, not Ready, kafka-1), then the active controller kafka-2 (node 2) after the other controllers, then broker-only nodes (kafka-3, not Ready, kafka-4): Strimzi's KRaft order, unready ones first in each group",
+    );
+  });
+
+  it('a StatefulSet of brokers only: highest ordinal first; of dedicated controllers: the active one last', () => {
+    expect(updateOrder(view({ voters: [100, 101, 102], leader: 100, brokers: '0 1 2' }), pods([0], [1], [2]))).to.deep.equal({
+      pods: ['kafka-2', 'kafka-1', 'kafka-0'],
+      reason: "broker-only nodes (kafka-2, kafka-1, kafka-0): Strimzi's KRaft order",
+    });
+    const ctl = [0, 1, 2].map((i) => ({ pod: `ctl-${i}`, id: 100 + i, ordinal: i, ready: true }));
+    expect(updateOrder(view({ voters: [100, 101, 102], leader: 102 }), ctl).pods).to.deep.equal(['ctl-1', 'ctl-0', 'ctl-2']);
+  });
+});
+
 describe('kafka hook: back in the cluster (podRejoined, and prev before a step)', () => {
   it('registered, unfenced, in every ISR it belongs to, and caught up as a voter', () => {
     expect(notRejoined(view({}), ref(2))).to.equal(undefined);
@@ -157,5 +196,39 @@ describe('kafka hook: back in the cluster (podRejoined, and prev before a step)'
     expect(notRejoined(view({ brokers: '0 1 2f' }), ref(2))).to.match(/^waiting for broker 2 \(pod kafka-2\) to be unfenced/);
     expect(notRejoined(view({ topics: { orders: ['0,1,2/0,1'] } }), ref(2))).to.equal('waiting for broker 2 (pod kafka-2) to catch up: 1 partition not back in sync: orders-0');
     expect(notRejoined(view({ behind: { 2: 5000 } }), ref(2))).to.match(/^waiting for controller 2 \(pod kafka-2\) to catch up with the metadata log/);
+  });
+});
+
+describe('kafka hook: podRejoined and podUpdateOrder on a given view (the budget and the OnDelete order)', () => {
+  const sts: V1StatefulSet = { metadata: { name: 'kafka', namespace: 'ns' }, spec: { updateStrategy: { type: 'OnDelete' } } as V1StatefulSet['spec'] };
+  const pod = (i: number, ready = true): V1Pod => ({ metadata: { name: `kafka-${i}`, uid: `u${i}` }, status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } });
+  const pilot = (i: number, clusterUUID: string): Pilot => ({
+    metadata: { name: `kafka-${i}`, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: `kafka-${i}`, uid: `u${i}` }] },
+    spec: { application: 'kafka' },
+    status: { phase: 'Running', heartbeatTime: '2026-12-01T10:00:00Z', application: { probe: 'kafka', clusterUUID, kafka: { brokerId: i } } },
+  });
+  const ctx = (pilots: Pilot[] = [], annotations: Record<string, string> = {}): OrderContext<Options> => {
+    const parsed = parseHookOptions(kafkaHook, { 'kafka.sts-pilot.io/bootstrap': 'k:9092', ...annotations });
+    if (!parsed.ok) throw new Error(parsed.error);
+    return { statefulSet: sts, options: parsed.options as Options, signal: AbortSignal.timeout(5000), log: createLogger({ level: 'silent' }), secrets: async () => ({}), pilots: staticPilotReader(pilots) };
+  };
+  const reads = (s: Spec): ReadView => async () => ({ view: view(s), via: 'k:9092' });
+  const why = (p: Promise<unknown>): Promise<string> => p.then(() => 'rejoined', (e: unknown) => (e instanceof HookNotReady ? e.message : Promise.reject(e)));
+
+  it('podRejoined: once the broker is registered, unfenced and in every ISR; the Pilot must name the same cluster', async () => {
+    expect(await why(rejoined(pod(2), ctx(), reads({})))).to.equal('rejoined');
+    expect(await why(rejoined(pod(2), ctx(), reads({ topics: { orders: ['0,1,2/0,1'] } })))).to.equal('waiting for broker 2 (pod kafka-2) to catch up: 1 partition not back in sync: orders-0');
+    expect(await why(rejoined(pod(2), ctx(), reads({ brokers: '0 1 2f' })))).to.match(/^waiting for broker 2 \(pod kafka-2\) to be unfenced/);
+    expect(await why(rejoined(pod(2), ctx([pilot(2, 'other')]), reads({})))).to.equal('the Pilot of kafka-2 reports Kafka cluster other, but the bootstrap servers reach cluster c1');
+    // node-id-offset maps the pod to its node: kafka-2 is node 102, a dedicated controller behind the leader.
+    expect(await why(rejoined(pod(2), ctx([], { 'kafka.sts-pilot.io/node-id-offset': '100' }), reads({ voters: [100, 101, 102], behind: { 102: 9000 } })))).to.match(/^waiting for controller 102 \(pod kafka-2\)/);
+  });
+
+  it('podUpdateOrder: names every stale pod once, the active controller after the other controllers', async () => {
+    const stale = [pod(0), pod(1), pod(2)];
+    const o = await orderOf(stale, ctx([pilot(0, 'c1'), pilot(1, 'c1'), pilot(2, 'c1')]), reads({ leader: 2 }));
+    expect(o.pods).to.deep.equal(['kafka-1', 'kafka-0', 'kafka-2']);
+    expect(checkUpdateOrder(o, ['kafka-2', 'kafka-0', 'kafka-1']).ok).to.equal(true);
+    expect(await why(orderOf(stale, ctx([pilot(1, 'other')]), reads({})))).to.match(/^the Pilot of kafka-1 reports Kafka cluster other/);
   });
 });
