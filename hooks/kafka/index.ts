@@ -1,11 +1,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
-import { defineHook, type HookContext, HookNotReady, type RemovalContext } from '../../lib/hook.ts';
+import { defineHook, type HookContext, HookNotReady, type OrderContext, type RemovalContext, type UpdateOrder } from '../../lib/hook.ts';
 import type { KafkaAdmin } from '../../lib/kafka/admin.ts';
-import { brokerRefOf, type PilotSays } from './broker-ref.ts';
+import { brokerRefOf, type PilotSays, podOrdinal } from './broker-ref.ts';
 import { type ConnectContext, connect } from './client.ts';
 import { type BrokerRef, decide } from './decide.ts';
+import { notRejoined } from './health.ts';
 import { Options } from './options.ts';
+import { updateOrder } from './order.ts';
+import type { Strategy } from './quorum.ts';
 import { readCluster, readReassignments } from './read.ts';
 import { decideRemoval, decideUnregister } from './removal.ts';
 import type { KafkaView } from './view.ts';
@@ -73,26 +76,83 @@ async function leavingRef(pod: V1Pod, ctx: RemovalContext<Options>) {
   return { ...r, leaving: { pod: r.ref.pod, id: r.ref.id, ready: ctx.podReady, confirmed: r.pilot?.brokerId === r.ref.id } };
 }
 
+/** Reads the cluster for a call: the hook reads it live (readAny); unit tests give a view. */
+export type ReadView = (ctx: ConnectContext) => Promise<{ view: KafkaView; via: string }>;
+
+/** podUpdateOrder, with the cluster read by `read`. */
+export async function orderOf(stale: V1Pod[], ctx: OrderContext<Options>, read: ReadView): Promise<UpdateOrder> {
+  const refs = await Promise.all(stale.map((pod) => brokerRef(pod, ctx)));
+  const { view } = await read(ctx);
+  for (const x of refs) sameCluster(view, x);
+  const stsName = ctx.statefulSet.metadata?.name ?? '';
+  return updateOrder(
+    view,
+    refs.map((x) => {
+      const r = (x as { ref: BrokerRef }).ref;
+      return { pod: r.pod, id: r.id, ready: r.ready, ordinal: podOrdinal(r.pod, stsName) ?? 0 };
+    }),
+  );
+}
+
+/** podRejoined, with the cluster read by `read`: the pod's broker is back (notRejoined), in the cluster its Pilot names. */
+export async function rejoined(pod: V1Pod, ctx: OrderContext<Options>, read: ReadView): Promise<void> {
+  const r = await brokerRef(pod, ctx);
+  const { view } = await read(ctx);
+  sameCluster(view, r);
+  const why = r && notRejoined(view, r.ref);
+  if (why) throw new HookNotReady(why);
+}
+
+const strategyOf = (ctx: RefContext): Strategy => (ctx.statefulSet.spec?.updateStrategy?.type === 'OnDelete' ? 'OnDelete' : 'RollingUpdate');
+
 /**
- * Kafka in KRaft mode: a broker restarts only when no partition it hosts falls
- * below min.insync.replicas, nothing else is under-replicated, the controller
- * quorum keeps a caught-up majority and the active controller goes last; the
- * next one waits until it is back and caught up. See docs/kafka.md.
+ * Kafka in KRaft mode, rolled where Strimzi's KafkaRoller rolls: a broker
+ * restarts only when no partition it hosts falls below min.insync.replicas
+ * (topics that never can: a warning), nothing else is under-replicated, it is
+ * not still starting (log recovery), and the controller quorum keeps a
+ * caught-up majority (1 or 2 voters: a warning); under OnDelete the active
+ * controller goes after the other controllers; the next one waits until it is
+ * back and caught up. See docs/kafka.md.
  */
 export const kafkaHook = defineHook({
   name: 'kafka',
   description:
-    'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; active controller last; ' +
+    'KRaft: a broker restarts only if every partition it hosts keeps min.insync.replicas and the quorum a caught-up majority; OnDelete: controllers, then the active one, then brokers; ' +
     'it leaves (scale-down) only when it hosts no replica and is no voter',
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const [p, n] = await Promise.all([brokerRef(prev, ctx), brokerRef(next, ctx)]);
     const { view, via } = await readAny(ctx);
     for (const x of [p, n]) sameCluster(view, x);
-    const d = decide(view, p?.ref ?? null, n?.ref ?? null, ctx.options.activeController);
+    const o = ctx.options;
+    const d = decide(view, p?.ref ?? null, n?.ref ?? null, { activeController: o.activeController, strictMinIsr: o.strictMinIsr, strategy: strategyOf(ctx), now: Date.now() });
     if (d.kind === 'hold') throw new HookNotReady(d.reason);
-    ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null }).info({ note: d.note, via }, 'approved');
+    const log = ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null });
+    // The warnings ride on the approval's own line, at warn level: a hook has no Event of its own to say them in.
+    if (d.warnings) log.warn({ note: d.note, warnings: d.warnings, via }, `approved with ${d.warnings.length === 1 ? 'a warning' : 'warnings'}: ${d.warnings.join('; ')}`);
+    else log.info({ note: d.note, via }, 'approved');
   },
+
+  /**
+   * OnDelete: Strimzi's KRaft order (order.ts): controller voters, the active
+   * controller after them, then broker-only nodes; unready ones first in each
+   * group, then the highest ordinal. Asked again before every step.
+   */
+  podUpdateOrder: (stale, ctx) => orderOf(stale, ctx, readAny),
+
+  /** StatefulSets of one Kafka cluster (pools of brokers, controllers) share one disruption budget: the cluster is its cluster.id. */
+  async applicationCluster(ctx) {
+    const { value } = await onAny(ctx, (admin) => admin.cluster());
+    if (!value.clusterId) throw new HookNotReady('the bootstrap brokers report no Kafka cluster id');
+    return value.clusterId;
+  },
+
+  /**
+   * A moved pod holds its slot of the budget until its broker is registered,
+   * unfenced and back in the ISR of every partition it hosts, and, for a voter,
+   * caught up with the metadata log: what a step asks of `prev`.
+   */
+  podRejoined: (pod, ctx) => rejoined(pod, ctx, readAny),
 
   /**
    * A scale-down's pod may go once its broker hosts no partition replica, no

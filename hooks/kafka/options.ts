@@ -49,7 +49,9 @@ export const Options = z
       .regex(/^(0|[1-9][0-9]{0,8})$/, 'must be a whole number, 0 or more')
       .transform(Number)
       .default(0),
-    'active-controller': z.enum(['last', 'any'], { error: 'must be last or any' }).default('last'),
+    // 'any' is the former name of 'in-turn' (the default since), still accepted.
+    'active-controller': z.enum(['in-turn', 'last', 'any'], { error: 'must be in-turn or last' }).default('in-turn'),
+    'strict-min-isr': z.enum(['true', 'false'], { error: 'must be "true" or "false"' }).default('false'),
   })
   .superRefine((o, ctx) => {
     if (o['ca-secret'] && o.tls !== 'true') ctx.addIssue({ code: 'custom', path: ['ca-secret'], message: 'a CA only makes sense with tls: "true"' });
@@ -64,7 +66,8 @@ export const Options = z
     sasl: o['sasl-mechanism'] && o['sasl-secret'] ? { mechanism: o['sasl-mechanism'], secret: o['sasl-secret'] } : undefined,
     timeoutSeconds: o.timeout,
     nodeIdOffset: o['node-id-offset'],
-    activeController: o['active-controller'],
+    activeController: o['active-controller'] === 'last' ? ('last' as const) : ('in-turn' as const),
+    strictMinIsr: o['strict-min-isr'] === 'true',
   }));
 
 export type Options = z.infer<typeof Options>;

@@ -1,4 +1,6 @@
-import { clusterHold, type Decision, ids, isVoter, listOf, plural } from './decide.ts';
+import type { Decision } from './decide.ts';
+import { clusterHold, isVoter } from './health.ts';
+import { ids, listOf, plural } from './words.ts';
 import type { KafkaView, PartitionState, Reassignment } from './view.ts';
 
 // The kafka hook's decisions for a pod that leaves for good (a scale-down), as

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { kafkaHook } from '../../hooks/kafka/index.ts';
 import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
 import { openKafkaAdmin } from '../../lib/kafka/admin.ts';
-import { createLogger } from '../../lib/log.ts';
+import { pino } from 'pino';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import { parsePilot, type Pilot } from '../../lib/pilot/schema.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
@@ -23,8 +23,10 @@ import { cluster, type Cluster, ControllerProcess, mergePatch, namespace, partit
 // real Kafka 4.4 node (KRaft, broker and controller in one process) under the
 // in-pod pilot, rolled through the kafka hook by the real controller while an
 // idempotent acks=all producer writes and a consumer reads everything back.
-// On the way: a topic with one replica holds the rollout with its name, and a
-// broker frozen by hand mid-rollout holds it until it is back.
+// On the way: a topic with one replica holds the rollout with its name (with
+// strict-min-isr; by default it is rolled with a warning, checked by direct
+// calls after the rollout), and a broker frozen by hand mid-rollout holds it
+// until it is back. The active controller restarts in its turn, wherever it is.
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
@@ -104,7 +106,8 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
     const rt = runtime as KafkaPodRuntime;
     const t0 = Date.now();
     ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
-    const sts = statefulSet('kafka', { replicas: 3, hook: 'kafka', annotations: { 'kafka.sts-pilot.io/bootstrap': rt.bootstrap() } });
+    // strict-min-isr: the RF 1 topic below holds the first step (by default it would be rolled with a warning), so that a broker can be frozen while it holds.
+    const sts = statefulSet('kafka', { replicas: 3, hook: 'kafka', annotations: { 'kafka.sts-pilot.io/bootstrap': rt.bootstrap(), 'kafka.sts-pilot.io/strict-min-isr': 'true' } });
     // A static quorum of three needs two voters up to elect a leader: the pods start together.
     (sts.spec as { podManagementPolicy?: string }).podManagementPolicy = 'Parallel';
     await c.apps.createNamespacedStatefulSet({ namespace: ns, body: sts });
@@ -139,18 +142,9 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
     await admin.createTopics({ topics: [TOPIC], partitions: 6, replicas: 3, configs: [{ name: 'min.insync.replicas', value: '2' }] });
     await waitUntil(`topic ${TOPIC} in sync`, 60_000, fullyInSync);
 
-    // The active controller goes last: with the pods rolled 2, 1, 0 the test puts it on kafka-0 first,
-    // as a person would by restarting the active controller before the rollout.
-    let moves = 0;
-    for (let l = await leader(); l !== 0; l = await leader()) {
-      if (++moves > 8) throw new Error(`leadership did not land on node 0 after 8 restarts (at ${l})`);
-      say(`active controller is ${l}: restarting kafka-${l}`);
-      await c.core.deleteNamespacedPod({ name: `kafka-${l}`, namespace: ns });
-      await sleep(2000);
-      await waitUntil('pods ready again', 3 * 60_000, allReady);
-      await waitUntil(`topic ${TOPIC} in sync`, 60_000, fullyInSync);
-    }
-    say(`active controller on node 0 after ${moves} restarts`);
+    // The active controller is wherever the quorum elected it: under RollingUpdate it restarts in its turn.
+    const leaderBefore = await leader();
+    say(`active controller before the rollout: ${leaderBefore}`);
 
     // A topic whose only replica is on broker 2: its step must hold, naming it.
     await admin.createTopics({ topics: ['single'], partitions: -1, replicas: -1, assignments: [{ partition: 0, brokers: [2] }] });
@@ -164,7 +158,15 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
     const uids = new Map((await podsOf(c, ns, 'kafka')).map((p) => [p.metadata?.name ?? '', p.metadata?.uid ?? '']));
     const deletedAt = new Map<string, number>();
     const readyAt = new Map<string, number>();
+    // The quorum leader, sampled every 2 s during the rollout: how many elections it cost.
+    const leaders: number[] = [leaderBefore];
+    let leaderAt = 0;
     const track = async (): Promise<void> => {
+      if (Date.now() - leaderAt >= 2000) {
+        leaderAt = Date.now();
+        const l = await leader().catch(() => -1);
+        if (l >= 0 && l !== leaders.at(-1)) leaders.push(l);
+      }
       for (const p of await podsOf(c, ns, 'kafka')) {
         const name = p.metadata?.name ?? '';
         if ((p.metadata?.deletionTimestamp || p.metadata?.uid !== uids.get(name)) && !deletedAt.has(name)) deletedAt.set(name, Date.now());
@@ -256,26 +258,33 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
       );
     }
     console.log(`      [figures] rollout (template change -> finished) ${secs(rolloutMs)}, of which held on topic single and frozen kafka-1 ${secs(tThaw - tRoll)}`);
+    const inTurn = logs.filter((r) => r.msg === 'approved' && String(r.note ?? '').includes('the active controller')).map((r) => String(r.note));
+    console.log(`      [figures] quorum leaders seen during the rollout (sampled every 2 s): ${leaders.join(' -> ')} (${leaders.length - 1} elections); active controller approvals: ${JSON.stringify(inTurn)}`);
     expect(await fullyInSync(), 'every partition back in sync').to.equal(true);
   });
 
-  it('holds the active controller unless it is the last pod, and a step that would leave the quorum without a caught-up majority', async () => {
+  it('direct calls: the active controller in its turn (or last), an RF 1 topic rolled with a warning (or held), the budget and the OnDelete order; a step that would leave the quorum without a caught-up majority holds', async () => {
     const rt = runtime as KafkaPodRuntime;
     const sts = await readSts(c, ns, 'kafka');
     const pods = new Map((await podsOf(c, ns, 'kafka')).map((p) => [p.metadata?.name ?? '', p]));
-    const call = async (next: string, annotations: Record<string, string> = {}): Promise<string> => {
+    const options = (annotations: Record<string, string> = {}) => {
       const parsed = parseHookOptions(kafkaHook, { 'kafka.sts-pilot.io/bootstrap': rt.bootstrap(), ...annotations });
       if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.options;
+    };
+    const warned: string[] = [];
+    const base = (annotations: Record<string, string> = {}, s = sts) => ({
+      statefulSet: s,
+      options: options(annotations),
+      signal: AbortSignal.timeout(20_000),
+      // The hook's warnings go to its log at warn level: kept here to be read.
+      log: pino({ level: 'warn' }, { write: (line: string) => void warned.push(String(JSON.parse(line).msg)) }),
+      secrets: async () => ({}),
+      pilots: staticPilotReader([]),
+    });
+    const call = async (next: string, annotations: Record<string, string> = {}): Promise<string> => {
       try {
-        await kafkaHook.podUpdateTransition(null, pods.get(next) ?? null, {
-          statefulSet: sts,
-          options: parsed.options,
-          signal: AbortSignal.timeout(20_000),
-          log: createLogger({ level: 'error', name: 'kafka-hook-test' }),
-          secrets: async () => ({}),
-          pilots: staticPilotReader([]),
-          nextReady: true,
-        });
+        await kafkaHook.podUpdateTransition(null, pods.get(next) ?? null, { ...base(annotations), nextReady: true });
         return 'approved';
       } catch (err) {
         if (!(err instanceof HookNotReady)) throw err;
@@ -285,11 +294,38 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
     await waitUntil(`topic ${TOPIC} in sync`, 60_000, fullyInSync);
     const l = await leader();
     say(`active controller after the rollout: ${l}`);
-    expect(l, 'kafka-0 restarted last and handed leadership over').to.be.oneOf([1, 2]);
     const other = l === 1 ? 2 : 1;
-    expect(await call(`kafka-${l}`)).to.match(new RegExp(`^held: broker ${l} \\(pod kafka-${l}\\) is the active controller: it goes last`));
-    expect(await call(`kafka-${l}`, { 'kafka.sts-pilot.io/active-controller': 'any' })).to.equal('approved');
-    expect(await call('kafka-0'), 'kafka-0 is the last pod and not the leader').to.equal('approved');
+    expect(await call(`kafka-${l}`), 'the active controller, in its turn').to.equal('approved');
+    expect(await call(`kafka-${l}`, { 'kafka.sts-pilot.io/active-controller': 'any' }), '"any", the former name of in-turn').to.equal('approved');
+    const last = await call(`kafka-${l}`, { 'kafka.sts-pilot.io/active-controller': 'last' });
+    if (l === 0) expect(last, 'kafka-0 is the last pod: its turn under "last" too').to.equal('approved');
+    else expect(last).to.match(new RegExp(`^held: broker ${l} \\(pod kafka-${l}\\) is the active controller and kafka\\.sts-pilot\\.io/active-controller is "last"`));
+
+    // The budget: the application cluster is Kafka's cluster.id; a pod is back once its broker is in every ISR.
+    const rctx = base();
+    expect(await kafkaHook.applicationCluster?.(rctx), 'applicationCluster').to.equal(rt.clusterId);
+    await kafkaHook.podRejoined?.(pods.get('kafka-0') as V1Pod, rctx);
+    // OnDelete: the hook's order, the active controller after the others.
+    const order = await kafkaHook.podUpdateOrder?.([...pods.values()], base({}, { ...sts, spec: { ...sts.spec, updateStrategy: { type: 'OnDelete' } } } as typeof sts));
+    say(`podUpdateOrder: ${JSON.stringify(order)}`);
+    expect(order?.pods.at(-1), 'the active controller last').to.equal(`kafka-${l}`);
+    expect(order?.reason).to.match(/^controllers first \(kafka-\d, kafka-\d\), then the active controller/);
+
+    // A topic with one replica, on a broker that is not the leader: rolled with a warning naming it, held with strict-min-isr.
+    await (admin as Admin).createTopics({ topics: ['lonely'], partitions: -1, replicas: -1, assignments: [{ partition: 0, brokers: [other] }] });
+    try {
+      await waitUntil('topic lonely has a leader', 30_000, async () => {
+        const m = await (admin as Admin).metadata({ topics: ['lonely'] });
+        return m.topics.get('lonely')?.partitions[0]?.leader === other;
+      });
+      warned.length = 0;
+      expect(await call(`kafka-${other}`), 'RF 1 topic, by default').to.equal('approved');
+      say(`warned: ${JSON.stringify(warned)}`);
+      expect(warned.join('\n')).to.match(new RegExp(`^approved with a warning: restarting broker ${other} \\(pod kafka-${other}\\) takes topics .*: lonely \\(replication factor 1, min\\.insync\\.replicas 1, 1 partition on broker ${other}: offline while it restarts\\); rolled anyway, as Strimzi does`));
+      expect(await call(`kafka-${other}`, { 'kafka.sts-pilot.io/strict-min-isr': 'true' })).to.match(/^held: restarting broker \d \(pod kafka-\d\) would take 1 partition below min\.insync\.replicas \(1 partition would go offline\): lonely-0 /);
+    } finally {
+      await (admin as Admin).deleteTopics({ topics: ['lonely'] });
+    }
 
     // A voter frozen past the quorum fetch timeout: restarting another voter would leave the leader alone.
     const pid = jvmPid(`kafka-${other}`);

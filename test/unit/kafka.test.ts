@@ -1,7 +1,9 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { brokerRefOf, podOrdinal } from '../../hooks/kafka/broker-ref.ts';
-import { type BrokerRef, caughtUpVoters, decide, listOf } from '../../hooks/kafka/decide.ts';
+import { type BrokerRef, decide, type StepPolicy } from '../../hooks/kafka/decide.ts';
+import { caughtUpVoters } from '../../hooks/kafka/quorum.ts';
+import { listOf } from '../../hooks/kafka/words.ts';
 import { kafkaHook } from '../../hooks/kafka/index.ts';
 import { kafkaView } from '../../hooks/kafka/view.ts';
 import { parseHookOptions } from '../../lib/hook.ts';
@@ -12,17 +14,26 @@ import { type Spec, view } from './kafka-fixtures.ts';
 
 const ref = (id: number, o: Partial<BrokerRef> = {}): BrokerRef => ({ pod: `kafka-${id}`, id, ready: true, last: id === 0, ...o });
 const holdOf = (d: ReturnType<typeof decide>): string => (d.kind === 'hold' ? d.reason : `approved: ${d.note}`);
+const rolling: StepPolicy = { activeController: 'in-turn', strictMinIsr: false, strategy: 'RollingUpdate', now: 0 };
 
 describe('kafka hook: decisions', () => {
-  const cases: { name: string; spec: Spec; prev: BrokerRef | null; next: BrokerRef | null; policy?: 'last' | 'any'; want: RegExp }[] = [
+  const cases: { name: string; spec: Spec; prev: BrokerRef | null; next: BrokerRef | null; policy?: Partial<StepPolicy>; want: RegExp }[] = [
     { name: 'healthy cluster, first step', spec: {}, prev: null, next: ref(2), want: /^approved: broker 2 may restart/ },
     { name: 'end of the rollout, all back', spec: {}, prev: ref(0), next: null, want: /^approved: broker 0 rejoined/ },
     {
-      name: 'RF 1 topic on next: held with its name',
+      name: 'RF 1 topic on next, strict-min-isr: held with its name',
       spec: { topics: { orders: ['0,1,2/0,1,2'], single: ['2/2'] }, minIsr: { single: 1 } },
       prev: null,
       next: ref(2),
-      want: /^restarting broker 2 \(pod kafka-2\) would take 1 partition below min\.insync\.replicas \(1 partition would go offline\): single-0 \(replicas 2, in sync 2, min\.insync\.replicas 1: its only replica\)$/,
+      policy: { strictMinIsr: true },
+      want: /^restarting broker 2 \(pod kafka-2\) would take 1 partition below min\.insync\.replicas \(1 partition would go offline\): single-0 \(replicas 2, in sync 2, min\.insync\.replicas 1: its only replica\); kafka\.sts-pilot\.io\/strict-min-isr is "true": without it the step would go on with a warning/,
+    },
+    {
+      name: 'RF 1 topic on next, by default: rolled (Strimzi skips what no rolling can spare)',
+      spec: { topics: { orders: ['0,1,2/0,1,2'], single: ['2/2'] }, minIsr: { single: 1 } },
+      prev: null,
+      next: ref(2),
+      want: /^approved: broker 2 may restart: every partition it hosts with more replicas than min\.insync\.replicas keeps it, the quorum keeps a caught-up majority$/,
     },
     {
       name: 'RF 1 topic elsewhere: not in the way',
@@ -47,11 +58,12 @@ describe('kafka hook: decisions', () => {
       want: /^approved/,
     },
     {
-      name: 'RF 2 with min.insync.replicas 2: acks=all would fail',
+      name: 'RF 2 with min.insync.replicas 2, strict-min-isr: acks=all would fail',
       spec: { topics: { pairs: ['1,2/1,2'] }, minIsr: { pairs: 2 } },
       prev: null,
       next: ref(2),
-      want: /^restarting broker 2 .* \(producers with acks=all would fail\): pairs-0 \(replicas 1,2, in sync 1,2, min\.insync\.replicas 2\)$/,
+      policy: { strictMinIsr: true },
+      want: /^restarting broker 2 .* \(producers with acks=all would fail\): pairs-0 \(replicas 1,2, in sync 1,2, min\.insync\.replicas 2\); kafka\.sts-pilot\.io\/strict-min-isr/,
     },
     {
       name: 'offline partition anywhere',
@@ -99,14 +111,36 @@ describe('kafka hook: decisions', () => {
     { name: 'a voter that never caught up counts as behind', spec: { behind: { 1: -1 } }, prev: null, next: ref(2), want: /would leave 1 caught-up voters/ },
     { name: 'lag within the fetch timeout is caught up', spec: { behind: { 1: 1500 } }, prev: null, next: ref(2), want: /^approved/ },
     {
-      name: 'active controller, not last: held',
+      name: 'active controller under RollingUpdate, by default: restarted in its turn',
       spec: { leader: 2 },
       prev: null,
       next: ref(2),
-      want: /^broker 2 \(pod kafka-2\) is the active controller: it goes last, so its step waits until leadership moves/,
+      want: /^approved: broker 2 \(the active controller, in its turn\) may restart: every partition it hosts keeps min\.insync\.replicas, the quorum keeps a caught-up majority$/,
     },
-    { name: 'active controller, last pod: allowed', spec: { leader: 0 }, prev: ref(1), next: ref(0), want: /^approved: broker 0 \(the active controller, last\)/ },
-    { name: 'active controller with policy any', spec: { leader: 2 }, prev: null, next: ref(2), policy: 'any', want: /^approved/ },
+    {
+      name: 'active controller in its turn still needs a caught-up majority of the others',
+      spec: { leader: 2, behind: { 1: 5000 } },
+      prev: null,
+      next: ref(2),
+      want: /^restarting controller 2 \(pod kafka-2\) would leave 1 caught-up voters \(0\) of 3/,
+    },
+    {
+      name: 'active controller, active-controller last, not the last pod: held',
+      spec: { leader: 2 },
+      prev: null,
+      next: ref(2),
+      policy: { activeController: 'last' },
+      want: /^broker 2 \(pod kafka-2\) is the active controller and kafka\.sts-pilot\.io\/active-controller is "last": its step waits until leadership moves/,
+    },
+    { name: 'active controller, last pod: allowed', spec: { leader: 0 }, prev: ref(1), next: ref(0), policy: { activeController: 'last' }, want: /^approved: broker 0 \(the active controller, last\)/ },
+    {
+      name: 'active controller under OnDelete with last: the order put it last, not held',
+      spec: { leader: 2 },
+      prev: null,
+      next: ref(2),
+      policy: { activeController: 'last', strategy: 'OnDelete' },
+      want: /^approved: broker 2 \(the active controller, last\)/,
+    },
     { name: 'no quorum leader', spec: { leader: -1 }, prev: null, next: ref(2), want: /^the controller quorum has no leader$/ },
     {
       name: 'next unknown to the cluster but Ready: the id mapping is wrong',
@@ -133,7 +167,7 @@ describe('kafka hook: decisions', () => {
   ];
   for (const t of cases) {
     it(t.name, () => {
-      expect(holdOf(decide(view(t.spec), t.prev, t.next, t.policy ?? 'last'))).to.match(t.want);
+      expect(holdOf(decide(view(t.spec), t.prev, t.next, { ...rolling, ...t.policy }))).to.match(t.want);
     });
   }
 
@@ -179,7 +213,7 @@ describe('kafka hook: options and pods', () => {
   const opts = (a: Record<string, string>) => parseHookOptions(kafkaHook, Object.fromEntries(Object.entries(a).map(([k, v]) => [`kafka.sts-pilot.io/${k}`, v])));
 
   it('parses the annotations', () => {
-    const r = opts({ bootstrap: 'kafka-0.kafka:9092, [::1]:9093', 'node-id-offset': '100', 'active-controller': 'any', tls: 'true', 'ca-secret': 'ca' });
+    const r = opts({ bootstrap: 'kafka-0.kafka:9092, [::1]:9093', 'node-id-offset': '100', 'active-controller': 'last', 'strict-min-isr': 'true', tls: 'true', 'ca-secret': 'ca' });
     expect(r.ok).to.equal(true);
     expect(r.ok && r.options).to.deep.include({
       bootstrap: [
@@ -187,11 +221,19 @@ describe('kafka hook: options and pods', () => {
         { host: '::1', port: 9093 },
       ],
       nodeIdOffset: 100,
-      activeController: 'any',
+      activeController: 'last',
+      strictMinIsr: true,
       tls: true,
       caSecret: 'ca',
       timeoutSeconds: 10,
     });
+  });
+
+  it('restarts the active controller in its turn and rolls topics that never keep min.insync.replicas, by default; "any" still reads as in-turn', () => {
+    const r = opts({ bootstrap: 'k:9092' });
+    expect(r.ok && r.options).to.deep.include({ activeController: 'in-turn', strictMinIsr: false });
+    const any = opts({ bootstrap: 'k:9092', 'active-controller': 'any' });
+    expect(any.ok && any.options).to.deep.include({ activeController: 'in-turn' });
   });
 
   const refused: [Record<string, string>, RegExp][] = [
@@ -203,7 +245,8 @@ describe('kafka hook: options and pods', () => {
     [{ bootstrap: 'k:9092', 'sasl-mechanism': 'PLAIN' }, /sasl-secret: give sasl-mechanism and sasl-secret together/],
     [{ bootstrap: 'k:9092', 'sasl-mechanism': 'GSSAPI', 'sasl-secret': 's' }, /sasl-mechanism: must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512/],
     [{ bootstrap: 'k:9092', 'node-id-offset': '-1' }, /node-id-offset: must be a whole number/],
-    [{ bootstrap: 'k:9092', 'active-controller': 'first' }, /active-controller: must be last or any/],
+    [{ bootstrap: 'k:9092', 'active-controller': 'first' }, /active-controller: must be in-turn or last/],
+    [{ bootstrap: 'k:9092', 'strict-min-isr': 'yes' }, /strict-min-isr: must be "true" or "false"/],
     [{ bootstrap: 'k:9092', typo: 'x' }, /typo/],
   ];
   for (const [a, want] of refused) {
@@ -218,23 +261,25 @@ describe('kafka hook: options and pods', () => {
   const pod = (name: string, uid = 'u1'): V1Pod => ({ metadata: { name, uid }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
   const pilot = (brokerId: number, owner = 'u1') => ({ metadata: { ownerReferences: [{ uid: owner }] }, status: { application: { probe: 'kafka', kafka: { brokerId }, clusterUUID: 'c1' } } });
 
+  const unknown = { running: undefined, source: 'nothing says whether its process runs' };
+
   it('maps a pod to ordinal + node-id-offset, the last one at ordinals.start', () => {
     expect(podOrdinal('kafka-12', 'kafka')).to.equal(12);
     expect(podOrdinal('kafka-01', 'kafka')).to.equal(undefined);
     expect(podOrdinal('other-1', 'kafka')).to.equal(undefined);
-    expect(brokerRefOf(pod('kafka-2'), sts, 100, undefined)).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 102, ready: true, last: false } });
-    expect(brokerRefOf(pod('kafka-1'), sts, 0, undefined)).to.deep.include({ ok: true, ref: { pod: 'kafka-1', id: 1, ready: true, last: true } });
+    expect(brokerRefOf(pod('kafka-2'), sts, 100, undefined)).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 102, ready: true, last: false, process: unknown } });
+    expect(brokerRefOf(pod('kafka-1'), sts, 0, undefined)).to.deep.include({ ok: true, ref: { pod: 'kafka-1', id: 1, ready: true, last: true, process: unknown } });
   });
 
   it('checks the mapping against the Pilot of the same pod', () => {
-    expect(brokerRefOf(pod('kafka-2'), sts, 0, pilot(2))).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 2, ready: true, last: false }, pilot: { brokerId: 2, clusterId: 'c1' } });
+    expect(brokerRefOf(pod('kafka-2'), sts, 0, pilot(2))).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 2, ready: true, last: false, process: unknown }, pilot: { brokerId: 2, clusterId: 'c1' } });
     const r = brokerRefOf(pod('kafka-2'), sts, 0, pilot(102));
     expect(r.ok).to.equal(false);
     expect(!r.ok && r.error).to.equal(
       'the Pilot of kafka-2 reports node id 102, but the hook expects 2 (ordinal 2 + node-id-offset 0): set kafka.sts-pilot.io/node-id-offset to match node.id',
     );
     // a Pilot left by the pod this one replaced says nothing about it
-    expect(brokerRefOf(pod('kafka-2'), sts, 0, pilot(102, 'old'))).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 2, ready: true, last: false } });
+    expect(brokerRefOf(pod('kafka-2'), sts, 0, pilot(102, 'old'))).to.deep.equal({ ok: true, ref: { pod: 'kafka-2', id: 2, ready: true, last: false, process: unknown } });
     expect(brokerRefOf(pod('x-2'), sts, 0, undefined)).to.deep.equal({ ok: false, error: 'pod x-2 is not named kafka-<ordinal>: cannot tell its Kafka node id' });
     expect(brokerRefOf(pod('kafka-2'), sts, 0, { status: { application: { kafka: { brokerId: 'two' } } } }).ok).to.equal(false);
   });
