@@ -23,6 +23,13 @@ export interface HookContext<O> {
   /** The Pilots of the StatefulSet's namespace, from the controller's cache. */
   pilots: PilotReader;
   /**
+   * Something people should know although the hook goes on (a topic that no
+   * restart can keep available, a quorum too small to keep a majority): the
+   * controller writes it as a Warning Event `HookWarning` after the call, and
+   * logs it. Optional for callers other than the controller.
+   */
+  warn?: (message: string) => void;
+  /**
    * Whether `next` is Ready (null when next is null). Every other pod is Ready
    * before a step, but `next` need not be: a release whose pods never become
    * Ready must be replaceable by a rollback or a fix, and the hook decides

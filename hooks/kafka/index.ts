@@ -128,9 +128,9 @@ export const kafkaHook = defineHook({
     const d = decide(view, p?.ref ?? null, n?.ref ?? null, { activeController: o.activeController, strictMinIsr: o.strictMinIsr, strategy: strategyOf(ctx), now: Date.now() });
     if (d.kind === 'hold') throw new HookNotReady(d.reason);
     const log = ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null });
-    // The warnings ride on the approval's own line, at warn level: a hook has no Event of its own to say them in.
-    if (d.warnings) log.warn({ note: d.note, warnings: d.warnings, via }, `approved with ${d.warnings.length === 1 ? 'a warning' : 'warnings'}: ${d.warnings.join('; ')}`);
-    else log.info({ note: d.note, via }, 'approved');
+    // Approved, but people should know: each warning becomes a Warning Event (HookWarning) through the controller.
+    for (const w of d.warnings ?? []) ctx.warn?.(w);
+    log.info({ note: d.note, via, ...(d.warnings ? { warnings: d.warnings } : {}) }, 'approved');
   },
 
   /**
@@ -194,7 +194,7 @@ export const kafkaHook = defineHook({
       }
     });
     if (value.kind === 'hold') throw new HookNotReady(value.reason);
-    for (const w of value.warnings) log.warn({ via }, w);
+    for (const w of value.warnings) ctx.warn?.(w);
     const result = 'result' in value ? value.result : 'not-registered';
     log.info({ note: value.note, result, via }, result === 'unregistered' ? 'unregistered the broker' : 'broker already unregistered');
   },

@@ -52,6 +52,8 @@ export class DisruptionBudget {
     for (let i = 0; i < MAX_TRIES; i++) {
       const { record, resourceVersion } = await this.p.store.read(ref.lease, ref.cluster);
       const keep: BudgetHolder[] = [];
+      // Why each kept holder is still away, in the application's words when it gave some.
+      const notBack = new Map<BudgetHolder, string>();
       const gone: { holder: BudgetHolder; why: string; gone: boolean }[] = [];
       for (const holder of record.holders) {
         const verdict = judgeHolder({ ...this.p.facts(holder), holder, now: this.now() });
@@ -59,8 +61,14 @@ export class DisruptionBudget {
         else if (verdict.back) {
           const word = await this.p.rejoined(holder).catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
           if (word === true) gone.push({ holder, why: `${verdict.why}, and rejoined`, gone: false });
-          else keep.push(holder);
-        } else keep.push(holder);
+          else {
+            keep.push(holder);
+            notBack.set(holder, `${verdict.why}, but ${word}`);
+          }
+        } else {
+          keep.push(holder);
+          notBack.set(holder, verdict.why);
+        }
       }
       if (gone.length > 0) {
         const outcome = await this.p.store.write(ref.lease, ref.hook, { cluster: ref.cluster, holders: keep }, resourceVersion);
@@ -73,7 +81,9 @@ export class DisruptionBudget {
       }
       if (!asking) return { ok: true, released };
       const f = fits(keep, ref.limit, asking);
-      return f.ok ? { ...f, released } : { ok: false, why: `application cluster ${ref.cluster}: ${f.why}`, released };
+      if (f.ok) return { ...f, released };
+      const words = keep.map((h) => notBack.get(h)).filter((w): w is string => w !== undefined);
+      return { ok: false, why: `application cluster ${ref.cluster}: ${f.why}${words.length ? ` (${words.join('; ').slice(0, 400)})` : ''}`, released };
     }
     return { ok: false, why: `the budget Lease of application cluster ${ref.cluster} kept changing under us; asking again`, released };
   }

@@ -268,8 +268,8 @@ export class HookRunner {
     const [prev = null, next = null] = objects.pods;
     const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
     const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
-    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) => {
-      const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (name: string) => this.readSecret(ns, name), pilots: this.o.pilots(ns) };
+    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal, warn) => {
+      const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (name: string) => this.readSecret(ns, name), pilots: this.o.pilots(ns), warn };
       const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
       if (!this.o.budget) return ask();
       // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
@@ -369,11 +369,12 @@ export class HookRunner {
     const whenScaled = objects.sts.spec?.persistentVolumeClaimRetentionPolicy?.whenScaled;
     const volumes: LeavingVolumes = whenScaled === 'Delete' ? 'deleted' : 'kept';
     const target = action.call === 'removal' ? `the removal of pod ${action.pod.pod}` : `the clean-up after pod ${action.pod.pod} (${action.call})`;
-    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal) => {
+    return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal, warn) => {
       const ctx: RemovalContext<unknown> = {
         statefulSet: objects.sts,
         options,
         signal,
+        warn,
         log: hookLog,
         secrets: (name) => this.readSecret(ns, name),
         pilots: this.o.pilots(ns),
@@ -405,15 +406,26 @@ export class HookRunner {
     target: string,
     abort: AbortSignal,
     current: () => boolean,
-    invoke: (signal: AbortSignal) => Promise<void>,
+    invoke: (signal: AbortSignal, warn: (message: string) => void) => Promise<void>,
   ): Promise<'approved' | 'held' | 'dropped'> {
     // The deadline, shutdown and a changed plan all reach the hook through one signal.
     const signal = AbortSignal.any([this.shutdown.signal, abort, AbortSignal.timeout(this.o.timeoutMs)]);
     const end = this.o.metrics.hookDuration.startTimer({ hook: hook.name });
     hookLog.info(message);
+    // A hook's warnings, said once the call is over (approved or held), each an Event of its own.
+    const warnings: string[] = [];
+    const warn = (w: string): void => {
+      if (warnings.length < 10) warnings.push(String(w).slice(0, 900));
+    };
+    const sayWarnings = async (): Promise<void> => {
+      for (const w of warnings) {
+        hookLog.warn({ warning: w }, 'hook warning');
+        await this.o.events.emit(sts, 'Warning', 'HookWarning', `${hook.name}: ${w}`);
+      }
+    };
     try {
       await Promise.race([
-        invoke(signal),
+        invoke(signal, warn),
         // A hook that ignores its signal does not hold the answer past the deadline.
         new Promise<never>((_, reject) => {
           const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no answer within ${this.o.timeoutMs / 1000}s`));
@@ -432,6 +444,7 @@ export class HookRunner {
       else this.failures.set(stsKey, { count: (this.failures.get(stsKey)?.count ?? 0) + 1, last: reason });
       const delay = this.o.queue.addRateLimited(stsKey);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
+      await sayWarnings();
       const text = `${hook.name} holds ${target}: ${reason}`;
       await this.o.writer.recordHold(sts, 'Rolling', text, hookLog, this.failures.get(stsKey)?.count);
       await this.o.events.emit(sts, 'Warning', 'HookHeld', text);
@@ -443,6 +456,7 @@ export class HookRunner {
     this.failures.delete(stsKey);
     this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'approved' });
     hookLog.info('hook approved');
+    await sayWarnings();
     return 'approved';
   }
 

@@ -128,7 +128,7 @@ describe('disruption budget: take, admit, drop (lib/budget/budget.ts)', () => {
     expect(await b.take(ref, slot('db/a', 'ua'))).to.equal('taken');
     const held = await b.admit(ref, { statefulSet: 'db/b', uid: 'ub' });
     expect(held.ok).to.equal(false);
-    expect(!held.ok && held.why).to.match(/^application cluster uuid-1: a-2 of db\/a .* holds the disruption budget \(1\)$/);
+    expect(!held.ok && held.why).to.match(/^application cluster uuid-1: a-2 of db\/a .* holds the disruption budget \(1\) \(a-2 is back and Ready, but node a-2 has not rejoined\)$/);
     word = true;
     const r = await b.admit(ref, { statefulSet: 'db/b', uid: 'ub' });
     expect(r).to.deep.equal({ ok: true, released: [] });

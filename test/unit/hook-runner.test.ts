@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { z } from 'zod';
 import type { HookRunnerOptions } from '../../lib/controller/hook-runner.ts';
 import { HookRunner } from '../../lib/controller/hook-runner.ts';
-import { defineHook, type RolloutHook } from '../../lib/hook.ts';
+import { defineHook, HookNotReady, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { createMetrics } from '../../lib/metrics.ts';
 import type { PodView } from '../../lib/rollout/snapshot.ts';
@@ -22,6 +22,7 @@ const view = (i: number, uid: string): PodView => ({ name: `web-${i}`, uid, reso
 function runner(live: V1Pod[]) {
   const reads: string[] = [];
   const added: string[] = [];
+  const events: { type: string; reason: string; message: string }[] = [];
   const apps = { readNamespacedStatefulSet: async () => (reads.push('sts'), { ...sts, spec: { ...sts.spec, template: { metadata: { labels: { full: 'yes' } } } } }) };
   const core = {
     readNamespacedPod: async ({ name }: { name: string }) => {
@@ -35,7 +36,7 @@ function runner(live: V1Pod[]) {
   const o = {
     apps: apps as unknown as AppsV1Api,
     core: core as unknown as CoreV1Api,
-    events: { emit: async () => {} },
+    events: { emit: async (_o: unknown, type: string, reason: string, message: string) => void events.push({ type, reason, message }) },
     writer: { recordHold: async () => {} },
     metrics: createMetrics(),
     queue,
@@ -43,7 +44,7 @@ function runner(live: V1Pod[]) {
     isLeader: () => true,
     timeoutMs: 5000,
   } as unknown as HookRunnerOptions;
-  return { r: new HookRunner(o), reads, added };
+  return { r: new HookRunner(o), reads, added, events };
 }
 
 function recording(objects: 'full' | 'cached' | undefined) {
@@ -98,5 +99,32 @@ describe('hook runner: the objects a hook is given', () => {
     expect(seen[0]?.next?.metadata?.uid).to.equal('u0');
     expect(seen[0]?.next, 'a copy, not the cached object').to.not.equal(cachedPods[1]);
     expect(r.approval('ns/web')?.key).to.equal('k1');
+  });
+});
+
+describe('hook runner: what a hook says besides its answer', () => {
+  it('ctx.warn becomes a Warning Event HookWarning after the call, approved or held', async () => {
+    const { r, events } = runner([pod(1, 'u1'), pod(0, 'u0')]);
+    let hold = false;
+    const hook = defineHook({
+      name: 'warns',
+      description: 'approves, and warns',
+      options: z.strictObject({}),
+      objects: 'cached',
+      async podUpdateTransition(_prev, _next, ctx) {
+        ctx.warn?.('topic t1 (replication factor 2, min.insync.replicas 2) is offline during any restart');
+        if (hold) throw new HookNotReady('not yet');
+      },
+    }) as RolloutHook;
+    const cachedPods = [{ metadata: { name: 'web-1', namespace: 'ns', uid: 'u1' } }, { metadata: { name: 'web-0', namespace: 'ns', uid: 'u0' } }];
+    r.ask('ns/web', sts, cachedPods, hook, {}, action(view(1, 'u1'), view(0, 'u0')), log);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(r.approval('ns/web')?.key).to.equal('k1');
+    expect(events).to.deep.equal([{ type: 'Warning', reason: 'HookWarning', message: 'warns: topic t1 (replication factor 2, min.insync.replicas 2) is offline during any restart' }]);
+    hold = true;
+    r.ask('ns/web', sts, cachedPods, hook, {}, { ...action(view(1, 'u1'), view(0, 'u0')), key: 'k2' }, log);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(events.map((e) => e.reason)).to.deep.equal(['HookWarning', 'HookWarning', 'HookHeld']);
+    await r.stop();
   });
 });
