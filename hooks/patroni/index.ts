@@ -7,7 +7,8 @@ import { type Decision, decideOrder, decideTransition, type PodRef } from './dec
 import { Options } from './options.ts';
 import { readCluster } from './read.ts';
 import { decideRemoval, decideRemoved, leavingPods, podIndex } from './removal.ts';
-import { type ClusterView, isLeaderRole } from './view.ts';
+import { leadingState } from './rules.ts';
+import type { ClusterView } from './view.ts';
 
 /** After its own switchover a call waits this long for the cluster to settle before it holds. */
 const SETTLE_MS = 20_000;
@@ -105,7 +106,7 @@ async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extr
   while (Date.now() < deadline && !ctx.signal.aborted) {
     try {
       const v = await readCluster(client, seeds);
-      const leader = v.members.find((m) => isLeaderRole(m.role) && m.state === 'running');
+      const leader = v.members.find((m) => leadingState(m) === undefined);
       if (leader?.name === d.candidate) return v;
       last = `leader ${leader?.name ?? 'none'}`;
     } catch (err) {
