@@ -182,6 +182,19 @@ describe('patroni pilot probe', () => {
     expect(applicationReady(s)).to.deep.equal({ ok: true });
   });
 
+  it('Patroni before 3.2 does not name the member in /patroni: the pod\'s name, when /cluster lists it', async () => {
+    answers = {
+      '/patroni': [200, { state: 'running', role: 'master', server_version: 150018, timeline: 1, database_system_identifier: SYS, patroni: { version: '3.0.3', scope: 'pg' }, xlog: { location: 5 } }],
+      '/cluster': [200, { members: [{ name: 'db-0', role: 'leader', state: 'running' }, { name: 'db-1', role: 'replica', state: 'running', lag: 0 }] }],
+    };
+    const s = await patroniProbe({ url, member: 'db-0' }).probe(AbortSignal.timeout(5000));
+    expect(s).to.include({ nodeName: 'db-0', clusterName: 'pg', role: 'master', lag: 0 });
+    expect(applicationReady(s)).to.deep.equal({ ok: true });
+    const unknown = await patroniProbe({ url, member: 'db-7' }).probe(AbortSignal.timeout(5000));
+    expect(unknown.nodeName, 'a pod name /cluster does not list is not taken').to.equal(undefined);
+    expect(applicationReady(unknown).ok).to.equal(false);
+  });
+
   it('a member whose PostgreSQL is down (503) is not ready, and says why', async () => {
     answers = {
       '/patroni': [503, { state: 'stopped', role: 'replica', patroni: { name: 'db-1', scope: 'pg' } }],
