@@ -74,7 +74,7 @@ export function registerPilotCommand(program: Command): void {
         f.app === 'elasticsearch'
           ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
           : f.app === 'patroni'
-            ? patroniProbe({ url: f.appUrl ?? 'http://127.0.0.1:8008', timeoutMs: f.probeTimeout * 1000 })
+            ? patroniProbe({ url: f.appUrl ?? 'http://127.0.0.1:8008', timeoutMs: f.probeTimeout * 1000, member: f.podName })
             : f.app === 'kafka'
               ? kafkaProbe({
                   broker: { host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(appUrl?.port || 9092) },

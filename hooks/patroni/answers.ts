@@ -19,7 +19,9 @@ export const ClusterMember = z.looseObject({
   lag: z.union([Bytes, z.string()]).optional(),
   receive_lag: z.union([Bytes, z.string()]).nullish(),
   replay_lag: z.union([Bytes, z.string()]).nullish(),
-  tags: z.looseObject({ nofailover: z.boolean().optional(), nosync: z.boolean().optional() }).optional(),
+  // Tags as Patroni stores them: any JSON (Patroni reads nofailover/nosync by Python truthiness, the
+  // priorities with parse_int: view.ts mirrors that), so no type is imposed here.
+  tags: z.record(z.string(), z.unknown()).optional(),
 });
 export type ClusterMember = z.infer<typeof ClusterMember>;
 
@@ -41,7 +43,10 @@ export const MemberAnswer = z.looseObject({
   replication_state: z.string().optional(),
   database_system_identifier: z.string().optional(),
   pause: z.boolean().optional(),
-  xlog: z.looseObject({ paused: z.boolean().optional() }).optional(),
+  /** A replica's WAL positions (bytes): received and flushed, and replayed. Null while unknown (no WAL receiver). */
+  xlog: z
+    .looseObject({ paused: z.boolean().optional(), received_location: z.number().int().min(0).nullish(), replayed_location: z.number().int().min(0).nullish() })
+    .optional(),
   patroni: z.looseObject({ version: z.string().optional(), scope: z.string().optional(), name: z.string().optional() }).optional(),
 });
 export type MemberAnswer = z.infer<typeof MemberAnswer>;

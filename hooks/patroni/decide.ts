@@ -1,5 +1,8 @@
 import type { UpdateOrder } from '../../lib/hook.ts';
+import { bytes, canTakeSyncRole, leadingState, notCaughtUp, switchoverTarget } from './rules.ts';
 import { type ClusterView, isLeaderRole, type MemberView } from './view.ts';
+
+export { bytes, notCaughtUp } from './rules.ts';
 
 // The decisions of the hook, as pure functions of what it read. One call is
 // read -> decide -> (switchover -> read -> decide)? -> approve or hold. What
@@ -25,47 +28,38 @@ export interface DecideOptions {
 
 export const hold = (reason: string): Decision => ({ kind: 'hold', reason });
 
-/** "1.5 MiB": sizes in reasons people read. */
-export function bytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 10 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
 export const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
 const describe = (m: MemberView): string => `${m.name} ${isLeaderRole(m.role) ? 'leader' : m.role} ${m.state}${m.lag !== undefined ? ` lag ${bytes(m.lag)}` : ''}`;
 export const membersText = (v: ClusterView): string => list(v.members.map(describe));
 
-/** The running leader, or a reason there is none (a failover or switchover under way). */
+/**
+ * The leader (a standby cluster's standby leader too), leading in its state
+ * (rule "leading"), or a reason there is none (a failover or switchover under way).
+ */
 export function leaderOf(v: ClusterView): { leader: MemberView } | { reason: string } {
   const leaders = v.members.filter((m) => isLeaderRole(m.role));
-  const running = leaders.filter((m) => m.state === 'running');
-  if (running.length === 1) return { leader: running[0] as MemberView };
+  const leading = leaders.filter((m) => leadingState(m) === undefined);
+  if (leading.length === 1) return { leader: leading[0] as MemberView };
   if (leaders.length === 0) return { reason: `Patroni cluster ${v.scope} has no leader (members: ${membersText(v)}): a failover or switchover is in progress` };
-  if (running.length === 0) return { reason: `the leader of Patroni cluster ${v.scope} is not running (members: ${membersText(v)}): a failover or switchover is in progress` };
-  return { reason: `Patroni cluster ${v.scope} lists ${running.length} running leaders (${list(running.map((m) => m.name))}): waiting for it to settle` };
+  if (leading.length === 0) {
+    return { reason: `${leadingState(leaders[0] as MemberView)} (Patroni cluster ${v.scope}, members: ${membersText(v)}): a failover or switchover is in progress` };
+  }
+  return { reason: `Patroni cluster ${v.scope} lists ${leading.length} leaders (${list(leading.map((m) => m.name))}): waiting for it to settle` };
 }
 
 /**
- * Why a replica cannot carry the load yet, or undefined when it can: it answers
- * its own REST API, streams from the leader, with the same data (system
- * identifier), within max-lag.
+ * The members the leadership may go to, among `members` (rule "switchover
+ * target"), least lag first, and the reasons of the others.
  */
-export function notCaughtUp(m: MemberView, leader: MemberView, maxLag: number): string | undefined {
-  if (!m.self.ok) return `member ${m.name} does not answer: ${m.self.error}`;
-  if (leader.self.ok && leader.self.systemId && m.self.systemId !== leader.self.systemId) {
-    return `member ${m.name} runs database system ${m.self.systemId ?? '(unknown)'}, the leader ${leader.name} ${leader.self.systemId}: it is not a copy of this cluster's data`;
+export function switchoverTargets(members: readonly MemberView[], maxLag: number): { eligible: MemberView[]; refused: string[] } {
+  const eligible: MemberView[] = [];
+  const refused: string[] = [];
+  for (const x of members) {
+    const why = switchoverTarget(x, maxLag);
+    if (why) refused.push(why);
+    else eligible.push(x);
   }
-  if (m.state !== 'streaming') return `member ${m.name} is ${m.state}, not streaming from the leader ${leader.name}`;
-  if (m.lag === undefined) return `the replication lag of member ${m.name} is unknown`;
-  if (m.lag > maxLag) return `member ${m.name} is ${bytes(m.lag)} behind the leader ${leader.name} (max-lag ${bytes(maxLag)})${m.self.replayPaused ? '; its WAL replay is paused' : ''}`;
-  return undefined;
+  return { eligible: eligible.sort(byLag), refused };
 }
 
 /** The checks every call makes first: maintenance mode, a leader, and prev back in the cluster. */
@@ -120,7 +114,9 @@ export function syncRoleOf(members: readonly MemberView[]): 'sync_standby' | 'qu
 
 export const isSyncRole = (role: string): boolean => role === 'sync_standby' || role === 'quorum_standby';
 
-export const byLag = (a: MemberView, b: MemberView): number => (a.lag ?? 0) - (b.lag ?? 0) || a.name.localeCompare(b.name);
+/** Least WAL lag first, then least replay lag, then by name. */
+export const byLag = (a: MemberView, b: MemberView): number =>
+  (a.lag ?? 0) - (b.lag ?? 0) || (a.replayLag ?? a.lag ?? 0) - (b.replayLag ?? b.lag ?? 0) || a.name.localeCompare(b.name);
 
 /**
  * The decision before `next` moves (after `prev` moved), or at the end (next
@@ -155,12 +151,19 @@ export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodR
     if (others.length === 0) return { kind: 'approve', note: `${m.name} is the only member: no replica to switch over to, PostgreSQL is down while it restarts` };
     const why = othersNotReady(v, leader, [], o.maxLag);
     if (why) return hold(`${m.name} is the leader; before switching over, every replica must stream within max-lag: ${why}`);
-    let eligible = others.filter((x) => !x.nofailover).sort(byLag);
-    if (eligible.length === 0) return hold(`${m.name} is the leader, and every replica is tagged nofailover: no member can take over`);
+    const targets = switchoverTargets(others, o.maxLag);
+    let eligible = targets.eligible;
+    if (eligible.length === 0) return hold(`${m.name} is the leader, and no replica can take over: ${targets.refused.join('; ')}`);
     const syncRole = syncRoleOf(others);
     if (syncRole) {
       eligible = eligible.filter((x) => x.role === syncRole);
-      if (eligible.length === 0) return hold(`${m.name} is the leader, and no ${syncRole.replace('_', ' ')} without nofailover can take over (synchronous mode)`);
+      if (eligible.length === 0) {
+        const syncs = others.filter((x) => x.role === syncRole);
+        const why = syncs.map((x) => switchoverTarget(x, o.maxLag)).filter((x) => x !== undefined);
+        return hold(
+          `${m.name} is the leader, and no ${syncRole.replace('_', ' ')} can take over (synchronous mode: Patroni switches over only to it)${why.length ? `: ${why.join('; ')}` : ''}`,
+        );
+      }
     }
     const fresh = eligible.filter((x) => updated(x.name));
     let candidate = fresh[0];
@@ -184,7 +187,7 @@ export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodR
   const why = othersNotReady(v, leader, [m.name], o.maxLag);
   if (why) return hold(`before ${m.name} restarts, the other members must stream within max-lag: ${why}`);
   if (isSyncRole(m.role)) {
-    const takers = v.members.filter((x) => x !== leader && x !== m && !x.nosync && notCaughtUp(x, leader, o.maxLag) === undefined);
+    const takers = v.members.filter((x) => x !== leader && x !== m && canTakeSyncRole(x, leader, o.maxLag));
     if (takers.length === 0) {
       return hold(`${m.name} is the synchronous standby, and no other replica can take that role (none streams within max-lag without nosync): restarting it would stop commits or lose the guarantee`);
     }

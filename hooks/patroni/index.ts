@@ -6,8 +6,10 @@ import { connect, type PatroniClient } from './client.ts';
 import { type Decision, decideOrder, decideTransition, type PodRef } from './decide.ts';
 import { Options } from './options.ts';
 import { readCluster } from './read.ts';
+import { identityFromPilots, identityFromView, notRejoined, type PilotIdentity } from './identity.ts';
 import { decideRemoval, decideRemoved, leavingPods, podIndex } from './removal.ts';
-import { type ClusterView, isLeaderRole } from './view.ts';
+import { leadingState } from './rules.ts';
+import type { ClusterView } from './view.ts';
 
 /** After its own switchover a call waits this long for the cluster to settle before it holds. */
 const SETTLE_MS = 20_000;
@@ -63,6 +65,34 @@ async function readRemembered(client: PatroniClient, seeds: string[], sts: V1Sta
   return view;
 }
 
+/** The REST API of the StatefulSet's pods by their DNS names under its governing Service (<pod>.<service>.<namespace>.svc), the first five. */
+function dnsSeeds(sts: V1StatefulSet, port: number, except?: string): string[] {
+  const { name, replicas, start } = stsShape(sts);
+  const service = sts.spec?.serviceName;
+  const ns = sts.metadata?.namespace;
+  if (!service || !ns) return [];
+  const out: string[] = [];
+  for (let i = 0; i < Math.min(replicas, 5); i++) {
+    const p = `${name}-${start + i}`;
+    if (p !== except) out.push(`http://${p}.${service}.${ns}.svc:${port}`);
+  }
+  return out;
+}
+
+/** What the fresh Pilots of the StatefulSet's pods report of their members: scope and system identifier. */
+function pilotIdentities(ctx: Ctx): PilotIdentity[] {
+  const { name, replicas, start } = stsShape(ctx.statefulSet);
+  const out: PilotIdentity[] = [];
+  for (let i = 0; i < replicas; i++) {
+    const pod = `${name}-${start + i}`;
+    const pilot = ctx.pilots.get(pod);
+    const app = pilot?.status?.application;
+    if (!pilot || app?.probe !== 'patroni' || !ctx.pilots.isFresh(pilot, PILOT_MAX_AGE_MS)) continue;
+    out.push({ pod, scope: app.clusterName, systemId: app.systemIdentifier });
+  }
+  return out;
+}
+
 /**
  * Where a scale-down call reads /cluster: the url option; else the leaving pod
  * (while it exists), the members read last (without the leaving one, whose
@@ -75,15 +105,7 @@ function removalSeeds(ctx: RemovalCtx, leaving: string, pod: V1Pod | null): stri
   const sts = ctx.statefulSet;
   const out = seedsOf(o, [pod]);
   for (const { member, root } of remembered.get(sts.metadata?.uid ?? '') ?? []) if (member !== leaving && !out.includes(root)) out.push(root);
-  const { name, replicas, start } = stsShape(sts);
-  const service = sts.spec?.serviceName;
-  const ns = sts.metadata?.namespace;
-  if (service && ns) {
-    for (let i = 0; i < Math.min(replicas, 5); i++) {
-      const p = `${name}-${start + i}`;
-      if (p !== leaving) out.push(`http://${p}.${service}.${ns}.svc:${o.port}`);
-    }
-  }
+  for (const seed of dnsSeeds(sts, o.port, leaving)) if (!out.includes(seed)) out.push(seed);
   return out;
 }
 
@@ -105,7 +127,7 @@ async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extr
   while (Date.now() < deadline && !ctx.signal.aborted) {
     try {
       const v = await readCluster(client, seeds);
-      const leader = v.members.find((m) => isLeaderRole(m.role) && m.state === 'running');
+      const leader = v.members.find((m) => leadingState(m) === undefined);
       if (leader?.name === d.candidate) return v;
       last = `leader ${leader?.name ?? 'none'}`;
     } catch (err) {
@@ -189,6 +211,42 @@ export const patroniHook = defineHook({
     await decideAndAct(ctx, log, client, seedsOf(o, [next, prev]), (seeds) => readCluster(client, seeds), (view) =>
       decideTransition(view, refOf(prev), refOf(next), { maxLag: o.maxLag, switchoverTo: o.switchoverTo }, updated),
     );
+  },
+
+  /**
+   * The application cluster, for the disruption budget: the Patroni scope and
+   * the database system identifier (docs/patroni.md, "The disruption budget").
+   * From the url option's REST API when set; else from the fresh Pilots of the
+   * StatefulSet's pods (each the member's own /patroni, read by the pilot in
+   * the pod: no request, and no address needed); with neither, from the pods'
+   * REST API by their DNS names. Throws (HookNotReady) when it cannot tell.
+   */
+  async applicationCluster(ctx) {
+    const o = ctx.options;
+    if (!o.url) {
+      const fromPilots = identityFromPilots(pilotIdentities(ctx));
+      if (fromPilots && 'id' in fromPilots) return fromPilots.id;
+      if (fromPilots) throw new HookNotReady(fromPilots.reason);
+    }
+    const seeds = o.url ? [o.url] : dnsSeeds(ctx.statefulSet, o.port);
+    if (seeds.length === 0) throw new HookNotReady("no Pilot reports its member's scope and system identifier, and there is no url option nor governing Service to reach Patroni's REST API");
+    const client = await connect(ctx);
+    const r = identityFromView(await readCluster(client, seeds));
+    if ('reason' in r) throw new HookNotReady(r.reason);
+    return r.id;
+  },
+
+  /**
+   * The moved pod's member is back in Patroni's terms: in /cluster, leading, or
+   * replicating (streaming; running on Patroni before 3.0.4; in archive
+   * recovery) the leader's database system within max-lag. Its slot of the
+   * disruption budget is held until then.
+   */
+  async podRejoined(pod, ctx) {
+    const client = await connect(ctx);
+    const view = await readCluster(client, seedsOf(ctx.options, [pod]));
+    const why = notRejoined(view, pod.metadata?.name ?? '', ctx.options.maxLag);
+    if (why) throw new HookNotReady(why);
   },
 
   /**

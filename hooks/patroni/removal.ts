@@ -1,4 +1,5 @@
-import { byLag, type Decision, hold, isSyncRole, list, membersText, notCaughtUp, othersNotReady, type PodRef, precheck, syncRoleOf } from './decide.ts';
+import { type Decision, hold, isSyncRole, list, membersText, othersNotReady, type PodRef, precheck, switchoverTargets, syncRoleOf } from './decide.ts';
+import { canTakeSyncRole, switchoverTarget } from './rules.ts';
 import { type ClusterView, isLeaderRole, type MemberView } from './view.ts';
 
 // The scale-down decisions (docs/patroni.md, "Scale-down"), pure functions of
@@ -43,7 +44,7 @@ export function podIndex(sts: { name: string; start: number }, pod: string): num
 /** Why a leaving member's synchronous role would stop commits, or undefined when it may go. */
 function syncRoleBlocks(v: ClusterView, m: MemberView, leader: MemberView, maxLag: number): { hold: string } | { note: string } | undefined {
   if (!isSyncRole(m.role)) return undefined;
-  const takers = v.members.filter((x) => x !== leader && x !== m && !x.nosync && notCaughtUp(x, leader, maxLag) === undefined);
+  const takers = v.members.filter((x) => x !== leader && x !== m && canTakeSyncRole(x, leader, maxLag));
   if (takers.length > 0) return undefined;
   const cfg = v.config;
   if (!cfg || !cfg.ok) {
@@ -97,8 +98,9 @@ export function decideRemoval(v: ClusterView, pod: PodRef, f: RemovalFacts): Dec
     if (why) return hold(`${m.name} is the leader and leaves (${to}); before switching over, every replica must stream within max-lag: ${why}`);
     const staying = others.filter((x) => !f.leaving.includes(x.name));
     if (staying.length === 0) return hold(`${m.name} is the leader, and every other member leaves too (${to}; members: ${membersText(v)}): no member stays to take over`);
-    let eligible = staying.filter((x) => !x.nofailover).sort(byLag);
-    if (eligible.length === 0) return hold(`${m.name} is the leader and leaves (${to}), and every replica that stays is tagged nofailover: no member can take over`);
+    const targets = switchoverTargets(staying, f.maxLag);
+    let eligible = targets.eligible;
+    if (eligible.length === 0) return hold(`${m.name} is the leader and leaves (${to}), and no replica that stays can take over: ${targets.refused.join('; ')}`);
     const syncRole = syncRoleOf(others);
     if (syncRole) {
       eligible = eligible.filter((x) => x.role === syncRole);
@@ -109,7 +111,11 @@ export function decideRemoval(v: ClusterView, pod: PodRef, f: RemovalFacts): Dec
           syncs.some((s) => f.leaving.includes(s))
             ? `${m.name} is the leader and leaves (${to}); in synchronous mode Patroni switches over only to the ${syncRole.replace('_', ' ')} (${list(syncs)}), ` +
                 `which leaves too: lower the request one pod at a time (sts-pilot.io/requested-replicas: ${replicas - 1}), so that a member that stays can take over`
-            : `${m.name} is the leader and leaves (${to}), and no ${syncRole.replace('_', ' ')} that stays can take over without nofailover (synchronous mode; members: ${membersText(v)})`,
+            : `${m.name} is the leader and leaves (${to}), and no ${syncRole.replace('_', ' ')} that stays can take over (synchronous mode; members: ${membersText(v)})` +
+                (() => {
+                  const why = others.filter((x) => x.role === syncRole).map((x) => switchoverTarget(x, f.maxLag)).filter((x) => x !== undefined);
+                  return why.length ? `: ${why.join('; ')}` : '';
+                })(),
         );
       }
     }

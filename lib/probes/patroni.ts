@@ -7,6 +7,12 @@ export interface PatroniProbeOptions {
   /** Base URL of the local member's REST API, e.g. http://127.0.0.1:8008. */
   url: string;
   timeoutMs?: number;
+  /**
+   * The member's name when its /patroni does not say it (Patroni before 3.2 names
+   * only version and scope there): the pod's name, which the patroni hook requires
+   * the member to have. Taken only when /cluster lists a member of that name.
+   */
+  member?: string;
 }
 
 // Only what we read; Patroni sends more. /patroni answers 503 with the same body when PostgreSQL is down.
@@ -55,6 +61,7 @@ export function patroniProbe(o: PatroniProbeOptions): ApplicationProbe {
         if (self.server_version !== undefined) status.version = postgresVersion(self.server_version);
         if (self.database_system_identifier) status.systemIdentifier = self.database_system_identifier;
         if (self.patroni?.name) status.nodeName = self.patroni.name;
+        else if (o.member && cluster?.members.some((m) => m.name === o.member)) status.nodeName = o.member;
         if (self.patroni?.scope) status.clusterName = self.patroni.scope;
       }
       const me = cluster?.members.find((m) => m.name === status.nodeName);

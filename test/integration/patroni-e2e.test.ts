@@ -7,7 +7,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '../../hooks/patroni/client.ts';
+import { switchoverTargets } from '../../hooks/patroni/decide.ts';
 import { patroniHook } from '../../hooks/patroni/index.ts';
+import { readCluster } from '../../hooks/patroni/read.ts';
+import { atLeast, REPLICATION_STATE_SINCE, versionOf } from '../../hooks/patroni/rules.ts';
 import { HookNotReady, type HookContext, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { renderStatefulSet } from '../../lib/cli/render.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -62,6 +66,9 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
   let writer: Writer | undefined;
   let python = '';
   let psql = '';
+  /** Patroni before 3.0.4 reports a streaming replica as running. */
+  let oldPatroni = false;
+  const replicating = (m: Member): boolean => m.state === 'streaming' || (oldPatroni && m.state === 'running' && m.role !== 'leader');
   const pw = { superuser: randomBytes(12).toString('hex'), replication: randomBytes(12).toString('hex'), rest: randomBytes(12).toString('hex') };
   const restAuth = `Basic ${Buffer.from(`patroni:${pw.rest}`).toString('base64')}`;
 
@@ -102,6 +109,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     python = path.join(install.venv, 'bin', 'python');
     psql = path.join(install.pgBin, 'psql');
     figure(`${install.postgresVersion}, Patroni ${install.patroniVersion}`);
+    oldPatroni = !atLeast(versionOf(install.patroniVersion) ?? [0, 0, 0], REPLICATION_STATE_SINCE);
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sts-pilot-patroni-'));
     dcs = await startDcs(path.join(workDir, 'etcd'), say);
     const addr = await podAddresses(NAMES.length);
@@ -151,7 +159,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     });
     const view = await waitUntil('a leader and 2 streaming replicas', 120_000, async () => {
       const v = await members();
-      return v.members.filter((m) => m.role === 'leader' && m.state === 'running').length === 1 && v.members.filter((m) => m.state === 'streaming').length === 2 ? v : undefined;
+      return v.members.filter((m) => m.role === 'leader' && m.state === 'running').length === 1 && v.members.filter(replicating).length === 2 ? v : undefined;
     });
     figure(`3 pods (Patroni under the pilot) up, leader + 2 streaming, in ${secs(Date.now() - t0)}: ${view.members.map((m) => `${m.name} ${m.role}`).join(', ')}`);
     const api = c.kc.makeApiClient(CustomObjectsApi);
@@ -175,7 +183,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     }
   });
 
-  it('holds for a lagging replica, maintenance mode, a member that does not answer, and a switchover without credentials; orders the leader last', async () => {
+  it('holds for a lagging replica (not for a delayed one), maintenance mode, a member that does not answer, and a switchover without credentials; orders the leader last', async () => {
     const log = createLogger({ level: 'silent' });
     const ctxOf = async (extra: Record<string, string> = {}, drop: string[] = []): Promise<HookContext<unknown>> => {
       const sts: V1StatefulSet = await readSts(c, ns, 'db');
@@ -210,9 +218,14 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
         return err.message;
       }
     };
-    const leader = (await members()).members.find((m) => m.role === 'leader')?.name as string;
-    const replicas = NAMES.filter((n) => n !== leader);
-    const [r1, r2] = replicas as [string, string];
+    // r1 the asynchronous replica (it may lag without blocking commits), r2 the synchronous standby.
+    const roles = await waitUntil('a synchronous standby', 60_000, async () => {
+      const ms = (await members()).members;
+      return ms.some((m) => m.role === 'sync_standby') && ms.some((m) => m.role === 'replica') ? ms : undefined;
+    });
+    const leader = roles.find((m) => m.role === 'leader')?.name as string;
+    const r1 = roles.find((m) => m.role === 'replica')?.name as string;
+    const r2 = roles.find((m) => m.role === 'sync_standby')?.name as string;
 
     // Baseline: a replica may go while the others stream.
     expect(await ask(null, r2)).to.equal('approved');
@@ -221,7 +234,13 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     expect(order?.pods.at(-1), 'the leader last').to.equal(leader);
     expect(order?.reason).to.include(`${leader} is the leader and goes last`);
 
-    // Lag: r1 becomes a delayed replica (Patroni's own recovery_conf, reloaded), replaying an hour late.
+    sql(leader, 'CREATE TABLE IF NOT EXISTS filler (g int, pad text)');
+    const fill = (): void => void sql(leader, "INSERT INTO filler SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g");
+    /** The hook's own read of the cluster. */
+    const hookView = async () => readCluster(await connect((await ctxOf()) as Parameters<typeof connect>[0]), [rt().restUrl(leader)]);
+
+    // A delayed replica (recovery_min_apply_delay, Patroni's own recovery_conf, reloaded): it receives the WAL
+    // and replays it an hour late. It holds no step (it holds the WAL), and is never the switchover target.
     const delay = async (conf: Record<string, string> | undefined, want: string): Promise<void> => {
       rt().setRecoveryConf(r1, conf);
       expect((await rest(r1, '/reload', { method: 'POST' })).status).to.be.oneOf([200, 202]);
@@ -229,21 +248,47 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     };
     await delay({ recovery_min_apply_delay: '1h' }, '1h');
     try {
-      sql(leader, 'CREATE TABLE IF NOT EXISTS filler (g int, pad text)');
+      await waitUntil(`${r1} to replay more than 256 KiB late`, 90_000, async () => {
+        // Replay stops at the first commit it must delay: keep writing until the hook sees it.
+        fill();
+        return ((await hookView()).members.find((x) => x.name === r1)?.replayLag ?? 0) > 256 * 1024;
+      });
+      // Writes stopped: /cluster's lag compares positions the members report a loop apart, so
+      // right after a burst of writes every replica looks behind for a moment.
+      const t = Date.now();
+      await waitUntil('the delayed replica to hold no step', 30_000, async () => (await ask(null, r2)) === 'approved');
+      const view = await hookView();
+      const d = view.members.find((x) => x.name === r1);
+      const receiver = sql(r1, "SELECT status || ' written ' || written_lsn || ' flushed ' || flushed_lsn FROM pg_stat_wal_receiver");
+      const positions = sql(r1, "SELECT pg_last_wal_receive_lsn() || ' replayed ' || pg_last_wal_replay_lsn()");
+      figure(`delayed replica ${r1}: no step held (approved ${Date.now() - t} ms after the last write); lag ${d?.lag} B, replay lag ${d?.replayLag} B; WAL receiver ${receiver || 'none'}; received ${positions}`);
+      expect(d?.replayLag ?? 0, 'it still replays late').to.be.greaterThan(256 * 1024);
+      const targets = switchoverTargets(view.members.filter((x) => x.name !== leader), 256 * 1024);
+      figure(`switchover targets with ${r1} delayed: ${targets.eligible.map((x) => x.name).join(', ') || 'none'}; refused: ${targets.refused.join('; ')}`);
+      expect(targets.eligible.map((x) => x.name), 'never the delayed replica').to.deep.equal([r2]);
+      expect(targets.refused.join('; ')).to.match(new RegExp(`${r1} replays [0-9.]+ [KMG]iB behind the leader`));
+    } finally {
+      await delay(undefined, '0');
+    }
+    await waitUntil(`${r1} to replay again`, 60_000, async () => ((await hookView()).members.find((x) => x.name === r1)?.replayLag ?? Infinity) <= 256 * 1024);
+
+    // Lag: r1's WAL receiver frozen (SIGSTOP) while the leader writes: it falls behind in the WAL it holds.
+    const receiver = Number(sql(r1, 'SELECT pid FROM pg_stat_wal_receiver'));
+    expect(receiver, `${r1}'s WAL receiver`).to.be.greaterThan(0);
+    process.kill(receiver, 'SIGSTOP');
+    try {
       const t = Date.now();
       await waitUntil(`${r1} to lag more than 256 KiB`, 90_000, async () => {
-        // Replay stops at the first commit it must delay: keep writing until /cluster shows it.
-        sql(leader, "INSERT INTO filler SELECT g, repeat('x', 200) FROM generate_series(1, 5000) g");
+        fill();
         const m = (await members()).members.find((x) => x.name === r1);
-        const lag = Math.max(...[m?.lag, m?.replay_lag].map((x) => (typeof x === 'number' ? x : 0)));
-        return lag > 256 * 1024;
+        return typeof m?.lag === 'number' && m.lag > 256 * 1024;
       });
       say(`lag visible in /cluster after ${Date.now() - t} ms`);
       const held = await ask(null, r2);
       figure(`lag hold: ${held}`);
-      expect(held).to.match(new RegExp(`member ${r1} is [0-9.]+ [KM]iB behind the leader ${leader} \\(max-lag 256 KiB\\)`));
+      expect(held).to.match(new RegExp(`member ${r1} is [0-9.]+ [KMG]iB behind the leader ${leader} \\(max-lag 256 KiB\\)`));
     } finally {
-      await delay(undefined, '0');
+      process.kill(receiver, 'SIGCONT');
     }
     await waitUntil(`${r1} to catch up`, 60_000, async () => (await ask(null, r2)) === 'approved');
 
@@ -355,7 +400,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     await waitUntil('db-1 to lead, the others streaming, every pod Ready', 120_000, async () => {
       const v = await members();
       const pods = await podsOf(c, ns, 'db');
-      return ep.leader === 'db-1' && v.members.filter((m) => m.state === 'streaming').length === 2 && pods.length === 3 && pods.every(isReady);
+      return ep.leader === 'db-1' && v.members.filter(replicating).length === 2 && pods.length === 3 && pods.every(isReady);
     });
     writer = new Writer().start(python, leaderDsn(), 0.005);
     await waitUntil('the writer to commit', 30_000, async () => writer!.acked.size > 50);

@@ -4,11 +4,11 @@
 # runs one version (install.sh's default). Prints one line per version and a
 # summary line; exits non-zero if any failed.
 #
-#   STS_PILOT_PATRONI_VERSIONS  default "4.1.5 4.0.11 3.3.11"
+#   STS_PILOT_PATRONI_VERSIONS  default "4.1.5 4.0.11 3.3.11 3.0.3" (3.0.3: the last release that reports a streaming replica as running)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-versions="${STS_PILOT_PATRONI_VERSIONS:-4.1.5 4.0.11 3.3.11}"
+versions="${STS_PILOT_PATRONI_VERSIONS:-4.1.5 4.0.11 3.3.11 3.0.3}"
 passed=0; failed=0; summary=()
 for v in $versions; do
   log="${TMPDIR:-/tmp}/sts-pilot-patroni-matrix-$v.log"

@@ -45,6 +45,12 @@ export interface PatroniPodRuntimeOptions {
   scope: string;
   secrets: Secrets;
   log?: (line: string) => void;
+  /**
+   * Merged over the bootstrap DCS configuration: e.g. `standby_cluster` for a
+   * standby cluster, `slots` for the permanent slot its source keeps for it,
+   * `synchronous_mode: false`.
+   */
+  bootstrapDcs?: Record<string, unknown>;
 }
 
 interface Member {
@@ -129,6 +135,7 @@ export class PatroniPodRuntime implements PodRuntime {
           retry_timeout: 5,
           maximum_lag_on_failover: 1024 * 1024,
           synchronous_mode: true,
+          ...this.o.bootstrapDcs,
           postgresql: {
             use_pg_rewind: true,
             use_slots: true,

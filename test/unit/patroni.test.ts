@@ -19,7 +19,7 @@ function m(name: string, kind: 'L' | 'R' | 'S', o: Partial<MemberView> = {}): Me
     state: leader ? 'running' : 'streaming',
     apiUrl: `http://10.0.0.${name.slice(-1)}:8008/patroni`,
     timeline: 1,
-    ...(leader ? {} : { lag: 0 }),
+    ...(leader ? {} : { lag: 0, replayLag: o.lag ?? 0 }),
     nofailover: false,
     nosync: false,
     self: ok(leader ? 'primary' : 'replica'),
@@ -69,7 +69,7 @@ describe('patroni hook: options', () => {
 });
 
 describe('patroni hook: reading /cluster', () => {
-  it('lag is the largest Patroni reports; "unknown" is unknown; the leader has none', () => {
+  it('lag is the lag Patroni reports (replay lag apart); "unknown" is unknown; the leader has none', () => {
     const v = clusterView(
       {
         scope: 'pg',
@@ -82,7 +82,9 @@ describe('patroni hook: reading /cluster', () => {
       },
       new Map([['b', ok('replica')]]),
     );
-    expect(v.members.map((x) => x.lag)).to.deep.equal([undefined, 700, undefined, undefined]);
+    // lag: Patroni's failover measure (the WAL the member holds); replay_lag apart.
+    expect(v.members.map((x) => x.lag)).to.deep.equal([undefined, 10, undefined, undefined]);
+    expect(v.members.map((x) => x.replayLag)).to.deep.equal([undefined, 700, undefined, undefined]);
     expect(v.members[3]?.nofailover).to.equal(true);
     expect(v.members[2]?.self).to.deep.equal({ ok: false, error: 'it lists no REST API address (api_url)' });
   });
@@ -95,12 +97,12 @@ describe('patroni hook: decisions', () => {
     ['a replica goes while the others stream', () => decideTransition(three(), null, pod('db-2'), O, none), /^approve: db-2 is a replica/],
     ['paused: maintenance mode holds everything', () => decideTransition(view(three().members, true), null, pod('db-2'), O, none), /^hold: Patroni cluster pg is paused \(maintenance mode\)/],
     ['no leader: a failover is in progress', () => decideTransition(view([m('db-1', 'R'), m('db-2', 'R')]), null, pod('db-2'), O, none), /^hold: Patroni cluster pg has no leader \(members: db-1 replica streaming lag 0 B, db-2/],
-    ['a leader that is not running', () => decideTransition(three({ l: { state: 'stopping' } }), null, pod('db-2'), O, none), /^hold: the leader of Patroni cluster pg is not running/],
+    ['a leader that is not running', () => decideTransition(three({ l: { state: 'stopping' } }), null, pod('db-2'), O, none), /^hold: the leader db-0 is stopping, not running \(Patroni cluster pg, members: /],
     ['the leader says its PostgreSQL is stopping (demoting): hold', () => decideTransition(three({ l: { self: ok('primary', { state: 'stopping' }) } }), null, pod('db-0'), O, none), /^hold: the leader db-0 says its PostgreSQL is stopping: a switchover, failover or restart is in progress/],
     ['the leader does not answer', () => decideTransition(three({ l: { self: { ok: false, error: 'timeout' } } }), null, pod('db-2'), O, none), /^hold: the leader db-0 does not answer: timeout/],
     ['another replica lags', () => decideTransition(three({ r1: { lag: 5 * 1024 * 1024 } }), null, pod('db-2'), O, none), /^hold: before db-2 restarts, the other members must stream within max-lag: member db-1 is 5.0 MiB behind the leader db-0 \(max-lag 1.0 MiB\)/],
     ['another replica lags with replay paused', () => decideTransition(three({ r1: { lag: 5 * 1024 * 1024, self: ok('replica', { replayPaused: true }) } }), null, pod('db-2'), O, none), /its WAL replay is paused/],
-    ['another replica does not stream', () => decideTransition(three({ r1: { state: 'starting' } }), null, pod('db-2'), O, none), /member db-1 is starting, not streaming from the leader db-0/],
+    ['another replica does not stream', () => decideTransition(three({ r1: { state: 'starting' } }), null, pod('db-2'), O, none), /member db-1 is starting, not replicating from the leader/],
     ['another replica with unknown lag', () => decideTransition(three({ r1: { lag: undefined } }), null, pod('db-2'), O, none), /the replication lag of member db-1 is unknown/],
     ['another member does not answer its REST API', () => decideTransition(three({ r1: { self: { ok: false, error: "Patroni's REST API at http://10.0.0.1:8008/patroni gave no answer within 3s" } } }), null, pod('db-2'), O, none), /member db-1 does not answer: Patroni's REST API/],
     ['another member with other data', () => decideTransition(three({ r1: { self: ok('replica', { systemId: '1' }) } }), null, pod('db-2'), O, none), /member db-1 runs database system 1, the leader db-0 7714727590757414429/],
@@ -118,8 +120,8 @@ describe('patroni hook: decisions', () => {
     ['the leader: any-replica takes the most caught-up', () => decideTransition(view([m('db-0', 'L'), m('db-1', 'R', { lag: 100 }), m('db-2', 'R', { lag: 10 })]), pod('db-1'), pod('db-0'), { ...O, switchoverTo: 'any-replica' }, (x) => x === 'db-1'), /^switchover db-0 -> db-2 via \S+: switching over from db-0 to db-2, the most caught-up replica/],
     ['the leader first (RollingUpdate): no updated replica yet, says another switchover follows', () => decideTransition(view([m('db-2', 'L'), m('db-1', 'S'), m('db-0', 'R')]), null, pod('db-2'), O, none), /^switchover db-2 -> db-1 via \S+: .*no replica runs the update revision yet .* db-1's own restart will need another switchover/],
     ['the leader: sync mode allows only the synchronous standby, even if stale', () => decideTransition(three(), pod('db-2'), pod('db-0'), O, (x) => x === 'db-2'), /^switchover db-0 -> db-1/],
-    ['the leader: every replica nofailover', () => decideTransition(three({ r1: { nofailover: true }, r2: { nofailover: true } }), null, pod('db-0'), O, none), /^hold: db-0 is the leader, and every replica is tagged nofailover/],
-    ['the leader: the sync standby is nofailover', () => decideTransition(three({ r1: { nofailover: true } }), null, pod('db-0'), O, none), /no sync standby without nofailover can take over/],
+    ['the leader: every replica nofailover', () => decideTransition(three({ r1: { nofailover: true }, r2: { nofailover: true } }), null, pod('db-0'), O, none), /^hold: db-0 is the leader, and no replica can take over: db-1 is tagged nofailover \(or failover_priority 0\): Patroni never promotes it; db-2 is tagged nofailover/],
+    ['the leader: the sync standby is nofailover', () => decideTransition(three({ r1: { nofailover: true } }), null, pod('db-0'), O, none), /no sync standby can take over \(synchronous mode: Patroni switches over only to it\): db-1 is tagged nofailover/],
     ['the leader: a lagging replica holds the switchover', () => decideTransition(three({ r2: { lag: 9e9 } }), null, pod('db-0'), O, none), /^hold: db-0 is the leader; before switching over, every replica must stream within max-lag: member db-2/],
     ['the leader alone: nothing to switch over to', () => decideTransition(view([m('db-0', 'L')]), null, pod('db-0'), O, none), /^approve: db-0 is the only member/],
     ['a pod whose member is gone (not Ready): replaced', () => decideTransition(view([m('db-0', 'L'), m('db-1', 'S')]), null, pod('db-2', false), O, none), /^approve: db-2 is not a member of the cluster \(pod not Ready\)/],
@@ -178,6 +180,19 @@ describe('patroni pilot probe', () => {
     const s = await patroniProbe({ url }).probe(AbortSignal.timeout(5000));
     expect(s).to.deep.equal({ probe: 'patroni', role: 'replica', state: 'running', timeline: 3, version: '15.18', systemIdentifier: SYS, nodeName: 'db-1', clusterName: 'pg', lag: 4096 });
     expect(applicationReady(s)).to.deep.equal({ ok: true });
+  });
+
+  it('Patroni before 3.2 does not name the member in /patroni: the pod\'s name, when /cluster lists it', async () => {
+    answers = {
+      '/patroni': [200, { state: 'running', role: 'master', server_version: 150018, timeline: 1, database_system_identifier: SYS, patroni: { version: '3.0.3', scope: 'pg' }, xlog: { location: 5 } }],
+      '/cluster': [200, { members: [{ name: 'db-0', role: 'leader', state: 'running' }, { name: 'db-1', role: 'replica', state: 'running', lag: 0 }] }],
+    };
+    const s = await patroniProbe({ url, member: 'db-0' }).probe(AbortSignal.timeout(5000));
+    expect(s).to.include({ nodeName: 'db-0', clusterName: 'pg', role: 'master', lag: 0 });
+    expect(applicationReady(s)).to.deep.equal({ ok: true });
+    const unknown = await patroniProbe({ url, member: 'db-7' }).probe(AbortSignal.timeout(5000));
+    expect(unknown.nodeName, 'a pod name /cluster does not list is not taken').to.equal(undefined);
+    expect(applicationReady(unknown).ok).to.equal(false);
   });
 
   it('a member whose PostgreSQL is down (503) is not ready, and says why', async () => {
