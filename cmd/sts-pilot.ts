@@ -61,6 +61,8 @@ program
     let stopping = false;
     // Learnt once at startup (below): without the gate, an override's user cannot be trusted.
     let gateEnforced = false;
+    // The controller's own namespace: its leader Lease and the disruption budgets' Leases live there.
+    const ownNamespace = f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default';
     // One controller per watched namespace (or one for all): each has its own caches
     // and queue, so a namespace-scoped install never lists anything cluster-wide.
     const controllers = (f.namespace ?? [undefined]).map(
@@ -80,7 +82,7 @@ program
           disabledPolicies: f.disablePolicies ?? [],
           gateEnforced: () => gateEnforced,
           // Budget Leases beside the leader Lease; a holder of any watched namespace is judged from its own controller's caches.
-          budget: { namespace: f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default', lookup: (ns, name) => lookupAll(ns, name) },
+          budget: { namespace: ownNamespace, lookup: (ns, name) => lookupAll(ns, name) },
         }),
     );
     const lookupAll: StatefulSetLookup = (ns, name) => {
@@ -93,7 +95,7 @@ program
     if (f.leaderElect) {
       elector = new LeaderElector({
         kc,
-        namespace: f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default',
+        namespace: ownNamespace,
         name: f.leaderElectionId,
         identity,
         log,
