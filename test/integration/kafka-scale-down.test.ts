@@ -49,7 +49,8 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
   let ctrl: ControllerProcess | undefined;
   let watcher: PodWatcher | undefined;
   let producer: ProduceLoop | undefined;
-  const tFile = Date.now();
+  // Set when the suite starts: describe() bodies run when mocha loads every file.
+  let tFile = Date.now();
 
   /** A fresh admin connection to kafka-0 (never the leaving broker). */
   const admin = async <T>(fn: (a: KafkaAdmin) => Promise<T>): Promise<T> => {
@@ -73,6 +74,7 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
     (ctrl as ControllerProcess).logs.filter((r) => r.removal === pod && r.call === call && r.msg === msg);
 
   before(async function () {
+    tFile = Date.now();
     this.timeout(10 * 60_000);
     c = await cluster();
     await installPilotCrd(c);
