@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts';
-import { type HolderFacts, judgeHolder, fits } from './decide.ts';
+import { fits, type HolderFacts, judgeHolder, samePod } from './decide.ts';
 import { type BudgetHolder, budgetLeaseName } from './record.ts';
 import type { BudgetStore } from './store.ts';
 
@@ -46,7 +46,7 @@ export class DisruptionBudget {
    */
   async admit(
     ref: BudgetRef,
-    asking: { statefulSet: string; uid: string } | undefined,
+    asking: { statefulSet: string; uid: string; pod?: string } | undefined,
   ): Promise<({ ok: true } | { ok: false; why: string }) & { released: { holder: BudgetHolder; why: string }[] }> {
     const released: { holder: BudgetHolder; why: string }[] = [];
     for (let i = 0; i < MAX_TRIES; i++) {
@@ -92,10 +92,10 @@ export class DisruptionBudget {
   async take(ref: BudgetRef, holder: Omit<BudgetHolder, 'limit' | 'at'>): Promise<'taken' | 'full'> {
     for (let i = 0; i < MAX_TRIES; i++) {
       const { record, resourceVersion } = await this.p.store.read(ref.lease, ref.cluster);
-      const mine = (h: BudgetHolder): boolean => h.statefulSet === holder.statefulSet && h.uid === holder.uid;
       if (!fits(record.holders, ref.limit, holder).ok) return 'full';
       const next: BudgetHolder = { ...holder, limit: ref.limit, at: new Date(this.now()).toISOString() };
-      const holders = [...record.holders.filter((h) => !mine(h)), next];
+      // The pod's earlier slot (before a restart, or for the pod it replaces) becomes this one.
+      const holders = [...record.holders.filter((h) => !samePod(h, holder)), next];
       if ((await this.p.store.write(ref.lease, ref.hook, { cluster: ref.cluster, holders }, resourceVersion)) === 'written') return 'taken';
     }
     return 'full';

@@ -23,8 +23,8 @@ export type Release = { release: true; why: string; gone: boolean } | { release:
 /**
  * Is the slot free again? Gone holders (StatefulSet deleted or unsubscribed; a
  * step never taken) are released at once, with an Event. A step is over when
- * the pod of that name is a new pod, Ready, at the revision it moved to; a
- * removal when the pod is gone. `back` asks the caller for the application's
+ * the pod of that name is a new pod and Ready (at whatever revision: a rollback
+ * may have changed it); a removal when the pod is gone. `back` asks the caller for the application's
  * own word (the hook's podRejoined) before it releases.
  */
 export function judgeHolder(f: HolderFacts): Release {
@@ -42,17 +42,25 @@ export function judgeHolder(f: HolderFacts): Release {
   }
   if (!f.pod || f.pod.uid === h.uid || f.pod.terminating) return { release: false, back: false, why: `${h.pod} is restarting` };
   if (!f.pod.ready) return { release: false, back: false, why: `${h.pod} is back but not Ready` };
-  if (h.revision !== undefined && f.pod.revision !== h.revision) return { release: false, back: false, why: `${h.pod} is back at ${f.pod.revision ?? 'no revision'}, not ${h.revision}` };
-  return { release: false, back: true, why: `${h.pod} is back and Ready` };
+  // Back at another revision (the template was rolled back while it restarted) is back all the same:
+  // the slot bounds what is away, and waiting for a revision that will never come would hold the cluster for ever.
+  const other = h.revision !== undefined && f.pod.revision !== h.revision ? ` (at ${f.pod.revision ?? 'no revision'}, not ${h.revision})` : '';
+  return { release: false, back: true, why: `${h.pod} is back and Ready${other}` };
 }
+
+/** The same pod of the same StatefulSet: the same incarnation (asked again after a restart), or the pod that replaced it. */
+export const samePod = (h: BudgetHolder, self: { statefulSet: string; uid: string; pod?: string | undefined }): boolean =>
+  h.statefulSet === self.statefulSet && (h.uid === self.uid || (self.pod !== undefined && h.pod === self.pod));
 
 /**
  * Whether one more holder fits: the smallest budget among the holders and the
- * newcomer counts. A holder for the very pod asked about (same StatefulSet and
- * uid: asked again after a restart) is the newcomer itself, not another.
+ * newcomer counts. A holder for the very pod asked about is the newcomer
+ * itself, not another: the same pod asked again after a restart, or the pod
+ * that replaced it (a broken release's pod, replaced in a rollback, is already
+ * away: replacing it again takes nothing more away).
  */
-export function fits(holders: readonly BudgetHolder[], limit: number, self: { statefulSet: string; uid: string }): { ok: true } | { ok: false; why: string } {
-  const others = holders.filter((h) => !(h.statefulSet === self.statefulSet && h.uid === self.uid));
+export function fits(holders: readonly BudgetHolder[], limit: number, self: { statefulSet: string; uid: string; pod?: string | undefined }): { ok: true } | { ok: false; why: string } {
+  const others = holders.filter((h) => !samePod(h, self));
   const min = Math.min(limit, ...others.map((h) => h.limit));
   if (others.length < min) return { ok: true };
   const names = others.map((h) => `${h.pod} of ${h.statefulSet} (${h.kind === 'removal' ? 'leaving' : 'restarting'} since ${h.at})`);

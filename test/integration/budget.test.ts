@@ -126,4 +126,28 @@ describe('disruption budget: one pod of an application cluster away at a time, w
     expect(away.most, `overlaps: ${away.overlaps.join(' | ')}`).to.equal(1);
     await ctrl.kill('SIGTERM');
   });
+
+  it('a broken release rolled back under a shared budget: the broken pod, away since its step, is replaced without waiting for itself; the other StatefulSet waits for it', async () => {
+    const ns = await namespace(c, 'budget-broken');
+    ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
+    const annotations = { 'http.sts-pilot.io/url': hook.url, 'sts-pilot.io/application-cluster': 'shop' };
+    await Promise.all(['a', 'b'].map((n) => createAndSettle(c, ns, statefulSet(n, { replicas: 3, hook: 'http', annotations }))));
+    await setImage(c, ns, 'a', 'example/app:broken');
+    await waitUntil('a-2 broken at the top', 60_000, async () => {
+      const top = (await c.core.listNamespacedPod({ namespace: ns })).items.find((p) => p.metadata?.name === 'a-2');
+      return top?.spec?.containers?.[0]?.image === 'example/app:broken' && !top.metadata?.deletionTimestamp;
+    });
+    // b's rollout must wait: a-2 is away (it never comes back Ready).
+    const fromB = (await readSts(c, ns, 'b')).status?.updateRevision ?? '';
+    await setImage(c, ns, 'b', 'example/app:2');
+    await waitUntil('b held by the budget, naming a-2', 60_000, async () =>
+      (await eventsFor(c, ns, 'b')).some((e) => /waiting for the disruption budget: application cluster shop: a-2 of .*\/a .* holds the disruption budget/.test(e.message)),
+    );
+    // The rollback replaces the broken a-2 first: the same pod, already away, so no wait for itself.
+    const fromA = (await readSts(c, ns, 'a')).status?.updateRevision ?? '';
+    await setImage(c, ns, 'a', 'example/app:1');
+    await waitUntil('a rolled back', 150_000, () => rolloutFinished(c, ns, 'a', fromA));
+    await waitUntil('b rolled after it', 150_000, () => rolloutFinished(c, ns, 'b', fromB));
+    await ctrl.kill('SIGTERM');
+  });
 });

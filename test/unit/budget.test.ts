@@ -18,14 +18,17 @@ const holder = (o: Partial<BudgetHolder> = {}): BudgetHolder => ({
 });
 
 describe('disruption budget: the rules (lib/budget/decide.ts)', () => {
-  it('a step is over once a new pod of that name is Ready at the revision it moved to', () => {
+  it('a step is over once a new pod of that name is Ready, at whatever revision (a rollback while it restarted)', () => {
     const h = holder();
     const facts = { holder: h, subscribed: true, claimed: true, now: T0 + 1000 };
     expect(judgeHolder({ ...facts })).to.deep.include({ release: false, back: false });
     expect(judgeHolder({ ...facts, pod: { uid: 'u-old', ready: true, revision: 'r1', terminating: true } })).to.deep.include({ back: false });
     expect(judgeHolder({ ...facts, pod: { uid: 'u-new', ready: false, revision: 'r2', terminating: false } })).to.deep.include({ back: false });
-    expect(judgeHolder({ ...facts, pod: { uid: 'u-new', ready: true, revision: 'r1', terminating: false } })).to.deep.include({ back: false });
     expect(judgeHolder({ ...facts, pod: { uid: 'u-new', ready: true, revision: 'r2', terminating: false } })).to.deep.include({ release: false, back: true });
+    // Waiting for r2 would hold the whole application cluster for ever once the template went back to r1.
+    const rolledBack = judgeHolder({ ...facts, claimed: false, now: T0 + 10 * UNCLAIMED_GRACE_MS, pod: { uid: 'u-new', ready: true, revision: 'r1', terminating: false } });
+    expect(rolledBack).to.deep.include({ release: false, back: true });
+    expect(rolledBack.why).to.equal('a-2 is back and Ready (at r1, not r2)');
   });
 
   it('a removal is over once the pod is gone', () => {
@@ -56,6 +59,9 @@ describe('disruption budget: the rules (lib/budget/decide.ts)', () => {
     expect(fits(one, 2, { statefulSet: 'db/b', uid: 'x' }).ok, 'the holder took it with a budget of 1').to.equal(false);
     expect(fits([holder({ limit: 2 })], 2, { statefulSet: 'db/b', uid: 'x' }).ok).to.equal(true);
     expect(fits(one, 1, { statefulSet: 'db/a', uid: 'u-old' }).ok, 'itself, asked again after a restart').to.equal(true);
+    // A broken pod that replaced the holder's, replaced again in a rollback: already away, nothing more.
+    expect(fits(one, 1, { statefulSet: 'db/a', uid: 'u-broken', pod: 'a-2' }).ok, 'the pod that replaced it').to.equal(true);
+    expect(fits(one, 1, { statefulSet: 'db/a', uid: 'u-1', pod: 'a-1' }).ok, 'another pod of the same StatefulSet').to.equal(false);
   });
 
   it('reads the annotations strictly', () => {
