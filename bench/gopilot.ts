@@ -14,6 +14,9 @@ export interface GoPilotCheck {
   verdict: string;
 }
 
+/** Recorded output names no registry: a URL's scheme and host become <proxy> (the machine's GOPROXY says which). */
+export const withoutHosts = (text: string): string => text.replace(/\bhttps?:\/\/[^/\s]+/g, '<proxy>');
+
 function go(args: string[], cwd: string): Promise<{ exitCode: number; output: string }> {
   return new Promise((resolve) => {
     execFile(
@@ -22,7 +25,7 @@ function go(args: string[], cwd: string): Promise<{ exitCode: number; output: st
       { cwd, timeout: 180_000, env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' }, maxBuffer: 4 << 20 },
       (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-        resolve({ exitCode: code, output: `${stdout}${stderr}`.trim() });
+        resolve({ exitCode: code, output: withoutHosts(`${stdout}${stderr}`.trim()) });
       },
     );
   });

@@ -34,7 +34,20 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$(mkdir -p "${1:-$ROOT/dist/image}" && cd "${1:-$ROOT/dist/image}" && pwd)"
 CACHE="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}/image"
 SUITE="${STS_PILOT_IMAGE_SUITE:-bookworm}"
-MIRROR="${STS_PILOT_IMAGE_MIRROR:-http://deb.debian.org/debian}"
+# The machine's own Debian mirror, read from its apt sources (deb822 stanzas, then
+# one-line entries) for the suite: no mirror's name is written in this repo.
+apt_mirror() {
+  awk -v suite="$SUITE" '
+    /^[[:space:]]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+    /^URIs:/ { uri = $2 }
+    /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
+    END { if (uri != "" && ok) print uri }
+  ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 || true
+  # Missing files are no error here: a machine has one format or the other.
+  awk -v suite="$SUITE" '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($(i + 1) == suite) print $i; break } }' \
+    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1 || true
+}
+MIRROR="${STS_PILOT_IMAGE_MIRROR:-$(apt_mirror | head -1)}"
 PACKAGES="libc6,libgcc-s1,libstdc++6,tini"
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -58,6 +71,7 @@ mkdir -p "$CACHE"
 # --- inputs, cached -------------------------------------------------------------
 BASE="$CACHE/debian-$SUITE-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-12).tar"
 if [[ ! -f "$BASE" ]]; then
+  [[ -n "$MIRROR" ]] || die "no Debian mirror for $SUITE in /etc/apt/sources.list*: set STS_PILOT_IMAGE_MIRROR"
   log "mmdebstrap --variant=extract $SUITE ($PACKAGES)"
   mmdebstrap --quiet --mode=root --variant=extract --include="$PACKAGES" "$SUITE" "$BASE.tmp.tar" "$MIRROR" >&2 || die "mmdebstrap failed"
   mv "$BASE.tmp.tar" "$BASE"
