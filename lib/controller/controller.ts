@@ -15,7 +15,7 @@ import { DEFAULT_LABEL_KEY } from '../names.ts';
 import { PilotManager } from '../pilot/manager.ts';
 import { WorkQueue } from '../workqueue.ts';
 import { Caches } from './caches.ts';
-import { HookRunner } from './hook-runner.ts';
+import { HookRunner, readSecret } from './hook-runner.ts';
 import { PilotProvisioner } from './pilots.ts';
 import { Reconciler } from './reconciler.ts';
 import { Subscriptions } from './subscriptions.ts';
@@ -202,10 +202,7 @@ export class Controller {
           options: parsed.options,
           signal: AbortSignal.timeout(REJOINED_TIMEOUT_MS),
           log: this.log.child({ statefulSet: holder.statefulSet, hook: hook.name, rejoined: holder.pod }),
-          secrets: async (secret) => {
-            const s = await core.readNamespacedSecret({ name: secret, namespace: ns });
-            return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
-          },
+          secrets: (secret) => readSecret(core, ns, secret),
           pilots: this.pilots.reader(ns),
         });
         return true;

@@ -353,11 +353,9 @@ export class HookRunner {
       if (hook.objects === 'cached' || action.call === 'removed') {
         objects = { sts: structuredClone(sts), pod: gone };
       } else {
+        // Only the pod of a removal is read: a withdrawn one may be gone, and the hook gets its name and uid.
         const view = { name: action.pod.pod, uid: action.pod.uid } as PodView;
-        const read = await this.full(sts, action.call === 'removal' ? [view] : []).catch((err: unknown) =>
-          // A withdrawn pod may be gone too: the hook is told all the same.
-          action.call === 'withdrawn' ? ({ sts, pods: [] } as { sts: V1StatefulSet; pods: (V1Pod | null)[] }) : Promise.reject(err),
-        );
+        const read = await this.full(sts, action.call === 'removal' ? [view] : []);
         if (typeof read === 'string') throw new Error(read);
         objects = { sts: read.sts, pod: read.pods[0] ?? gone };
       }
@@ -460,12 +458,17 @@ export class HookRunner {
     return 'approved';
   }
 
-  private async readSecret(namespace: string, name: string): Promise<Record<string, string>> {
-    const secret = await this.o.core.readNamespacedSecret({ name, namespace });
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
-    return out;
+  private readSecret(namespace: string, name: string): Promise<Record<string, string>> {
+    return readSecret(this.o.core, namespace, name);
   }
+}
+
+/** A Secret's values decoded to UTF-8: what a hook's `secrets` reader gives. */
+export async function readSecret(core: CoreV1Api, namespace: string, name: string): Promise<Record<string, string>> {
+  const secret = await core.readNamespacedSecret({ name, namespace });
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return out;
 }
 
 /** Copies of the cached projections (a hook must never change the cache, nor see it change under it). */
