@@ -273,7 +273,7 @@ export class HookRunner {
       const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
       if (!this.o.budget) return ask();
       // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
-      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name } : undefined).then(ask);
+      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask);
     });
   }
 
@@ -287,7 +287,7 @@ export class HookRunner {
     key: string,
     hook: RolloutHook,
     ctx: Parameters<NonNullable<RolloutHook['applicationCluster']>>[0],
-    asking: { statefulSet: string; uid: string; pod: string } | undefined,
+    asking: { statefulSet: string; uid: string; pod: string; prev?: string } | undefined,
   ): Promise<void> {
     const budget = this.o.budget;
     if (!budget) return;
