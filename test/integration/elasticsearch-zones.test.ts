@@ -24,6 +24,11 @@ import { cluster, type Cluster, ControllerProcess, eventsFor, mergePatch, namesp
 // shard. One node away at a time is the only safe schedule, whichever
 // StatefulSet it is in.
 //
+// The two zones roll with the two strategies at once (es-a drains, es-b
+// restarts with replica allocation held to primaries), so one rollout of four
+// node restarts covers both and how they meet: a drain's exclusion and a
+// restart's allocation setting in one cluster.
+//
 // An independent watcher (test/es/away-watch.ts: StatefulSets, pods and
 // `_cat/nodes`, plain calls) counts the nodes away at once.
 
@@ -131,7 +136,8 @@ describe('elasticsearch zones: one OpenSearch cluster in two StatefulSets rolls 
     ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
     const t0 = Date.now();
     for (const name of SETS) {
-      const sts = statefulSet(name, { replicas: 2, hook: 'elasticsearch', annotations: { 'elasticsearch.sts-pilot.io/url': url, 'elasticsearch.sts-pilot.io/strategy': 'drain' } });
+      const strategy = name === 'es-a' ? 'drain' : 'restart';
+      const sts = statefulSet(name, { replicas: 2, hook: 'elasticsearch', annotations: { 'elasticsearch.sts-pilot.io/url': url, 'elasticsearch.sts-pilot.io/strategy': strategy } });
       await c.apps.createNamespacedStatefulSet({ namespace: ns, body: sts });
     }
     await waitUntil('4 OpenSearch pods ready and both partitions held at 2', 15 * 60_000, async () => {
@@ -170,7 +176,7 @@ describe('elasticsearch zones: one OpenSearch cluster in two StatefulSets rolls 
     console.log(`      [figures] elasticsearch-zones: whole file ${secs(Date.now() - tFile)}`);
   });
 
-  it('drain, both templates changed at once, the controller SIGKILLed while a slot is held: one node away at a time, the new controller keeps the holder, never red, nothing lost', async () => {
+  it('es-a drains and es-b restarts, both templates changed at once, the controller SIGKILLed while a slot is held: one node away at a time, the new controller keeps the holder, never red, nothing lost', async () => {
     const w = away as AwayWatch;
     const h = new HealthWatch().start(url, 250);
     w.reset();
@@ -200,24 +206,11 @@ describe('elasticsearch zones: one OpenSearch cluster in two StatefulSets rolls 
     expect(before, 'the Lease before the restart').to.deep.equal([held.holder]);
     if (stillAway) expect(afterRestart, 'the Lease after the restart: the same holder').to.deep.equal([held.holder]);
 
-    await bothFinished(from, 'both drain rollouts to finish after the restart');
+    await bothFinished(from, 'both rollouts to finish after the restart');
     const ms = Date.now() - t0;
     await h.stop();
-    await judge('drain (controller SIGKILLed mid-rollout)', ms, w, h);
+    await judge('es-a drain + es-b restart (controller SIGKILLed mid-rollout)', ms, w, h);
     expect(await holders(), 'no holder left').to.deep.equal([]);
-  });
-
-  it('restart, both templates changed at once: one node away at a time, never red, nothing lost', async () => {
-    const w = away as AwayWatch;
-    const h = new HealthWatch().start(url, 250);
-    w.reset();
-    budgetHolds.clear();
-    const t0 = Date.now();
-    const from = await changeBoth('3', { 'elasticsearch.sts-pilot.io/strategy': 'restart' });
-    await bothFinished(from, 'both restart rollouts to finish');
-    const ms = Date.now() - t0;
-    await h.stop();
-    await judge('restart', ms, w, h);
     const settings = await es<{ persistent: Record<string, string>; transient: Record<string, string> }>(url, 'GET', '/_cluster/settings?flat_settings=true');
     expect(settings.persistent['cluster.routing.allocation.enable'] ?? settings.transient['cluster.routing.allocation.enable'] ?? 'all', 'replica allocation re-enabled').to.equal('all');
   });
