@@ -149,9 +149,11 @@ describe('gitops: wait, the Argo CD and Flux health checks on recorded phases, a
     expect((await cli(['resume', name])).code).to.equal(0);
 
     const w = waitInBackground([name]);
-    await approve(name, 'web-1');
-    await approve(name, 'web-0');
-    await approve(name, 'end');
+    // Each approval only after wait has printed the hold it ends: the lines are then there whatever the machine's speed.
+    for (const [pod, what] of [['web-1', 'pod web-1'], ['web-0', 'pod web-0'], ['end', 'the end of the rollout']] as const) {
+      await waitUntil(`wait printing the hold on ${what}`, 60_000, async () => w.out().includes(`manual holds ${what}:`));
+      await approve(name, pod);
+    }
     const end = await w.done;
     expect(end.code, end.stderr).to.equal(0);
     const lines = end.stdout.trim().split('\n');
