@@ -3,9 +3,12 @@
 // by the in-pod pilot (`sts-pilot pilot --app kafka -- java … kafka.Kafka`),
 // as a container runtime would run it:
 //
-// - node.id = the pod's ordinal (the convention the kafka hook assumes with
-//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters),
-//   or of the first `controllers` pods, the others brokers only;
+// - node.id = the pod's position in `names`: its ordinal for one StatefulSet
+//   (the kafka hook's convention with node-id-offset 0); for several, list each
+//   StatefulSet's pods in ordinal order and give each StatefulSet the offset of
+//   its first pod (kafka-a-0, kafka-a-1, kafka-b-0, kafka-b-1: kafka-b's offset
+//   is 2); a static voter set of all pods (controller.quorum.voters), or of the
+//   first `controllers` pods, the others brokers only;
 // - the log dir is keyed by the pod's name, so it survives the pod's
 //   re-creation like a PersistentVolumeClaim; it is formatted once, by the
 //   pilot's --pre-start (as an init step of the pod would);
@@ -30,7 +33,7 @@ export interface KafkaPodRuntimeOptions {
   dist: KafkaDist;
   /** Kept by the caller (removed by it). */
   workDir: string;
-  /** Pod names in ordinal order. */
+  /** Pod names; node.id is the position here (one StatefulSet: ordinal order; several: one after the other). */
   names: string[];
   heap?: string;
   /** How many pods, from ordinal 0, are combined broker+controller voters; the rest are brokers only. Default: all. */
