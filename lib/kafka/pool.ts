@@ -70,15 +70,7 @@ export class ConnectionPool<T> {
    * here, so a broken connection can only make a caller fail, never answer.
    */
   async use<R>(key: string, open: () => Promise<T>, fn: (conn: T) => Promise<R>): Promise<R> {
-    let e = this.entries.get(key);
-    if (e && !e.dropped && (await this.usable(e))) this.counts.reused++;
-    else {
-      if (e) this.drop(key, e);
-      e = { conn: open(), users: 0, dropped: false, timer: undefined, closed: false };
-      this.counts.opened++;
-      this.entries.set(key, e);
-    }
-    const entry = e;
+    const entry = await this.entryFor(key, open);
     entry.users++;
     if (entry.timer) {
       this.o.clearTimer(entry.timer);
@@ -93,6 +85,28 @@ export class ConnectionPool<T> {
       entry.users--;
       this.release(key, entry);
     }
+  }
+
+  /** The usable connection of `key`, or a new one; a dead one found on the way is dropped. */
+  private async entryFor(key: string, open: () => Promise<T>): Promise<Entry<T>> {
+    // A few looks: while this one waits on a connection's open, another caller may drop it or put a fresh one in its place.
+    for (let look = 0; look < 3; look++) {
+      const e = this.entries.get(key);
+      if (!e) break;
+      const ok = await this.usable(e);
+      if (this.entries.get(key) !== e) continue;
+      if (ok) {
+        this.counts.reused++;
+        return e;
+      }
+      this.drop(key, e);
+    }
+    const fresh: Entry<T> = { conn: open(), users: 0, dropped: false, timer: undefined, closed: false };
+    this.counts.opened++;
+    const old = this.entries.get(key);
+    if (old) this.drop(key, old);
+    this.entries.set(key, fresh);
+    return fresh;
   }
 
   /** Close every connection (process stop); the pool stays usable. */

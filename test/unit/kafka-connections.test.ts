@@ -157,7 +157,9 @@ describe('kafka connections: one per cluster, kept between calls', () => {
   });
 });
 
-describe('kafka connections: a broken connection holds, never approves', () => {
+describe('kafka connections: a broken connection holds, never approves', function () {
+  // Real sockets, 1 s request timeouts, and the client's first import: generous on a loaded machine.
+  this.timeout(60_000);
   const sockets = new Set<net.Socket>();
   let silent: net.Server;
   let port = 0;
