@@ -50,6 +50,8 @@ interface PodNode {
   controllerPort: number;
   dir: string;
   pilot: PilotProcess | undefined;
+  /** The uid of the pod `pilot` was started for. */
+  podUid: string | undefined;
   starts: number;
 }
 
@@ -65,7 +67,7 @@ export class KafkaPodRuntime implements PodRuntime {
   private constructor(o: KafkaPodRuntimeOptions, base: number) {
     this.o = o;
     o.names.forEach((name, i) =>
-      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }),
+      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, podUid: undefined, starts: 0 }),
     );
     fs.writeFileSync(path.join(o.workDir, 'log4j2.properties'), LOG4J2);
   }
@@ -115,7 +117,12 @@ export class KafkaPodRuntime implements PodRuntime {
   async start(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const n = this.node(name);
-    if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    if (n.pilot && !n.pilot.exit) {
+      // The node agent starts a pod again when the first start timed out (the pilot slow to serve /healthz on a
+      // loaded machine): the same pod waits for the pilot it already has; another pod may not run beside it.
+      if (n.podUid === pod.metadata?.uid) return n.pilot.waitForServer();
+      throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    }
     const props = this.configure(n);
     const { dist } = this.o;
     const log4j = path.join(this.o.workDir, 'log4j2.properties');
@@ -134,6 +141,7 @@ export class KafkaPodRuntime implements PodRuntime {
       flags: ['--app-data-dir', path.join(n.dir, 'data'), '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')],
     });
     n.pilot = pilot;
+    n.podUid = pod.metadata?.uid;
     this.pilots.push({ pod: name, pilot });
     await pilot.waitForServer();
   }
