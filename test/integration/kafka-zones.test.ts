@@ -168,7 +168,13 @@ describe('kafka zones: one KRaft cluster in two StatefulSets rolls one broker at
     // --- what the controller did
     const logs = (ctrl as ControllerProcess).logs;
     const at = (r: Record<string, unknown>): number => new Date(String(r.time ?? 0)).getTime();
-    const approvals = logs.filter((r) => r.msg === 'hook approved' && typeof r.next === 'string' && at(r) >= tRoll).map((r) => ({ pod: r.next as string, at: at(r) }));
+    // The steps taken: the planner's partition move after an approval. A hook approval alone is not a step: when the
+    // other StatefulSet took the budget while its call ran, the approval is dropped ("the disruption budget was taken
+    // since the hook approved; asking again"), and the pod does not move.
+    const approvals = logs
+      .filter((r) => at(r) >= tRoll && /^hook approved pod \S+; partition/.test(String(r.msg)))
+      .map((r) => ({ pod: (/^hook approved pod (\S+);/.exec(String(r.msg)) as RegExpExecArray)[1] as string, at: at(r) }));
+    const dropped = logs.filter((r) => at(r) >= tRoll && String(r.msg).startsWith('the disruption budget was taken since the hook approved')).length;
     const holds = logs.filter((r) => r.msg === 'hook holds the rollout' && at(r) >= tRoll).map((r) => String(r.reason));
     const budgetHolds = holds.filter((r) => r.startsWith('waiting for the disruption budget'));
     say(`approvals: ${approvals.map((a) => `${a.pod} +${secs(a.at - tRoll)}`).join(', ')}`);
@@ -177,7 +183,7 @@ describe('kafka zones: one KRaft cluster in two StatefulSets rolls one broker at
     console.log(
       `      [figures] kafka zones: largest number of brokers away at once ${most} (${watcher.samples.length} samples, ${watcher.kafkaErrors} Kafka reads failed); ` +
         `4 pods up in ${secs(upMs)}; templates patched ${patchSpreadMs} ms apart; rollout ${secs(rolloutMs)}; ` +
-        `approvals ${approvals.map((a) => a.pod).join(', ')}; ${budgetHolds.length} budget holds; quorum leaders ${leaders.join(' -> ')}; ` +
+        `steps ${approvals.map((a) => a.pod).join(', ')}; ${budgetHolds.length} budget holds, ${dropped} approvals dropped for the budget taken meanwhile; quorum leaders ${leaders.join(' -> ')}; ` +
         `records produced ${producer.sends.length}, acknowledged ${producer.acked.size}, failed ${failed}, consumed during ${consumer.seen.size}, read back ${verifier.seen.size}, acknowledged but missing ${missing.length}`,
     );
 
@@ -205,7 +211,7 @@ describe('kafka zones: one KRaft cluster in two StatefulSets rolls one broker at
     const notes = logs.filter((r) => r.msg === 'approved' && r.hook === 'kafka' && at(r) >= tRoll).map((r) => ({ id: Number(r.next), note: String(r.note), at: at(r) }));
     const leaderPodApproval = approvals.find((a) => a.pod === POD_OF.get(leaderBefore));
     const stillLed = leaderPodApproval && watcher.leaderAt(leaderPodApproval.at) === leaderBefore;
-    const note = notes.find((n) => n.id === leaderBefore)?.note ?? '';
+    const note = notes.filter((n) => n.id === leaderBefore && n.at <= (leaderPodApproval?.at ?? 0)).at(-1)?.note ?? '';
     say(`the active controller's step (${POD_OF.get(leaderBefore)}, still leading: ${stillLed}): ${note}`);
     if (stillLed) expect(note).to.match(/\(the active controller, (in its turn|last)\) may restart: .*the quorum keeps a caught-up majority/);
     for (const n of notes.filter((x) => x.id !== 3)) expect(n.note, `voter ${n.id}`).to.match(/the quorum keeps a caught-up majority/);
