@@ -123,6 +123,8 @@ program
       const force = setTimeout(() => process.exit(1), 20_000);
       force.unref();
       await Promise.all(controllers.map((c) => c.stop()));
+      // Hook calls are over: the connections hooks keep between calls (Kafka's) are closed, not dropped.
+      await Promise.all([...registry.values()].map((h) => h.close?.().catch(() => {})));
       await elector?.stop();
       server.close();
       log.info('stopped');

@@ -131,6 +131,11 @@ export interface RolloutHook<O = unknown> {
    * template), which saves three reads per call for a hook that needs no more.
    */
   readonly objects?: 'full' | 'cached';
+  /**
+   * Optional: release what the hook keeps between calls (connections), at
+   * process stop. Calls after it may open them again.
+   */
+  close?(): Promise<void>;
 }
 
 const UpdateOrderAnswer = z.strictObject({

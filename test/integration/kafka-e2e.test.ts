@@ -92,6 +92,7 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
 
   after(async function () {
     this.timeout(5 * 60_000);
+    await kafkaHook.close?.(); // the connections the direct hook calls kept
     await producer?.stop().catch(() => {});
     await consumer?.stop().catch(() => {});
     await admin?.close().catch(() => {});

@@ -90,6 +90,7 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
 
   after(async function () {
     this.timeout(5 * 60_000);
+    await kafkaHook.close?.(); // the connections the direct hook calls kept
     await producer?.stop().catch(() => {});
     await ctrl?.kill('SIGTERM').catch(() => {});
     await watcher?.stop().catch(() => {});

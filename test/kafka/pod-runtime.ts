@@ -3,9 +3,12 @@
 // by the in-pod pilot (`sts-pilot pilot --app kafka -- java … kafka.Kafka`),
 // as a container runtime would run it:
 //
-// - node.id = the pod's ordinal (the convention the kafka hook assumes with
-//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters),
-//   or of the first `controllers` pods, the others brokers only;
+// - node.id = the pod's position in `names`: its ordinal for one StatefulSet
+//   (the kafka hook's convention with node-id-offset 0); for several, list each
+//   StatefulSet's pods in ordinal order and give each StatefulSet the offset of
+//   its first pod (kafka-a-0, kafka-a-1, kafka-b-0, kafka-b-1: kafka-b's offset
+//   is 2); a static voter set of all pods (controller.quorum.voters), or of the
+//   first `controllers` pods, the others brokers only;
 // - the log dir is keyed by the pod's name, so it survives the pod's
 //   re-creation like a PersistentVolumeClaim; it is formatted once, by the
 //   pilot's --pre-start (as an init step of the pod would);
@@ -30,7 +33,7 @@ export interface KafkaPodRuntimeOptions {
   dist: KafkaDist;
   /** Kept by the caller (removed by it). */
   workDir: string;
-  /** Pod names in ordinal order. */
+  /** Pod names; node.id is the position here (one StatefulSet: ordinal order; several: one after the other). */
   names: string[];
   heap?: string;
   /** How many pods, from ordinal 0, are combined broker+controller voters; the rest are brokers only. Default: all. */
@@ -47,6 +50,8 @@ interface PodNode {
   controllerPort: number;
   dir: string;
   pilot: PilotProcess | undefined;
+  /** The uid of the pod `pilot` was started for. */
+  podUid: string | undefined;
   starts: number;
 }
 
@@ -62,7 +67,7 @@ export class KafkaPodRuntime implements PodRuntime {
   private constructor(o: KafkaPodRuntimeOptions, base: number) {
     this.o = o;
     o.names.forEach((name, i) =>
-      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }),
+      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, podUid: undefined, starts: 0 }),
     );
     fs.writeFileSync(path.join(o.workDir, 'log4j2.properties'), LOG4J2);
   }
@@ -112,7 +117,12 @@ export class KafkaPodRuntime implements PodRuntime {
   async start(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const n = this.node(name);
-    if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    if (n.pilot && !n.pilot.exit) {
+      // The node agent starts a pod again when the first start timed out (the pilot slow to serve /healthz on a
+      // loaded machine): the same pod waits for the pilot it already has; another pod may not run beside it.
+      if (n.podUid === pod.metadata?.uid) return n.pilot.waitForServer();
+      throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    }
     const props = this.configure(n);
     const { dist } = this.o;
     const log4j = path.join(this.o.workDir, 'log4j2.properties');
@@ -131,6 +141,7 @@ export class KafkaPodRuntime implements PodRuntime {
       flags: ['--app-data-dir', path.join(n.dir, 'data'), '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')],
     });
     n.pilot = pilot;
+    n.podUid = pod.metadata?.uid;
     this.pilots.push({ pod: name, pilot });
     await pilot.waitForServer();
   }
