@@ -73,6 +73,16 @@ async function settled(c: Cluster, ns: string, name: string): Promise<V1Stateful
   return s;
 }
 
+/** The refusal of a write, or undefined when it went through. */
+const refusalOf = (p: Promise<unknown>): Promise<{ code?: number; body: string } | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => {
+      const err = e as { code?: number; body?: unknown };
+      return { code: err.code, body: typeof err.body === 'string' ? err.body : JSON.stringify(err.body) };
+    },
+  );
+
 const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_000);
 
 /**
@@ -443,14 +453,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       hook.decide = (call) => (call.sts === `${ns}/${name}` ? false : prev(call));
       return () => (hook.decide = prev);
     };
-    const refusal = (p: Promise<unknown>): Promise<{ code?: number; body: string } | undefined> =>
-      p.then(
-        () => undefined,
-        (e: unknown) => {
-          const err = e as { code?: number; body?: unknown };
-          return { code: err.code, body: typeof err.body === 'string' ? err.body : JSON.stringify(err.body) };
-        },
-      );
+    const refusal = refusalOf;
     /** The StatefulSet controller has seen the latest spec and names two revisions. */
     const observedNew = async (name: string): Promise<V1StatefulSet | undefined> => {
       const s = await readSts(c, ns, name);
@@ -649,6 +652,27 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         await waitUntil('the metric at 0', 30_000, async () => (await gauge()) === '0');
         expect(await readyz()).to.match(/admission gate: NOT enforced: ValidatingAdmissionPolicyBinding sts-pilot-partition-gate is not installed/);
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate no longer enforced'))).to.equal(true);
+        // Without the mutating policy's binding, a template change is refused, not let through unheld.
+        const ns = await namespace(c, 'gate-nomap');
+        await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
+        await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+        // A replace of the manifest as a person keeps it: a new image, no partition (the held
+        // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
+        let image = 1;
+        const replace = async (): Promise<unknown> => {
+          const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
+          m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
+          return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
+        };
+        const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
+          const r = await refusalOf(replace());
+          // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
+          return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
+        });
+        expect(refused.code).to.equal(403);
+        expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
+        expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
+        expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
         await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
         await waitUntil('the metric back at 1', 30_000, async () => (await gauge()) === '1');
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate enforced again'))).to.equal(true);
