@@ -11,7 +11,7 @@ import { Controller, type StatefulSetLookup } from '../lib/controller/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
-import { checkAdmissionGate, checkOverrideStamp } from '../lib/kube/gate-check.ts';
+import { GateMonitor, gateDetail } from '../lib/kube/gate-monitor.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -44,6 +44,7 @@ program
   .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
   .option('--renew-deadline <seconds>', 'a leader that could not renew this long stops writing (< lease duration)', '10')
   .option('--default-window <windows>', 'maintenance windows for StatefulSets without sts-pilot.io/window, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin"')
+  .option('--gate-check-interval <seconds>', 'how often the admission gate is checked again (policies, bindings) after the check at start', '10')
   .option('--disable-policies <names,...>', 'rollout policies to switch off: window, step-delay, after, hold-timeout, halt, override')
   .action(async (raw: unknown) => {
     const f = parseFlags(ControllerFlags, raw);
@@ -59,7 +60,7 @@ program
     const registry = new Map(hooks).set('http', createHttpHook(policy));
     let elector: LeaderElector | undefined;
     let stopping = false;
-    // Learnt once at startup (below): without the gate, an override's user cannot be trusted.
+    // Checked all along (below): without the gate, an override's user cannot be trusted.
     let gateEnforced = false;
     // The controller's own namespace: its leader Lease and the disruption budgets' Leases live there.
     const ownNamespace = f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default';
@@ -115,7 +116,25 @@ program
       });
     }
     const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
-    const server = await serveProbes({ host: host || '0.0.0.0', port: Number(port), registry: metrics.registry, ready: () => controllers.every((c) => c.ready) });
+    const gate = new GateMonitor({
+      kc,
+      labelKey: f.labelKey,
+      log,
+      intervalMs: f.gateCheckInterval * 1000,
+      onReport: (r) => {
+        gateEnforced = r.enforced && r.override.enforced;
+        metrics.admissionGate.set(r.enforced ? 1 : 0);
+        metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
+        metrics.admissionGateChecked.set(Date.now() / 1000);
+      },
+    });
+    const server = await serveProbes({
+      host: host || '0.0.0.0',
+      port: Number(port),
+      registry: metrics.registry,
+      ready: () => controllers.every((c) => c.ready),
+      detail: () => gateDetail(gate.report),
+    });
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
@@ -126,6 +145,7 @@ program
       // Hook calls are over: the connections hooks keep between calls (Kafka's) are closed, not dropped.
       await Promise.all([...registry.values()].map((h) => h.close?.().catch(() => {})));
       await elector?.stop();
+      gate.stop();
       server.close();
       log.info('stopped');
       process.exit(0);
@@ -135,12 +155,8 @@ program
     await Promise.all(controllers.map((c) => c.start()));
     if (elector) elector.start();
     else metrics.leader.set(1);
-    // Once, in the background: whether the API server keeps the partition shut too.
-    void Promise.all([checkAdmissionGate(kc, f.labelKey, log), checkOverrideStamp(kc, log)]).then(([r, o]) => {
-      gateEnforced = r.enforced && o.ok;
-      metrics.admissionGate.set(r.enforced ? 1 : 0);
-      metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
-    });
+    // In the background, at start and all along: whether the API server keeps the gate shut too.
+    gate.start();
   });
 
 registerCliCommands(program);

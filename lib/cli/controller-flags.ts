@@ -44,6 +44,8 @@ export const ControllerFlags = z
         if (!r.ok) ctx.addIssue({ code: 'custom', message: `must be maintenance windows like "Mon-Fri 01:00-05:00 Europe/Berlin": ${r.error}` });
       })
       .optional(),
+    // How often the admission gate is checked again, after the check at start.
+    gateCheckInterval: wholeNumber(1, 3600, 'seconds'),
     disablePolicies: commaList(z.enum(POLICY_NAMES, { error: `must list policies by name: ${POLICY_NAMES.join(', ')}` })).optional(),
   })
   .refine((f) => f.renewDeadline < f.leaseDuration, { message: 'must be shorter than --lease-duration', path: ['renewDeadline'] });

@@ -278,10 +278,10 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         [['list', 'pods', '--all-namespaces'], false],
         [['patch', 'statefulsets', '-n', 'other'], false],
         [['list', 'secrets', '-n', 'apps'], false],
-        // The two cluster-wide things it still reads: the gate's objects by name, its parameters.
+        // The cluster-wide thing it still reads: the gate's objects by name (the gate takes no parameters).
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/sts-pilot-partition-gate'], true],
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/some-other-policy'], false],
-        [['get', 'configmaps/sts-pilot-gate', '-n', release], true],
+        [['get', 'configmaps/sts-pilot-gate', '-n', release], false],
         [['get', 'configmaps/other', '-n', release], false],
         [['update', 'leases.coordination.k8s.io', '-n', release], true],
       ];
@@ -316,10 +316,12 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       await setImage(c, 'apps', 'web', 'example/app:2');
       await waitUntil('the rollout in apps to finish', 60_000, () => rolloutFinished(c, 'apps', 'web', from));
       expect(hook.approvals('apps/web').map((x) => x.next?.name ?? 'end')).to.deep.equal(['web-2', 'web-1', 'web-0', 'end']);
-      // The gate's parameters follow the chart's namespace: the gate knows this controller.
+      // The gate names the chart's controller (its user, rendered from the release namespace).
       await waitUntil('the admission gate check', 10_000, async () => ctrl.logs.some((l) => /^admission gate installed/.test(String(l.msg))));
       const other = await readSts(c, 'other', 'web');
-      expect(partitionOf(other), 'a namespace it does not watch').to.equal(undefined);
+      // The API server holds every subscribed StatefulSet from its creation; the controller never wrote this one.
+      expect(partitionOf(other), 'held by the create itself').to.equal(2);
+      expect(other.metadata?.annotations?.['sts-pilot.io/status'], 'a namespace it does not watch').to.equal(undefined);
       expect(hook.calls.filter((x) => x.sts.startsWith('other/'))).to.deep.equal([]);
     });
 
@@ -395,11 +397,18 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const moved = JSON.parse(await k('get', 'configmap', 'sts-pilot-gate', '-n', 'sts-pilot-ops', '-o', 'json')) as { data: Record<string, string> };
       expect(moved.data.controller).to.equal('system:serviceaccount:sts-pilot-ops:sts-pilot-controller');
       for (const kind of ['validatingadmissionpolicybinding', 'mutatingadmissionpolicybinding']) {
-        const bindings = JSON.parse(await k('get', kind, '-o', 'json')) as { items: { metadata: { name: string }; spec: { paramRef: { namespace: string } } }[] };
+        const bindings = JSON.parse(await k('get', kind, '-o', 'json')) as { items: { metadata: { name: string }; spec: { paramRef?: { namespace?: string } } }[] };
         for (const b of bindings.items.filter((x) => x.metadata.name.startsWith('sts-pilot'))) {
-          // The scale gate's parameters are the subscribed StatefulSets of each request's own namespace.
-          expect(b.spec.paramRef.namespace, b.metadata.name).to.equal(b.metadata.name === 'sts-pilot-scale-gate' ? undefined : 'sts-pilot-ops');
+          // Only the Pilot policy reads the ConfigMap; the scale gate's parameters are the
+          // subscribed StatefulSets of each request's own namespace; the others take none.
+          const expected = b.metadata.name === 'sts-pilot-own-pilot-only' ? 'sts-pilot-ops' : undefined;
+          expect(b.spec.paramRef?.namespace, b.metadata.name).to.equal(expected);
         }
+      }
+      for (const [kind, name] of [['mutatingadmissionpolicy', 'sts-pilot-hold-replicas'], ['validatingadmissionpolicy', 'sts-pilot-partition-gate']] as const) {
+        const policy = JSON.parse(await k('get', kind, name, '-o', 'json')) as { spec: { matchConditions: { name: string; expression: string }[] } };
+        const cond = policy.spec.matchConditions.find((m) => m.name === 'not-the-controller');
+        expect(cond?.expression, name).to.equal("request.userInfo.username != 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
       }
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'list', 'statefulsets', '--all-namespaces')).to.equal(true);
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'update', 'leases.coordination.k8s.io', '-n', 'sts-pilot-ops')).to.equal(true);

@@ -8,6 +8,7 @@ const controllerDefaults = {
   workers: '4',
   hookTimeout: '60',
   hookRetryMax: '30',
+  gateCheckInterval: '10',
   probeAddress: '0.0.0.0:8080',
   logLevel: 'info',
   leaderElect: true,
