@@ -24,6 +24,7 @@ import { PatroniPodRuntime } from '../patroni/pod-runtime.ts';
 import { LeaderEndpoint, Writer } from '../patroni/workload.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
 import { cluster, type Cluster, ControllerProcess, mergePatch, namespace, PodWatcher, podsOf, readSts, rolloutFinished, statefulSet, waitUntil } from './harness.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // Issue 17, proven on a real cluster: the local control plane's StatefulSet `db`
 // of 3 pods, each run by a dedicated node agent as a real Patroni member
@@ -199,6 +200,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
         log,
         nextReady: true,
         pilots: staticPilotReader(list.items.map((x) => Pilot.parse(x))),
+        egress: loopbackEgress,
         secrets: async (name) => {
           const s = await c.core.readNamespacedSecret({ name, namespace: ns });
           return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
