@@ -73,6 +73,8 @@ async function readObject(what: string, read: () => Promise<Record<string, strin
   try {
     return await read();
   } catch (err) {
+    // The controller's refusal (not an allowed Secret) says it all, and how to allow it.
+    if (err instanceof HookNotReady) throw err;
     // The reader's error names the object and the API's answer, never its data.
     throw new HookNotReady(`cannot read ${what}: ${describeError(err, 200)}`);
   }

@@ -15,6 +15,8 @@ async function readSecret(ctx: ConnectContext, name: string): Promise<Record<str
   try {
     return await ctx.secrets(name);
   } catch (err) {
+    // The controller's refusal (not an allowed Secret) says it all, and how to allow it.
+    if (err instanceof HookNotReady) throw err;
     // The reader's error names the object and the API's answer, never its data.
     throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
   }

@@ -25,6 +25,8 @@ async function authorization(ctx: Ctx): Promise<string | undefined> {
   try {
     data = await ctx.secrets(name);
   } catch (err) {
+    // The controller's refusal (not an allowed Secret) says it all, and how to allow it.
+    if (err instanceof HookNotReady) throw err;
     throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
   }
   const r = Credentials.safeParse(data);
