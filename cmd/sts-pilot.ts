@@ -2,12 +2,13 @@
 import { Command } from 'commander';
 import { hostname } from 'node:os';
 import { hooks } from '../hooks/index.ts';
-import { createHttpHook } from '../hooks/http/index.ts';
 import { registerCliCommands } from './commands/index.ts';
 import { registerPilotCommand } from './pilot-command.ts';
 import { ControllerFlags } from '../lib/cli/controller-flags.ts';
 import { parseFlags } from '../lib/cli/flags.ts';
 import { Controller, type StatefulSetLookup } from '../lib/controller/index.ts';
+import { SecretCache } from '../lib/controller/secrets.ts';
+import { createEgress } from '../lib/egress.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
@@ -35,7 +36,9 @@ program
   .option('--workers <n>', 'StatefulSets reconciled in parallel (per namespace)', '4')
   .option('--hook-timeout <seconds>', 'deadline of one hook call', '60')
   .option('--hook-retry-max <seconds>', 'longest wait before asking a hook that holds again (backoff cap)', '30')
-  .option('--http-hook-allow <hosts,...>', 'hosts (name, *.domain), IPs and CIDRs the http hook may call (default: any but link-local and the API server)')
+  .option('--hook-allow <hosts,...>', 'hosts (name, *.domain), IPs and CIDRs hooks may call (default: any but link-local, loopback and the API server)')
+  .option('--http-hook-allow <hosts,...>', 'former name of --hook-allow (both lists are joined)')
+  .option('--hook-allow-loopback', 'let hooks call loopback addresses (127.0.0.0/8, ::1): single-host setups and tests', false)
   .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8080')
   .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace', 'info')
   .option('--no-leader-elect', 'act without a Lease (only one replica may run)')
@@ -53,11 +56,18 @@ program
     const metrics = createMetrics();
     const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
     const kc = loadKubeConfig(f.kubeconfig, f.context, `sts-pilot/${VERSION} controller (${identity})`);
-    // The http hook may never call the API server itself, nor link-local addresses.
+    // No hook may call the API server itself, nor link-local addresses; loopback only where the installer says so.
     const apiServer = await apiServerAddresses(kc);
-    const policy = urlPolicy(f.httpHookAllow ?? [], apiServer);
-    log.info({ allow: policy.allow.length > 0 ? policy.allow : '(any)', refused: ['link-local', ...apiServer.map((a) => `${a.ip}:${a.port}`)] }, 'http hook addresses');
-    const registry = new Map(hooks).set('http', createHttpHook(policy));
+    const policy = urlPolicy([...(f.hookAllow ?? []), ...(f.httpHookAllow ?? [])], apiServer, { allowLoopback: f.hookAllowLoopback });
+    log.info(
+      { allow: policy.allow.length > 0 ? policy.allow : '(any)', refused: ['link-local', ...(f.hookAllowLoopback ? [] : ['loopback']), ...apiServer.map((a) => `${a.ip}:${a.port}`)] },
+      'hook addresses',
+    );
+    if (f.httpHookAllow) log.warn('--http-hook-allow is the former name of --hook-allow, and applies to every hook now');
+    const egress = createEgress(policy);
+    // One cache of the Secrets hooks may read, for every controller of this process.
+    const secrets = new SecretCache({ kc, log, metrics, namespaces: f.namespace });
+    const registry = hooks;
     let elector: LeaderElector | undefined;
     let stopping = false;
     // Checked all along (below): without the gate, an override's user cannot be trusted.
@@ -71,6 +81,8 @@ program
         new Controller({
           kc,
           hooks: registry,
+          secrets,
+          egress,
           log,
           metrics,
           labelKey: f.labelKey,
@@ -144,6 +156,7 @@ program
       await Promise.all(controllers.map((c) => c.stop()));
       // Hook calls are over: the connections hooks keep between calls (Kafka's) are closed, not dropped.
       await Promise.all([...registry.values()].map((h) => h.close?.().catch(() => {})));
+      await secrets.stop();
       await elector?.stop();
       gate.stop();
       server.close();

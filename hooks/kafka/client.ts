@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { describeError } from '../../lib/errors.ts';
 import { type HookContext, HookNotReady } from '../../lib/hook.ts';
-import { type KafkaAdmin, type KafkaAdminOptions, type KafkaLink, type KafkaUsage, openKafkaLink } from '../../lib/kafka/admin.ts';
+import { type BrokerAddress, type KafkaAdmin, type KafkaAdminOptions, type KafkaLink, type KafkaUsage, openKafkaLink } from '../../lib/kafka/admin.ts';
 import { ConnectionPool, type PoolStats } from '../../lib/kafka/pool.ts';
+import { refusalOf } from '../../lib/url-policy.ts';
 import type { Options } from './options.ts';
 
 const CA_KEY = 'ca.crt';
@@ -23,7 +24,7 @@ export const closeConnections = (): Promise<void> => pool.closeAll();
 export const connectionStats = (): PoolStats => pool.stats();
 
 /** What a connection needs of a hook call's context: podUpdateTransition's and podRemoval's both have it. */
-export type ConnectContext = Pick<HookContext<Options>, 'options' | 'signal' | 'secrets'>;
+export type ConnectContext = Pick<HookContext<Options>, 'options' | 'signal' | 'secrets' | 'egress'>;
 
 async function readSecret(ctx: ConnectContext, name: string): Promise<Record<string, string>> {
   try {
@@ -37,7 +38,20 @@ async function readSecret(ctx: ConnectContext, name: string): Promise<Record<str
 /** The options' bootstrap list, TLS and SASL (from Secrets, read on every call); every failure is a HookNotReady with a reason. */
 export async function adminOptions(ctx: ConnectContext): Promise<KafkaAdminOptions> {
   const o = ctx.options;
-  const admin: KafkaAdminOptions = { bootstrap: o.bootstrap, timeoutMs: o.timeoutSeconds * 1000, clientId: 'sts-pilot' };
+  // Every bootstrap address is judged before any Secret is read or any byte sent, like every hook's address.
+  const bootstrap: BrokerAddress[] = [];
+  const unresolved: string[] = [];
+  for (const broker of o.bootstrap) {
+    try {
+      bootstrap.push({ ...broker, connectTo: await ctx.egress.address(broker.host, broker.port) });
+    } catch (err) {
+      const refused = refusalOf(err);
+      if (refused) throw new HookNotReady(`Kafka at ${broker.host}:${broker.port}: not allowed: ${refused.message}`);
+      unresolved.push(`Kafka at ${broker.host}:${broker.port}: cannot resolve: ${describeError(err, 200)}`);
+    }
+  }
+  if (bootstrap.length === 0) throw new HookNotReady(unresolved.join('; ') || 'Kafka: no bootstrap broker');
+  const admin: KafkaAdminOptions = { bootstrap, timeoutMs: o.timeoutSeconds * 1000, clientId: 'sts-pilot' };
   if (o.tls) {
     admin.tls = {};
     if (o.caSecret) {
@@ -61,7 +75,7 @@ export async function adminOptions(ctx: ConnectContext): Promise<KafkaAdminOptio
  * no secret sits in a map key a debugger or a dump would show.
  */
 export function connectionKey(o: KafkaAdminOptions): string {
-  const identity = JSON.stringify([o.bootstrap.map((b) => `${b.host}:${b.port}`), o.tls ?? null, o.sasl ?? null, o.clientId ?? null, o.timeoutMs]);
+  const identity = JSON.stringify([o.bootstrap.map((b) => `${b.host}:${b.port}@${b.connectTo ?? ''}`), o.tls ?? null, o.sasl ?? null, o.clientId ?? null, o.timeoutMs]);
   return createHash('sha256').update(identity).digest('hex');
 }
 

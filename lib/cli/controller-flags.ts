@@ -4,7 +4,7 @@ import { parseWindows } from '../rollout/policies/window.ts';
 import { parseAllowEntry } from '../url-policy.ts';
 import { commaList, HostPort, LabelKey, LogLevel, NamespaceName, wholeNumber } from './flags.ts';
 
-/** An --http-hook-allow entry: a host, *.domain, IP or CIDR. */
+/** A --hook-allow entry: a host, *.domain, IP or CIDR. */
 const AllowEntry = z.string().transform((s, ctx) => {
   const e = parseAllowEntry(s);
   if (typeof e === 'string') {
@@ -28,7 +28,10 @@ export const ControllerFlags = z
     workers: wholeNumber(1, 64),
     hookTimeout: wholeNumber(1, 3600, 'seconds'),
     hookRetryMax: wholeNumber(1, 3600, 'seconds'),
+    // Where every hook may connect (lib/url-policy.ts); --http-hook-allow is its former name, still accepted.
+    hookAllow: commaList(AllowEntry).optional(),
     httpHookAllow: commaList(AllowEntry).optional(),
+    hookAllowLoopback: z.boolean().default(false),
     probeAddress: HostPort,
     logLevel: LogLevel,
     leaderElect: z.boolean(),

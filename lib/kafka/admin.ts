@@ -1,7 +1,9 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Connection, Reader, Writer } from '@platformatic/kafka';
 import { z } from 'zod';
+import { isIP } from 'node:net';
 import { describeError } from '../errors.ts';
+import { shortLine } from '../sanitize.ts';
 
 // The few Kafka admin requests sts-pilot makes, over one connection to one
 // broker, with @platformatic/kafka's wire codecs (see docs/decisions.md: it is
@@ -15,6 +17,12 @@ import { describeError } from '../errors.ts';
 export interface BrokerAddress {
   host: string;
   port: number;
+  /**
+   * The IP to connect to, already checked against the controller's address
+   * policy (lib/egress.ts); `host` then only names the broker and is the TLS
+   * server name. Without it, `host` is connected to.
+   */
+  connectTo?: string;
 }
 
 export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -224,7 +232,8 @@ export function kafkaErrorText(err: unknown): string {
       const x = e as { apiId?: string; serverErrorMessage?: string | null; message?: string };
       return [x.apiId, x.serverErrorMessage].filter(Boolean).join(': ') || x.message || '';
     });
-    if (parts.length > 0) return parts.join('; ');
+    // The broker's own words: one sanitized line (they reach Events).
+    if (parts.length > 0) return shortLine(parts.join('; '));
   }
   return describeError(err, 200);
 }
@@ -273,10 +282,12 @@ export async function openKafkaLink(o: KafkaAdminOptions): Promise<KafkaLink> {
   const { k, describeClusterV2 } = await client();
   const failures: string[] = [];
   for (const b of o.bootstrap) {
-    const conn = new k.Connection(o.clientId ?? 'sts-pilot', connectionOptions(o));
+    // Connected by IP, the certificate is still checked against the broker's name.
+    const serverName = o.tls && b.connectTo && !isIP(b.host) ? b.host : undefined;
+    const conn = new k.Connection(o.clientId ?? 'sts-pilot', connectionOptions(serverName && !o.tls?.serverName ? { ...o, tls: { ...o.tls, serverName } } : o));
     conn.on('error', () => {}); // reported through the calls' own rejections
     try {
-      await raceSignal(conn.connect(b.host, b.port) as Promise<void>, o.signal);
+      await raceSignal(conn.connect(b.connectTo ?? b.host, b.port) as Promise<void>, o.signal);
       const broker = `${b.host}:${b.port}`;
       return {
         broker,

@@ -38,7 +38,7 @@ const MATRIX: [string, string, string[]][] = [
   ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
   ['the least: no CRD, no gate, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1']],
   ['everything set', 'sts-pilot-system', [
-    'logLevel=debug', 'workers=8', 'hookTimeout=120', 'extraArgs={--hook-retry-max=60}', 'httpHook.allow={10.0.0.0/8,*.svc.cluster.local}',
+    'logLevel=debug', 'workers=8', 'hookTimeout=120', 'extraArgs={--hook-retry-max=60}', 'hooks.allow={10.0.0.0/8}', 'httpHook.allow={*.svc.cluster.local}', 'hooks.allowLoopback=true',
     'pilot.bindings[0].namespace=search', 'pilot.bindings[0].serviceAccount=es', 'resources.requests.cpu=100m', 'nodeSelector.kubernetes\\.io/os=linux',
     'tolerations[0].key=dedicated', 'tolerations[0].operator=Exists', 'podAnnotations.team=db', 'priorityClassName=system-cluster-critical',
     'imagePullSecrets[0].name=registry', 'leaderElection.leaseDuration=30', 'leaderElection.renewDeadline=20',
@@ -259,7 +259,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       for (const n of ['apps', 'other']) await ensureNamespace(n);
       const out = await h(
         'install', 'sts-pilot', chartDir, '--namespace', release, '--create-namespace', '--wait=false',
-        '--set', 'rbac.namespaced=true', '--set', 'watchNamespaces={apps}', '--set', 'httpHook.allow={127.0.0.1}', '--set', 'replicas=1',
+        '--set', 'rbac.namespaced=true', '--set', 'watchNamespaces={apps}', '--set', 'hooks.allow={127.0.0.1}', '--set', 'hooks.allowLoopback=true', '--set', 'replicas=1',
       );
       expect(out).to.match(/STATUS: deployed/);
       saKubeconfig = await serviceAccountKubeconfig(c.kc, c.core, release, 'sts-pilot-controller');
@@ -267,7 +267,10 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
 
     it('kubectl auth can-i: the controller ServiceAccount may do its work in apps, and nothing with Secrets or pods anywhere else', async () => {
       const table: [string[], boolean][] = [
-        [['get', 'secrets', '-n', 'apps'], true],
+        // Secrets: listed and watched (label-selected by the controller), never read by name.
+        [['list', 'secrets', '-n', 'apps'], true],
+        [['watch', 'secrets', '-n', 'apps'], true],
+        [['get', 'secrets', '-n', 'apps'], false],
         [['patch', 'statefulsets', '-n', 'apps'], true],
         [['delete', 'pods', '-n', 'apps'], true],
         [['create', 'pilots.sts-pilot.io', '-n', 'apps'], true],
@@ -277,7 +280,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         [['list', 'statefulsets', '--all-namespaces'], false],
         [['list', 'pods', '--all-namespaces'], false],
         [['patch', 'statefulsets', '-n', 'other'], false],
-        [['list', 'secrets', '-n', 'apps'], false],
+        [['list', 'secrets', '-n', 'other'], false],
         // The cluster-wide thing it still reads: the gate's objects by name (the gate takes no parameters).
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/sts-pilot-partition-gate'], true],
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/some-other-policy'], false],
@@ -298,7 +301,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const manifest = await h('get', 'manifest', release, '--namespace', release);
       const deployment = (loadAllYaml(manifest) as (V1Deployment | null)[]).find((d) => d?.kind === 'Deployment');
       const args = deployment?.spec?.template.spec?.containers[0]?.args ?? [];
-      expect(args).to.include.members(['controller', '--namespace=apps', '--http-hook-allow=127.0.0.1']);
+      expect(args).to.include.members(['controller', '--namespace=apps', '--hook-allow=127.0.0.1', '--hook-allow-loopback']);
       const port = await freePort();
       ctrl = await ControllerProcess.fromArgs(
         [...args.filter((a) => !a.startsWith('--probe-address')), `--probe-address=127.0.0.1:${port}`, '--kubeconfig', saKubeconfig],
@@ -325,7 +328,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(hook.calls.filter((x) => x.sts.startsWith('other/'))).to.deep.equal([]);
     });
 
-    it('http hook URLs outside --http-hook-allow, and the API server\'s own address, are held without a request', async () => {
+    it('http hook URLs outside --hook-allow, and the API server\'s own address, are held without a request', async () => {
       const outside = await listen('127.0.0.2'); // loopback, but not in the allowlist (127.0.0.1)
       servers.push(outside.server);
       const api = new URL(c.kc.getCurrentCluster()?.server ?? '');
@@ -334,7 +337,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       for (const name of ['outside', 'apiserver']) await setImage(c, 'apps', name, 'example/app:2');
       const held = async (name: string, reason: RegExp) =>
         waitUntil(`${name} held with a reason`, 30_000, async () => (await eventsFor(c, 'apps', name)).find((e) => e.reason === 'HookHeld' && reason.test(e.message)));
-      const e1 = await held('outside', /is not allowed: 127\.0\.0\.2 is not in the controller's --http-hook-allow \(127\.0\.0\.1\)/);
+      const e1 = await held('outside', /is not allowed: 127\.0\.0\.2 is not in the controller's --hook-allow \(127\.0\.0\.1\)/);
       const e2 = await held('apiserver', /is not allowed: 127\.0\.0\.1:\d+ is the API server; hooks may not call it/);
       expect(e1.message).to.match(/^http holds pod outside-1: http:\/\/127\.0\.0\.2:\d+\/hook is not allowed/);
       expect(e2.message).to.match(/^http holds pod apiserver-1/);

@@ -10,6 +10,7 @@ import { HookNotReady } from '../../lib/hook.ts';
 import { type KafkaAdmin, MetadataAnswer } from '../../lib/kafka/admin.ts';
 import { ConnectionPool } from '../../lib/kafka/pool.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 import { view } from './kafka-fixtures.ts';
 
 // Issue 22, "cheaper, fresher calls": one Kafka connection per cluster, kept
@@ -184,6 +185,7 @@ describe('kafka connections: a broken connection holds, never approves', functio
     signal: AbortSignal.timeout(15_000),
     log: pino({ level: 'silent' }),
     secrets: async () => ({}),
+    egress: loopbackEgress,
     pilots: staticPilotReader([]),
     nextReady: null,
   });

@@ -7,6 +7,7 @@ import { Options } from '../../hooks/patroni/options.ts';
 import type { HookContext, RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // The confirmation of a switchover is polled: how many requests it costs while
 // Patroni takes its time to show the new leader (a stand-in of the REST API
@@ -64,7 +65,7 @@ describe('patroni hook: confirming a switchover is bounded', () => {
     switchedAfterReads = 6;
     const sts: V1StatefulSet = { metadata: { name: 'db', namespace: 'ns', uid: 'sts-uid' }, spec: { replicas: 3, serviceName: 'db', selector: {}, template: {} }, status: { updateRevision: 'new' } as V1StatefulSet['status'] };
     const options = Options.parse({ url: `http://127.0.0.1:${port}`, port: String(port), timeout: '2', 'switchover-timeout': '15' });
-    const ctx = { statefulSet: sts, options, signal: AbortSignal.timeout(18_000), log: createLogger({ level: 'silent' }), secrets: async () => ({}), pilots: staticPilotReader([]) } as unknown as HookContext<unknown>;
+    const ctx = { statefulSet: sts, options, signal: AbortSignal.timeout(18_000), log: createLogger({ level: 'silent' }), secrets: async () => ({}), egress: loopbackEgress, pilots: staticPilotReader([]) } as unknown as HookContext<unknown>;
     const pod = (name: string): V1Pod => ({ metadata: { name, uid: `${name}-uid`, labels: { 'controller-revision-hash': name === 'db-1' ? 'new' : 'old' } }, status: { podIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True' }] } });
     await (patroniHook as RolloutHook).podUpdateTransition(pod('db-1'), pod('db-0'), ctx);
     const at = requests.indexOf('POST /switchover');
