@@ -6,7 +6,7 @@
 // lib/kafka/admin.ts primitives (a new connection per call, DescribeConfigs of
 // every topic). Median of 5 rounds, the three taking turns. Not part of npm test.
 //
-//   STS_PILOT_BENCH_TOPICS       topics (default 100)
+//   STS_PILOT_BENCH_TOPICS       topics (default 100; 10000 with PARTITIONS=1: most topics not on the moving broker)
 //   STS_PILOT_BENCH_PARTITIONS   partitions per topic (default 100)
 //   STS_PILOT_BENCH_RF           replication factor (default 2)
 //   STS_PILOT_BENCH_HEAP         heap of each node (default 512m)
@@ -126,8 +126,10 @@ try {
 
   const admin = new Admin({ clientId: 'sts-pilot-bench', bootstrapBrokers: bootstrap.split(','), timeout: 300_000 });
   try {
-    for (let from = 0; from < topics; from += 10) {
-      const names = Array.from({ length: Math.min(10, topics - from) }, (_, i) => `bench-${String(from + i).padStart(4, '0')}`);
+    // About 1,000 partitions a request (10 topics of 100, or 1,000 of 1).
+    const batch = Math.max(1, Math.floor(1000 / perTopic));
+    for (let from = 0; from < topics; from += batch) {
+      const names = Array.from({ length: Math.min(batch, topics - from) }, (_, i) => `bench-${String(from + i).padStart(Math.max(4, String(topics - 1).length), '0')}`);
       await admin.createTopics({ topics: names, partitions: perTopic, replicas: rf });
       say(`${from + names.length} topics created`);
     }
