@@ -26,7 +26,7 @@ import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../
 import { freePortBlock } from '../es/pod-runtime.ts';
 import type { Cluster } from '../integration/harness.ts';
 import type { PilotProcess } from '../pilot/harness.ts';
-import { javaCommand, type KafkaDist, LOG4J2 } from './kafka-dist.ts';
+import { javaCommand, type KafkaDist, type KraftNode, LOG4J2, writeKraftProperties } from './kafka-dist.ts';
 
 export interface KafkaPodRuntimeOptions {
   c: Cluster;
@@ -88,29 +88,10 @@ export class KafkaPodRuntime implements PodRuntime {
   }
 
   private configure(n: PodNode): string {
-    const dataDir = path.join(n.dir, 'data');
-    fs.mkdirSync(dataDir, { recursive: true });
-    const isVoter = (x: PodNode): boolean => x.id < (this.o.controllers ?? this.nodes.size);
-    const voters = [...this.nodes.values()].filter(isVoter).map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
-    const props: Record<string, string | number> = {
-      'process.roles': isVoter(n) ? 'broker,controller' : 'broker',
-      'node.id': n.id,
-      'controller.quorum.voters': voters,
-      listeners: isVoter(n) ? `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}` : `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
-      'advertised.listeners': `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
-      'controller.listener.names': 'CONTROLLER',
-      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-      'inter.broker.listener.name': 'PLAINTEXT',
-      'log.dirs': dataDir,
-      'offsets.topic.replication.factor': 3,
-      'transaction.state.log.replication.factor': 3,
-      'transaction.state.log.min.isr': 2,
-      'group.initial.rebalance.delay.ms': 0,
-      'auto.create.topics.enable': 'false',
-      ...this.o.settings,
-    };
+    const controllers = this.o.controllers ?? this.nodes.size;
+    const kraft = (x: PodNode): KraftNode => ({ id: x.id, brokerPort: x.brokerPort, controllerPort: x.controllerPort, dataDir: path.join(x.dir, 'data'), voter: x.id < controllers });
     const file = path.join(n.dir, 'server.properties');
-    fs.writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    writeKraftProperties(file, kraft(n), [...this.nodes.values()].map(kraft), this.o.settings);
     return file;
   }
 
