@@ -422,7 +422,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       let ctrl: ControllerProcess | undefined;
       try {
         ctrl = await ControllerProcess.start(c, ['--namespace', 'default']);
-        await waitUntil('the gate check', 20_000, async () => (ctrl as ControllerProcess).logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
+        await waitUntil('the gate check', 120_000, async () => (ctrl as ControllerProcess).logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
         const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
         expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
         expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
@@ -432,10 +432,16 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
       }
       // Back in force before the next suite: a template change holds the partition again.
+      // The API server loads re-applied policies and bindings asynchronously: until the mutating binding is
+      // back, the validating backstop refuses an unheld create (as it should), so the create is retried too.
       const ns = await namespace(c, 'gate-back');
-      await c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('probe', { replicas: 2, hook: 'noop' }) });
+      let created = false;
       let image = 1;
-      await waitUntil('the gate back in force', 30_000, async () => {
+      await waitUntil('the gate back in force', 120_000, async () => {
+        if (!created) {
+          await c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('probe', { replicas: 2, hook: 'noop' }) }).then(() => (created = true), () => undefined);
+          if (!created) return false;
+        }
         await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
         await setImage(c, ns, 'probe', `example/app:${++image}`);
         return partitionOf(await readSts(c, ns, 'probe')) === 2;
