@@ -441,7 +441,10 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
 
   it("RollingUpdate: the leader's pod is approved only after a switchover; no acknowledged transaction lost", async () => {
     const ep = endpoint as LeaderEndpoint;
+    // A strategy switch is a pause-only act (the gate refuses it on a StatefulSet that is not paused).
+    await mergePatch(c, ns, 'db', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } } });
     await mergePatch(c, ns, 'db', { spec: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 3 } } } });
+    await mergePatch(c, ns, 'db', { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
     await waitUntil('the StatefulSet to be held at partition 3 under RollingUpdate', 60_000, async () => {
       const s = await readSts(c, ns, 'db');
       return s.spec?.updateStrategy?.type === 'RollingUpdate' && s.spec.updateStrategy.rollingUpdate?.partition === 3 && s.status?.observedGeneration === s.metadata?.generation;
