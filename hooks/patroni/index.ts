@@ -5,8 +5,7 @@ import type { Logger } from '../../lib/log.ts';
 import { connect, type PatroniClient } from './client.ts';
 import { type Decision, decideOrder, decideTransition, type PodRef } from './decide.ts';
 import { Options } from './options.ts';
-import { ClusterAnswer } from './answers.ts';
-import { readCluster } from './read.ts';
+import { firstCluster, readCluster } from './read.ts';
 import { identityFromPilots, identityFromView, notRejoined, type PilotIdentity } from './identity.ts';
 import { decideRemoval, decideRemoved, leavingPods, podIndex } from './removal.ts';
 import { leadingState } from './rules.ts';
@@ -144,16 +143,8 @@ async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extr
 
 /** The running leader's name in the first /cluster that answers. */
 async function leaderIn(client: PatroniClient, seeds: string[]): Promise<string | undefined> {
-  let error: unknown = new HookNotReady('no address to reach Patroni');
-  for (const seed of seeds) {
-    try {
-      const cluster = await client.get(`${seed}/cluster`, ClusterAnswer);
-      return cluster.members.find((m) => leadingState(m) === undefined)?.name;
-    } catch (err) {
-      error = err;
-    }
-  }
-  throw error;
+  const { cluster } = await firstCluster(client, seeds);
+  return cluster.members.find((m) => leadingState(m) === undefined)?.name;
 }
 
 /**
