@@ -69,7 +69,7 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
       'apiVersion: kustomize.config.k8s.io/v1beta1',
       'kind: Kustomization',
       'resources:',
-      ...[...plain.keys()].map((s) => `  - ${s}`),
+      ...[...plain.keys()].filter((s) => !HELM_ONLY.test(s)).map((s) => `  - ${s}`),
       '',
     ].join('\n'),
   );
