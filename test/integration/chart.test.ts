@@ -433,6 +433,12 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       // Leases: the leader's and the budgets' names only, in its own namespace.
       expect(await refusal(() => leases.createNamespacedLease({ namespace: release, body: { metadata: { name: 'someone-elses' }, spec: {} } }))).to.match(/writes only its leader Lease \(sts-pilot\) and its disruption budgets \(sts-pilot-budget-\*\), not sts-pilot\/someone-elses/);
       expect(await refusal(() => leases.createNamespacedLease({ namespace: release, body: { metadata: { name: 'sts-pilot-budget-0123456789abcdef0123' }, spec: {} } }))).to.equal('');
+      // The controller's own OnDelete rollout, under the fence: it deletes each approved pod itself.
+      await waitUntil('fenced-1 back', 30_000, async () => (await podsOf(c, 'apps', 'fenced')).filter((p) => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length === 2);
+      const from = (await readSts(c, 'apps', 'fenced')).status?.updateRevision ?? '';
+      await setImage(c, 'apps', 'fenced', 'example/app:2');
+      await waitUntil('the OnDelete rollout to finish', 60_000, () => rolloutFinished(c, 'apps', 'fenced', from));
+      expect(ctrl.logs.filter((l) => /sts-pilot-controller-pods/.test(JSON.stringify(l))), 'refusals of the controller\'s own deletes').to.deep.equal([]);
       // People are not matched: an administrator deletes what they like.
       await c.core.deleteNamespacedPod({ name: 'bare', namespace: 'apps' });
       await c.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'sts-pilot-budget-0123456789abcdef0123', namespace: release }).catch(() => undefined);
