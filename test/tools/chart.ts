@@ -73,8 +73,10 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
       '',
     ].join('\n'),
   );
-  const monitoring = bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/servicemonitor.yaml', 'templates/podmonitor.yaml', 'templates/prometheusrule.yaml'] }));
+  const monitoring = bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/servicemonitor.yaml', 'templates/prometheusrule.yaml'] }));
   for (const [source, docs] of monitoring) files.set(join('manifests', 'monitoring', source), header(source) + docs.join('---\n'));
+  // The pilots' PodMonitor, beside the ServiceMonitor.
+  for (const [source, docs] of bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/podmonitor.yaml'] }))) files.set(join('manifests', 'monitoring', source), header(source) + docs.join('---\n'));
   const rule = monitoring.get('prometheusrule.yaml')?.[0];
   if (!rule) throw new Error('the chart rendered no PrometheusRule with prometheusRule.enabled=true');
   files.set(
