@@ -35,9 +35,8 @@ const MATRIX: [string, string, string[]][] = [
   ['defaults', 'sts-pilot-system', []],
   ['namespace-scoped RBAC, two watched namespaces', 'sts-pilot', ['rbac.namespaced=true', 'watchNamespaces={apps,web}']],
   ['another label key, namespace and image', 'ops', ['labelKey=dd-statefulset-pilot', 'image.repository=registry.example/sts-pilot', 'image.tag=0.1.0-rc1', 'namespace.create=true']],
-  ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
-  ['the least: no CRD, no gate, no fence, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'rbac.admissionFence=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1', 'topologySpreadConstraints=null']],
-  ['a subchart: global values, CRD not kept, a PDB by minAvailable, spread over zones', 'sts-pilot-system', ['global.imageRegistry=registry.example', 'global.labels.team=db', 'crds.keep=false', 'podDisruptionBudget.minAvailable=1', 'replicas=3', 'topologySpreadConstraints[0].maxSkew=1', 'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone', 'topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule']],
+  ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
+  ['the least: no CRD, no gate, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1']],
   ['everything set', 'sts-pilot-system', [
     'logLevel=debug', 'workers=8', 'hookTimeout=120', 'extraArgs={--hook-retry-max=60}', 'hooks.allow={10.0.0.0/8}', 'httpHook.allow={*.svc.cluster.local}', 'hooks.allowLoopback=true',
     'pilot.bindings[0].namespace=search', 'pilot.bindings[0].serviceAccount=es', 'resources.requests.cpu=100m', 'nodeSelector.kubernetes\\.io/os=linux',
@@ -45,6 +44,11 @@ const MATRIX: [string, string, string[]][] = [
     'imagePullSecrets[0].name=registry', 'leaderElection.leaseDuration=30', 'leaderElection.renewDeadline=20',
   ]],
 ];
+// Issue 25: the pilots' PodMonitor, the admission fence and spread switched off, use as a subchart.
+MATRIX.push(
+  ['the pilots\' PodMonitor, no admission fence, no spread, no PDB', 'sts-pilot-system', ['metrics.podMonitor.enabled=true', 'metrics.podMonitor.labels.release=prom', 'rbac.admissionFence=false', 'topologySpreadConstraints=null', 'podDisruptionBudget.enabled=false']],
+  ['a subchart: global values, CRD not kept, a PDB by minAvailable, spread over zones', 'sts-pilot-system', ['global.imageRegistry=registry.example', 'global.labels.team=db', 'crds.keep=false', 'podDisruptionBudget.minAvailable=1', 'replicas=3', 'topologySpreadConstraints[0].maxSkew=1', 'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone', 'topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule']],
+);
 
 /**
  * Stand-ins for prometheus-operator's CRDs, so the ServiceMonitor and PrometheusRule
