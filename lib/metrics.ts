@@ -11,6 +11,7 @@ export function createMetrics() {
   const stepWaitSources: (() => Iterable<[string, number]>)[] = [];
   const stepWaits = (): [string, number][] => stepWaitSources.flatMap((s) => [...s()]);
   const heartbeatSources: (() => Iterable<PilotHeartbeat>)[] = [];
+  const statefulSetSources: (() => Iterable<{ namespace: string; statefulset: string; hook: string }>)[] = [];
   const workQueues: { name: string; queue: { stats(now: number): WorkQueueStats } }[] = [];
   // Gauges summed over the queues of one name, read at scrape time.
   const queueGauge = (name: string, help: string, value: (s: WorkQueueStats) => number, combine: (a: number, b: number) => number): Gauge =>
@@ -51,6 +52,10 @@ export function createMetrics() {
     setStepWaitSource(source: () => Iterable<[string, number]>): void {
       stepWaitSources.push(source);
     },
+    /** Adds a source of sts_pilot_statefulset_info: the subscribed StatefulSets a controller's cache holds. */
+    addStatefulSetSource(source: () => Iterable<{ namespace: string; statefulset: string; hook: string }>): void {
+      statefulSetSources.push(source);
+    },
     /** Adds a source of sts_pilot_pilot_heartbeat_timestamp_seconds: the Pilots a controller's cache holds. */
     addPilotHeartbeatSource(source: () => Iterable<PilotHeartbeat>): void {
       heartbeatSources.push(source);
@@ -75,6 +80,17 @@ export function createMetrics() {
       collect() {
         this.reset();
         for (const [key, seconds] of stepWaits()) this.set(objectLabels(key), seconds);
+      },
+    }),
+    // One series per subscribed StatefulSet: the dashboard's variables, and joins with kube-state-metrics.
+    statefulSetInfo: new Gauge({
+      name: 'sts_pilot_statefulset_info',
+      help: 'Always 1: a StatefulSet sts-pilot manages, with its hook (leader only)',
+      labelNames: ['namespace', 'statefulset', 'hook'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const source of statefulSetSources) for (const l of source()) this.set(l, 1);
       },
     }),
     pilotHeartbeat: new Gauge({

@@ -165,6 +165,11 @@ export class Controller {
       policy: { defaultWindow: opts.defaultWindow, disabled: opts.disabledPolicies ?? [], gateEnforced: opts.gateEnforced ?? (() => false) },
       ...(budget ? { budget } : {}),
     });
+    metrics.addStatefulSetSource(() =>
+      this.isLeader()
+        ? this.caches.allStatefulSets().map((sts) => ({ namespace: sts.metadata?.namespace ?? '', statefulset: sts.metadata?.name ?? '', hook: sts.metadata?.labels?.[this.labelKey] ?? '' }))
+        : [],
+    );
     // The leader's own: a replica that led before keeps stale entries it no longer updates.
     metrics.setStepWaitSource(() => (this.isLeader() ? [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]) : []));
   }
@@ -274,6 +279,8 @@ export class Controller {
   }
 
   private async reconcile(key: string): Promise<void> {
+    // A follower's reconcile only notes the key for later: counting it would double the leader's.
+    if (!this.isLeader()) return this.reconciler.reconcile(key);
     const end = this.metrics.reconcileDuration.startTimer();
     try {
       await this.reconciler.reconcile(key);
