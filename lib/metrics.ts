@@ -34,14 +34,15 @@ export function createMetrics() {
   const sum = (a: number, b: number): number => a + b;
   // The families of client-go's workqueue metrics (depth, adds, latency, work duration,
   // retries, unfinished work, longest running), with sts_pilot_ in front and `name` the queue.
-  const wqDepth = queueGauge('sts_pilot_workqueue_depth', 'Keys waiting in the work queue', (s) => s.depth, sum);
-  const wqUnfinished = queueGauge(
+  // Registered, and read at scrape time: nothing holds them.
+  queueGauge('sts_pilot_workqueue_depth', 'Keys waiting in the work queue', (s) => s.depth, sum);
+  queueGauge(
     'sts_pilot_workqueue_unfinished_work_seconds',
     'Seconds of work in progress not yet observed by work_duration: large values mean stuck handlers',
     (s) => s.unfinishedSeconds,
     sum,
   );
-  const wqLongest = queueGauge('sts_pilot_workqueue_longest_running_processor_seconds', 'How long the longest running handler of the queue has run', (s) => s.longestSeconds, Math.max);
+  queueGauge('sts_pilot_workqueue_longest_running_processor_seconds', 'How long the longest running handler of the queue has run', (s) => s.longestSeconds, Math.max);
   const wqAdds = new Counter({ name: 'sts_pilot_workqueue_adds_total', help: 'Keys added to the work queue (an add of a key already waiting is not counted)', labelNames: ['name'], registers: [registry] });
   const wqRetries = new Counter({ name: 'sts_pilot_workqueue_retries_total', help: 'Keys put back with backoff (a failed reconcile, a hook that holds)', labelNames: ['name'], registers: [registry] });
   const durationBuckets = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300];
@@ -144,7 +145,7 @@ export function createMetrics() {
     apiErrors: new Counter({ name: 'sts_pilot_api_errors_total', help: 'Kubernetes API errors by operation and code', labelNames: ['operation', 'code'], registers: [registry] }),
   };
   m.buildInfo.set({ version: VERSION, node: process.version }, 1);
-  return Object.assign(m, { workQueueDepth: wqDepth, workQueueUnfinished: wqUnfinished, workQueueLongest: wqLongest });
+  return m;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
