@@ -50,7 +50,7 @@ describe('leader election with two controller replicas', function () {
   const perObject = (text: string): string[] =>
     text
       .split('\n')
-      .filter((l) => /^sts_pilot_(step_wait_seconds|pilot_heartbeat_timestamp_seconds)\{/.test(l))
+      .filter((l) => /^sts_pilot_(step_wait_seconds|pilot_heartbeat_timestamp_seconds|statefulset_info)\{/.test(l))
       .map((l) => l.slice(0, l.lastIndexOf(' ')));
   /** A heartbeat on a Pilot, as its in-pod pilot writes it. */
   const heartbeat = async (pod: string): Promise<void> => {
@@ -116,6 +116,7 @@ describe('leader election with two controller replicas', function () {
     expect(took).to.be.greaterThan(killedAt);
     expect(waitSeries?.leader, 'the leader exports the wait of the rollout it runs').to.include(`sts_pilot_step_wait_seconds{namespace="${ns}",statefulset="ha"}`);
     expect(waitSeries?.leader).to.include(pilotSeries);
+    expect(waitSeries?.leader).to.include(`sts_pilot_statefulset_info{namespace="${ns}",statefulset="ha",hook="http"}`);
     expect(waitSeries?.follower, 'the follower exports no per-object series during the rollout').to.deep.equal([]);
     const updated = pods.deletions.filter((d) => d.oldRevision === from).map((d) => d.name);
     expect(updated).to.deep.equal(['ha-3', 'ha-2', 'ha-1', 'ha-0']);
