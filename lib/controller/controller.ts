@@ -115,6 +115,7 @@ export class Controller {
       maxDelayMs: opts.retryMaxMs ?? 30_000,
       handler: (k) => this.reconcile(k),
       onError: (k, err) => log.error({ statefulSet: k, err: describeError(err) }, 'reconcile failed; retrying with backoff'),
+      observer: metrics.addWorkQueue('statefulsets', { stats: (now) => this.queue.stats(now) }),
     });
     const enqueue = (ns: string, name: string): void => this.queue.add(`${ns}/${name}`);
     this.caches = new Caches({ kc, log, metrics, labelKey: this.labelKey, namespace: this.namespace, onStatefulSet: enqueue });
@@ -122,7 +123,12 @@ export class Controller {
       kc,
       log,
       namespace: this.namespace,
-      metrics,
+      // The heartbeats of this controller's Pilots, exported while it leads (a follower's copy would double them).
+      metrics: {
+        apiErrors: metrics.apiErrors,
+        watchRestarts: metrics.watchRestarts,
+        addPilotHeartbeatSource: (source) => metrics.addPilotHeartbeatSource(() => (this.isLeader() ? source() : [])),
+      },
       onChange: (ns, sts) => {
         if (this.caches.started && this.caches.statefulSet(ns, sts)) enqueue(ns, sts);
       },
@@ -143,7 +149,7 @@ export class Controller {
       timeoutMs: opts.hookTimeoutMs ?? 60_000,
       ...(budget ? { budget } : {}),
     });
-    this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader });
+    this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader, metrics });
     this.reconciler = new Reconciler({
       caches: this.caches,
       subscriptions: new Subscriptions({ apps, events, log, labelKey: this.labelKey }),
@@ -159,7 +165,13 @@ export class Controller {
       policy: { defaultWindow: opts.defaultWindow, disabled: opts.disabledPolicies ?? [], gateEnforced: opts.gateEnforced ?? (() => false) },
       ...(budget ? { budget } : {}),
     });
-    metrics.setStepWaitSource(() => [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]));
+    metrics.addStatefulSetSource(() =>
+      this.isLeader()
+        ? this.caches.allStatefulSets().map((sts) => ({ namespace: sts.metadata?.namespace ?? '', statefulset: sts.metadata?.name ?? '', hook: sts.metadata?.labels?.[this.labelKey] ?? '' }))
+        : [],
+    );
+    // The leader's own: a replica that led before keeps stale entries it no longer updates.
+    metrics.setStepWaitSource(() => (this.isLeader() ? [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]) : []));
   }
 
   /** A subscribed StatefulSet of this controller's caches, with its pods; 'unknown' outside the namespace it watches. */
@@ -267,6 +279,8 @@ export class Controller {
   }
 
   private async reconcile(key: string): Promise<void> {
+    // A follower's reconcile only notes the key for later: counting it would double the leader's.
+    if (!this.isLeader()) return this.reconciler.reconcile(key);
     const end = this.metrics.reconcileDuration.startTimer();
     try {
       await this.reconciler.reconcile(key);

@@ -2,7 +2,7 @@ import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/cli
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import type { Egress } from '../egress.ts';
-import { checkUpdateOrder, HookNotReady, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
+import { checkUpdateOrder, HookNotReady, holdEventType, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
 import { oneLine } from '../sanitize.ts';
 import type { Metrics } from '../metrics.ts';
@@ -306,7 +306,8 @@ export class HookRunner {
     for (const g of r.released) {
       await this.o.events.emit(ctx.statefulSet, 'Warning', 'BudgetReleased', `released the disruption budget slot of ${g.holder.pod} (${g.holder.statefulSet}): ${g.why}`, { dedupe: false });
     }
-    if (!r.ok) throw new HookNotReady(`waiting for the disruption budget: ${r.why}`);
+    // Another pod of the application cluster is away and coming back: the wait ends by itself.
+    if (!r.ok) throw new HookNotReady(`waiting for the disruption budget: ${r.why}`, { routine: true });
     if (asking) this.admitted.set(stsKey, { key, ref });
   }
 
@@ -456,7 +457,8 @@ export class HookRunner {
       await sayWarnings();
       const text = `${hook.name} holds ${target}: ${reason}`;
       await this.o.writer.recordHold(sts, 'Rolling', text, hookLog, this.failures.get(stsKey)?.count);
-      await this.o.events.emit(sts, 'Warning', 'HookHeld', text);
+      // By what it asks of a person: a routine wait is Normal, anything else (an error, a hold that may need someone) a Warning.
+      await this.o.events.emit(sts, holdEventType(err), 'HookHeld', text);
       // Any event while the call ran was folded into it and cleared the retry timer: set it again.
       this.o.queue.addAfter(stsKey, delay);
       return 'held';

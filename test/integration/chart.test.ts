@@ -83,6 +83,7 @@ spec:
                     properties:
                       port: { type: string }
                       path: { type: string }
+                      honorLabels: { type: boolean }
                       interval: { type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' }
 ---
 apiVersion: apiextensions.k8s.io/v1
