@@ -1,8 +1,10 @@
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { DisruptionBudget } from '../budget/budget.ts';
 import type { HolderFacts } from '../budget/decide.ts';
 import type { BudgetHolder } from '../budget/record.ts';
 import { BudgetStore } from '../budget/store.ts';
+import { readMetricCheck } from '../checks/read.ts';
+import { rollbackForCheck } from '../checks/rollback.ts';
 import { HookNotReady, parseHookOptions } from '../hook.ts';
 import { podView, statefulSetView } from '../rollout/snapshot.ts';
 import { describeError } from '../errors.ts';
@@ -108,6 +110,7 @@ export class Controller {
     this.isLeader = opts.isLeader ?? (() => true);
     const apps = kc.makeApiClient(AppsV1Api);
     const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
     const events = new EventRecorder(core, log);
     this.events = events;
     this.queue = new WorkQueue({
@@ -148,6 +151,11 @@ export class Controller {
       isLeader: this.isLeader,
       timeoutMs: opts.hookTimeoutMs ?? 60_000,
       ...(budget ? { budget } : {}),
+      checks: {
+        read: (namespace, name) => readMetricCheck(custom, namespace, name),
+        disabled: (opts.disabledPolicies ?? []).includes('metric-checks'),
+        rollback: (sts, reason, l) => rollbackForCheck(apps, events, sts, reason, l),
+      },
     });
     this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader, metrics });
     this.reconciler = new Reconciler({

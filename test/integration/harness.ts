@@ -77,7 +77,7 @@ async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Prom
   const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
   await agent.start();
   const core = kc.makeApiClient(CoreV1Api);
-  for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  for (const file of ['crd-pilot.yaml', 'crd-metriccheck.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
   const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
   return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
 }

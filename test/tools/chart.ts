@@ -58,7 +58,7 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
   for (const [source, docs] of plain) {
     if (HELM_ONLY.test(source)) continue;
     // The CRD keeps lib/pilot/crd.ts's own header: test/unit/pilot-schema.test.ts compares it with the generator.
-    const text = source === 'crd-pilot.yaml' ? docs.join('---\n') : header(source) + docs.join('---\n');
+    const text = source.startsWith('crd-') ? docs.join('---\n') : header(source) + docs.join('---\n');
     files.set(join('manifests', source), text);
   }
   files.set(
@@ -113,7 +113,9 @@ export function generatedOnDisk(): string[] {
 /** `npm run manifests`: regenerate the chart's CRD file and everything in manifests/ that comes from the chart. */
 async function main(): Promise<void> {
   const { pilotCrdYaml } = await import('../../lib/pilot/crd.ts');
+  const { metricCheckCrdYaml } = await import('../../lib/checks/crd.ts');
   writeFileSync(join(chartDir, 'files', 'crd-pilot.yaml'), pilotCrdYaml());
+  writeFileSync(join(chartDir, 'files', 'crd-metriccheck.yaml'), metricCheckCrdYaml());
   const helm = await goTool('helm', (l) => console.error(l));
   const files = await expectedManifests(helm);
   for (const stale of generatedOnDisk().filter((f) => !files.has(f))) console.error(`note: ${stale} is not generated from the chart any more; remove it if that is right`);
