@@ -24,6 +24,9 @@ export async function rollbackForCheck(apps: AppsV1Api, events: EventRecorder, s
   const name = md.name ?? '';
   const sts = await apps.readNamespacedStatefulSet({ name, namespace: ns });
   if (sts.metadata?.uid !== md.uid) throw new Error('the StatefulSet is another object now');
+  // The failure was judged on `stale`: act only while that is still the rollout, and only once for it.
+  const failed = stale.status?.updateRevision ?? '';
+  if (sts.status?.updateRevision !== failed || sts.metadata?.generation !== md.generation) return 'the StatefulSet changed since the check failed; not rolling back (the next step is checked afresh)';
   const from = sts.status?.updateRevision ?? '';
   const to = sts.status?.currentRevision ?? '';
   if (!from || !to || from === to) throw new Error(`no earlier revision to go back to (current ${to || '?'}, update ${from || '?'})`);
