@@ -291,14 +291,19 @@ export class HookRunner {
     return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal, warn) => {
       const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: this.o.secrets(ns), egress: this.o.egress, pilots: this.o.pilots(ns), warn };
       const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
-      // The metric checks come first: the release must behave before the application is asked to spare a node.
-      const checked = (): Promise<void> => this.checkStep(objects.sts, prev, next, action.nextReady, signal, hookLog);
-      if (!this.o.budget) return checked().then(ask);
       // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
-      return checked()
-        .then(() => this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined))
-        .then(ask);
+      const admitted = (): Promise<void> =>
+        this.o.budget ? this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask) : ask();
+      // The metric checks come first: the release must behave before the application is asked to spare a node.
+      if (!this.checksApply(objects.sts)) return admitted();
+      return this.checkStep(objects.sts, prev, next, action.nextReady, signal, hookLog).then(admitted);
     });
+  }
+
+  /** Whether the StatefulSet names metric checks (or names them wrongly): only then is a step checked. */
+  private checksApply(sts: V1StatefulSet): boolean {
+    const parsed = readCheckConfig(sts.metadata?.annotations);
+    return !parsed.ok || (parsed.config !== undefined && !this.o.checks?.disabled);
   }
 
   /**

@@ -19,8 +19,13 @@ const CORE = new Set(['Pod', 'Event', 'Secret', 'ConfigMap', 'Service', 'Namespa
 const KINDS: Record<string, [string, string]> = {
   Lease: ['coordination.k8s.io', 'leases'],
   StatefulSet: ['apps', 'statefulsets'],
-  CustomObject: ['sts-pilot.io', 'pilots'], // the only custom resource the code reads or writes (PILOT_PLURAL)
+  ControllerRevision: ['apps', 'controllerrevisions'],
 };
+/** The custom resources the code reads or writes, by the file that names them (PILOT_PLURAL, METRIC_CHECK_PLURAL). */
+const CUSTOM: [RegExp, string][] = [
+  [/^lib\/checks\//, 'metricchecks'],
+  [/./, 'pilots'],
+];
 const VERBS: Record<string, string> = { read: 'get', get: 'get', list: 'list', create: 'create', replace: 'update', patch: 'patch', delete: 'delete' };
 /** Granted to every authenticated user by Kubernetes itself (system:basic-user): not in the chart's rules. */
 const EVERYONE = new Set(['authentication.k8s.io/selfsubjectreviews create']);
@@ -44,7 +49,8 @@ export function callsIn(paths: string[]): Map<Grant, string[]> {
     const where = relative(root, p);
     for (const m of src.matchAll(/\b(read|get|list|create|replace|patch|delete)Namespaced([A-Z][A-Za-z]*?)(Status)?\(/g)) {
       const [, verb, kind, status] = m as unknown as [string, string, string, string | undefined];
-      const gr = CORE.has(kind) ? ['', `${kind.toLowerCase()}s`] : KINDS[kind];
+      const custom = CUSTOM.find(([re]) => re.test(where))?.[1] as string;
+      const gr = CORE.has(kind) ? ['', `${kind.toLowerCase()}s`] : kind === 'CustomObject' ? ['sts-pilot.io', custom] : KINDS[kind];
       if (!gr) throw new Error(`${where}: ${m[0]} — add ${kind} to this test's table`);
       add(gr[0] as string, `${gr[1]}${status ? '/status' : ''}`, VERBS[verb] as string, where);
     }
