@@ -130,6 +130,8 @@ export function createMetrics() {
     reconciles: new Counter({ name: 'sts_pilot_reconciles_total', help: 'Reconciles by result', labelNames: ['result'], registers: [registry] }),
     reconcileDuration: new Histogram({ name: 'sts_pilot_reconcile_duration_seconds', help: 'Reconcile duration', registers: [registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30] }),
     hookCalls: new Counter({ name: 'sts_pilot_hook_calls_total', help: 'Hook calls by hook and outcome (approved, held, error)', labelNames: ['hook', 'outcome'], registers: [registry] }),
+    // Per check (a MetricCheck's name), not per StatefulSet: one check serves many, and the Events name the StatefulSet.
+    checkResults: new Counter({ name: 'sts_pilot_metric_check_results_total', help: 'Metric check evaluations by check, phase (before, bake) and result (pass, fail, inconclusive, error)', labelNames: ['check', 'phase', 'result'], registers: [registry] }),
     hookDuration: new Histogram({ name: 'sts_pilot_hook_call_duration_seconds', help: 'Hook call duration', labelNames: ['hook'], registers: [registry], buckets: [0.005, 0.05, 0.25, 1, 5, 15, 60] }),
     steps: new Counter({ name: 'sts_pilot_steps_total', help: 'Partition moves and pod deletions, by why', labelNames: ['why'], registers: [registry] }),
     // Counted at scrape time from every controller's rollouts, whatever .set() said last.

@@ -154,6 +154,7 @@ export class Controller {
       checks: {
         read: (namespace, name) => readMetricCheck(custom, namespace, name),
         disabled: (opts.disabledPolicies ?? []).includes('metric-checks'),
+        observe: (check, phase, result) => metrics.checkResults.inc({ check, phase, result }),
         rollback: (sts, reason, l) => rollbackForCheck(apps, events, sts, reason, l),
       },
     });

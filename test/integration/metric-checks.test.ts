@@ -116,6 +116,7 @@ describe('metric checks: a real Prometheus decides whether a release behaves', f
     expect(del('good-1'), 'the bake of good-2 was not started again by the restart').to.be.below(restartedAt + BAKE_S * 1000);
     expect(finishedAt, 'the final call waited the bake of good-0').to.be.at.least(readyAt(pods.get('good-0')) + BAKE_S * 1000 - 1000);
     expect(done.spec?.template?.spec?.containers[0]?.image).to.equal('example/app:2');
+    expect(await ctrl.metrics()).to.match(/^sts_pilot_metric_check_results_total\{check="error-rate",phase="bake",result="pass"\} [1-9]/m);
     console.log(`      [figures] bake ${BAKE_S}s: next step ${overheads.map((o) => `${(o / 1000).toFixed(1)}s`).join(', ')} after the bake's end; ${q1 - q0} Prometheus queries for 3 steps and the final call (${((q1 - q0) / 4).toFixed(1)} per call)`);
   });
 
