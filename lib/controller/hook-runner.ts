@@ -533,7 +533,7 @@ export class HookRunner {
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
       await sayWarnings();
       const checks = err instanceof ChecksHold;
-      const text = `${checks ? 'metric checks hold' : `${hook.name} holds`} ${target}: ${reason}`;
+      const text = checks ? `metric checks hold ${target}: ${reason}` : `${hook.name} holds ${target}: ${reason}`;
       await this.o.writer.recordHold(sts, 'Rolling', text, hookLog, this.failures.get(stsKey)?.count);
       // By what it asks of a person: a routine wait (a bake in progress) is Normal, anything else a Warning.
       await this.o.events.emit(sts, holdEventType(err), checks ? 'MetricCheckHeld' : 'HookHeld', text);
