@@ -5,7 +5,7 @@
 #   sts-pilot-<v>.oci.tar              the OCI image (an OCI layout as a tar:
 #                                      `skopeo copy oci-archive:...`, `podman load -i`,
 #                                      `docker load -i` (Docker >= 25), `ctr image import`)
-#   sts-pilot-<v>.cdx.json             its SBOM, CycloneDX 1.6 JSON by syft: the
+#   sts-pilot-<v>.cdx.json             its SBOM, CycloneDX JSON by syft: the
 #                                      Debian packages of the base, Node, node_modules
 #   sts-pilot-<v>.tgz                  the Helm chart (`helm package`)
 #   kubectl-sts_pilot                  the CLI and kubectl plugin as one file; runs
@@ -61,10 +61,15 @@ export STS_PILOT_SOURCE_URL="$SOURCE_URL"
 RELEASE_URL="${STS_PILOT_RELEASE_URL:-$SOURCE_URL/releases/download/v$VERSION}"
 
 # Archives as reproducible as the image: sorted, one time, root-owned, no gzip name/time.
-tar_fixed() { tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner --format=gnu "$@"; }
+tar_fixed() { tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner --mode=go=rX,u+rw --format=gnu "$@"; }
 
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
+# Emptied first, so that SHA256SUMS is all there is; only a folder that is empty or
+# holds an earlier release (its SHA256SUMS), never one given by mistake.
+if [[ -n "$(ls -A "$OUT")" && ! -f "$OUT/SHA256SUMS" ]]; then
+  die "$OUT is not empty and holds no earlier release (SHA256SUMS): give an empty or new folder"
+fi
 find "$OUT" -mindepth 1 -delete
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sts-pilot-release.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT

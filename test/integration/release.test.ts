@@ -96,6 +96,15 @@ describe('release (image/release.sh --no-image)', function () {
     expect(stdout).to.match(new RegExp(`^appVersion: "?${version.replaceAll('.', '\\.')}"?$`, 'm'));
   });
 
+  it('refuses to empty a folder that holds anything but an earlier release', async () => {
+    const other = join(tmp, 'other');
+    await exec('mkdir', ['-p', other]);
+    await exec('touch', [join(other, 'keep-me')]);
+    const err = await release(other).then(() => null, (e: Error & { stderr?: string }) => e);
+    expect(err?.stderr ?? '').to.match(/is not empty and holds no earlier release/);
+    expect(readdirSync(other)).to.deep.equal(['keep-me']);
+  });
+
   it('a second run gives the same bytes in every file (SOURCE_DATE_EPOCH from the commit)', async () => {
     const again = join(tmp, 'again');
     await release(again);
