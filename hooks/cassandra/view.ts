@@ -1,0 +1,96 @@
+// What the cassandra hook reads of a ring (read.ts fills it; decide.ts judges
+// it). Plain data, so that every rule is a pure function of it.
+
+/** One node as the ring sees it. */
+export interface NodeView {
+  hostId: string;
+  /** The broadcast address (a pod's IP). */
+  address: string;
+  dc: string;
+  rack: string;
+  /** Up: reachable, and gossip on every reachable node does not say otherwise. */
+  up: boolean;
+  /** Gossip STATUS: NORMAL, BOOT (joining), LEAVING, LEFT, MOVING, shutdown, … ('' unknown). */
+  status: string;
+  /** Its schema version, as gossip reports it ('' unknown). */
+  schema: string;
+  release: string;
+}
+
+/** A stream session that has not finished, as a node's system_views.streaming reports it. */
+export interface StreamView {
+  /** The node reporting it. */
+  on: string;
+  operation: string;
+  /** The addresses of the other ends. */
+  peers: string[];
+  status: string;
+}
+
+/** Hints a node holds for another (system_views.pending_hints on the holder). */
+export interface HintsView {
+  /** The holder's address. */
+  on: string;
+  /** The host id the hints are for. */
+  forHostId: string;
+  files: number;
+}
+
+export interface RangeView {
+  /** Token range (start, end], as strings: Murmur3 tokens are 64-bit. */
+  start: string;
+  end: string;
+  /** Host ids of the replicas of the range. */
+  replicas: string[];
+}
+
+export interface KeyspaceView {
+  name: string;
+  /** Short class name: SimpleStrategy, NetworkTopologyStrategy, LocalStrategy, EverywhereStrategy, … */
+  strategy: string;
+  /** Replication factor per data center (SimpleStrategy: every DC is one, under the key '*'). */
+  rf: Record<string, number>;
+  ranges: RangeView[];
+}
+
+export interface CassandraView {
+  clusterName: string;
+  nodes: NodeView[];
+  keyspaces: KeyspaceView[];
+  streams: StreamView[];
+  hints: HintsView[];
+  /** The nodes whose own tables could not be read (down, or refused): their streams and hints are unknown. */
+  unread: string[];
+}
+
+/** A pod, as the rules know it: its node's address, and whether the pod is Ready. */
+export interface NodeRef {
+  pod: string;
+  /** The pod's IP: the node's broadcast address ('' when the pod has none). */
+  address: string;
+  ready: boolean;
+}
+
+/** The short form of a gossip STATUS, as nodetool status shows the state: N, J, L, M, or '?'. */
+export function stateLetter(status: string): string {
+  switch (status.split(',')[0]?.toUpperCase()) {
+    case 'NORMAL':
+      return 'N';
+    case 'BOOT':
+    case 'BOOT_REPLACE':
+      return 'J';
+    case 'LEAVING':
+    case 'LEFT':
+    case 'REMOVING':
+    case 'REMOVED':
+      return 'L';
+    case 'MOVING':
+      return 'M';
+    case 'SHUTDOWN':
+      return 'S';
+    default:
+      return '?';
+  }
+}
+
+export const nodeName = (n: Pick<NodeView, 'address' | 'rack' | 'dc'>): string => `${n.address} (${n.dc}/${n.rack})`;
