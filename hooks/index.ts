@@ -1,6 +1,7 @@
 import type { RolloutHook } from '../lib/hook.ts';
 import { elasticsearchHook } from './elasticsearch/index.ts';
 import { kafkaHook } from './kafka/index.ts';
+import { cassandraHook } from './cassandra/index.ts';
 import { httpHook } from './http/index.ts';
 import { manualHook } from './manual/index.ts';
 import { noopHook } from './noop/index.ts';
@@ -17,5 +18,6 @@ export const hooks: ReadonlyMap<string, RolloutHook> = new Map(
     elasticsearchHook,
     patroniHook,
     kafkaHook,
+    cassandraHook,
   ].map((h) => [h.name, h]),
 );

@@ -19,6 +19,10 @@ export interface Policy {
   ignoreKeyspaces: ReadonlySet<string>;
   /** Checks switched off. */
   skip: ReadonlySet<CheckName>;
+  /** How long after its start the node moved last is still given for its hints to show (see hintsDelivered). */
+  hintsSettleMs: number;
+  /** ms since the epoch. */
+  now: number;
 }
 
 export type Hold = { reason: string; routine?: true };
@@ -56,9 +60,10 @@ export function upNormal(view: CassandraView, next: NodeRef | null): Hold | unde
   const bad = view.nodes.filter((n) => !isUN(n) && n.address !== exempt);
   if (bad.length === 0) return undefined;
   const which = bad.map((n) => `${nodeName(n)} is ${letters(n)}${n.status ? ` (${n.status.split(',')[0]})` : ''}`).join('; ');
+  const unread = view.unread.length > 0 ? ` (could not be read: ${view.unread.join(', ')})` : '';
   return {
     reason:
-      `not every node of Cassandra cluster ${view.clusterName} is UN: ${which}. ` +
+      `not every node of Cassandra cluster ${view.clusterName} is UN: ${which}${unread}. ` +
       'Bring it back (or finish its bootstrap, decommission or move), or, for a node that is gone for good, `nodetool removenode <host id>`',
   };
 }
@@ -186,16 +191,31 @@ export function rejoined(view: CassandraView, prev: NodeRef): Hold | undefined {
  * Rule "hints-delivered": the other nodes hold no hints for the node moved
  * last (writes it missed while away): it has them before the next node goes,
  * so that no write lives only in a hint file while a second replica is away.
+ * A holder's hint file shows (system_views.pending_hints, nodetool
+ * listpendinghints) only once its writer is closed, which the holder does when
+ * it starts the delivery, on its dispatch trigger every 10 s after it sees the
+ * node up: measured on Cassandra 5.0.6, a file written while the node is down
+ * is not listed. So the rule also waits until the node has run `settleMs`
+ * (its gossip generation is its start time).
  */
-export function hintsDelivered(view: CassandraView, prev: NodeRef): Hold | undefined {
+export function hintsDelivered(view: CassandraView, prev: NodeRef, settleMs = 0, now = Date.now()): Hold | undefined {
   const n = byAddress(view, prev.address);
   if (!n) return undefined;
   const pending = view.hints.filter((h) => h.forHostId === n.hostId && h.files > 0);
-  if (pending.length === 0) return undefined;
-  return {
-    reason: `${pending.map((h) => `${h.on} holds ${h.files} hint file(s)`).join(', ')} for ${nodeName(n)}: waiting for their delivery (nodetool listpendinghints)`,
-    routine: true,
-  };
+  if (pending.length > 0) {
+    return {
+      reason: `${pending.map((h) => `${h.on} holds ${h.files} hint file(s)`).join(', ')} for ${nodeName(n)}: waiting for their delivery (nodetool listpendinghints)`,
+      routine: true,
+    };
+  }
+  if (n.startedAt !== undefined && now - n.startedAt < settleMs) {
+    const s = Math.ceil((settleMs - (now - n.startedAt)) / 1000);
+    return {
+      reason: `${nodeName(n)} started ${Math.floor((now - n.startedAt) / 1000)} s ago: the others list their hints for it only once they start delivering them, so the step waits ${s} s more (cassandra.sts-pilot.io/hints-settle)`,
+      routine: true,
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -206,7 +226,7 @@ export function hintsDelivered(view: CassandraView, prev: NodeRef): Hold | undef
  */
 export function decide(view: CassandraView, prev: NodeRef | null, next: NodeRef | null, policy: Policy): Decision {
   const checks: [CheckName, () => Hold | undefined][] = [];
-  if (prev) checks.push(['rejoined', () => rejoined(view, prev)], ['hints-delivered', () => hintsDelivered(view, prev)]);
+  if (prev) checks.push(['rejoined', () => rejoined(view, prev)], ['hints-delivered', () => hintsDelivered(view, prev, policy.hintsSettleMs, policy.now)]);
   if (next) checks.push(['node-known', () => nodeKnown(view, next)]);
   checks.push(['up-normal', () => upNormal(view, next)], ['schema-agreement', () => schemaAgreement(view)]);
   if (next) checks.push(['no-streaming', () => noStreaming(view, next)], ['replicas', () => replicas(view, next, policy)]);

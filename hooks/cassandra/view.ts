@@ -15,6 +15,8 @@ export interface NodeView {
   /** Its schema version, as gossip reports it ('' unknown). */
   schema: string;
   release: string;
+  /** When its process started (ms since the epoch, its gossip generation, the node's own clock); undefined when unknown. */
+  startedAt?: number;
 }
 
 /** A stream session that has not finished, as a node's system_views.streaming reports it. */
@@ -87,7 +89,8 @@ export function stateLetter(status: string): string {
     case 'MOVING':
       return 'M';
     case 'SHUTDOWN':
-      return 'S';
+      // A node that announced its shutdown is down but still a normal member of the ring: nodetool status shows DN.
+      return 'N';
     default:
       return '?';
   }

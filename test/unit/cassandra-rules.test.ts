@@ -1,4 +1,9 @@
+import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { cassandraHook, transition } from '../../hooks/cassandra/index.ts';
+import type { Options } from '../../hooks/cassandra/options.ts';
+import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
+import { loopbackEgress } from '../egress.ts';
 import { decide, hintsDelivered, needed, noStreaming, nodeKnown, type Policy, rejoined, replicas, schemaAgreement, upNormal } from '../../hooks/cassandra/decide.ts';
 import type { CassandraView, KeyspaceView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
 
@@ -39,7 +44,8 @@ const ring = (o: Partial<CassandraView> = {}): CassandraView => ({
 });
 
 const pod = (i: number, o: Partial<NodeRef> = {}): NodeRef => ({ pod: `cass-r${i}-0`, address: `10.0.0.${i}`, ready: true, ...o });
-const policy: Policy = { consistency: 'LOCAL_QUORUM', ignoreKeyspaces: new Set(), skip: new Set() };
+const NOW = 1_900_000_000_000;
+const policy: Policy = { consistency: 'LOCAL_QUORUM', ignoreKeyspaces: new Set(), skip: new Set(), hintsSettleMs: 60_000, now: NOW };
 
 describe('cassandra rules', () => {
   describe('up-normal', () => {
@@ -138,6 +144,12 @@ describe('cassandra rules', () => {
       expect(hintsDelivered(v, pod(1))?.reason).to.match(/10\.0\.0\.2 holds 2 hint file\(s\) for 10\.0\.0\.1/);
       expect(hintsDelivered(v, pod(3))).to.equal(undefined);
     });
+    it('hints-delivered: a node started less than the settle time ago holds (its holders list hints only once delivering)', () => {
+      const v = ring({ nodes: [node(1, { startedAt: NOW - 20_000 }), node(2), node(3)] });
+      expect(hintsDelivered(v, pod(1), 60_000, NOW)?.reason).to.match(/started 20 s ago: .* waits 40 s more/);
+      expect(hintsDelivered(v, pod(1), 60_000, NOW + 40_000)).to.equal(undefined);
+      expect(decide(v, pod(1), pod(2), policy)).to.deep.include({ check: 'hints-delivered', routine: true });
+    });
   });
 
   describe('decide', () => {
@@ -160,5 +172,37 @@ describe('cassandra rules', () => {
       expect(decide(ring(), pod(1), null, policy)).to.deep.include({ kind: 'approve' });
       expect(decide(ring({ hints: [{ on: '10.0.0.2', forHostId: 'h1', files: 1 }] }), pod(1), null, policy)).to.deep.include({ check: 'hints-delivered' });
     });
+  });
+});
+
+describe('cassandra hook options and call', () => {
+  const parse = (a: Record<string, string>) => parseHookOptions(cassandraHook, Object.fromEntries(Object.entries(a).map(([k, v]) => [`cassandra.sts-pilot.io/${k}`, v])));
+
+  it('parses contact points (port 9042 by default), the consistency level, ignored keyspaces and skipped checks', () => {
+    const r = parse({ 'contact-points': 'cass-0.cass:9142, 10.0.0.2', consistency: 'QUORUM', 'skip-checks': 'hints-delivered' });
+    expect(r.ok).to.equal(true);
+    const o = (r as { options: Options }).options;
+    expect(o.contactPoints).to.deep.equal([{ host: 'cass-0.cass', port: 9142 }, { host: '10.0.0.2', port: 9042 }]);
+    expect(o.consistency).to.equal('QUORUM');
+    expect([...o.ignoreKeyspaces]).to.deep.equal(['system_traces']);
+    expect([...o.skip]).to.deep.equal(['hints-delivered']);
+  });
+
+  it('refuses a typo before the first step, naming the annotation', () => {
+    expect(parse({})).to.deep.include({ ok: false });
+    expect((parse({ 'contact-points': 'a', consistency: 'LOCAL_QUORM' }) as { error: string }).error).to.include('cassandra.sts-pilot.io/consistency');
+    expect((parse({ 'contact-points': 'a', 'skip-checks': 'replica' }) as { error: string }).error).to.include('cassandra.sts-pilot.io/skip-checks');
+    expect((parse({ 'contact-points': 'http://a' }) as { error: string }).error).to.include('contact-points');
+  });
+
+  it('maps pods to nodes by their IP and holds with the check named', async () => {
+    const o = (parse({ 'contact-points': 'a' }) as { options: Options }).options;
+    const p = (i: number, ready = true): V1Pod => ({ metadata: { name: `cass-r${i}-0` }, status: { podIP: `10.0.0.${i}`, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } });
+    const ctx = { options: o, signal: new AbortController().signal, secrets: async () => ({}), egress: loopbackEgress, nextReady: true };
+    const down = ring({ nodes: [node(1), node(2, { up: false }), node(3)] });
+    const err = await transition(null, p(3), ctx, async () => down).then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(HookNotReady);
+    expect((err as HookNotReady).message).to.match(/^\[up-normal\] .*10\.0\.0\.2 \(dc1\/r2\) is DN/);
+    expect((await transition(null, p(2, false), { ...ctx, nextReady: false }, async () => down)).note).to.include('cass-r2-0 may restart');
   });
 });

@@ -1,0 +1,62 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { defineHook, HookNotReady } from '../../lib/hook.ts';
+import { decide } from './decide.ts';
+import { Options } from './options.ts';
+import { type ReadContext, readCluster, withClient } from './read.ts';
+import type { CassandraView, NodeRef } from './view.ts';
+
+/** A pod as the rules know it: its IP is its node's broadcast address (as cass-operator's pods are). */
+export function nodeRefOf(pod: V1Pod | null, ready: boolean | null): NodeRef | null {
+  if (!pod) return null;
+  return { pod: pod.metadata?.name ?? '', address: pod.status?.podIP ?? '', ready: ready ?? podReady(pod) };
+}
+
+const podReady = (pod: V1Pod): boolean => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+
+export type ReadRing = (ctx: ReadContext) => Promise<CassandraView>;
+
+/** podUpdateTransition with the ring read by `read` (the tests give a ring written by hand). */
+export async function transition(prev: V1Pod | null, next: V1Pod | null, ctx: ReadContext & { nextReady: boolean | null }, read: ReadRing = readCluster) {
+  const view = await read(ctx);
+  const p = nodeRefOf(prev, null);
+  const n = nodeRefOf(next, ctx.nextReady);
+  const d = decide(view, p, n, { ...ctx.options, now: Date.now() });
+  if (d.kind === 'hold') throw new HookNotReady(`[${d.check}] ${d.reason}`, { routine: d.routine === true });
+  return { view, note: d.note };
+}
+
+/**
+ * Cassandra, rolled as cass-operator rolls a rack: a node restarts only when
+ * every node is UN (but an unready `next`), the live nodes agree on the
+ * schema, no stream runs on it, and every keyspace keeps the declared
+ * consistency level in every token range without it; the node moved last must
+ * be back UN with its hints delivered first. See docs/cassandra.md.
+ */
+export const cassandraHook = defineHook({
+  name: 'cassandra',
+  description:
+    'a node restarts only when every node is UN, one schema, no streams on it, and every keyspace keeps the consistency level (default LOCAL_QUORUM) in every token range without it; ' +
+    'the node moved last must be back UN with its hints delivered',
+  options: Options,
+  async podUpdateTransition(prev, next, ctx) {
+    const { note } = await transition(prev, next, ctx);
+    ctx.log.child({ hook: 'cassandra', prev: prev?.metadata?.name ?? null, next: next?.metadata?.name ?? null }).info({ note }, 'approved');
+  },
+
+  /** The StatefulSets of one ring (one per rack, as cass-operator makes them) share one disruption budget: the ring is its cluster_name. */
+  async applicationCluster(ctx) {
+    const name = await withClient(ctx, async (c) => {
+      const r = await c.execute('SELECT cluster_name FROM system.local');
+      return String(r.rows[0]?.get('cluster_name') ?? '');
+    });
+    if (!name) throw new HookNotReady('the contact points report no Cassandra cluster_name');
+    return name;
+  },
+
+  /** A moved pod holds its slot of the budget until its node is back UN under its pod IP and no node holds hints for it. */
+  async podRejoined(pod: V1Pod, ctx) {
+    const view = await readCluster(ctx);
+    const d = decide(view, nodeRefOf(pod, null), null, { ...ctx.options, now: Date.now(), skip: new Set([...ctx.options.skip, 'up-normal', 'schema-agreement']) });
+    if (d.kind === 'hold') throw new HookNotReady(`[${d.check}] ${d.reason}`, { routine: d.routine === true });
+  },
+});

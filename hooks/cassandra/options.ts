@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { secondsOption } from '../../lib/hook.ts';
+import { CHECK_NAMES, type CheckName, CONSISTENCY_LEVELS } from './decide.ts';
+
+// A Kubernetes object name (DNS-1123 subdomain): what a Secret may be called.
+const objectName = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a Kubernetes object name (lowercase letters, digits, - and .)');
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)(?::([0-9]{1,5}))?$/;
+
+/** "host[:port],…": the native-protocol contact points (port 9042 when left out). */
+const ContactPoints = z
+  .string()
+  .min(1, 'must list at least one host[:port]')
+  .transform((s, ctx) => {
+    const out: { host: string; port: number }[] = [];
+    for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const m = HOST_PORT.exec(part);
+      const port = m?.[3] ? Number(m[3]) : 9042;
+      if (!m || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `"${part.slice(0, 100)}" is not host[:port] (no scheme, no credentials)` });
+        return z.NEVER;
+      }
+      out.push({ host: (m[1] as string).replace(/^\[|\]$/g, ''), port });
+    }
+    if (out.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must list at least one host[:port]' });
+      return z.NEVER;
+    }
+    return out;
+  });
+
+const KEYSPACE = /^[A-Za-z0-9_]{1,48}$/;
+const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+
+/**
+ * The `cassandra.sts-pilot.io/<option>` annotations, as people write them.
+ * Every check that needs no cluster is made here, so a typo holds the rollout
+ * before its first step.
+ */
+export const Options = z
+  .strictObject({
+    'contact-points': ContactPoints,
+    consistency: z.enum(CONSISTENCY_LEVELS, { error: `must be one of ${CONSISTENCY_LEVELS.join(', ')}` }).default('LOCAL_QUORUM'),
+    // Tracing data is diagnostic, and system_traces is created with RF 2: at LOCAL_QUORUM no node of it could restart.
+    'ignore-keyspaces': z
+      .string()
+      .default('system_traces')
+      .refine((s) => list(s).every((k) => KEYSPACE.test(k)), 'must be keyspace names separated by commas'),
+    'skip-checks': z
+      .string()
+      .default('')
+      .refine((s) => list(s).every((c) => (CHECK_NAMES as readonly string[]).includes(c)), `must be check names separated by commas: ${CHECK_NAMES.join(', ')}`),
+    'auth-secret': objectName.optional(),
+    timeout: secondsOption(10),
+    // From the moved node's start: its JVM start (~10-30 s) plus the holders' 10 s dispatch trigger, with room.
+    'hints-settle': z
+      .string()
+      .regex(/^(0|[1-9][0-9]{0,4})$/, 'must be a whole number of seconds, 0 to 99999')
+      .transform(Number)
+      .default(60),
+  })
+  .transform((o) => ({
+    contactPoints: o['contact-points'],
+    consistency: o.consistency,
+    ignoreKeyspaces: new Set(list(o['ignore-keyspaces'])),
+    skip: new Set(list(o['skip-checks']) as CheckName[]),
+    authSecret: o['auth-secret'],
+    timeoutSeconds: o.timeout,
+    hintsSettleMs: o['hints-settle'] * 1000,
+  }));
+
+export type Options = z.infer<typeof Options>;

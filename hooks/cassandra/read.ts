@@ -1,0 +1,207 @@
+import cassandra from 'cassandra-driver';
+import { describeError } from '../../lib/errors.ts';
+import { HookNotReady, type HookContext } from '../../lib/hook.ts';
+import type { Options } from './options.ts';
+import type { CassandraView, HintsView, KeyspaceView, NodeView, StreamView } from './view.ts';
+
+// The reads of the cassandra hook: every call connects afresh over the native
+// protocol (the maintained Node driver, cassandra-driver), asks every node for
+// its own view (system_views.gossip_info, .streaming, .pending_hints: virtual
+// tables of Cassandra 4.1 and later, read per node) and the driver's token map
+// for the replicas of each range, then closes. Every address goes through the
+// controller's egress policy, the contact points and every peer the driver
+// learns of alike (a refused peer is left out, and the ring read says so).
+
+export type ReadContext = Pick<HookContext<Options>, 'options' | 'signal' | 'secrets' | 'egress'>;
+
+const Row = (r: cassandra.types.Row, k: string): unknown => r.get(k);
+const str = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+const hostOf = (addrPort: string): string => addrPort.replace(/^\/?/, '').replace(/:\d+$/, '');
+
+/** The short class name of a replication strategy. */
+const shortClass = (s: string | undefined): string => (s ?? '').split('.').at(-1) ?? '';
+
+async function credentials(ctx: ReadContext): Promise<cassandra.auth.AuthProvider | undefined> {
+  const name = ctx.options.authSecret;
+  if (!name) return undefined;
+  let data: Record<string, string>;
+  try {
+    data = await ctx.secrets(name);
+  } catch (err) {
+    throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
+  }
+  if (!data.username || !data.password) throw new HookNotReady(`Secret ${name} needs non-empty username and password`);
+  return new cassandra.auth.PlainTextAuthProvider(data.username, data.password);
+}
+
+/** Every peer the driver learns of goes through the egress policy; a refused one translates to nothing, which the driver leaves out. */
+// Declared an interface by the typings, a class the driver checks with instanceof at run time.
+type AddressTranslator = cassandra.policies.addressResolution.AddressTranslator;
+const Translator = (cassandra.policies.addressResolution as unknown as { AddressTranslator: new () => AddressTranslator }).AddressTranslator;
+
+class EgressTranslator extends Translator {
+  private readonly egress: ReadContext['egress'];
+  private readonly refused: string[];
+
+  constructor(egress: ReadContext['egress'], refused: string[]) {
+    super();
+    this.egress = egress;
+    this.refused = refused;
+  }
+
+  override translate(address: string, port: number, callback: (endPoint: string) => void): void {
+    this.egress.address(address, port).then(
+      (ip) => callback(`${ip}:${port}`),
+      (err) => {
+        this.refused.push(`${address}:${port} (${describeError(err, 100)})`);
+        (callback as (e: string | null) => void)(null);
+      },
+    );
+  }
+}
+
+/** Connects, runs `f`, closes: every call reads afresh. Connection failures are a HookNotReady that names the contact points. */
+export async function withClient<T>(ctx: ReadContext, f: (c: cassandra.Client, refused: string[]) => Promise<T>): Promise<T> {
+  const o = ctx.options;
+  const points: string[] = [];
+  const problems: string[] = [];
+  for (const p of o.contactPoints) {
+    try {
+      points.push(`${await ctx.egress.address(p.host, p.port)}:${p.port}`);
+    } catch (err) {
+      problems.push(`${p.host}:${p.port}: ${describeError(err, 200)}`);
+    }
+  }
+  if (points.length === 0) throw new HookNotReady(`no Cassandra contact point may be reached: ${problems.join('; ')}`);
+  const refused: string[] = [];
+  const translator = new EgressTranslator(ctx.egress, refused);
+  const ms = o.timeoutSeconds * 1000;
+  const auth = await credentials(ctx);
+  const client = new cassandra.Client({
+    contactPoints: points,
+    policies: { loadBalancing: new cassandra.policies.loadBalancing.RoundRobinPolicy(), addressResolution: translator },
+    pooling: { coreConnectionsPerHost: { [cassandra.types.distance.local]: 1, [cassandra.types.distance.remote]: 1 } },
+    socketOptions: { connectTimeout: ms, readTimeout: ms },
+    ...(auth ? { authProvider: auth } : {}),
+  });
+  const stop = () => void client.shutdown().catch(() => {});
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  try {
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new HookNotReady(`cannot connect to Cassandra at ${o.contactPoints.map((p) => `${p.host}:${p.port}`).join(', ')}: ${describeError(err, 300)}`);
+    }
+    return await f(client, refused);
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+    await client.shutdown().catch(() => {});
+  }
+}
+
+interface PerNode {
+  host: cassandra.Host;
+  gossip?: cassandra.types.Row[];
+  streams?: cassandra.types.Row[];
+  hints?: cassandra.types.Row[];
+  error?: string;
+}
+
+async function readNode(c: cassandra.Client, host: cassandra.Host): Promise<PerNode> {
+  const q = (cql: string) => c.execute(cql, [], { host, isIdempotent: true }).then((r) => r.rows);
+  try {
+    const [gossip, streams, hints] = await Promise.all([
+      q('SELECT * FROM system_views.gossip_info'),
+      q('SELECT operation, peers, status FROM system_views.streaming'),
+      q('SELECT host_id, files FROM system_views.pending_hints'),
+    ]);
+    return { host, gossip, streams, hints };
+  } catch (err) {
+    return { host, error: describeError(err, 200) };
+  }
+}
+
+/** The ring, in the view of its nodes: see view.ts. */
+export async function readRing(c: cassandra.Client, refused: readonly string[]): Promise<CassandraView> {
+  const local = await c.execute('SELECT cluster_name FROM system.local');
+  const clusterName = str(local.rows[0] && Row(local.rows[0], 'cluster_name'));
+  const hosts = [...c.hosts.values()];
+  const per = await Promise.all(hosts.map((h) => readNode(c, h)));
+  const readable = per.filter((p) => p.gossip);
+  const unread = per.filter((p) => !p.gossip).map((p) => hostOf(p.host.address));
+
+  // Each node's row about itself is its own word; about others, the row with the highest status version.
+  const best = new Map<string, { row: cassandra.types.Row; own: boolean; version: number }>();
+  const saysShutdown = new Set<string>();
+  for (const p of readable) {
+    const self = hostOf(p.host.address);
+    for (const row of p.gossip ?? []) {
+      const hostId = str(Row(row, 'host_id'));
+      if (!hostId) continue;
+      const address = str(Row(row, 'address'));
+      const status = str(Row(row, 'status_with_port')) || str(Row(row, 'status'));
+      if (/^shutdown/i.test(status)) saysShutdown.add(hostId);
+      const version = Number(Row(row, 'status_with_port_version') ?? Row(row, 'status_version') ?? 0);
+      const own = address === self;
+      const cur = best.get(hostId);
+      if (!cur || (own && !cur.own) || (!cur.own && version > cur.version)) best.set(hostId, { row, own, version });
+    }
+  }
+  const driverHost = new Map(hosts.map((h) => [hostOf(h.address), h]));
+  const readOk = new Set(readable.map((p) => hostOf(p.host.address)));
+  const nodes: NodeView[] = [...best].map(([hostId, { row }]) => {
+    const address = str(Row(row, 'address'));
+    const h = driverHost.get(address);
+    return {
+      hostId,
+      address,
+      dc: str(Row(row, 'dc')),
+      rack: str(Row(row, 'rack')),
+      up: !!h && h.isUp() && readOk.has(address) && !saysShutdown.has(hostId),
+      status: str(Row(row, 'status_with_port')) || str(Row(row, 'status')),
+      schema: str(Row(row, 'schema')),
+      release: str(Row(row, 'release_version')),
+      ...(Number(Row(row, 'generation')) > 0 ? { startedAt: Number(Row(row, 'generation')) * 1000 } : {}),
+    };
+  });
+  // A peer the policy refused: in gossip, but never read.
+  for (const r of refused) if (!nodes.some((n) => r.startsWith(`${n.address}:`))) unread.push(r);
+
+  const streams: StreamView[] = [];
+  const hints: HintsView[] = [];
+  for (const p of readable) {
+    const on = hostOf(p.host.address);
+    for (const s of p.streams ?? []) {
+      const status = str(Row(s, 'status'));
+      if (/^(success|failure|failed|complete)/i.test(status)) continue;
+      const peers = ((Row(s, 'peers') as unknown[] | null) ?? []).map((x) => hostOf(str(x)));
+      streams.push({ on, operation: str(Row(s, 'operation')), peers, status });
+    }
+    for (const h of p.hints ?? []) hints.push({ on, forHostId: str(Row(h, 'host_id')), files: Number(Row(h, 'files') ?? 0) });
+  }
+
+  const keyspaces: KeyspaceView[] = [];
+  const ranges = [...c.metadata.getTokenRanges()];
+  for (const [name, k] of Object.entries(c.metadata.keyspaces as Record<string, { strategy?: string; strategyOptions?: Record<string, string>; virtual?: boolean }>)) {
+    if (!k.strategy || k.virtual) continue;
+    const strategy = shortClass(k.strategy);
+    const opts = k.strategyOptions ?? {};
+    const rf: Record<string, number> =
+      strategy === 'SimpleStrategy'
+        ? { '*': parseInt(opts.replication_factor ?? '0', 10) }
+        : Object.fromEntries(Object.entries(opts).filter(([key]) => key !== 'class' && key !== 'replication_factor').map(([dc, v]) => [dc, parseInt(v, 10)]));
+    const counted = strategy !== 'LocalStrategy' && strategy !== 'EverywhereStrategy';
+    keyspaces.push({
+      name,
+      strategy,
+      rf,
+      ranges: counted
+        ? ranges.map((r) => ({ start: String(r.start), end: String(r.end), replicas: (c.metadata.getReplicas(name, r) ?? []).map((h) => String(h.hostId)) }))
+        : [],
+    });
+  }
+  return { clusterName, nodes, keyspaces, streams, hints, unread };
+}
+
+/** Connect, read the ring, close. */
+export const readCluster = (ctx: ReadContext): Promise<CassandraView> => withClient(ctx, (c, refused) => readRing(c, refused));
