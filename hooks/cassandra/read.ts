@@ -1,4 +1,4 @@
-import cassandra from 'cassandra-driver';
+import type cassandra from 'cassandra-driver';
 import { describeError } from '../../lib/errors.ts';
 import { HookNotReady, type HookContext } from '../../lib/hook.ts';
 import type { Options } from './options.ts';
@@ -11,6 +11,12 @@ import type { CassandraView, HintsView, KeyspaceView, NodeView, StreamView } fro
 // for the replicas of each range, then closes. Every address goes through the
 // controller's egress policy, the contact points and every peer the driver
 // learns of alike (a refused peer is left out, and the ring read says so).
+// The driver is loaded on first use: a controller or pilot without a
+// cassandra StatefulSet does not pay for it (about 10 MiB of the bundle's RSS).
+
+type Driver = typeof cassandra;
+let loaded: Promise<Driver> | undefined;
+const driver = (): Promise<Driver> => (loaded ??= import('cassandra-driver').then((m) => m.default));
 
 export type ReadContext = Pick<HookContext<Options>, 'options' | 'signal' | 'secrets' | 'egress'>;
 
@@ -21,7 +27,7 @@ const hostOf = (addrPort: string): string => addrPort.replace(/^\/?/, '').replac
 /** The short class name of a replication strategy. */
 const shortClass = (s: string | undefined): string => (s ?? '').split('.').at(-1) ?? '';
 
-async function credentials(ctx: ReadContext): Promise<cassandra.auth.AuthProvider | undefined> {
+async function credentials(d: Driver, ctx: ReadContext): Promise<cassandra.auth.AuthProvider | undefined> {
   const name = ctx.options.authSecret;
   if (!name) return undefined;
   let data: Record<string, string>;
@@ -31,33 +37,33 @@ async function credentials(ctx: ReadContext): Promise<cassandra.auth.AuthProvide
     throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
   }
   if (!data.username || !data.password) throw new HookNotReady(`Secret ${name} needs non-empty username and password`);
-  return new cassandra.auth.PlainTextAuthProvider(data.username, data.password);
+  return new d.auth.PlainTextAuthProvider(data.username, data.password);
 }
 
 /** Every peer the driver learns of goes through the egress policy; a refused one translates to nothing, which the driver leaves out. */
-// Declared an interface by the typings, a class the driver checks with instanceof at run time.
 type AddressTranslator = cassandra.policies.addressResolution.AddressTranslator;
-const Translator = (cassandra.policies.addressResolution as unknown as { AddressTranslator: new () => AddressTranslator }).AddressTranslator;
+type Egress = ReadContext['egress'];
 
-class EgressTranslator extends Translator {
-  private readonly egress: ReadContext['egress'];
-  private readonly refused: string[];
-
-  constructor(egress: ReadContext['egress'], refused: string[]) {
-    super();
-    this.egress = egress;
-    this.refused = refused;
+/**
+ * Every peer the driver learns of goes through the egress policy; a refused one
+ * translates to nothing, which the driver leaves out. The driver's typings
+ * declare AddressTranslator an interface; at run time it is a class the driver
+ * checks with instanceof.
+ */
+function egressTranslator(d: Driver, egress: Egress, refused: string[]): AddressTranslator {
+  const Base = (d.policies.addressResolution as unknown as { AddressTranslator: new () => AddressTranslator }).AddressTranslator;
+  class EgressTranslator extends Base {
+    override translate(address: string, port: number, callback: (endPoint: string) => void): void {
+      egress.address(address, port).then(
+        (ip) => callback(`${ip}:${port}`),
+        (err) => {
+          refused.push(`${address}:${port} (${describeError(err, 100)})`);
+          (callback as (e: string | null) => void)(null);
+        },
+      );
+    }
   }
-
-  override translate(address: string, port: number, callback: (endPoint: string) => void): void {
-    this.egress.address(address, port).then(
-      (ip) => callback(`${ip}:${port}`),
-      (err) => {
-        this.refused.push(`${address}:${port} (${describeError(err, 100)})`);
-        (callback as (e: string | null) => void)(null);
-      },
-    );
-  }
+  return new EgressTranslator();
 }
 
 /** Connects, runs `f`, closes: every call reads afresh. Connection failures are a HookNotReady that names the contact points. */
@@ -74,13 +80,14 @@ export async function withClient<T>(ctx: ReadContext, f: (c: cassandra.Client, r
   }
   if (points.length === 0) throw new HookNotReady(`no Cassandra contact point may be reached: ${problems.join('; ')}`);
   const refused: string[] = [];
-  const translator = new EgressTranslator(ctx.egress, refused);
+  const d = await driver();
+  const translator = egressTranslator(d, ctx.egress, refused);
   const ms = o.timeoutSeconds * 1000;
-  const auth = await credentials(ctx);
-  const client = new cassandra.Client({
+  const auth = await credentials(d, ctx);
+  const client = new d.Client({
     contactPoints: points,
-    policies: { loadBalancing: new cassandra.policies.loadBalancing.RoundRobinPolicy(), addressResolution: translator },
-    pooling: { coreConnectionsPerHost: { [cassandra.types.distance.local]: 1, [cassandra.types.distance.remote]: 1 } },
+    policies: { loadBalancing: new d.policies.loadBalancing.RoundRobinPolicy(), addressResolution: translator },
+    pooling: { coreConnectionsPerHost: { [d.types.distance.local]: 1, [d.types.distance.remote]: 1 } },
     socketOptions: { connectTimeout: ms, readTimeout: ms },
     ...(auth ? { authProvider: auth } : {}),
   });

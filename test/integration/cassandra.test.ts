@@ -65,7 +65,7 @@ describe('cassandra hook on a real 3-node ring (one rack per node)', function ()
     console.log(`      (Cassandra ${c.dist.version}: 3 nodes UN in ${(c.startMs / 1000).toFixed(1)} s)`);
     cql = new cassandra.Client({ contactPoints: ['127.0.0.1'], localDataCenter: 'dc1' });
     await cql.connect();
-    // What cass-operator does on a new ring: system_auth replicated over the DC.
+    // system_auth is created with SimpleStrategy RF 1: raised, as a ring with authentication needs (docs/cassandra.md, replicas).
     await cql.execute("ALTER KEYSPACE system_auth WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
     await cql.execute("CREATE KEYSPACE app WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
     await cql.execute('CREATE TABLE app.kv (k int PRIMARY KEY, v int)');
