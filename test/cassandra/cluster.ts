@@ -251,9 +251,20 @@ export class CassandraNode {
   }
 }
 
+/** A logback configuration that silences nodetool's own logging, written once per process. */
+let toolsLogbackFile: string | undefined;
+function toolsLogback(): string {
+  if (!toolsLogbackFile) {
+    toolsLogbackFile = path.join(os.tmpdir(), `sts-pilot-nodetool-logback-${process.pid}.xml`);
+    fs.writeFileSync(toolsLogbackFile, '<configuration><root level="OFF"/></configuration>\n');
+    process.once('exit', () => fs.rmSync(toolsLogbackFile as string, { force: true }));
+  }
+  return toolsLogbackFile;
+}
+
 export async function nodetool(dist: CassandraDist, jmxPort: number, args: string[], timeoutMs = 60_000): Promise<string> {
   const java = path.join(dist.javaHome, 'bin', 'java');
-  const jvm = ['-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Dlogback.configurationFile=${path.join(here, 'logback-tools.xml')}`, ...JAVA17_OPENINGS, '-cp', `${dist.libs}/*`];
+  const jvm = ['-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Dlogback.configurationFile=${toolsLogback()}`, ...JAVA17_OPENINGS, '-cp', `${dist.libs}/*`];
   try {
     const { stdout } = await run(java, [...jvm, 'org.apache.cassandra.tools.NodeTool', '-h', '127.0.0.1', '-p', String(jmxPort), ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 });
     return stdout;
@@ -279,18 +290,25 @@ export interface CassandraCluster {
   stop(): Promise<void>;
 }
 
+export interface PreparedNodes {
+  dist: CassandraDist;
+  clusterName: string;
+  dc: string;
+  dir: string;
+  nodes: CassandraNode[];
+}
+
 /**
- * Starts `nodes` CassandraDaemon JVMs (127.0.0.1 …), rack r1, r2, … in one DC,
- * all at once (auto_bootstrap false: a fresh, empty cluster needs no streaming),
- * and resolves when every node reports every node UN.
+ * Writes the configuration of `nodes` CassandraDaemon nodes (127.0.0.1 …, rack
+ * r1, r2, … in one DC, seeds the first two, auto_bootstrap false: a fresh,
+ * empty ring needs no streaming) under a new temporary directory; starts none.
  */
-export async function startCassandraCluster(o: StartOptions = {}): Promise<CassandraCluster> {
+export async function prepareCassandraNodes(o: StartOptions = {}): Promise<PreparedNodes> {
   const dist = await cassandraDist();
   const count = o.nodes ?? 3;
   const clusterName = o.clusterName ?? 'sts-pilot-test';
   const dc = o.dc ?? 'dc1';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sts-pilot-cassandra-'));
-  fs.writeFileSync(path.join(here, 'logback-tools.xml'), '<configuration><root level="OFF"/></configuration>\n', { flag: 'w' });
   const specs: CassandraNodeSpec[] = Array.from({ length: count }, (_, i) => ({
     address: `127.0.0.${i + 1}`,
     rack: `r${i + 1}`,
@@ -305,7 +323,16 @@ export async function startCassandraCluster(o: StartOptions = {}): Promise<Cassa
     fs.writeFileSync(path.join(s.dir, 'cassandra-rackdc.properties'), `dc=${s.dc}\nrack=${s.rack}\nprefer_local=true\n`);
     fs.writeFileSync(path.join(s.dir, 'logback.xml'), LOGBACK);
   }
-  const nodes = specs.map((s) => new CassandraNode(s, dist, o.heap ?? '512m'));
+  return { dist, clusterName, dc, dir, nodes: specs.map((s) => new CassandraNode(s, dist, o.heap ?? '512m')) };
+}
+
+/**
+ * Starts the nodes of prepareCassandraNodes, the first seed first (the others
+ * join its gossip), and resolves when every node reports every node UN.
+ */
+export async function startCassandraCluster(o: StartOptions = {}): Promise<CassandraCluster> {
+  const { dist, clusterName, dc, dir, nodes } = await prepareCassandraNodes(o);
+  const count = nodes.length;
   const t0 = Date.now();
   const cluster: CassandraCluster = {
     dist,
@@ -320,7 +347,6 @@ export async function startCassandraCluster(o: StartOptions = {}): Promise<Cassa
     },
   };
   try {
-    // The first seed first: the others join its gossip.
     await (nodes[0] as CassandraNode).start();
     await Promise.all(nodes.slice(1).map((n) => n.start()));
     await waitFor(async () => {
