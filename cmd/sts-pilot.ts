@@ -12,6 +12,7 @@ import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { checkAdmissionGate, checkOverrideStamp } from '../lib/kube/gate-check.ts';
+import { describeGateMode, detectGateMode, GATE_MODES } from '../lib/kube/gate-mode.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -138,6 +139,16 @@ program
       gateEnforced = r.enforced && o.ok;
       metrics.admissionGate.set(r.enforced ? 1 : 0);
       metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
+    });
+    // Which gate this cluster runs and could run (docs/install.md, "Kubernetes versions").
+    void detectGateMode(kc).then((g) => {
+      for (const m of GATE_MODES) {
+        metrics.admissionGateMode.set({ mode: m }, m === g.mode ? 1 : 0);
+        metrics.admissionGateCapable.set({ mode: m }, m === g.capable ? 1 : 0);
+      }
+      const fields = { mode: g.mode, capable: g.capable, ...(g.problems.length ? { problems: g.problems } : {}) };
+      if (g.mode === 'none' || g.problems.length) log.warn(fields, describeGateMode(g));
+      else log.info(fields, describeGateMode(g));
     });
   });
 

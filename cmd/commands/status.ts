@@ -5,6 +5,7 @@ import { readBudgets, renderBudgets } from '../../lib/cli/budgets.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
 import { StatusWatch } from '../../lib/cli/watch.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
+import { describeGateMode, detectGateMode } from '../../lib/kube/gate-mode.ts';
 import { action, hookProblem, kubeFlags } from './common.ts';
 
 export function registerStatus(program: Command): void {
@@ -16,6 +17,7 @@ export function registerStatus(program: Command): void {
   )
     .option('-A, --all-namespaces', 'every namespace')
     .option('-w, --watch', 'keep watching and redraw on every change')
+    .option('--gate', 'always say which admission gate the cluster runs (said anyway when it is not the full, mutating one)')
     .option('--budget-namespace <ns>', "where the controller keeps the disruption budgets' Leases (its own namespace)", 'sts-pilot-system')
     .action(
       action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
@@ -38,7 +40,10 @@ export function registerStatus(program: Command): void {
         const items = await readStatusItems(kc, { namespace, name, labelKey: f.labelKey, hookProblem: hookProblem(f.labelKey) });
         const lines = items.length === 0 ? [empty] : renderStatus(items, { labelKey: f.labelKey, now: Date.now(), ages: true });
         const budgets = renderBudgets(await readBudgets(kc, f.budgetNamespace), { namespace, now: Date.now(), budgetNamespace: f.budgetNamespace });
-        process.stdout.write(`${[...lines, ...(budgets.length ? ['', ...budgets] : [])].join('\n')}\n`);
+        // The gate mode (docs/install.md, "Kubernetes versions"): said when it is less than the full gate, or asked for.
+        const gate = await detectGateMode(kc);
+        const gateLines = f.gate || gate.mode !== 'mutating-v1' || gate.problems.length ? ['', describeGateMode(gate), ...gate.problems.map((p) => `  ${p}`)] : [];
+        process.stdout.write(`${[...lines, ...(budgets.length ? ['', ...budgets] : []), ...gateLines].join('\n')}\n`);
       }),
     );
 }

@@ -52,7 +52,7 @@ const Common = {
 };
 
 export const StatusFlags = z
-  .strictObject({ ...Common, allNamespaces: z.boolean().default(false), watch: z.boolean().default(false), budgetNamespace: NamespaceName.default('sts-pilot-system') })
+  .strictObject({ ...Common, allNamespaces: z.boolean().default(false), watch: z.boolean().default(false), gate: z.boolean().default(false), budgetNamespace: NamespaceName.default('sts-pilot-system') })
   .refine((f) => !(f.allNamespaces && f.namespace), { message: '-n/--namespace and -A/--all-namespaces exclude each other' });
 export type StatusFlags = z.infer<typeof StatusFlags>;
 

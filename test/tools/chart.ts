@@ -46,7 +46,7 @@ export const PLAIN_SET = ['namespace.create=true'];
 /** The gate's other modes: admission.mode and the template (and file in manifests/) it renders. */
 export const GATE_VARIANTS = [
   ['mutating-v1beta1', 'admission-gate-v1beta1.yaml'],
-  ['validating', 'admission-gate-validating.yaml'],
+  ['validating-only', 'admission-gate-validating.yaml'],
 ] as const;
 /** manifests/monitoring/: the prometheus-operator objects and the dashboard. */
 export const MONITORING_SET = ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true'];

@@ -39,7 +39,7 @@ the API server serves. A template rendered for one mode through another
 (admission-gate-v1beta1.yaml and admission-gate-validating.yaml render
 admission-gate.yaml's objects) passes gateModeOverride in its context.
 Offline (`helm template` knows no admission APIs) the Kubernetes version decides:
-MutatingAdmissionPolicy v1 from 1.36; below, the beta may be off, so validating.
+MutatingAdmissionPolicy v1 from 1.36; below, the beta may be off, so validating-only.
 */}}
 {{- define "sts-pilot.gateMode" -}}
 {{- $v := .Capabilities.APIVersions -}}
@@ -52,10 +52,10 @@ mutating-v1
 {{- else if $v.Has "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy" -}}
 mutating-v1beta1
 {{- else if $v.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" -}}
-validating
+validating-only
 {{- else if semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version -}}
 mutating-v1
 {{- else -}}
-validating
+validating-only
 {{- end -}}
 {{- end }}
