@@ -1,4 +1,4 @@
-import { type V1StatefulSet } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import {
   converged,
   createAndSettle,
   eventsFor,
+  gateManifest,
   type HookCall,
   mergePatch,
   namespace,
@@ -73,6 +74,44 @@ async function settled(c: Cluster, ns: string, name: string): Promise<V1Stateful
   return s;
 }
 
+/**
+ * The gate modes (docs/install.md, "Kubernetes versions"). With MutatingAdmissionPolicy
+ * (1.36+, or its beta on 1.34/1.35) the API server holds an unsafe write; with
+ * ValidatingAdmissionPolicy only (1.30–1.35) it refuses it, saying how to write it,
+ * and the tests then write it that way. Everything after the write is the same.
+ */
+const refusing = (c: Cluster): boolean => c.gateMode === 'validating-only';
+
+/** A subscribed StatefulSet as the validating gate wants it created: partition = replicas (as statefulset-pilot manifests always were). */
+function held(c: Cluster, sts: V1StatefulSet): V1StatefulSet {
+  const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
+  if (!refusing(c) || spec.updateStrategy?.type === 'OnDelete') return sts;
+  spec.updateStrategy = { ...spec.updateStrategy, type: 'RollingUpdate', rollingUpdate: { ...spec.updateStrategy?.rollingUpdate, partition: spec.replicas ?? 1 } };
+  return sts;
+}
+
+/** A new image, written as this cluster's gate wants: held by the API server, or with partition = replicas in the same write. */
+async function writeImage(c: Cluster, ns: string, name: string, image: string): Promise<void> {
+  if (!refusing(c)) return setImage(c, ns, name, image);
+  const n = (await readSts(c, ns, name)).spec?.replicas ?? 1;
+  await c.apps.patchNamespacedStatefulSet(
+    { name, namespace: ns, body: { spec: { updateStrategy: { rollingUpdate: { partition: n } }, template: { spec: { containers: [{ name: 'app', image }] } } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+}
+
+/** The API server's refusal of a write: its message, or a failed expectation when the write went through. */
+async function refusal(write: Promise<unknown>): Promise<string> {
+  const err = await write.then(
+    () => undefined,
+    (e: unknown) => e as { code?: number; body?: unknown; stderr?: string },
+  );
+  expect(err, 'the write was refused').to.not.equal(undefined);
+  if (err?.stderr !== undefined) return err.stderr;
+  expect(err?.code, 'refused').to.equal(403);
+  return typeof err?.body === 'string' ? err.body : JSON.stringify(err?.body);
+}
+
 const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_000);
 
 /**
@@ -84,15 +123,15 @@ async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: R
   const rand = rng(seed);
   const names = ['r0', 'r1', 'r2', 'r3'];
   const withHook = { 'http.sts-pilot.io/url': hook.url };
-  await Promise.all(names.map((n) => createAndSettle(c, ns, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook }))));
+  await Promise.all(names.map((n) => createAndSettle(c, ns, held(c, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook })))));
   const waits = names.map(() => Array.from({ length: rounds }, () => 300 + Math.floor(rand() * 4500)));
   let reverts = 0;
   await Promise.all(
     names.map(async (n, i) => {
       for (let r = 0; r < rounds; r++) {
-        await setImage(c, ns, n, `example/app:${n}-${r + 2}`);
+        await writeImage(c, ns, n, `example/app:${n}-${r + 2}`);
         await sleep(waits[i]?.[r] ?? 1000);
-        await setImage(c, ns, n, 'example/app:1');
+        await writeImage(c, ns, n, 'example/app:1');
         reverts++;
         await waitUntil(`${n} back at example/app:1 (round ${r + 1})`, 120_000, () => settled(c, ns, n));
       }
@@ -112,7 +151,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     this.timeout(80 * 60_000);
     c = await cluster();
     hook = await new RecordingHook().start();
-    console.log(`      gate seed ${SEED} (replay: STS_PILOT_GATE_SEED=${SEED})`);
+    console.log(`      gate seed ${SEED} (replay: STS_PILOT_GATE_SEED=${SEED}); Kubernetes ${c.cp?.version.gitVersion ?? '(existing cluster)'}, gate mode ${c.gateMode}`);
   });
   after(() => hook?.stop());
 
@@ -132,9 +171,21 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await audit?.stop();
     });
 
-    it('says at startup that the API server keeps the gate shut', async () => {
-      await waitUntil('the gate check', 20_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
-      expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 1$/m);
+    it('says at startup that the API server keeps the gate shut, and in which mode', async () => {
+      const mode = c.gateMode ?? '';
+      await waitUntil('the gate mode', 60_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith(`admission gate mode ${mode}:`)));
+      const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate mode'));
+      expect(line?.capable, 'the strongest gate this server serves is installed').to.equal(mode);
+      expect(line?.problems).to.equal(undefined);
+      const metrics = await ctrl.metrics();
+      expect(metrics).to.match(new RegExp(`^sts_pilot_admission_gate_mode\\{mode="${mode}"\\} 1$`, 'm'));
+      expect(metrics).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 0$/m);
+      const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', '--gate', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
+      expect(stdout).to.include(`admission gate mode ${mode}:`);
+      if (!refusing(c)) {
+        await waitUntil('the gate check', 20_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
+        expect(metrics).to.match(/^sts_pilot_admission_gate 1$/m);
+      }
     });
 
     it('a template reverted at random moments of 20 rollouts moves no pod without an approval of that pod', async () => {
@@ -146,7 +197,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('`kubectl rollout undo` and `kubectl apply` of the old manifest mid-rollout hold the partition in the same write', async () => {
-      const sts = statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() });
+      const sts = held(c, statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() }));
       await createAndSettle(c, ns, sts);
       const kubectl = (args: string[]): Promise<{ stdout: string }> =>
         run(join(c.cp?.binDir ?? '', 'kubectl'), ['--kubeconfig', c.kubeconfigPath, '-n', ns, ...args]);
@@ -163,21 +214,40 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         await waitUntil('the hook holding undo', 30_000, async () => hook.calls.slice(since).some((x) => x.sts === `${ns}/undo` && !x.approved));
         return (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
       };
-      await setImage(c, ns, 'undo', 'example/app:2');
+      // Where the gate only refuses, the unsafe write is refused with the safe one, which the test then runs.
+      // A write that also lowers the partition (an apply without it) may be refused by
+      // sts-pilot-partition-gate first: both say what would happen and name `sts-pilot undo`.
+      const unsafe = async (args: string[], safe: () => Promise<unknown>, lowersPartition = false): Promise<void> => {
+        if (!refusing(c)) {
+          await kubectl(args);
+          return;
+        }
+        const message = await refusal(kubectl(args));
+        expect(message).to.match(/sts-pilot holds the partition of StatefulSet .*\/undo.* would let pods move without the approval of its hook/);
+        if (!lowersPartition) expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 4 in the same write');
+        expect(message).to.include(`sts-pilot undo undo -n ${ns}`);
+        await safe();
+      };
+      await writeImage(c, ns, 'undo', 'example/app:2');
       await waitUntil('two pods at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 2));
       let generation = await holdUndo();
-      await kubectl(['rollout', 'undo', 'statefulset/undo']);
+      await unsafe(['rollout', 'undo', 'statefulset/undo'], () =>
+        run(process.execPath, ['cmd/sts-pilot.ts', 'undo', 'undo', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root }),
+      );
       hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the undo write itself held the partition').to.equal(4);
       await waitUntil('undo rolled back', 120_000, () => settled(c, ns, 'undo'));
       // kubectl apply of the manifest as first applied (no partition in it), after one pod moved.
+      const bare = statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() });
       const file = join(tmpdir(), `sts-pilot-undo-${process.pid}.json`);
-      writeFileSync(file, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
-      await kubectl(['apply', '-f', file]);
-      await setImage(c, ns, 'undo', 'example/app:3');
+      const heldFile = join(tmpdir(), `sts-pilot-undo-held-${process.pid}.json`);
+      writeFileSync(file, JSON.stringify({ ...bare, metadata: { ...bare.metadata, namespace: ns } }));
+      writeFileSync(heldFile, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
+      await kubectl(['apply', '-f', refusing(c) ? heldFile : file]);
+      await writeImage(c, ns, 'undo', 'example/app:3');
       await waitUntil('one pod at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 1));
       generation = await holdUndo();
-      await kubectl(['apply', '-f', file]);
+      await unsafe(['apply', '-f', file], () => kubectl(['apply', '-f', heldFile]), true);
       hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the apply itself held the partition').to.equal(4);
       await waitUntil('apply rolled back', 120_000, () => settled(c, ns, 'undo'));
@@ -188,10 +258,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('a hand-lowered partition is refused with how to take over; paused, it is allowed', async () => {
-      await createAndSettle(c, ns, statefulSet('hand', { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet('hand', { replicas: 3, hook: 'http', annotations: withHook() })));
       hook.decide = (call) => call.sts !== `${ns}/hand`;
       try {
-        await setImage(c, ns, 'hand', 'example/app:2');
+        await writeImage(c, ns, 'hand', 'example/app:2');
         const err = await mergePatch(c, ns, 'hand', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).then(
           () => undefined,
           (e: unknown) => e as { code?: number; body?: unknown },
@@ -222,9 +292,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await createAndSettle(c, ns, sts);
       await setImage(c, ns, 'native', 'example/app:2');
       await waitUntil('a native rollout in flight', 60_000, () => updatedAtLeast(c, ns, 'native', 1));
-      const labelled = await mergePatch(c, ns, 'native', {
-        metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() },
-      });
+      const subscribe = { metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() } };
+      if (refusing(c)) {
+        const message = await refusal(mergePatch(c, ns, 'native', subscribe));
+        expect(message).to.match(/native while its hook approves each pod, .*: subscribing it with partition 0 would let pods move/);
+        expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 5 in the same write');
+      }
+      const labelled = await mergePatch(c, ns, 'native', refusing(c) ? { ...subscribe, spec: { updateStrategy: { rollingUpdate: { partition: 5 } } } } : subscribe);
       const at = Date.now();
       expect(partitionOf(labelled), 'the labelling write held the partition').to.equal(5);
       await waitUntil('native rollout finished through the hook', 120_000, () => settled(c, ns, 'native'));
@@ -238,9 +312,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     for (const how of ['rolled back with `sts-pilot undo`', 'fixed forward with a new image'] as const) {
       it(`a broken release (its pod never Ready) ${how}: completes through the hook, every pod approved`, async () => {
         const name = how.startsWith('rolled') ? 'broken-back' : 'broken-fwd';
-        await createAndSettle(c, ns, statefulSet(name, { replicas: 4, hook: 'http', annotations: withHook() }));
+        await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 4, hook: 'http', annotations: withHook() })));
         const start = hook.calls.length;
-        await setImage(c, ns, name, 'example/app:broken');
+        await writeImage(c, ns, name, 'example/app:broken');
         await waitUntil('the broken pod at the top', 60_000, async () => {
           const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-3`);
           return top?.spec?.containers?.[0]?.image === 'example/app:broken' && !top.metadata?.deletionTimestamp;
@@ -253,7 +327,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
           expect(stdout).to.match(/template of revision 1 .* restored; partition held at 4 in the same write/);
         } else {
-          await setImage(c, ns, name, 'example/app:3');
+          await writeImage(c, ns, name, 'example/app:3');
         }
         const done = await waitUntil(`${name} recovered`, 150_000, () => settled(c, ns, name));
         const image = done.spec?.template?.spec?.containers?.[0]?.image;
@@ -276,9 +350,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const name = `ord${start}`;
         const sts = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() });
         (sts.spec as NonNullable<V1StatefulSet['spec']>).ordinals = { start };
-        const from = (await createAndSettle(c, ns, sts)).status?.updateRevision;
+        const from = (await createAndSettle(c, ns, held(c, sts))).status?.updateRevision;
         const before = hook.calls.length;
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         await waitUntil(`${name} rollout`, 120_000, async () => {
           const s = await settled(c, ns, name);
           return s && s.status?.updateRevision !== from ? s : undefined;
@@ -299,9 +373,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
       spec.podManagementPolicy = 'Parallel';
       spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 2 } };
-      await createAndSettle(c, ns, sts);
+      await createAndSettle(c, ns, held(c, sts));
       const from = (await readSts(c, ns, 'par')).status?.updateRevision;
-      await setImage(c, ns, 'par', 'example/app:2');
+      await writeImage(c, ns, 'par', 'example/app:2');
       await waitUntil('par rollout', 120_000, async () => {
         const s = await settled(c, ns, 'par');
         return s && s.status?.updateRevision !== from ? s : undefined;
@@ -316,6 +390,49 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       // Never two pods down at once: each move starts after the previous pod came back.
       const downs = moves.map((m) => m.at).sort((a, b) => a - b);
       for (let i = 1; i < downs.length; i++) expect(downs[i] as number).to.be.greaterThan(downs[i - 1] as number);
+    });
+
+    // What the mutating policies do in the same write, the validating gate refuses, saying how.
+    describe('where only ValidatingAdmissionPolicy is served (validating-only)', () => {
+      beforeEach(function () {
+        if (!refusing(c)) this.skip();
+      });
+
+      it('a StatefulSet created without partition = replicas is refused with the manifest to write; with it, created', async () => {
+        const message = await refusal(c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('fresh', { replicas: 3, hook: 'http', annotations: withHook() }) }));
+        expect(message).to.match(new RegExp(`sts-pilot holds the partition of StatefulSet ${ns}/fresh .*: creating it with partition 0 would let pods move`));
+        expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 3 in the same write');
+        await createAndSettle(c, ns, held(c, statefulSet('fresh', { replicas: 3, hook: 'http', annotations: withHook() })));
+      });
+
+      it('a strategy switch is refused unless paused; a template change that drops the label is still held to the partition', async () => {
+        await createAndSettle(c, ns, held(c, statefulSet('sw', { replicas: 3, hook: 'http', annotations: withHook() })));
+        const message = await refusal(mergePatch(c, ns, 'sw', { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } }));
+        expect(message).to.match(/switching the update strategy of StatefulSet .*\/sw from RollingUpdate to OnDelete .* pause-only act/);
+        expect(message).to.include(`sts-pilot pause sw -n ${ns}`);
+        const unlabelled = await refusal(
+          mergePatch(c, ns, 'sw', { metadata: { labels: { 'sts-pilot.io/hook': null } }, spec: { updateStrategy: { rollingUpdate: { partition: 0 } }, template: { spec: { containers: [{ name: 'app', image: 'example/app:9' }] } } } }),
+        );
+        expect(unlabelled).to.match(/would let pods move without the approval of its hook/);
+        const paused = await mergePatch(c, ns, 'sw', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } });
+        expect(paused.spec?.updateStrategy?.type).to.equal('OnDelete');
+        expect((await podsOf(c, ns, 'sw')).every((p) => p.spec?.containers?.[0]?.image === 'example/app:1'), 'no pod moved').to.equal(true);
+      });
+
+      it('a lowered spec.replicas is refused with the annotation to write; written, the controller removes one approved pod at a time', async () => {
+        await createAndSettle(c, ns, held(c, statefulSet('down', { replicas: 4, hook: 'http', annotations: withHook() })));
+        const before = hook.removals.length;
+        const message = await refusal(mergePatch(c, ns, 'down', { spec: { replicas: 2 } }));
+        expect(message).to.match(/keep spec.replicas: 4 and set the annotation sts-pilot.io\/requested-replicas: "2" instead/);
+        expect(message).to.include(`kubectl annotate statefulset down -n ${ns} sts-pilot.io/requested-replicas=2 --overwrite`);
+        await mergePatch(c, ns, 'down', { metadata: { annotations: { 'sts-pilot.io/requested-replicas': '2' } } });
+        await waitUntil('down at 2 pods, the request met', 120_000, async () => {
+          const s = await readSts(c, ns, 'down');
+          return s.spec?.replicas === 2 && !s.metadata?.annotations?.['sts-pilot.io/requested-replicas'] && (await podsOf(c, ns, 'down')).length === 2;
+        });
+        const removals = hook.removals.slice(before).filter((r) => r.call === 'removal' && r.approved).map((r) => r.pod.name);
+        expect(removals).to.deep.equal(['down-3', 'down-2']);
+      });
     });
   });
 
@@ -405,27 +522,39 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
   describe('the startup check', () => {
     it('says so when the policies are not installed, and works on', async () => {
       // Remove the gate's bindings for a moment (nothing else runs now), start a controller, put them back.
-      const adm = (await import('@kubernetes/client-node')).AdmissionregistrationV1Api;
-      const api = c.kc.makeApiClient(adm);
-      await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
-      await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
+      const k8s = await import('@kubernetes/client-node');
+      const v1 = c.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+      const mode = c.gateMode ?? 'mutating-v1';
+      if (mode === 'mutating-v1') await v1.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+      if (mode === 'mutating-v1beta1') await c.kc.makeApiClient(k8s.AdmissionregistrationV1beta1Api).deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+      if (mode === 'validating-only') await v1.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-write-gate' });
+      await v1.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
       let ctrl: ControllerProcess | undefined;
       try {
         ctrl = await ControllerProcess.start(c, ['--namespace', 'default']);
-        await waitUntil('the gate check', 20_000, async () => (ctrl as ControllerProcess).logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
-        const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
-        expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
-        expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
+        const p = ctrl;
+        await waitUntil('the gate mode', 60_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate mode none')));
+        const modeLine = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate mode none'));
+        expect(modeLine?.capable).to.equal(mode);
+        expect((modeLine?.problems as string[]).join('; ')).to.include(`no admission gate is installed; this API server can run ${mode}: install`);
+        if (mode === 'mutating-v1') {
+          await waitUntil('the gate check', 20_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
+          const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
+          expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
+          expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
+        }
+        expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 1$/m);
         expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.status)).to.equal(200);
       } finally {
         await ctrl?.kill('SIGTERM');
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, gateManifest(mode === 'none' ? 'mutating-v1' : mode));
       }
-      // Back in force before the next suite: a template change holds the partition again.
+      // Back in force before the next suite: a template change holds the partition again (or is refused).
       const ns = await namespace(c, 'gate-back');
-      await c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('probe', { replicas: 2, hook: 'noop' }) });
+      await c.apps.createNamespacedStatefulSet({ namespace: ns, body: held(c, statefulSet('probe', { replicas: 2, hook: 'noop' })) });
       let image = 1;
       await waitUntil('the gate back in force', 30_000, async () => {
+        if (refusing(c)) return setImage(c, ns, 'probe', `example/app:${++image}`).then(() => false, (e: { code?: number }) => e.code === 403);
         await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
         await setImage(c, ns, 'probe', `example/app:${++image}`);
         return partitionOf(await readSts(c, ns, 'probe')) === 2;

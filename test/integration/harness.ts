@@ -20,6 +20,7 @@ import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, freePort, startControlPlane } from '../cluster/controlplane.ts';
+import { detectGateMode, GATE_MANIFEST, type GateMode } from '../../lib/kube/gate-mode.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { type PlainEvent, PlainWatch } from './plain-watch.ts';
 
@@ -39,7 +40,28 @@ export interface Cluster {
   apps: AppsV1Api;
   core: CoreV1Api;
   agent: NodeAgent;
+  /**
+   * The admission gate installed (docs/install.md, "Kubernetes versions"): the
+   * strongest the API server serves, or STS_PILOT_GATE_MODE. Undefined: the
+   * suite installed none itself.
+   */
+  gateMode?: GateMode;
 }
+
+/** The gate a fresh cluster gets: STS_PILOT_GATE_MODE (to try a weaker one on a newer server), else the strongest served. */
+export async function gateModeFor(kc: KubeConfig): Promise<Exclude<GateMode, 'none'>> {
+  const forced = process.env.STS_PILOT_GATE_MODE;
+  if (forced) {
+    if (!(forced in GATE_MANIFEST)) throw new Error(`STS_PILOT_GATE_MODE must be one of ${Object.keys(GATE_MANIFEST).join(', ')}, not ${JSON.stringify(forced)}`);
+    return forced as Exclude<GateMode, 'none'>;
+  }
+  const { capable } = await detectGateMode(kc);
+  if (capable === 'none') throw new Error('this API server serves no ValidatingAdmissionPolicy: the suite needs Kubernetes 1.30 or newer');
+  return capable;
+}
+
+/** The manifest file (in manifests/) of a gate mode. */
+export const gateManifest = (mode: Exclude<GateMode, 'none'>): string => join(root, GATE_MANIFEST[mode]);
 
 let shared: Promise<Cluster> | undefined;
 
@@ -77,9 +99,12 @@ async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Prom
   const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
   await agent.start();
   const core = kc.makeApiClient(CoreV1Api);
-  for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  const gateMode = await gateModeFor(kc);
+  for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  await applyManifest(kc, gateManifest(gateMode));
+  await applyManifest(kc, join(root, 'manifests', 'admission-pilot.yaml'));
   const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
-  return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
+  return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent, gateMode };
 }
 
 export async function stopCluster(): Promise<void> {
