@@ -60,6 +60,21 @@ export async function gateModeFor(kc: KubeConfig): Promise<Exclude<GateMode, 'no
   return capable;
 }
 
+/**
+ * The gate mode the suite's cluster will run, known before it starts (mocha defines
+ * tests before any hook runs): STS_PILOT_GATE_MODE, else by STS_PILOT_K8S_VERSION
+ * (default 1.37): MutatingAdmissionPolicy v1 from 1.36, its beta on 1.34/1.35 (on in
+ * the test control plane unless STS_PILOT_MAP_BETA=0), ValidatingAdmissionPolicy
+ * only below. cluster() checks that the server agrees.
+ */
+export function expectedGateMode(env: NodeJS.ProcessEnv = process.env): Exclude<GateMode, 'none'> {
+  if (env.STS_PILOT_GATE_MODE) return env.STS_PILOT_GATE_MODE as Exclude<GateMode, 'none'>;
+  const minor = Number(/^v?1\.(\d+)\./.exec(env.STS_PILOT_K8S_VERSION ?? 'v1.37.2')?.[1] ?? 37);
+  if (minor >= 36) return 'mutating-v1';
+  if (minor >= 34 && env.STS_PILOT_MAP_BETA !== '0') return 'mutating-v1beta1';
+  return 'validating-only';
+}
+
 /** The manifest file (in manifests/) of a gate mode. */
 export const gateManifest = (mode: Exclude<GateMode, 'none'>): string => join(root, GATE_MANIFEST[mode]);
 
@@ -100,6 +115,7 @@ async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Prom
   await agent.start();
   const core = kc.makeApiClient(CoreV1Api);
   const gateMode = await gateModeFor(kc);
+  if (cp && gateMode !== expectedGateMode()) throw new Error(`Kubernetes ${cp.version.gitVersion} serves gate mode ${gateMode}, but the suite expected ${expectedGateMode()} (harness.ts expectedGateMode)`);
   for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
   await applyManifest(kc, gateManifest(gateMode));
   await applyManifest(kc, join(root, 'manifests', 'admission-pilot.yaml'));

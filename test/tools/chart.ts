@@ -17,8 +17,9 @@ export const chartDir = join(root, 'charts', 'sts-pilot');
 const run = promisify(execFile);
 
 /** `helm template` of the chart with these --set values (strings, as on the command line) in `namespace`. */
-export async function helmTemplate(helm: string, o: { namespace?: string; set?: string[]; values?: string[]; showOnly?: string[] } = {}): Promise<string> {
+export async function helmTemplate(helm: string, o: { namespace?: string; set?: string[]; values?: string[]; showOnly?: string[]; kubeVersion?: string } = {}): Promise<string> {
   const args = ['template', 'sts-pilot', chartDir, '--namespace', o.namespace ?? 'sts-pilot-system'];
+  if (o.kubeVersion) args.push('--kube-version', o.kubeVersion);
   for (const s of o.set ?? []) args.push('--set', s);
   for (const f of o.values ?? []) args.push('--values', f);
   for (const s of o.showOnly ?? []) args.push('--show-only', s);
