@@ -35,6 +35,8 @@ const MATRIX: [string, string, string[]][] = [
   ['defaults', 'sts-pilot-system', []],
   ['namespace-scoped RBAC, two watched namespaces', 'sts-pilot', ['rbac.namespaced=true', 'watchNamespaces={apps,web}']],
   ['another label key, namespace and image', 'ops', ['labelKey=dd-statefulset-pilot', 'image.repository=registry.example/sts-pilot', 'image.tag=0.1.0-rc1', 'namespace.create=true']],
+  // What 1.30-1.35 get (docs/install.md, "Kubernetes versions"); the API server here accepts its objects too.
+  ['the validating-only gate', 'sts-pilot-system', ['admission.mode=validating-only']],
   ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
   ['the least: no CRD, no gate, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1']],
   ['everything set', 'sts-pilot-system', [
