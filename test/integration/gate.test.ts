@@ -123,19 +123,21 @@ const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_00
  * previous one at a random moment of the rollout (`kubectl apply` of the old
  * manifest does the same write), `rounds` times each.
  */
-async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: RolloutAudit, rounds: number, seed: number) {
+async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: RolloutAudit, rounds: number, seed: number, gated: boolean) {
   const rand = rng(seed);
   const names = ['r0', 'r1', 'r2', 'r3'];
   const withHook = { 'http.sts-pilot.io/url': hook.url };
-  await Promise.all(names.map((n) => createAndSettle(c, ns, held(c, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook })))));
+  // Without the gate (its namespace left out), the plain write: what the guard alone must catch.
+  const write = gated ? writeImage : setImage;
+  await Promise.all(names.map((n) => createAndSettle(c, ns, gated ? held(c, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook })) : statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook }))));
   const waits = names.map(() => Array.from({ length: rounds }, () => 300 + Math.floor(rand() * 4500)));
   let reverts = 0;
   await Promise.all(
     names.map(async (n, i) => {
       for (let r = 0; r < rounds; r++) {
-        await writeImage(c, ns, n, `example/app:${n}-${r + 2}`);
+        await write(c, ns, n, `example/app:${n}-${r + 2}`);
         await sleep(waits[i]?.[r] ?? 1000);
-        await writeImage(c, ns, n, 'example/app:1');
+        await write(c, ns, n, 'example/app:1');
         reverts++;
         await waitUntil(`${n} back at example/app:1 (round ${r + 1})`, 120_000, () => settled(c, ns, n));
       }
@@ -199,7 +201,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('a template reverted at random moments of 20 rollouts moves no pod without an approval of that pod', async () => {
-      const r = await revertStorm(c, ns, hook, audit, 5, SEED);
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED, true);
       console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved`);
       expect(r.reverts).to.equal(20);
       expect(r.moves.length, 'the rollouts moved pods').to.be.greaterThan(20);
@@ -459,7 +461,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('the guard acts on the first event of a reverted template: at most one pod per revert moves before it', async () => {
-      const r = await revertStorm(c, ns, hook, audit, 5, SEED + 1);
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED + 1, false);
       console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved (the race the policies close)`);
       expect(r.reverts).to.equal(20);
       const byRevertWindow = new Map<string, number>();
@@ -562,7 +564,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await c.apps.createNamespacedStatefulSet({ namespace: ns, body: held(c, statefulSet('probe', { replicas: 2, hook: 'noop' })) });
       let image = 1;
       await waitUntil('the gate back in force', 30_000, async () => {
-        if (refusing(c)) return setImage(c, ns, 'probe', `example/app:${++image}`).then(() => false, (e: { code?: number }) => e.code === 403);
+        // Validating-only: a StatefulSet created without its partition held is refused again.
+        if (refusing(c)) return c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet(`probe-${++image}`, { replicas: 2, hook: 'noop' }) }).then(() => false, (e: { code?: number }) => e.code === 403);
         await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
         await setImage(c, ns, 'probe', `example/app:${++image}`);
         return partitionOf(await readSts(c, ns, 'probe')) === 2;
