@@ -211,6 +211,20 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
     expect(generatedOnDisk().filter((f) => !expected.has(f)), 'files in manifests/ the chart does not render').to.deep.equal([]);
   });
 
+  it('the gate for older Kubernetes is admission-gate.yaml\'s objects: the mutating ones at v1beta1, or its validating ones plus sts-pilot-write-gate', () => {
+    type Obj = { apiVersion?: string; kind?: string; metadata?: { name?: string } };
+    const load = (f: string): Obj[] => (loadAllYaml(readFileSync(join(root, 'manifests', f), 'utf8')) as (Obj | null)[]).filter((d): d is Obj => !!d?.kind);
+    const v1 = load('admission-gate.yaml');
+    const beta = load('admission-gate-v1beta1.yaml');
+    const validating = load('admission-gate-validating.yaml');
+    const mutating = (o: Obj): boolean => o.kind?.startsWith('MutatingAdmissionPolicy') ?? false;
+    expect(beta).to.deep.equal(v1.map((o) => (mutating(o) ? { ...o, apiVersion: 'admissionregistration.k8s.io/v1beta1' } : o)));
+    const key = (o: Obj): string => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`;
+    expect(validating.filter((o) => o.metadata?.name !== 'sts-pilot-write-gate')).to.deep.equal(v1.filter((o) => !mutating(o)));
+    expect(validating.map(key).filter((k) => k.endsWith('/sts-pilot-write-gate'))).to.deep.equal(['ValidatingAdmissionPolicy/sts-pilot-write-gate', 'ValidatingAdmissionPolicyBinding/sts-pilot-write-gate']);
+    expect(validating.some(mutating)).to.equal(false);
+  });
+
   it('every values set renders, and the API server accepts every object (kubectl apply --dry-run=server)', async () => {
     for (const [name, ns, set] of MATRIX) {
       for (const n of [ns, 'apps', 'web', 'search']) await ensureNamespace(n);
