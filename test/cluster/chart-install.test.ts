@@ -66,6 +66,21 @@ describe('install: the Helm chart on this Kubernetes version picks the gate it s
   });
 
   it('the installed gate keeps the partition shut: a new image is held in the write, or refused with the safe write', async () => {
+    // The API server loads new policies and their ConfigMap asynchronously (parameterNotFoundAction
+    // Allow until it has it): wait until a probe write shows the gate in force, then check.
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    const deadline = Date.now() + 60_000;
+    for (let i = 0; ; i++) {
+      if (Date.now() > deadline) throw new Error('the gate was not in force within 60 s of helm install');
+      const probe = statefulSet(`probe-${i}`, { replicas: 2, hook: 'noop' });
+      const created = await apps.createNamespacedStatefulSet({ namespace: 'apps', body: probe }).then(() => true, (e: { code?: number }) => (e.code === 403 ? false : Promise.reject(e)));
+      if (want === 'validating-only' && !created) break;
+      if (want !== 'validating-only') {
+        const after = await apps.patchNamespacedStatefulSet({ name: `probe-${i}`, namespace: 'apps', body: { spec: { template: { metadata: { labels: { probe: 'x' } } } } } }, merge);
+        if (after.spec?.updateStrategy?.rollingUpdate?.partition === 2) break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const sts: V1StatefulSet = statefulSet('web', { replicas: 3, hook: 'noop' });
     const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
     spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { partition: 3 } };
