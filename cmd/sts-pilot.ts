@@ -2,17 +2,18 @@
 import { Command } from 'commander';
 import { hostname } from 'node:os';
 import { hooks } from '../hooks/index.ts';
-import { createHttpHook } from '../hooks/http/index.ts';
 import { registerCliCommands } from './commands/index.ts';
 import { registerPilotCommand } from './pilot-command.ts';
 import { ControllerFlags } from '../lib/cli/controller-flags.ts';
 import { parseFlags } from '../lib/cli/flags.ts';
 import { Controller, type StatefulSetLookup } from '../lib/controller/index.ts';
+import { SecretCache } from '../lib/controller/secrets.ts';
+import { createEgress } from '../lib/egress.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
-import { checkAdmissionGate, checkOverrideStamp } from '../lib/kube/gate-check.ts';
 import { describeGateMode, detectGateMode, GATE_MODES } from '../lib/kube/gate-mode.ts';
+import { GateMonitor, gateDetail } from '../lib/kube/gate-monitor.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -36,7 +37,9 @@ program
   .option('--workers <n>', 'StatefulSets reconciled in parallel (per namespace)', '4')
   .option('--hook-timeout <seconds>', 'deadline of one hook call', '60')
   .option('--hook-retry-max <seconds>', 'longest wait before asking a hook that holds again (backoff cap)', '30')
-  .option('--http-hook-allow <hosts,...>', 'hosts (name, *.domain), IPs and CIDRs the http hook may call (default: any but link-local and the API server)')
+  .option('--hook-allow <hosts,...>', 'hosts (name, *.domain), IPs and CIDRs hooks may call (default: any but link-local, loopback and the API server)')
+  .option('--http-hook-allow <hosts,...>', 'former name of --hook-allow (both lists are joined)')
+  .option('--hook-allow-loopback', 'let hooks call loopback addresses (127.0.0.0/8, ::1): single-host setups and tests', false)
   .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8080')
   .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace', 'info')
   .option('--no-leader-elect', 'act without a Lease (only one replica may run)')
@@ -45,6 +48,7 @@ program
   .option('--lease-duration <seconds>', 'how long a silent leader keeps the Lease', '15')
   .option('--renew-deadline <seconds>', 'a leader that could not renew this long stops writing (< lease duration)', '10')
   .option('--default-window <windows>', 'maintenance windows for StatefulSets without sts-pilot.io/window, e.g. "Mon-Fri 01:00-05:00 Europe/Berlin"')
+  .option('--gate-check-interval <seconds>', 'how often the admission gate is checked again (policies, bindings) after the check at start', '10')
   .option('--disable-policies <names,...>', 'rollout policies to switch off: window, step-delay, after, hold-timeout, halt, override')
   .action(async (raw: unknown) => {
     const f = parseFlags(ControllerFlags, raw);
@@ -53,14 +57,21 @@ program
     const metrics = createMetrics();
     const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
     const kc = loadKubeConfig(f.kubeconfig, f.context, `sts-pilot/${VERSION} controller (${identity})`);
-    // The http hook may never call the API server itself, nor link-local addresses.
+    // No hook may call the API server itself, nor link-local addresses; loopback only where the installer says so.
     const apiServer = await apiServerAddresses(kc);
-    const policy = urlPolicy(f.httpHookAllow ?? [], apiServer);
-    log.info({ allow: policy.allow.length > 0 ? policy.allow : '(any)', refused: ['link-local', ...apiServer.map((a) => `${a.ip}:${a.port}`)] }, 'http hook addresses');
-    const registry = new Map(hooks).set('http', createHttpHook(policy));
+    const policy = urlPolicy([...(f.hookAllow ?? []), ...(f.httpHookAllow ?? [])], apiServer, { allowLoopback: f.hookAllowLoopback });
+    log.info(
+      { allow: policy.allow.length > 0 ? policy.allow : '(any)', refused: ['link-local', ...(f.hookAllowLoopback ? [] : ['loopback']), ...apiServer.map((a) => `${a.ip}:${a.port}`)] },
+      'hook addresses',
+    );
+    if (f.httpHookAllow) log.warn('--http-hook-allow is the former name of --hook-allow, and applies to every hook now');
+    const egress = createEgress(policy);
+    // One cache of the Secrets hooks may read, for every controller of this process.
+    const secrets = new SecretCache({ kc, log, metrics, namespaces: f.namespace });
+    const registry = hooks;
     let elector: LeaderElector | undefined;
     let stopping = false;
-    // Learnt once at startup (below): without the gate, an override's user cannot be trusted.
+    // Checked all along (below): without the gate, an override's user cannot be trusted.
     let gateEnforced = false;
     // The controller's own namespace: its leader Lease and the disruption budgets' Leases live there.
     const ownNamespace = f.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? f.namespace?.[0] ?? 'default';
@@ -71,6 +82,8 @@ program
         new Controller({
           kc,
           hooks: registry,
+          secrets,
+          egress,
           log,
           metrics,
           labelKey: f.labelKey,
@@ -116,7 +129,25 @@ program
       });
     }
     const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
-    const server = await serveProbes({ host: host || '0.0.0.0', port: Number(port), registry: metrics.registry, ready: () => controllers.every((c) => c.ready) });
+    const gate = new GateMonitor({
+      kc,
+      labelKey: f.labelKey,
+      log,
+      intervalMs: f.gateCheckInterval * 1000,
+      onReport: (r) => {
+        gateEnforced = r.enforced && r.override.enforced;
+        metrics.admissionGate.set(r.enforced ? 1 : 0);
+        metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
+        metrics.admissionGateChecked.set(Date.now() / 1000);
+      },
+    });
+    const server = await serveProbes({
+      host: host || '0.0.0.0',
+      port: Number(port),
+      registry: metrics.registry,
+      ready: () => controllers.every((c) => c.ready),
+      detail: () => gateDetail(gate.report),
+    });
     const stop = async (signal: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
@@ -124,7 +155,11 @@ program
       const force = setTimeout(() => process.exit(1), 20_000);
       force.unref();
       await Promise.all(controllers.map((c) => c.stop()));
+      // Hook calls are over: the connections hooks keep between calls (Kafka's) are closed, not dropped.
+      await Promise.all([...registry.values()].map((h) => h.close?.().catch(() => {})));
+      await secrets.stop();
       await elector?.stop();
+      gate.stop();
       server.close();
       log.info('stopped');
       process.exit(0);
@@ -134,12 +169,6 @@ program
     await Promise.all(controllers.map((c) => c.start()));
     if (elector) elector.start();
     else metrics.leader.set(1);
-    // Once, in the background: whether the API server keeps the partition shut too.
-    void Promise.all([checkAdmissionGate(kc, f.labelKey, log), checkOverrideStamp(kc, log)]).then(([r, o]) => {
-      gateEnforced = r.enforced && o.ok;
-      metrics.admissionGate.set(r.enforced ? 1 : 0);
-      metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
-    });
     // Which gate this cluster runs and could run (docs/install.md, "Kubernetes versions").
     void detectGateMode(kc).then((g) => {
       for (const m of GATE_MODES) {
@@ -150,6 +179,8 @@ program
       if (g.mode === 'none' || g.problems.length) log.warn(fields, describeGateMode(g));
       else log.info(fields, describeGateMode(g));
     });
+    // In the background, at start and all along: whether the API server keeps the gate shut too.
+    gate.start();
   });
 
 registerCliCommands(program);

@@ -1,6 +1,7 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { hookOptionPrefix } from './names.ts';
+import type { Egress } from './egress.ts';
 import type { Logger } from './log.ts';
 import type { PilotReader } from './pilot/reader.ts';
 
@@ -9,7 +10,11 @@ export class HookNotReady extends Error {
   override name = 'HookNotReady';
 }
 
-/** Reads a Secret in the StatefulSet's namespace; values decoded to UTF-8. */
+/**
+ * Reads a Secret in the StatefulSet's namespace; values decoded to UTF-8. Only
+ * Secrets the installer allowed (labelled sts-pilot.io/credentials: "true")
+ * are given; any other name rejects with a HookNotReady that says how to allow it.
+ */
 export type SecretReader = (name: string) => Promise<Record<string, string>>;
 
 export interface HookContext<O> {
@@ -20,6 +25,12 @@ export interface HookContext<O> {
   signal: AbortSignal;
   log: Logger;
   secrets: SecretReader;
+  /**
+   * The only way out to the network: every URL or address a hook calls goes
+   * through it, so the controller's address policy (--hook-allow,
+   * --hook-allow-loopback; never link-local or the API server) holds for all.
+   */
+  egress: Egress;
   /** The Pilots of the StatefulSet's namespace, from the controller's cache. */
   pilots: PilotReader;
   /**
@@ -131,6 +142,11 @@ export interface RolloutHook<O = unknown> {
    * template), which saves three reads per call for a hook that needs no more.
    */
   readonly objects?: 'full' | 'cached';
+  /**
+   * Optional: release what the hook keeps between calls (connections), at
+   * process stop. Calls after it may open them again.
+   */
+  close?(): Promise<void>;
 }
 
 const UpdateOrderAnswer = z.strictObject({

@@ -47,7 +47,7 @@ export function createMetrics() {
     }),
     admissionGate: new Gauge({
       name: 'sts_pilot_admission_gate',
-      help: '1 when the admission policies that keep the partition shut are installed and name this controller and its label key (checked at startup), else 0',
+      help: '1 when the admission policies that keep the partition shut are installed and name this controller and its label key (checked at start and every --gate-check-interval), else 0; why not: the log and /readyz',
       registers: [registry],
     }),
     admissionGateMode: new Gauge({
@@ -64,7 +64,12 @@ export function createMetrics() {
     }),
     admissionGateScaleDown: new Gauge({
       name: 'sts_pilot_admission_gate_scale_down',
-      help: '1 when the admission policies that hold a scale-down (sts-pilot-hold-replicas, sts-pilot-scale-gate) are installed and name this controller and its label key (checked at startup), else 0',
+      help: '1 when the admission policies that hold a scale-down (sts-pilot-hold-replicas, sts-pilot-scale-gate) are installed and name this controller and its label key (checked at start and every --gate-check-interval), else 0',
+      registers: [registry],
+    }),
+    admissionGateChecked: new Gauge({
+      name: 'sts_pilot_admission_gate_checked_timestamp_seconds',
+      help: 'When the admission gate was last checked (Unix seconds): a stale value means the check itself stopped',
       registers: [registry],
     }),
     leader: new Gauge({ name: 'sts_pilot_leader', help: '1 while this replica holds the Lease (or runs without leader election)', registers: [registry] }),

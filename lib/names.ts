@@ -34,3 +34,12 @@ export const POLICY_ANNOTATIONS = {
   /** Stamped by the admission policy with the user who set the override; never by a person. */
   overrideBy: 'sts-pilot.io/override-by',
 } as const;
+
+/**
+ * On a Secret: the installer allows hooks to read it (value "true"). A hook's
+ * credentials-secret, ca-secret or sasl-secret names only Secrets so labelled;
+ * the controller lists and watches these alone (docs/decisions.md, "No
+ * confused deputy").
+ */
+export const CREDENTIALS_LABEL = 'sts-pilot.io/credentials';
+export const CREDENTIALS_SELECTOR = `${CREDENTIALS_LABEL}=true`;

@@ -7,6 +7,8 @@ export interface ProbeServerOptions {
   registry: Registry;
   /** /readyz answers 200 only while this returns true. */
   ready: () => boolean;
+  /** Lines added to the /readyz body (not to its status): what an operator should know. */
+  detail?: () => string;
 }
 
 /** /healthz (the process answers), /readyz (caller's notion of ready) and /metrics. */
@@ -16,7 +18,8 @@ export async function serveProbes(o: ProbeServerOptions): Promise<Server> {
     if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     if (path === '/readyz') {
       const ok = o.ready();
-      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'not ready\n');
+      const detail = o.detail ? `${o.detail()}\n` : '';
+      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(`${ok ? 'ok' : 'not ready'}\n${detail}`);
     }
     if (path === '/metrics') {
       o.registry.metrics().then(

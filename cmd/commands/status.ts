@@ -1,6 +1,8 @@
+import { dumpYaml } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { parseFlags, StatefulSetName, StatusFlags } from '../../lib/cli/flags.ts';
-import { contextNamespace, readStatusItems } from '../../lib/cli/kube.ts';
+import { CliError, contextNamespace, readStatusItems } from '../../lib/cli/kube.ts';
+import { statusReport } from '../../lib/cli/status-report.ts';
 import { readBudgets, renderBudgets } from '../../lib/cli/budgets.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
 import { StatusWatch } from '../../lib/cli/watch.ts';
@@ -18,6 +20,7 @@ export function registerStatus(program: Command): void {
     .option('-A, --all-namespaces', 'every namespace')
     .option('-w, --watch', 'keep watching and redraw on every change')
     .option('--gate', 'always say which admission gate the cluster runs (said anyway when it is not the full, mutating one)')
+    .option('-o, --output <format>', 'text, or json / yaml: the versioned report for scripts (docs/cli.md)', 'text')
     .option('--budget-namespace <ns>', "where the controller keeps the disruption budgets' Leases (its own namespace)", 'sts-pilot-system')
     .action(
       action(async (rawName: unknown, _opts: unknown, cmd: Command) => {
@@ -38,6 +41,13 @@ export function registerStatus(program: Command): void {
           return;
         }
         const items = await readStatusItems(kc, { namespace, name, labelKey: f.labelKey, hookProblem: hookProblem(f.labelKey) });
+        if (f.output !== 'text') {
+          // The report, even empty: a script reads items, never a sentence.
+          const report = statusReport(items, f.labelKey, Date.now());
+          process.stdout.write(f.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : dumpYaml(report));
+          if (name && items.length === 0) throw new CliError(empty);
+          return;
+        }
         const lines = items.length === 0 ? [empty] : renderStatus(items, { labelKey: f.labelKey, now: Date.now(), ages: true });
         const budgets = renderBudgets(await readBudgets(kc, f.budgetNamespace), { namespace, now: Date.now(), budgetNamespace: f.budgetNamespace });
         // The gate mode (docs/install.md, "Kubernetes versions"): said when it is less than the full gate, or asked for.

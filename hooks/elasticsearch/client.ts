@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { describeError } from '../../lib/errors.ts';
 import { type HookContext, HookNotReady } from '../../lib/hook.ts';
 import { httpRequest } from '../../lib/http.ts';
+import { shortLine } from '../../lib/sanitize.ts';
+import { refusalOf } from '../../lib/url-policy.ts';
 import { ErrorAnswer } from './answers.ts';
 import type { Options } from './options.ts';
 
@@ -71,6 +73,8 @@ async function readObject(what: string, read: () => Promise<Record<string, strin
   try {
     return await read();
   } catch (err) {
+    // The controller's refusal (not an allowed Secret) says it all, and how to allow it.
+    if (err instanceof HookNotReady) throw err;
     // The reader's error names the object and the API's answer, never its data.
     throw new HookNotReady(`cannot read ${what}: ${describeError(err, 200)}`);
   }
@@ -96,16 +100,21 @@ async function caBundle(o: Options, ctx: HookContext<Options>): Promise<string |
   return pem;
 }
 
-/** A short reason for an answer that is not 2xx: the server's own error reason when it gives one. */
+/**
+ * A short reason for an answer that is not 2xx: the server's own error reason
+ * when it gives one, as one sanitized line (it reaches Events; whoever chose the
+ * URL chose what it says).
+ */
 function statusReason(status: number, text: string): string {
-  let detail = text.replace(/\s+/g, ' ').trim();
+  let detail = text;
   try {
     const e = ErrorAnswer.safeParse(JSON.parse(text));
     if (e.success) detail = typeof e.data.error === 'string' ? e.data.error : [e.data.error.type, e.data.error.reason].filter(Boolean).join(': ');
   } catch {
     // not JSON: the text as it is
   }
-  return `answered ${status}${detail ? `: ${detail.slice(0, 300)}` : ''}`;
+  const line = shortLine(detail);
+  return `answered ${status}${line ? `: ${line}` : ''}`;
 }
 
 export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
@@ -127,23 +136,29 @@ export async function connect(ctx: HookContext<Options>): Promise<EsClient> {
         timeoutMs,
         signal: ctx.signal,
         maxBytes,
-        ...(ca ? { ca } : {}),
+        dispatcher: ctx.egress.dispatcher(ca),
       });
     } catch (err) {
+      const refused = refusalOf(err);
+      if (refused) throw new HookNotReady(`${what}: not allowed: ${refused.message}`);
       if (ctx.signal.aborted) throw new HookNotReady(`${what}: the hook call was cancelled (deadline or shutdown)`);
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name));
       const tls = tlsProblem(err, ca !== undefined);
       throw new HookNotReady(`${what}: ${tls ?? (timedOut ? `no answer within ${o.timeoutSeconds}s` : `unreachable (${describeError(err, 200)})`)}`);
     }
     stats.bytes += Buffer.byteLength(res.text);
-    if (res.status < 200 || res.status > 299) throw new HookNotReady(`${what} ${statusReason(res.status, res.text)}`);
+    if (res.status < 200 || res.status > 299) {
+      ctx.log.debug({ status: res.status, body: res.text }, `${what}: the answer in full`);
+      throw new HookNotReady(`${what} ${statusReason(res.status, res.text)}`);
+    }
     if (res.truncated) throw new HookNotReady(`${what}: the answer is larger than ${maxBytes >> 20} MiB`);
     let json: unknown;
     try {
       // Some write APIs (voting_config_exclusions) answer 200 with no body.
       json = res.text.trim() === '' ? {} : JSON.parse(res.text);
     } catch {
-      throw new HookNotReady(`${what}: the answer is not JSON: ${res.text.replace(/\s+/g, ' ').slice(0, 100)}`);
+      ctx.log.debug({ status: res.status, body: res.text }, `${what}: the answer in full`);
+      throw new HookNotReady(`${what}: the answer is not JSON: ${shortLine(res.text, 100)}`);
     }
     const r = schema.safeParse(json);
     if (!r.success) throw new HookNotReady(`${what}: unexpected answer: ${z.prettifyError(r.error).replace(/\s+/g, ' ').slice(0, 300)}`);

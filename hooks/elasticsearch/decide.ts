@@ -322,11 +322,19 @@ export function diskShortfall(view: ClusterView, name: string): string | undefin
  * the next node goes. At the end allocation is re-enabled and health is as required.
  */
 export function decideRestart(view: ClusterView, prev: NodeRef | null, next: NodeRef | null, required: Health, step: StepContext = {}): Decision {
+  const value = view.allocation?.value;
+  const ours = view.marker.primariesFor !== undefined && value === 'primaries';
+  // The last step is finished before the next one is judged: once its node is a member again,
+  // replica allocation goes back on whatever holds the next step. Until then the cluster cannot be
+  // whole, so a hold that waits for health, or for another StatefulSet that waits for this one's
+  // budget slot (which is freed at green), would never end (found by elasticsearch-zones).
+  const back = view.marker.primariesFor;
+  if (ours && back !== undefined && back !== next?.name && view.nodes.some((n) => n.name === back)) {
+    return { kind: 'write', write: mergeWrites(allocationWrite(view, null), markerWrite(view, { exclude: view.marker.exclude })), why: `re-enable replica allocation (${back} is back)` };
+  }
   const blocked = precheck(view, prev, next, step);
   if (blocked) return blocked;
 
-  const value = view.allocation?.value;
-  const ours = view.marker.primariesFor !== undefined && value === 'primaries';
   if (!ours && value !== undefined && value !== 'all') {
     const owner = value === 'primaries' ? view.others.find((o) => o.marker.primariesFor !== undefined) : undefined;
     if (owner) {

@@ -2,7 +2,11 @@ import { z } from 'zod';
 import type { V1Pod } from '@kubernetes/client-node';
 import { defineHook, HookNotReady, type RemovalContext, type RemovalOutcome, secondsOption } from '../../lib/hook.ts';
 import { httpRequest } from '../../lib/http.ts';
-import { policyAgent, urlPolicy, UrlRefused, type UrlPolicy } from '../../lib/url-policy.ts';
+import type { Egress } from '../../lib/egress.ts';
+import { describeError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import { shortLine } from '../../lib/sanitize.ts';
+import { refusalOf } from '../../lib/url-policy.ts';
 
 const Options = z.strictObject({
   url: z
@@ -37,27 +41,29 @@ function removalBody(call: 'removal' | RemovalOutcome, pod: V1Pod, ctx: RemovalC
 /**
  * POSTs {statefulSet, prev, next, nextReady} (the Kubernetes objects, and
  * whether next is Ready) to a URL: any 2xx
- * approves, anything else holds with the answer's body as the reason. Lets a
- * hook be written in any language. It connects only where `policy` allows
- * (the controller's --http-hook-allow; link-local addresses and the API server
- * never): the URL comes from an annotation, and the answer goes into an Event.
+ * approves, anything else holds with the start of the answer's body as the
+ * reason (one sanitized line; the whole body in the debug log). Lets a hook be
+ * written in any language. It connects only where the controller's address
+ * policy allows (ctx.egress: --hook-allow, --hook-allow-loopback; link-local
+ * addresses and the API server never): the URL comes from an annotation, and
+ * the answer goes into an Event.
  */
-export function createHttpHook(policy: UrlPolicy = urlPolicy([])) {
-  const dispatcher = policyAgent(policy);
+function createHttpHook() {
   /** POST one request; 2xx resolves, anything else holds with a short reason. */
-  const post = async (options: z.infer<typeof Options>, signal: AbortSignal, body: Record<string, unknown>): Promise<void> => {
-    const { url, timeout } = options;
+  const post = async (ctx: { options: z.infer<typeof Options>; signal: AbortSignal; egress: Egress; log: Logger }, body: Record<string, unknown>): Promise<void> => {
+    const { url, timeout } = ctx.options;
     const where = displayUrl(url);
     let answer;
     try {
-      answer = await httpRequest(url, { body: { apiVersion: HTTP_HOOK_API_VERSION, ...body }, timeoutMs: timeout * 1000, signal, maxBytes: 64 * 1024, dispatcher });
+      answer = await httpRequest(url, { body: { apiVersion: HTTP_HOOK_API_VERSION, ...body }, timeoutMs: timeout * 1000, signal: ctx.signal, maxBytes: 64 * 1024, dispatcher: ctx.egress.dispatcher() });
     } catch (err) {
-      const refused = err instanceof UrlRefused ? err : (err as { cause?: unknown }).cause instanceof UrlRefused ? ((err as { cause: UrlRefused }).cause) : undefined;
+      const refused = refusalOf(err);
       if (refused) throw new HookNotReady(`${where} is not allowed: ${refused.message}`);
-      throw new HookNotReady(`${where} did not answer: ${(err as Error).message}`);
+      throw new HookNotReady(`${where} did not answer: ${describeError(err, 200)}`);
     }
     if (answer.status >= 200 && answer.status < 300) return;
-    const text = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
+    ctx.log.debug({ status: answer.status, body: answer.text }, `${where}: the answer in full`);
+    const text = shortLine(answer.text);
     throw new HookNotReady(`${where} answered ${answer.status}${text ? `: ${text}` : ''}`);
   };
   return defineHook({
@@ -65,16 +71,15 @@ export function createHttpHook(policy: UrlPolicy = urlPolicy([])) {
     description: 'POST each step and each removal to a URL (docs/hooks-http.md); 2xx approves, anything else holds with the body as reason',
     options: Options,
     async podUpdateTransition(prev, next, ctx) {
-      await post(ctx.options, ctx.signal, { kind: 'PodUpdateTransition', statefulSet: ctx.statefulSet, prev, next, nextReady: ctx.nextReady });
+      await post(ctx, { kind: 'PodUpdateTransition', statefulSet: ctx.statefulSet, prev, next, nextReady: ctx.nextReady });
     },
     async podRemoval(pod, ctx) {
-      await post(ctx.options, ctx.signal, removalBody('removal', pod, ctx));
+      await post(ctx, removalBody('removal', pod, ctx));
     },
     async podRemoved(pod, outcome, ctx) {
-      await post(ctx.options, ctx.signal, removalBody(outcome, pod, ctx));
+      await post(ctx, removalBody(outcome, pod, ctx));
     },
   });
 }
 
-/** The http hook with only the built-in refusals (link-local); the controller builds its own from its flags. */
 export const httpHook = createHttpHook();

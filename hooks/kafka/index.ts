@@ -1,9 +1,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.ts';
 import { defineHook, type HookContext, HookNotReady, type OrderContext, type RemovalContext, type UpdateOrder } from '../../lib/hook.ts';
-import type { KafkaAdmin } from '../../lib/kafka/admin.ts';
+import type { KafkaUsage } from '../../lib/kafka/admin.ts';
 import { brokerRefOf, type PilotSays, podOrdinal } from './broker-ref.ts';
-import { type ConnectContext, connect } from './client.ts';
+import { closeConnections, type ConnectContext, onAny } from './client.ts';
 import { type BrokerRef, decide } from './decide.ts';
 import { notRejoined } from './health.ts';
 import { Options } from './options.ts';
@@ -29,32 +29,10 @@ async function brokerRef(pod: V1Pod | null, ctx: RefContext): Promise<{ ref: Bro
   return r;
 }
 
-/**
- * `fn` on a connection to the first bootstrap broker that answers it in full.
- * A broker that accepts connections but does not answer (frozen, overloaded,
- * or the leaving one) costs one timeout, then the next one is asked. `fn` must
- * be safe to run again on the next broker (reads, and idempotent writes).
- */
-async function onAny<T>(ctx: ConnectContext, fn: (admin: KafkaAdmin) => Promise<T>): Promise<{ value: T; via: string }> {
-  const failures: string[] = [];
-  for (const b of ctx.options.bootstrap) {
-    let admin: KafkaAdmin | undefined;
-    try {
-      admin = await connect(ctx, b);
-      return { value: await fn(admin), via: admin.broker };
-    } catch (err) {
-      if (!(err instanceof HookNotReady) || ctx.signal.aborted) throw err;
-      failures.push(err.message);
-    } finally {
-      await admin?.close();
-    }
-  }
-  throw new HookNotReady(failures.length === 1 ? (failures[0] as string) : `no bootstrap broker answered: ${failures.join('; ')}`);
-}
-
-async function readAny(ctx: ConnectContext): Promise<{ view: KafkaView; via: string }> {
-  const { value, via } = await onAny(ctx, readCluster);
-  return { view: value, via };
+/** The cluster read afresh over the shared connection; min.insync.replicas of the topics on `moving` only. */
+async function readAny(ctx: ConnectContext, moving: number | null = null): Promise<{ view: KafkaView; via: string; usage: KafkaUsage }> {
+  const { value, via, usage } = await onAny(ctx, (admin) => readCluster(admin, moving));
+  return { view: value, via, usage };
 }
 
 /** Why the pod's Pilot and the bootstrap servers disagree on the cluster, or undefined. */
@@ -122,7 +100,7 @@ export const kafkaHook = defineHook({
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const [p, n] = await Promise.all([brokerRef(prev, ctx), brokerRef(next, ctx)]);
-    const { view, via } = await readAny(ctx);
+    const { view, via, usage } = await readAny(ctx, n?.ref.id ?? null);
     for (const x of [p, n]) sameCluster(view, x);
     const o = ctx.options;
     const d = decide(view, p?.ref ?? null, n?.ref ?? null, { activeController: o.activeController, strictMinIsr: o.strictMinIsr, strategy: strategyOf(ctx), now: Date.now() });
@@ -130,7 +108,7 @@ export const kafkaHook = defineHook({
     const log = ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null });
     // Approved, but people should know: each warning becomes a Warning Event (HookWarning) through the controller.
     for (const w of d.warnings ?? []) ctx.warn?.(w);
-    log.info({ note: d.note, via, ...(d.warnings ? { warnings: d.warnings } : {}) }, 'approved');
+    log.info({ note: d.note, via, kafka: usage, ...(d.warnings ? { warnings: d.warnings } : {}) }, 'approved');
   },
 
   /**
@@ -138,7 +116,7 @@ export const kafkaHook = defineHook({
    * controller after them, then broker-only nodes; unready ones first in each
    * group, then the highest ordinal. Asked again before every step.
    */
-  podUpdateOrder: (stale, ctx) => orderOf(stale, ctx, readAny),
+  podUpdateOrder: (stale, ctx) => orderOf(stale, ctx, (c) => readAny(c)),
 
   /** StatefulSets of one Kafka cluster (pools of brokers, controllers) share one disruption budget: the cluster is its cluster.id. */
   async applicationCluster(ctx) {
@@ -152,7 +130,7 @@ export const kafkaHook = defineHook({
    * unfenced and back in the ISR of every partition it hosts, and, for a voter,
    * caught up with the metadata log: what a step asks of `prev`.
    */
-  podRejoined: (pod, ctx) => rejoined(pod, ctx, readAny),
+  podRejoined: (pod, ctx) => rejoined(pod, ctx, (c) => readAny(c)),
 
   /**
    * A scale-down's pod may go once its broker hosts no partition replica, no
@@ -161,7 +139,7 @@ export const kafkaHook = defineHook({
    */
   async podRemoval(pod, ctx) {
     const r = await leavingRef(pod, ctx);
-    const { value, via } = await onAny(ctx, async (admin) => ({ view: await readCluster(admin), reassignments: await readReassignments(admin) }));
+    const { value, via } = await onAny(ctx, async (admin) => ({ view: await readCluster(admin, null), reassignments: await readReassignments(admin) }));
     sameCluster(value.view, r);
     const d = decideRemoval(value.view, value.reassignments, r.leaving);
     if (d.kind === 'hold') throw new HookNotReady(d.reason);
@@ -181,7 +159,7 @@ export const kafkaHook = defineHook({
     const r = await leavingRef(pod, ctx);
     const log = ctx.log.child({ broker: r.leaving.id });
     const { value, via } = await onAny(ctx, async (admin) => {
-      const view = await readCluster(admin);
+      const view = await readCluster(admin, null);
       // Said, not thrown: a HookNotReady thrown here would send onAny to the next broker.
       const other = otherCluster(view, r);
       if (other) return { kind: 'hold' as const, reason: other };
@@ -198,4 +176,7 @@ export const kafkaHook = defineHook({
     const result = 'result' in value ? value.result : 'not-registered';
     log.info({ note: value.note, result, via }, result === 'unregistered' ? 'unregistered the broker' : 'broker already unregistered');
   },
+
+  /** Process stop: close the Kafka connections kept between calls. */
+  close: closeConnections,
 });

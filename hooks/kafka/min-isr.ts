@@ -14,11 +14,17 @@ import { describePartitions, ids, listOf, plural } from './words.ts';
 // kafka.sts-pilot.io/strict-min-isr: "true" holds on them instead.
 
 /** A partition with no more replicas than min.insync.replicas: any restart of one of them takes it below. */
-export const cannotSurviveRestart = (p: PartitionState): boolean => p.replicas.length <= p.minIsr;
+// An unknown min.insync.replicas is never taken as "cannot survive" (that would roll it with a warning): it holds (minIsrCheck).
+export const cannotSurviveRestart = (p: PartitionState): boolean => p.minIsr !== undefined && p.replicas.length <= p.minIsr;
 
 /** Partitions on `id` whose ISR without `id` is below min.insync.replicas: restarting `id` makes them refuse acks=all writes, or go offline. */
 export function wouldFallBelowMinIsr(view: KafkaView, id: number): PartitionState[] {
-  return view.partitions.filter((p) => p.replicas.includes(id) && p.isr.filter((r) => r !== id).length < p.minIsr);
+  return view.partitions.filter((p) => p.replicas.includes(id) && p.minIsr !== undefined && p.isr.filter((r) => r !== id).length < p.minIsr);
+}
+
+/** Topics on `id` whose min.insync.replicas was not read: the step cannot be judged (read.ts reads it for the moving broker's topics). */
+export function minIsrUnknown(view: KafkaView, id: number): string[] {
+  return [...new Set(view.partitions.filter((p) => p.replicas.includes(id) && p.minIsr === undefined).map((p) => p.topic))];
 }
 
 const detail = (id: number) => (p: PartitionState) =>
@@ -47,6 +53,8 @@ function topicsOf(ps: readonly PartitionState[], id: number): string {
  */
 export function minIsrCheck(view: KafkaView, next: Pick<BrokerRef, 'pod' | 'id'>, strict: boolean): { ok: true; warning?: string } | { ok: false; reason: string } {
   const id = next.id;
+  const unknown = minIsrUnknown(view, id);
+  if (unknown.length > 0) return { ok: false, reason: `min.insync.replicas of ${listOf(unknown, 4)} (on broker ${id}) was not read: the step cannot be judged` };
   const below = wouldFallBelowMinIsr(view, id);
   const hopeless = below.filter(cannotSurviveRestart);
   const held = strict ? below : below.filter((p) => !cannotSurviveRestart(p));

@@ -7,7 +7,8 @@ export interface PartitionState {
   leader: number;
   replicas: number[];
   isr: number[];
-  minIsr: number;
+  /** Read for the topics on the broker about to move only (read.ts); undefined elsewhere. */
+  minIsr?: number;
 }
 
 export interface Voter {
@@ -64,7 +65,7 @@ export interface Answers {
   metadata: MetadataAnswer;
   cluster: ClusterAnswer;
   quorum: QuorumAnswer;
-  /** Topic configs (min.insync.replicas of every topic) and one broker's (the fetch timeout). */
+  /** Topic configs (min.insync.replicas of the topics on the moving broker) and one broker's (the fetch timeout). */
   configs: ConfigsAnswer;
 }
 
@@ -79,8 +80,12 @@ function voterOf(v: QuorumAnswer['topics'][number]['partitions'][number]['curren
   return { id: v.replicaId, lastCaughtUp: Number(v.lastCaughtUpTimestamp), ...(dir ? { directoryId: dir } : {}) };
 }
 
-/** Put the answers together; an error says what in them makes no sense. */
-export function kafkaView(a: Answers): { ok: true; view: KafkaView } | { ok: false; error: string } {
+/**
+ * Put the answers together; an error says what in them makes no sense.
+ * `moving`: the broker about to restart; min.insync.replicas must be known for
+ * every topic with a replica on it (the others' may be absent).
+ */
+export function kafkaView(a: Answers, moving: number | null = null): { ok: true; view: KafkaView } | { ok: false; error: string } {
   const minIsr = new Map<string, number>();
   let fetchTimeoutMs = DEFAULT_FETCH_TIMEOUT_MS;
   for (const r of a.configs.results) {
@@ -99,9 +104,11 @@ export function kafkaView(a: Answers): { ok: true; view: KafkaView } | { ok: fal
     if (!t.name) return { ok: false, error: 'Metadata listed a topic without a name' };
     if (t.errorCode !== 0) return { ok: false, error: `Metadata of topic ${t.name}: error ${t.errorCode}` };
     const m = minIsr.get(t.name);
-    if (m === undefined) return { ok: false, error: `no ${MIN_ISR} known for topic ${t.name}` };
+    if (m === undefined && moving !== null && t.partitions.some((p) => p.replicaNodes.includes(moving))) {
+      return { ok: false, error: `no ${MIN_ISR} known for topic ${t.name}, which has a replica on broker ${moving}` };
+    }
     for (const p of t.partitions) {
-      partitions.push({ topic: t.name, partition: p.partitionIndex, leader: p.leaderId, replicas: p.replicaNodes, isr: p.isrNodes, minIsr: m });
+      partitions.push({ topic: t.name, partition: p.partitionIndex, leader: p.leaderId, replicas: p.replicaNodes, isr: p.isrNodes, ...(m === undefined ? {} : { minIsr: m }) });
     }
   }
   const q = a.quorum.topics[0]?.partitions[0];

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { describeError } from '../../lib/errors.ts';
 import { type HookContext, HookNotReady, type OrderContext } from '../../lib/hook.ts';
 import { httpRequest } from '../../lib/http.ts';
+import { shortLine } from '../../lib/sanitize.ts';
+import { refusalOf } from '../../lib/url-policy.ts';
 import type { Options } from './options.ts';
 
 /** Patroni's REST API, at any member's address. Every failure is a HookNotReady with a reason. */
@@ -23,6 +25,8 @@ async function authorization(ctx: Ctx): Promise<string | undefined> {
   try {
     data = await ctx.secrets(name);
   } catch (err) {
+    // The controller's refusal (not an allowed Secret) says it all, and how to allow it.
+    if (err instanceof HookNotReady) throw err;
     throw new HookNotReady(`cannot read Secret ${name}: ${describeError(err, 200)}`);
   }
   const r = Credentials.safeParse(data);
@@ -34,9 +38,9 @@ async function authorization(ctx: Ctx): Promise<string | undefined> {
 const where = (url: string): string => {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
+    return shortLine(`${u.protocol}//${u.host}${u.pathname}`, 150);
   } catch {
-    return url.slice(0, 100);
+    return shortLine(url, 100);
   }
 };
 
@@ -47,11 +51,15 @@ export async function connect(ctx: Ctx): Promise<PatroniClient> {
 
   async function exchange(method: 'GET' | 'POST', url: string, body: unknown, ms: number): Promise<{ status: number; text: string }> {
     try {
-      const res = await httpRequest(url, { method, headers, timeoutMs: ms, signal: ctx.signal, maxBytes: 4 << 20, ...(body !== undefined ? { body } : {}) });
+      const res = await httpRequest(url, { method, headers, timeoutMs: ms, signal: ctx.signal, maxBytes: 4 << 20, dispatcher: ctx.egress.dispatcher(), ...(body !== undefined ? { body } : {}) });
       if (res.truncated) throw new HookNotReady(`Patroni at ${where(url)}: the answer is larger than 4 MiB`);
+      if (res.status < 200 || res.status > 299) ctx.log.debug({ status: res.status, body: res.text }, `Patroni at ${where(url)}: the answer in full`);
       return res;
     } catch (err) {
       if (err instanceof HookNotReady) throw err;
+      // Member URLs come from Patroni's own answer: each is judged like the option's.
+      const refused = refusalOf(err);
+      if (refused) throw new HookNotReady(`Patroni at ${where(url)}: not allowed: ${refused.message}`);
       if (ctx.signal.aborted) throw new HookNotReady(`Patroni at ${where(url)}: the hook call was cancelled (deadline or shutdown)`);
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name));
       throw new HookNotReady(`Patroni's REST API at ${where(url)} ${timedOut ? `gave no answer within ${ms / 1000}s` : `is unreachable (${describeError(err, 200)})`}`);
@@ -62,12 +70,13 @@ export async function connect(ctx: Ctx): Promise<PatroniClient> {
     async get(url, schema) {
       const res = await exchange('GET', url, undefined, timeoutMs);
       // /patroni answers 503 for a member whose PostgreSQL is down, with the same body.
-      if (res.status !== 200 && res.status !== 503) throw new HookNotReady(`Patroni at ${where(url)} answered ${res.status}: ${res.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+      if (res.status !== 200 && res.status !== 503) throw new HookNotReady(`Patroni at ${where(url)} answered ${res.status}: ${shortLine(res.text)}`);
       let json: unknown;
       try {
         json = JSON.parse(res.text);
       } catch {
-        throw new HookNotReady(`Patroni at ${where(url)} answered ${res.status} with something that is not JSON: ${res.text.replace(/\s+/g, ' ').slice(0, 100)}`);
+        ctx.log.debug({ status: res.status, body: res.text }, `Patroni at ${where(url)}: the answer in full`);
+        throw new HookNotReady(`Patroni at ${where(url)} answered ${res.status} with something that is not JSON: ${shortLine(res.text, 100)}`);
       }
       const r = schema.safeParse(json);
       if (!r.success) throw new HookNotReady(`Patroni at ${where(url)}: unexpected answer: ${z.prettifyError(r.error).replace(/\s+/g, ' ').slice(0, 300)}`);
@@ -75,7 +84,7 @@ export async function connect(ctx: Ctx): Promise<PatroniClient> {
     },
     async post(url, body, ms) {
       const res = await exchange('POST', url, body, ms);
-      const text = res.text.replace(/\s+/g, ' ').trim().slice(0, 300);
+      const text = shortLine(res.text);
       if (res.status === 401 || res.status === 403) {
         throw new HookNotReady(`Patroni at ${where(url)} refused the request (${res.status}): name a Secret with the REST API's username and password in credentials-secret`);
       }

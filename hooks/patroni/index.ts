@@ -5,7 +5,7 @@ import type { Logger } from '../../lib/log.ts';
 import { connect, type PatroniClient } from './client.ts';
 import { type Decision, decideOrder, decideTransition, type PodRef } from './decide.ts';
 import { Options } from './options.ts';
-import { readCluster } from './read.ts';
+import { firstCluster, readCluster } from './read.ts';
 import { identityFromPilots, identityFromView, notRejoined, type PilotIdentity } from './identity.ts';
 import { decideRemoval, decideRemoved, leavingPods, podIndex } from './removal.ts';
 import { leadingState } from './rules.ts';
@@ -120,22 +120,31 @@ function updatedBy(ctx: Ctx, prev: V1Pod | null): (member: string) => boolean {
   };
 }
 
-/** Wait until /cluster shows `candidate` as the running leader. */
-async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extract<Decision, { kind: 'switchover' }>, ctx: Ctx): Promise<ClusterView> {
+/**
+ * Polls while confirming a switchover and settling after it back off from
+ * POLL_FIRST_MS to POLL_MAX_MS: within the default 60 s that is ~30 reads, not
+ * 120, and each confirmation read is one GET /cluster, not one per member.
+ */
+const POLL_FIRST_MS = 250;
+const POLL_MAX_MS = 2000;
+export const pollDelayMs = (attempt: number): number => Math.min(POLL_MAX_MS, POLL_FIRST_MS * 2 ** Math.min(attempt, 16));
+
+/** Wait until /cluster (one GET, first seed that answers) shows `candidate` as the running leader. */
+async function confirmSwitchover(client: PatroniClient, seeds: string[], d: Extract<Decision, { kind: 'switchover' }>, ctx: Ctx): Promise<void> {
   const deadline = Date.now() + ctx.options.switchoverTimeoutSeconds * 1000;
   let last = '';
-  while (Date.now() < deadline && !ctx.signal.aborted) {
-    try {
-      const v = await readCluster(client, seeds);
-      const leader = v.members.find((m) => leadingState(m) === undefined);
-      if (leader?.name === d.candidate) return v;
-      last = `leader ${leader?.name ?? 'none'}`;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await sleep(500, undefined, { signal: ctx.signal }).catch(() => undefined);
+  for (let attempt = 0; Date.now() < deadline && !ctx.signal.aborted; attempt++) {
+    last = await leaderIn(client, seeds).then((leader) => (leader === d.candidate ? '' : `leader ${leader ?? 'none'}`), (err: unknown) => (err instanceof Error ? err.message : String(err)));
+    if (last === '') return;
+    await sleep(Math.min(pollDelayMs(attempt), Math.max(0, deadline - Date.now())), undefined, { signal: ctx.signal }).catch(() => undefined);
   }
   throw new HookNotReady(`switched over from ${d.leader} to ${d.candidate}, but /cluster does not show ${d.candidate} leading within ${ctx.options.switchoverTimeoutSeconds}s (last: ${last})`);
+}
+
+/** The running leader's name in the first /cluster that answers. */
+async function leaderIn(client: PatroniClient, seeds: string[]): Promise<string | undefined> {
+  const { cluster } = await firstCluster(client, seeds);
+  return cluster.members.find((m) => leadingState(m) === undefined)?.name;
 }
 
 /**
@@ -155,7 +164,7 @@ async function decideAndAct(
   const o = ctx.options;
   let seeds = initialSeeds;
   let switched: { at: number; to: string } | undefined;
-  for (;;) {
+  for (let settling = 0; ; settling++) {
     const view = await read(seeds);
     const d = decide(view);
     if (d.kind === 'approve') {
@@ -165,7 +174,7 @@ async function decideAndAct(
     if (d.kind === 'hold') {
       // Right after our own switchover the replicas re-attach to the new leader: give them a moment.
       if (switched && Date.now() - switched.at < SETTLE_MS && !ctx.signal.aborted) {
-        await sleep(1000, undefined, { signal: ctx.signal }).catch(() => undefined);
+        await sleep(pollDelayMs(settling + 2), undefined, { signal: ctx.signal }).catch(() => undefined);
         continue;
       }
       throw new HookNotReady(switched ? `switched over to ${switched.to}; ${d.reason}` : d.reason);
@@ -174,8 +183,8 @@ async function decideAndAct(
     log.info({ from: d.leader, to: d.candidate, note: d.note }, 'switching over');
     const started = Date.now();
     const answer = await client.post(new URL('/switchover', d.leaderUrl).toString(), { leader: d.leader, candidate: d.candidate }, o.switchoverTimeoutSeconds * 1000);
-    const confirmed = await confirmSwitchover(client, [new URL('/', view.members.find((m) => m.name === d.candidate)?.apiUrl ?? d.leaderUrl).toString().replace(/\/$/, ''), ...seeds], d, ctx);
-    log.info({ from: d.leader, to: d.candidate, answer, ms: Date.now() - started, members: confirmed.members.map((m) => `${m.name}:${m.role}:${m.state}`) }, 'switchover confirmed by /cluster');
+    await confirmSwitchover(client, [new URL('/', view.members.find((m) => m.name === d.candidate)?.apiUrl ?? d.leaderUrl).toString().replace(/\/$/, ''), ...seeds], d, ctx);
+    log.info({ from: d.leader, to: d.candidate, answer, ms: Date.now() - started }, 'switchover confirmed by /cluster');
     switched = { at: Date.now(), to: d.candidate };
     // The old leader restarts as a replica: read the cluster through the new one first.
     const candidateUrl = view.members.find((m) => m.name === d.candidate)?.apiUrl;

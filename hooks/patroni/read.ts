@@ -11,21 +11,22 @@ import { type ClusterView, clusterView, configOf, type DcsConfig, type MemberSel
  * the DCS's dynamic configuration (GET /config) from the address that answered
  * /cluster; failing that read is a reason in the view, like a member's.
  */
-export async function readCluster(client: PatroniClient, seeds: readonly string[], o: { config?: boolean } = {}): Promise<ClusterView> {
+/** GET /cluster of the first seed that answers, and that seed. */
+export async function firstCluster(client: PatroniClient, seeds: readonly string[]): Promise<{ cluster: ClusterAnswer; answered: string }> {
   if (seeds.length === 0) throw new HookNotReady('no address to reach Patroni: no pod with an IP, and no url option');
-  let cluster: ClusterAnswer | undefined;
-  let answered = '';
   const errors: string[] = [];
   for (const seed of seeds) {
     try {
-      cluster = await client.get(`${seed}/cluster`, ClusterAnswer);
-      answered = seed;
-      break;
+      return { cluster: await client.get(`${seed}/cluster`, ClusterAnswer), answered: seed };
     } catch (err) {
       errors.push(err instanceof Error ? err.message : String(err));
     }
   }
-  if (!cluster) throw new HookNotReady(errors.length === 1 ? (errors[0] as string) : `no member answers /cluster: ${errors.join('; ')}`);
+  throw new HookNotReady(errors.length === 1 ? (errors[0] as string) : `no member answers /cluster: ${errors.join('; ')}`);
+}
+
+export async function readCluster(client: PatroniClient, seeds: readonly string[], o: { config?: boolean } = {}): Promise<ClusterView> {
+  const { cluster, answered } = await firstCluster(client, seeds);
   const selves = new Map<string, MemberSelf>();
   let config: DcsConfig | undefined;
   await Promise.all([

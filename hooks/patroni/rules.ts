@@ -48,7 +48,7 @@ const STANDBY_LEADER_STATES = ['running', 'streaming', 'in archive recovery'];
  * state: `streaming` or `in archive recovery` (Patroni >= 3.0.4), `running`
  * before, or when it has neither a replication connection nor a restore_command.
  */
-export function leadingState(m: MemberView): string | undefined {
+export function leadingState(m: Pick<MemberView, 'name' | 'role' | 'state'>): string | undefined {
   if (!isLeaderRole(m.role)) return `member ${m.name} is a ${m.role}, not the leader`;
   if (m.role === 'standby_leader') {
     return STANDBY_LEADER_STATES.includes(m.state) ? undefined : `the standby leader ${m.name} is ${m.state}, not replicating from the remote primary`;

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts';
-import { fits, type HolderFacts, judgeHolder, samePod } from './decide.ts';
+import { admits, fits, type HolderFacts, judgeHolder, samePod } from './decide.ts';
 import { type BudgetHolder, budgetLeaseName } from './record.ts';
 import type { BudgetStore } from './store.ts';
 
@@ -46,7 +46,7 @@ export class DisruptionBudget {
    */
   async admit(
     ref: BudgetRef,
-    asking: { statefulSet: string; uid: string; pod?: string } | undefined,
+    asking: { statefulSet: string; uid: string; pod?: string; /** the pod this StatefulSet moved last: its own slot does not keep the call that finishes its step from being made */ prev?: string } | undefined,
   ): Promise<({ ok: true } | { ok: false; why: string }) & { released: { holder: BudgetHolder; why: string }[] }> {
     const released: { holder: BudgetHolder; why: string }[] = [];
     for (let i = 0; i < MAX_TRIES; i++) {
@@ -80,7 +80,7 @@ export class DisruptionBudget {
         }
       }
       if (!asking) return { ok: true, released };
-      const f = fits(keep, ref.limit, asking);
+      const f = admits(keep, ref.limit, asking);
       if (f.ok) return { ...f, released };
       const words = keep.map((h) => notBack.get(h)).filter((w): w is string => w !== undefined);
       return { ok: false, why: `application cluster ${ref.cluster}: ${f.why}${words.length ? ` (${words.join('; ').slice(0, 400)})` : ''}`, released };

@@ -66,3 +66,15 @@ export function fits(holders: readonly BudgetHolder[], limit: number, self: { st
   const names = others.map((h) => `${h.pod} of ${h.statefulSet} (${h.kind === 'removal' ? 'leaving' : 'restarting'} since ${h.at})`);
   return { ok: false, why: `${names.length === 1 ? names[0] : names.join(', ')} ${names.length === 1 ? 'holds' : 'hold'} the disruption budget (${min})` };
 }
+
+/**
+ * Whether a hook may be asked about `self` (admission, before the call): as `fits`, except that a
+ * holder for the pod this StatefulSet moved last (`self.prev`) does not count. That call is what
+ * finishes the holder's step (the elasticsearch restart strategy re-enables replica allocation in
+ * it, and until then the holder cannot be back): gating it on the slot would hold both for ever.
+ * Taking a slot still needs `fits`, so the approval waits until the holder is released.
+ */
+export function admits(holders: readonly BudgetHolder[], limit: number, self: { statefulSet: string; uid: string; pod?: string | undefined; prev?: string | undefined }): { ok: true } | { ok: false; why: string } {
+  const finishing = (h: BudgetHolder): boolean => self.prev !== undefined && h.kind === 'step' && h.statefulSet === self.statefulSet && h.pod === self.prev;
+  return fits(holders.filter((h) => !finishing(h)), limit, self);
+}

@@ -4,7 +4,7 @@ import { parseWindows } from '../rollout/policies/window.ts';
 import { parseAllowEntry } from '../url-policy.ts';
 import { commaList, HostPort, LabelKey, LogLevel, NamespaceName, wholeNumber } from './flags.ts';
 
-/** An --http-hook-allow entry: a host, *.domain, IP or CIDR. */
+/** A --hook-allow entry: a host, *.domain, IP or CIDR. */
 const AllowEntry = z.string().transform((s, ctx) => {
   const e = parseAllowEntry(s);
   if (typeof e === 'string') {
@@ -28,7 +28,10 @@ export const ControllerFlags = z
     workers: wholeNumber(1, 64),
     hookTimeout: wholeNumber(1, 3600, 'seconds'),
     hookRetryMax: wholeNumber(1, 3600, 'seconds'),
+    // Where every hook may connect (lib/url-policy.ts); --http-hook-allow is its former name, still accepted.
+    hookAllow: commaList(AllowEntry).optional(),
     httpHookAllow: commaList(AllowEntry).optional(),
+    hookAllowLoopback: z.boolean().default(false),
     probeAddress: HostPort,
     logLevel: LogLevel,
     leaderElect: z.boolean(),
@@ -44,6 +47,8 @@ export const ControllerFlags = z
         if (!r.ok) ctx.addIssue({ code: 'custom', message: `must be maintenance windows like "Mon-Fri 01:00-05:00 Europe/Berlin": ${r.error}` });
       })
       .optional(),
+    // How often the admission gate is checked again, after the check at start.
+    gateCheckInterval: wholeNumber(1, 3600, 'seconds'),
     disablePolicies: commaList(z.enum(POLICY_NAMES, { error: `must list policies by name: ${POLICY_NAMES.join(', ')}` })).optional(),
   })
   .refine((f) => f.renewDeadline < f.leaseDuration, { message: 'must be shorter than --lease-duration', path: ['renewDeadline'] });

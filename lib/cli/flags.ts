@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { DEFAULT_LABEL_KEY } from '../names.ts';
+import { parseDuration } from '../rollout/policies/duration.ts';
 
 // Every flag and argument of the CLI is parsed here, once. A message says what a
 // flag takes, so the error reads "--workers must be a whole number", never zod's
@@ -52,8 +53,16 @@ const Common = {
 };
 
 export const StatusFlags = z
-  .strictObject({ ...Common, allNamespaces: z.boolean().default(false), watch: z.boolean().default(false), gate: z.boolean().default(false), budgetNamespace: NamespaceName.default('sts-pilot-system') })
-  .refine((f) => !(f.allNamespaces && f.namespace), { message: '-n/--namespace and -A/--all-namespaces exclude each other' });
+  .strictObject({
+    ...Common,
+    allNamespaces: z.boolean().default(false),
+    watch: z.boolean().default(false),
+    gate: z.boolean().default(false),
+    budgetNamespace: NamespaceName.default('sts-pilot-system'),
+    output: z.enum(['text', 'json', 'yaml'], { error: 'must be one of text, json, yaml' }).default('text'),
+  })
+  .refine((f) => !(f.allNamespaces && f.namespace), { message: '-n/--namespace and -A/--all-namespaces exclude each other' })
+  .refine((f) => !(f.watch && f.output !== 'text'), { message: 'is text only with --watch (use "sts-pilot wait" to follow a rollout from a script)', path: ['output'] });
 export type StatusFlags = z.infer<typeof StatusFlags>;
 
 export const TargetFlags = z.strictObject({ ...Common });
@@ -75,6 +84,34 @@ export const UndoFlags = z.strictObject({
   toRevision: z.string().regex(/^[1-9][0-9]{0,17}$/, 'must be a revision number (1 or more)').transform(Number).optional(),
 });
 export type UndoFlags = z.infer<typeof UndoFlags>;
+
+/** A label selector as kubectl takes it (key, key=value, key!=value, key in (a,b), !key; comma-separated). */
+const LabelSelector = z
+  .string()
+  .trim()
+  .min(1, 'must be a label selector, e.g. app=db')
+  .max(1024)
+  .regex(/^[A-Za-z0-9_./!=,()\s-]+$/, 'must be a label selector, e.g. app=db or tier in (hot,warm)');
+
+export const WaitFlags = z
+  .strictObject({
+    ...Common,
+    selector: LabelSelector.optional(),
+    all: z.boolean().default(false),
+    timeout: z
+      .string()
+      .default('0')
+      .transform((v, ctx) => {
+        if (v.trim() === '0') return 0;
+        const d = parseDuration(v, { min: 1, max: 30 * 86_400 });
+        if (!d.ok) {
+          ctx.addIssue({ code: 'custom', message: `must be 0 (no limit) or ${d.error.replace(/^".*" is not /, '')}` });
+          return z.NEVER;
+        }
+        return d.seconds * 1000;
+      }),
+  });
+export type WaitFlags = z.infer<typeof WaitFlags>;
 
 export const HooksFlags = z.strictObject({ labelKey: Common.labelKey });
 export type HooksFlags = z.infer<typeof HooksFlags>;

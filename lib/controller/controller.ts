@@ -15,7 +15,9 @@ import { DEFAULT_LABEL_KEY } from '../names.ts';
 import { PilotManager } from '../pilot/manager.ts';
 import { WorkQueue } from '../workqueue.ts';
 import { Caches } from './caches.ts';
-import { HookRunner, readSecret } from './hook-runner.ts';
+import { HookRunner } from './hook-runner.ts';
+import type { SecretCache } from './secrets.ts';
+import type { Egress } from '../egress.ts';
 import { PilotProvisioner } from './pilots.ts';
 import { Reconciler } from './reconciler.ts';
 import { Subscriptions } from './subscriptions.ts';
@@ -52,6 +54,10 @@ export interface ControllerOptions {
    * ('unknown' for one it does not watch); default: this controller's caches.
    */
   budget?: { namespace: string; lookup?: StatefulSetLookup };
+  /** The Secrets hooks may read (one cache per process, shared by its controllers). */
+  secrets: SecretCache;
+  /** The address policy of every hook's connections (--hook-allow, --hook-allow-loopback). */
+  egress: Egress;
 }
 
 /** A subscribed StatefulSet and its pods from the caches; undefined: not subscribed (or gone); 'unknown': not watched here. */
@@ -122,7 +128,7 @@ export class Controller {
       },
     });
     const writer = new StatefulSetWriter({ apps, core, events, metrics, isLeader: this.isLeader });
-    const budget = opts.budget ? this.disruptionBudget(kc, opts.budget.namespace, opts.budget.lookup ?? ((ns, name) => this.lookup(ns, name)), opts.hooks, core) : undefined;
+    const budget = opts.budget ? this.disruptionBudget(kc, opts.budget.namespace, opts.budget.lookup ?? ((ns, name) => this.lookup(ns, name)), opts.hooks, core, opts) : undefined;
     this.hooks = new HookRunner({
       apps,
       core,
@@ -131,6 +137,8 @@ export class Controller {
       metrics,
       queue: this.queue,
       pilots: (ns) => this.pilots.reader(ns),
+      secrets: (ns) => opts.secrets.reader(ns),
+      egress: opts.egress,
       isLeader: this.isLeader,
       timeoutMs: opts.hookTimeoutMs ?? 60_000,
       ...(budget ? { budget } : {}),
@@ -167,7 +175,14 @@ export class Controller {
    * in the application" asked of the holder's own hook (podRejoined), with the
    * pod read whole.
    */
-  private disruptionBudget(kc: KubeConfig, namespace: string, lookup: StatefulSetLookup, registry: ReadonlyMap<string, RolloutHook>, core: CoreV1Api): DisruptionBudget {
+  private disruptionBudget(
+    kc: KubeConfig,
+    namespace: string,
+    lookup: StatefulSetLookup,
+    registry: ReadonlyMap<string, RolloutHook>,
+    core: CoreV1Api,
+    hookServices: Pick<ControllerOptions, 'secrets' | 'egress'>,
+  ): DisruptionBudget {
     const split = (key: string): [string, string] => {
       const i = key.indexOf('/');
       return [key.slice(0, i), key.slice(i + 1)];
@@ -202,7 +217,8 @@ export class Controller {
           options: parsed.options,
           signal: AbortSignal.timeout(REJOINED_TIMEOUT_MS),
           log: this.log.child({ statefulSet: holder.statefulSet, hook: hook.name, rejoined: holder.pod }),
-          secrets: (secret) => readSecret(core, ns, secret),
+          secrets: hookServices.secrets.reader(ns),
+          egress: hookServices.egress,
           pilots: this.pilots.reader(ns),
         });
         return true;

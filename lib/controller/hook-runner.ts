@@ -1,8 +1,10 @@
 import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
-import { checkUpdateOrder, HookNotReady, type LeavingVolumes, type RemovalContext, type RolloutHook } from '../hook.ts';
+import type { Egress } from '../egress.ts';
+import { checkUpdateOrder, HookNotReady, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
+import { oneLine } from '../sanitize.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PilotReader } from '../pilot/reader.ts';
 import type { Action } from '../rollout/planner.ts';
@@ -25,11 +27,18 @@ export interface HookRunnerOptions {
   metrics: Metrics;
   queue: WorkQueue;
   pilots: (namespace: string) => PilotReader;
+  /** The Secrets hooks may read, from the label-selected cache (secrets.ts): one reader for every call. */
+  secrets: (namespace: string) => SecretReader;
+  /** The address policy every hook's connections go through (lib/egress.ts). */
+  egress: Egress;
   isLeader: () => boolean;
   timeoutMs: number;
   /** The disruption budgets of application clusters (lib/budget); without it every StatefulSet is on its own. */
   budget?: DisruptionBudget;
 }
+
+/** The longest hold reason written into an Event and the status annotation. */
+const REASON_MAX = 1000;
 
 /** How long a StatefulSet's application cluster, once learnt from its hook, is taken as known. */
 const CLUSTER_TTL_MS = 60_000;
@@ -191,7 +200,7 @@ export class HookRunner {
       this.full(sts, action.stale).then((objects) => {
         if (typeof objects === 'string') throw new HookNotReady(objects);
         const stale = objects.pods.filter((p): p is V1Pod => p !== null);
-        return order(stale, { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (n) => this.readSecret(ns, n), pilots: this.o.pilots(ns) });
+        return order(stale, { statefulSet: objects.sts, options, signal, log: hookLog, secrets: this.o.secrets(ns), egress: this.o.egress, pilots: this.o.pilots(ns) });
       }),
       new Promise<never>((_, reject) => {
         const onAbort = (): void => reject(new HookNotReady(`hook ${hook.name} gave no order within ${this.o.timeoutMs / 1000}s`));
@@ -269,11 +278,11 @@ export class HookRunner {
     const hookLog = log.child({ hook: hook.name, prev: action.prev?.name ?? null, next: action.next?.name ?? null });
     const target = action.next ? `pod ${action.next.name}` : 'the end of the rollout';
     return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal, warn) => {
-      const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: (name: string) => this.readSecret(ns, name), pilots: this.o.pilots(ns), warn };
+      const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: this.o.secrets(ns), egress: this.o.egress, pilots: this.o.pilots(ns), warn };
       const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
       if (!this.o.budget) return ask();
       // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
-      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name } : undefined).then(ask);
+      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask);
     });
   }
 
@@ -287,7 +296,7 @@ export class HookRunner {
     key: string,
     hook: RolloutHook,
     ctx: Parameters<NonNullable<RolloutHook['applicationCluster']>>[0],
-    asking: { statefulSet: string; uid: string; pod: string } | undefined,
+    asking: { statefulSet: string; uid: string; pod: string; prev?: string } | undefined,
   ): Promise<void> {
     const budget = this.o.budget;
     if (!budget) return;
@@ -374,7 +383,8 @@ export class HookRunner {
         signal,
         warn,
         log: hookLog,
-        secrets: (name) => this.readSecret(ns, name),
+        secrets: this.o.secrets(ns),
+        egress: this.o.egress,
         pilots: this.o.pilots(ns),
         podReady: action.podReady,
         volumes,
@@ -413,7 +423,7 @@ export class HookRunner {
     // A hook's warnings, said once the call is over (approved or held), each an Event of its own.
     const warnings: string[] = [];
     const warn = (w: string): void => {
-      if (warnings.length < 10) warnings.push(String(w).slice(0, 900));
+      if (warnings.length < 10) warnings.push(oneLine(String(w), 900));
     };
     const sayWarnings = async (): Promise<void> => {
       for (const w of warnings) {
@@ -436,7 +446,8 @@ export class HookRunner {
       const notReady = err instanceof HookNotReady;
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
       if (!current()) return 'dropped';
-      const reason = notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`;
+      // People read it in an Event and the status: one line, whoever wrote the text it quotes.
+      const reason = oneLine(notReady ? err.message : `hook ${hook.name} failed: ${describeError(err)}`, REASON_MAX);
       // "Not yet" is the hook working; anything else in a row is a broken hook (the halt policy).
       if (notReady) this.failures.delete(stsKey);
       else this.failures.set(stsKey, { count: (this.failures.get(stsKey)?.count ?? 0) + 1, last: reason });
@@ -457,18 +468,6 @@ export class HookRunner {
     await sayWarnings();
     return 'approved';
   }
-
-  private readSecret(namespace: string, name: string): Promise<Record<string, string>> {
-    return readSecret(this.o.core, namespace, name);
-  }
-}
-
-/** A Secret's values decoded to UTF-8: what a hook's `secrets` reader gives. */
-export async function readSecret(core: CoreV1Api, namespace: string, name: string): Promise<Record<string, string>> {
-  const secret = await core.readNamespacedSecret({ name, namespace });
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
-  return out;
 }
 
 /** Copies of the cached projections (a hook must never change the cache, nor see it change under it). */

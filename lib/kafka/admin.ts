@@ -1,7 +1,9 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type { Connection, Reader, Writer } from '@platformatic/kafka';
 import { z } from 'zod';
+import { isIP } from 'node:net';
 import { describeError } from '../errors.ts';
+import { shortLine } from '../sanitize.ts';
 
 // The few Kafka admin requests sts-pilot makes, over one connection to one
 // broker, with @platformatic/kafka's wire codecs (see docs/decisions.md: it is
@@ -15,6 +17,12 @@ import { describeError } from '../errors.ts';
 export interface BrokerAddress {
   host: string;
   port: number;
+  /**
+   * The IP to connect to, already checked against the controller's address
+   * policy (lib/egress.ts); `host` then only names the broker and is the TLS
+   * server name. Without it, `host` is connected to.
+   */
+  connectTo?: string;
 }
 
 export type SaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -129,6 +137,14 @@ export const RESOURCE_TOPIC = 2;
 export const RESOURCE_BROKER = 4;
 export const METADATA_TOPIC = '__cluster_metadata';
 
+/** What a KafkaAdmin sent and received so far: for the bench's count of one hook call's cost. */
+export interface KafkaUsage {
+  requests: number;
+  /** Bytes written to and read from the socket while this admin was in use (on a shared connection, other users' bytes too if they overlap). */
+  bytesSent: number;
+  bytesReceived: number;
+}
+
 export interface KafkaAdmin {
   /** host:port of the broker this connection reached. */
   readonly broker: string;
@@ -143,6 +159,21 @@ export interface KafkaAdmin {
    * that is gone for good. BROKER_ID_NOT_REGISTERED is an answer, not an error: it makes the call idempotent.
    */
   unregisterBroker(id: number): Promise<UnregisterOutcome>;
+  /** Requests and bytes since this admin was made. */
+  usage(): KafkaUsage;
+  close(): Promise<void>;
+}
+
+/**
+ * An open connection to one broker, not bound to any caller's signal: what a
+ * pool keeps between calls (lib/kafka/pool.ts). `admin(signal)` gives a caller
+ * the requests on it, cancelled by that caller's signal only.
+ */
+export interface KafkaLink {
+  readonly broker: string;
+  /** Still connected: a broker that restarted or dropped the socket makes this false at once. */
+  alive(): boolean;
+  admin(signal: AbortSignal | undefined): KafkaAdmin;
   close(): Promise<void>;
 }
 
@@ -201,7 +232,8 @@ export function kafkaErrorText(err: unknown): string {
       const x = e as { apiId?: string; serverErrorMessage?: string | null; message?: string };
       return [x.apiId, x.serverErrorMessage].filter(Boolean).join(': ') || x.message || '';
     });
-    if (parts.length > 0) return parts.join('; ');
+    // The broker's own words: one sanitized line (they reach Events).
+    if (parts.length > 0) return shortLine(parts.join('; '));
   }
   return describeError(err, 200);
 }
@@ -212,7 +244,7 @@ function check<T>(what: string, schema: z.ZodType<T>, raw: unknown): T {
   return r.data;
 }
 
-/** Rejects with the signal's reason when it aborts first; the caller closes the connection. */
+/** Rejects when the signal aborts first; a late answer is dropped by the connection (it matches correlation ids), which stays usable. */
 function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) return Promise.reject(new Error('cancelled (deadline or shutdown)'));
@@ -246,15 +278,23 @@ function connectionOptions(o: KafkaAdminOptions) {
  * A connection to the first bootstrap broker that accepts one. Throws with
  * every address's failure when none does.
  */
-export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> {
+export async function openKafkaLink(o: KafkaAdminOptions): Promise<KafkaLink> {
   const { k, describeClusterV2 } = await client();
   const failures: string[] = [];
   for (const b of o.bootstrap) {
-    const conn = new k.Connection(o.clientId ?? 'sts-pilot', connectionOptions(o));
+    // Connected by IP, the certificate is still checked against the broker's name.
+    const serverName = o.tls && b.connectTo && !isIP(b.host) ? b.host : undefined;
+    const conn = new k.Connection(o.clientId ?? 'sts-pilot', connectionOptions(serverName && !o.tls?.serverName ? { ...o, tls: { ...o.tls, serverName } } : o));
     conn.on('error', () => {}); // reported through the calls' own rejections
     try {
-      await raceSignal(conn.connect(b.host, b.port) as Promise<void>, o.signal);
-      return adminOn(k, describeClusterV2, conn, `${b.host}:${b.port}`, o.signal);
+      await raceSignal(conn.connect(b.connectTo ?? b.host, b.port) as Promise<void>, o.signal);
+      const broker = `${b.host}:${b.port}`;
+      return {
+        broker,
+        alive: () => conn.isConnected(),
+        admin: (signal) => adminOn(k, describeClusterV2, conn, broker, signal),
+        close: () => conn.close().catch(() => {}),
+      };
     } catch (err) {
       await conn.close().catch(() => {});
       if (o.signal?.aborted) throw new Error('cancelled (deadline or shutdown)');
@@ -264,6 +304,12 @@ export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> 
   throw new Error(`no bootstrap broker answered (${failures.join('; ')})`);
 }
 
+/** A connection of its own (the pilot's probe, tests): closing the admin closes it. */
+export async function openKafkaAdmin(o: KafkaAdminOptions): Promise<KafkaAdmin> {
+  const link = await openKafkaLink(o);
+  return { ...link.admin(o.signal), close: () => link.close() };
+}
+
 function adminOn(
   k: KafkaModule,
   describeClusterV2: DescribeClusterV2,
@@ -271,10 +317,19 @@ function adminOn(
   broker: string,
   signal: AbortSignal | undefined,
 ): KafkaAdmin {
+  // Socket counters at the start: usage() is the difference (bytesRead/bytesWritten only grow).
+  const socket = conn.socket as { bytesRead?: number; bytesWritten?: number } | undefined;
+  const read0 = socket?.bytesRead ?? 0;
+  const written0 = socket?.bytesWritten ?? 0;
+  let requests = 0;
+  async function send(run: () => Promise<unknown>): Promise<unknown> {
+    requests++;
+    return raceSignal(run(), signal);
+  }
   async function call<T>(what: string, schema: z.ZodType<T>, run: () => Promise<unknown>): Promise<T> {
     let raw: unknown;
     try {
-      raw = await raceSignal(run(), signal);
+      raw = await send(run);
     } catch (err) {
       throw new Error(`${what} to broker ${broker}: ${kafkaErrorText(err)}`);
     }
@@ -300,13 +355,15 @@ function adminOn(
       call('ListPartitionReassignments', ReassignmentsAnswer, () => k.listPartitionReassignmentsV0.api.async(conn, 10_000, null)),
     unregisterBroker: async (id) => {
       try {
-        await raceSignal(k.unregisterBrokerV0.api.async(conn, id), signal);
+        await send(() => k.unregisterBrokerV0.api.async(conn, id));
         return 'unregistered';
       } catch (err) {
         if (kafkaErrorIds(err).includes('BROKER_ID_NOT_REGISTERED')) return 'not-registered';
         throw new Error(`UnregisterBroker ${id} to broker ${broker}: ${kafkaErrorText(err)}`);
       }
     },
-    close: () => conn.close().catch(() => {}),
+    usage: () => ({ requests, bytesSent: (socket?.bytesWritten ?? written0) - written0, bytesReceived: (socket?.bytesRead ?? read0) - read0 }),
+    // The connection belongs to whoever made it (openKafkaAdmin, or a pool): closing a caller's view closes nothing.
+    close: async () => {},
   };
 }

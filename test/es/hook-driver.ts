@@ -11,6 +11,7 @@ import type { Options } from '../../hooks/elasticsearch/options.ts';
 import { type HookContext, HookNotReady, parseHookOptions, type RemovalContext, type RolloutHook, type SecretReader } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 
 export const NS = 'db';
 const log = createLogger({ level: process.env.LOG_LEVEL ?? 'silent', name: 'es-hook-driver' });
@@ -70,7 +71,7 @@ function contextOf(s: StsSpec, hook: RolloutHook): Omit<HookContext<Options>, 'n
     if (!data) throw new Error(`secrets "${name}" not found`);
     return data;
   };
-  return { statefulSet: statefulSet(s), options: parsed.options as Options, signal: AbortSignal.timeout(60_000), log, secrets, pilots: staticPilotReader([]) };
+  return { statefulSet: statefulSet(s), options: parsed.options as Options, signal: AbortSignal.timeout(60_000), log, secrets, egress: loopbackEgress, pilots: staticPilotReader([]) };
 }
 
 /** A hook's answer: resolved is approved, HookNotReady is a hold with its reason; anything else is a bug of the test. */

@@ -65,6 +65,8 @@ interface PodNode {
   transportPort: number;
   dir: string;
   pilot: PilotProcess | undefined;
+  /** The uid of the pod `pilot` was started for. */
+  podUid: string | undefined;
   starts: number;
 }
 
@@ -79,7 +81,7 @@ export class EsPodRuntime implements PodRuntime {
   private constructor(o: EsPodRuntimeOptions, base: number) {
     this.o = o;
     o.names.forEach((name, i) =>
-      this.nodes.set(name, { name, httpPort: base + i, transportPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }),
+      this.nodes.set(name, { name, httpPort: base + i, transportPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, podUid: undefined, starts: 0 }),
     );
     const isRoot = process.getuid?.() === 0;
     this.runAs = isRoot ? { uid: Number(process.env.STS_PILOT_ES_UID ?? 65534), gid: Number(process.env.STS_PILOT_ES_GID ?? 65534) } : undefined;
@@ -151,7 +153,12 @@ export class EsPodRuntime implements PodRuntime {
     const name = pod.metadata?.name ?? '';
     const ns = pod.metadata?.namespace ?? '';
     const n = this.node(name);
-    if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    if (n.pilot && !n.pilot.exit) {
+      // The node agent starts a pod again when the first start timed out (the pilot slow to serve /healthz on a
+      // loaded machine): the same pod waits for the pilot it already has; another pod may not run beside it.
+      if (n.podUid === pod.metadata?.uid) return n.pilot.waitForServer();
+      throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    }
     const { confDir, tmpDir } = this.prepare(n);
     const { dist } = this.o;
     const heap = this.o.heap ?? '256m';
@@ -171,6 +178,7 @@ export class EsPodRuntime implements PodRuntime {
     this.o.log?.(`${name}: starting node (start #${n.starts}) http ${n.httpPort} under the pilot`);
     const pilot = await startPodPilot({ c: this.o.c, pod, command, env, app: 'elasticsearch', appUrl: this.urlOf(name), flags: this.o.pilotFlags ?? [] });
     n.pilot = pilot;
+    n.podUid = pod.metadata?.uid;
     this.pilots.push({ pod: name, pilot });
     await pilot.waitForServer();
   }

@@ -226,7 +226,8 @@ describe('the container image (image/build.sh), unpacked and run without a conta
     const ns = await namespace(c, 'image');
     const port = await freePort();
     const kc = withKubeconfig(c.controllerKubeconfigPath);
-    const ctrl = start(['controller', '--kubeconfig', kc, '--probe-address', `127.0.0.1:${port}`, '--namespace', ns, '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', ns]);
+    // The recording hook listens on loopback, which hooks may call only where the installer allows it.
+    const ctrl = start(['controller', '--kubeconfig', kc, '--probe-address', `127.0.0.1:${port}`, '--namespace', ns, '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', ns, '--hook-allow-loopback']);
     await waitUntil('the controller in the image to be ready', 60_000, async () => {
       if (ctrl.child.exitCode !== null) throw new Error(`exited: ${ctrl.out()}`);
       return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;

@@ -44,7 +44,7 @@ describe('secrets never appear in logs, Events, status or metrics', function () 
   it('a planted password (URL userinfo, URL query token, a Secret) is in no log line, Event, status annotation or metric', async () => {
     const password = `PLANTED-PASSWORD-${randomBytes(6).toString('hex')}`;
     const token = `PLANTED-TOKEN-${randomBytes(6).toString('hex')}`;
-    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'db-credentials' }, stringData: { username: 'elastic', password } } });
+    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'db-credentials', labels: { 'sts-pilot.io/credentials': 'true' } }, stringData: { username: 'elastic', password } } });
     const port = new URL(hook.url).port;
     const closed = await freePort();
     hook.decide = (call) => call.sts === `${ns}/leak-approved`;

@@ -40,7 +40,7 @@ const MATRIX: [string, string, string[]][] = [
   ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
   ['the least: no CRD, no gate, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1']],
   ['everything set', 'sts-pilot-system', [
-    'logLevel=debug', 'workers=8', 'hookTimeout=120', 'extraArgs={--hook-retry-max=60}', 'httpHook.allow={10.0.0.0/8,*.svc.cluster.local}',
+    'logLevel=debug', 'workers=8', 'hookTimeout=120', 'extraArgs={--hook-retry-max=60}', 'hooks.allow={10.0.0.0/8}', 'httpHook.allow={*.svc.cluster.local}', 'hooks.allowLoopback=true',
     'pilot.bindings[0].namespace=search', 'pilot.bindings[0].serviceAccount=es', 'resources.requests.cpu=100m', 'nodeSelector.kubernetes\\.io/os=linux',
     'tolerations[0].key=dedicated', 'tolerations[0].operator=Exists', 'podAnnotations.team=db', 'priorityClassName=system-cluster-critical',
     'imagePullSecrets[0].name=registry', 'leaderElection.leaseDuration=30', 'leaderElection.renewDeadline=20',
@@ -275,7 +275,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       for (const n of ['apps', 'other']) await ensureNamespace(n);
       const out = await h(
         'install', 'sts-pilot', chartDir, '--namespace', release, '--create-namespace', '--wait=false',
-        '--set', 'rbac.namespaced=true', '--set', 'watchNamespaces={apps}', '--set', 'httpHook.allow={127.0.0.1}', '--set', 'replicas=1',
+        '--set', 'rbac.namespaced=true', '--set', 'watchNamespaces={apps}', '--set', 'hooks.allow={127.0.0.1}', '--set', 'hooks.allowLoopback=true', '--set', 'replicas=1',
       );
       expect(out).to.match(/STATUS: deployed/);
       saKubeconfig = await serviceAccountKubeconfig(c.kc, c.core, release, 'sts-pilot-controller');
@@ -283,7 +283,10 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
 
     it('kubectl auth can-i: the controller ServiceAccount may do its work in apps, and nothing with Secrets or pods anywhere else', async () => {
       const table: [string[], boolean][] = [
-        [['get', 'secrets', '-n', 'apps'], true],
+        // Secrets: listed and watched (label-selected by the controller), never read by name.
+        [['list', 'secrets', '-n', 'apps'], true],
+        [['watch', 'secrets', '-n', 'apps'], true],
+        [['get', 'secrets', '-n', 'apps'], false],
         [['patch', 'statefulsets', '-n', 'apps'], true],
         [['delete', 'pods', '-n', 'apps'], true],
         [['create', 'pilots.sts-pilot.io', '-n', 'apps'], true],
@@ -293,11 +296,11 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         [['list', 'statefulsets', '--all-namespaces'], false],
         [['list', 'pods', '--all-namespaces'], false],
         [['patch', 'statefulsets', '-n', 'other'], false],
-        [['list', 'secrets', '-n', 'apps'], false],
-        // The two cluster-wide things it still reads: the gate's objects by name, its parameters.
+        [['list', 'secrets', '-n', 'other'], false],
+        // The cluster-wide thing it still reads: the gate's objects by name (the gate takes no parameters).
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/sts-pilot-partition-gate'], true],
         [['get', 'validatingadmissionpolicies.admissionregistration.k8s.io/some-other-policy'], false],
-        [['get', 'configmaps/sts-pilot-gate', '-n', release], true],
+        [['get', 'configmaps/sts-pilot-gate', '-n', release], false],
         [['get', 'configmaps/other', '-n', release], false],
         [['update', 'leases.coordination.k8s.io', '-n', release], true],
       ];
@@ -314,7 +317,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const manifest = await h('get', 'manifest', release, '--namespace', release);
       const deployment = (loadAllYaml(manifest) as (V1Deployment | null)[]).find((d) => d?.kind === 'Deployment');
       const args = deployment?.spec?.template.spec?.containers[0]?.args ?? [];
-      expect(args).to.include.members(['controller', '--namespace=apps', '--http-hook-allow=127.0.0.1']);
+      expect(args).to.include.members(['controller', '--namespace=apps', '--hook-allow=127.0.0.1', '--hook-allow-loopback']);
       const port = await freePort();
       ctrl = await ControllerProcess.fromArgs(
         [...args.filter((a) => !a.startsWith('--probe-address')), `--probe-address=127.0.0.1:${port}`, '--kubeconfig', saKubeconfig],
@@ -332,14 +335,16 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       await setImage(c, 'apps', 'web', 'example/app:2');
       await waitUntil('the rollout in apps to finish', 60_000, () => rolloutFinished(c, 'apps', 'web', from));
       expect(hook.approvals('apps/web').map((x) => x.next?.name ?? 'end')).to.deep.equal(['web-2', 'web-1', 'web-0', 'end']);
-      // The gate's parameters follow the chart's namespace: the gate knows this controller.
+      // The gate names the chart's controller (its user, rendered from the release namespace).
       await waitUntil('the admission gate check', 10_000, async () => ctrl.logs.some((l) => /^admission gate installed/.test(String(l.msg))));
       const other = await readSts(c, 'other', 'web');
-      expect(partitionOf(other), 'a namespace it does not watch').to.equal(undefined);
+      // The API server holds every subscribed StatefulSet from its creation; the controller never wrote this one.
+      expect(partitionOf(other), 'held by the create itself').to.equal(2);
+      expect(other.metadata?.annotations?.['sts-pilot.io/status'], 'a namespace it does not watch').to.equal(undefined);
       expect(hook.calls.filter((x) => x.sts.startsWith('other/'))).to.deep.equal([]);
     });
 
-    it('http hook URLs outside --http-hook-allow, and the API server\'s own address, are held without a request', async () => {
+    it('http hook URLs outside --hook-allow, and the API server\'s own address, are held without a request', async () => {
       const outside = await listen('127.0.0.2'); // loopback, but not in the allowlist (127.0.0.1)
       servers.push(outside.server);
       const api = new URL(c.kc.getCurrentCluster()?.server ?? '');
@@ -348,7 +353,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       for (const name of ['outside', 'apiserver']) await setImage(c, 'apps', name, 'example/app:2');
       const held = async (name: string, reason: RegExp) =>
         waitUntil(`${name} held with a reason`, 30_000, async () => (await eventsFor(c, 'apps', name)).find((e) => e.reason === 'HookHeld' && reason.test(e.message)));
-      const e1 = await held('outside', /is not allowed: 127\.0\.0\.2 is not in the controller's --http-hook-allow \(127\.0\.0\.1\)/);
+      const e1 = await held('outside', /is not allowed: 127\.0\.0\.2 is not in the controller's --hook-allow \(127\.0\.0\.1\)/);
       const e2 = await held('apiserver', /is not allowed: 127\.0\.0\.1:\d+ is the API server; hooks may not call it/);
       expect(e1.message).to.match(/^http holds pod outside-1: http:\/\/127\.0\.0\.2:\d+\/hook is not allowed/);
       expect(e2.message).to.match(/^http holds pod apiserver-1/);
@@ -411,11 +416,18 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const moved = JSON.parse(await k('get', 'configmap', 'sts-pilot-gate', '-n', 'sts-pilot-ops', '-o', 'json')) as { data: Record<string, string> };
       expect(moved.data.controller).to.equal('system:serviceaccount:sts-pilot-ops:sts-pilot-controller');
       for (const kind of ['validatingadmissionpolicybinding', 'mutatingadmissionpolicybinding']) {
-        const bindings = JSON.parse(await k('get', kind, '-o', 'json')) as { items: { metadata: { name: string }; spec: { paramRef: { namespace: string } } }[] };
+        const bindings = JSON.parse(await k('get', kind, '-o', 'json')) as { items: { metadata: { name: string }; spec: { paramRef?: { namespace?: string } } }[] };
         for (const b of bindings.items.filter((x) => x.metadata.name.startsWith('sts-pilot'))) {
-          // The scale gate's parameters are the subscribed StatefulSets of each request's own namespace.
-          expect(b.spec.paramRef.namespace, b.metadata.name).to.equal(b.metadata.name === 'sts-pilot-scale-gate' ? undefined : 'sts-pilot-ops');
+          // Only the Pilot policy reads the ConfigMap; the scale gate's parameters are the
+          // subscribed StatefulSets of each request's own namespace; the others take none.
+          const expected = b.metadata.name === 'sts-pilot-own-pilot-only' ? 'sts-pilot-ops' : undefined;
+          expect(b.spec.paramRef?.namespace, b.metadata.name).to.equal(expected);
         }
+      }
+      for (const [kind, name] of [['mutatingadmissionpolicy', 'sts-pilot-hold-replicas'], ['validatingadmissionpolicy', 'sts-pilot-partition-gate']] as const) {
+        const policy = JSON.parse(await k('get', kind, name, '-o', 'json')) as { spec: { matchConditions: { name: string; expression: string }[] } };
+        const cond = policy.spec.matchConditions.find((m) => m.name === 'not-the-controller');
+        expect(cond?.expression, name).to.equal("request.userInfo.username != 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
       }
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'list', 'statefulsets', '--all-namespaces')).to.equal(true);
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'update', 'leases.coordination.k8s.io', '-n', 'sts-pilot-ops')).to.equal(true);

@@ -28,7 +28,12 @@ const EXCLUDE = 'cluster.routing.allocation.exclude._name';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const isReady = (p: V1Pod): boolean => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false;
 
-describe('elasticsearch e2e: a StatefulSet of real OpenSearch pods rolls through the drain hook', function () {
+// Not in `npm test` by default since elasticsearch-zones rolls a cluster of two StatefulSets through the
+// real controller (drain and restart, a writer, a SIGKILL) in its place: `npm run test:elasticsearch` and
+// the version matrix set STS_PILOT_ES_EXTENDED=1. Outside those runs the suite is not registered at all.
+const describeExtended = process.env.STS_PILOT_ES_EXTENDED === '1' ? describe : ((() => {}) as unknown as typeof describe);
+
+describeExtended('elasticsearch e2e: a StatefulSet of real OpenSearch pods rolls through the drain hook', function () {
   this.timeout(40 * 60_000);
 
   let c: Cluster;

@@ -23,6 +23,7 @@ import { type HookContext, HookNotReady, parseHookOptions, type RolloutHook } fr
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import { clusterUuid, type EsClusterHandle, type EsNodeHandle, esCall, startEsCluster } from '../es/es-cluster.ts';
+import { loopbackEgress } from '../egress.ts';
 
 const verbose = process.env.STS_PILOT_TEST_VERBOSE === '1';
 const say = (line: string): void => {
@@ -309,6 +310,7 @@ async function call(prev: string | null, next: string | null, annotations: Recor
     // The controller's deadline for one call.
     signal: AbortSignal.timeout(60_000),
     log,
+    egress: loopbackEgress,
     secrets: async (name) => {
       throw new Error(`no Secret ${name} in this test`);
     },
@@ -503,7 +505,7 @@ describe('elasticsearch hook against a real 3-node cluster', function () {
   it('reads what its checks stand on from this version: members, versions, roles, the voting configuration, the elected master, the flavor', async () => {
     const parsed = parseHookOptions(elasticsearchHook, ann());
     if (!parsed.ok) throw new Error(parsed.error);
-    const ctx = { options: parsed.options as Options, signal: AbortSignal.timeout(60_000), secrets: async () => ({}), pilots: staticPilotReader([]), log } as unknown as HookContext<Options>;
+    const ctx = { options: parsed.options as Options, signal: AbortSignal.timeout(60_000), secrets: async () => ({}), egress: loopbackEgress, pilots: staticPilotReader([]), log } as unknown as HookContext<Options>;
     const es = await connect(ctx);
     const { view, strategy } = await readCluster(es, { markerKey: MARKER, strategy: 'auto', timeoutSeconds: 5, next: 'es-1' });
     const ids = view.nodes.map((n) => n.id).sort();

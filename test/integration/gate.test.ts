@@ -116,6 +116,16 @@ async function refusal(write: Promise<unknown>): Promise<string> {
   return String((body as { message?: unknown } | undefined)?.message ?? JSON.stringify(body));
 }
 
+/** The refusal of a write, or undefined when it went through. */
+const refusalOf = (p: Promise<unknown>): Promise<{ code?: number; body: string } | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => {
+      const err = e as { code?: number; body?: unknown };
+      return { code: err.code, body: typeof err.body === 'string' ? err.body : JSON.stringify(err.body) };
+    },
+  );
+
 const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_000);
 
 /**
@@ -542,17 +552,20 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       try {
         ctrl = await ControllerProcess.start(c, ['--namespace', 'default']);
         const p = ctrl;
-        await waitUntil('the gate mode', 60_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate mode none')));
+        await waitUntil('the gate mode', 120_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate mode none')));
         const modeLine = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate mode none'));
         // The strongest served is the one installed, unless a weaker one was forced (STS_PILOT_GATE_MODE).
         if (!process.env.STS_PILOT_GATE_MODE) expect(modeLine?.capable).to.equal(mode);
         expect((modeLine?.problems as string[]).join('; ')).to.include(`no admission gate is installed; this API server can run ${String(modeLine?.capable)}: install`);
-        if (mode === 'mutating-v1') {
-          await waitUntil('the gate check', 20_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
-          const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
-          expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
-          expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
-        }
+        // Nothing installed: the check judges the gate of the strongest mode served, and names what is missing.
+        await waitUntil('the gate check', 120_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
+        const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
+        expect((line?.problems as string[]).join('; ')).to.include(
+          modeLine?.capable === 'validating-only'
+            ? 'ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed'
+            : 'MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed',
+        );
+        expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
         expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 1$/m);
         expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.status)).to.equal(200);
       } finally {
@@ -560,16 +573,262 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         await applyManifest(c.kc, gateManifest(mode === 'none' ? 'mutating-v1' : mode));
       }
       // Back in force before the next suite: a template change holds the partition again (or is refused).
+      // The API server loads re-applied policies and bindings asynchronously: until the mutating binding is
+      // back, the validating backstop refuses an unheld create (as it should), so the create is retried too.
       const ns = await namespace(c, 'gate-back');
-      await c.apps.createNamespacedStatefulSet({ namespace: ns, body: held(c, statefulSet('probe', { replicas: 2, hook: 'noop' })) });
+      let created = false;
       let image = 1;
-      await waitUntil('the gate back in force', 30_000, async () => {
+      await waitUntil('the gate back in force', 120_000, async () => {
+        if (!created) {
+          await c.apps.createNamespacedStatefulSet({ namespace: ns, body: held(c, statefulSet('probe', { replicas: 2, hook: 'noop' })) }).then(() => (created = true), () => undefined);
+          if (!created) return false;
+        }
         // Validating-only: a StatefulSet created without its partition held is refused again.
         if (refusing(c)) return c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet(`probe-${++image}`, { replicas: 2, hook: 'noop' }) }).then(() => false, (e: { code?: number }) => e.code === 403);
         await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
         await setImage(c, ns, 'probe', `example/app:${++image}`);
         return partitionOf(await readSts(c, ns, 'probe')) === 2;
       });
+    });
+  });
+  describe('the holes of issue 24: every way around the gate, closed in the same write', () => {
+    let ns: string;
+    let ctrl: ControllerProcess;
+    let audit: RolloutAudit;
+    const withHook = (): Record<string, string> => ({ 'http.sts-pilot.io/url': hook.url });
+    /** The hook says no to `name` until `release` is called. */
+    const holdHook = (name: string): (() => void) => {
+      const prev = hook.decide;
+      hook.decide = (call) => (call.sts === `${ns}/${name}` ? false : prev(call));
+      return () => (hook.decide = prev);
+    };
+    const refusal = refusalOf;
+    /** The StatefulSet controller has seen the latest spec and names two revisions. */
+    const observedNew = async (name: string): Promise<V1StatefulSet | undefined> => {
+      const s = await readSts(c, ns, name);
+      const st = s.status;
+      return st?.observedGeneration === s.metadata?.generation && st?.updateRevision && st.updateRevision !== st.currentRevision ? s : undefined;
+    };
+
+    before(async () => {
+      ns = await namespace(c, 'holes');
+      audit = await new RolloutAudit().start(c, ns);
+      ctrl = await ControllerProcess.start(c, ['--namespace', ns]);
+    });
+    after(async () => {
+      await ctrl?.kill('SIGTERM');
+      await audit?.stop();
+    });
+
+    it('a StatefulSet re-created over its orphaned pods with a new image starts held: no pod moves before the hook approves it', async () => {
+      const name = 'orph';
+      const sts = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() });
+      const first = await createAndSettle(c, ns, sts);
+      const oldRevision = first.status?.updateRevision;
+      const release = holdHook(name);
+      let since = 0;
+      try {
+        // The standard recipe for changing volumeClaimTemplates: orphan the pods, apply the new manifest.
+        await c.apps.deleteNamespacedStatefulSet({ name, namespace: ns, propagationPolicy: 'Orphan' });
+        await waitUntil('the StatefulSet gone', 30_000, async () => !(await c.apps.listNamespacedStatefulSet({ namespace: ns })).items.some((x) => x.metadata?.name === name));
+        const again = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook(), image: 'example/app:2' });
+        since = hook.calls.length;
+        const created = await c.apps.createNamespacedStatefulSet({ namespace: ns, body: again });
+        expect(partitionOf(created), 'the create itself held the partition').to.equal(3);
+        // The orphans adopted, the new revision named, the hook asked about the highest pod and holding.
+        await waitUntil('the orphans adopted', 60_000, async () => {
+          const pods = await podsOf(c, ns, name);
+          return pods.length === 3 && pods.every((p) => p.metadata?.ownerReferences?.some((o) => o.uid === created.metadata?.uid));
+        });
+        await waitUntil('the hook asked about orph-2', 60_000, async () => hook.calls.slice(since).some((x) => x.sts === `${ns}/${name}` && x.next?.name === `${name}-2` && !x.approved));
+        await tally(c, ns, audit, hook.calls, name);
+        expect(audit.moves(name).map((m) => m.name), 'no pod moved while the hook said no').to.deep.equal([]);
+        const pods = await podsOf(c, ns, name);
+        expect(pods.map((p) => p.metadata?.labels?.['controller-revision-hash'])).to.deep.equal([oldRevision, oldRevision, oldRevision]);
+      } finally {
+        release();
+      }
+      await waitUntil('orph rolled through the hook', 120_000, async () => {
+        const s = await settled(c, ns, name);
+        const pods = await podsOf(c, ns, name);
+        return s && pods.length === 3 && pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === s.status?.updateRevision) ? s : undefined;
+      });
+      await tally(c, ns, audit, hook.calls, name);
+      expect(audit.moves(name).length, 'every pod moved').to.equal(3);
+      expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
+    });
+
+    it('a `replace` that drops the label and changes the image is held in the same write', async () => {
+      const name = 'unlab';
+      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      // The manifest as a person keeps it (no partition: sts-pilot's business), having lost the label.
+      const manifest = statefulSet(name, { replicas: 3, annotations: withHook(), image: 'example/app:2' });
+      manifest.metadata = { ...manifest.metadata, resourceVersion: (await readSts(c, ns, name)).metadata?.resourceVersion };
+      const written = await c.apps.replaceNamespacedStatefulSet({ name, namespace: ns, body: manifest });
+      expect(written.metadata?.labels?.['sts-pilot.io/hook'], 'the label is gone').to.equal(undefined);
+      expect(partitionOf(written), 'the replace itself held the partition').to.equal(3);
+      const seen = await waitUntil('the StatefulSet controller at the new revision', 60_000, () => observedNew(name));
+      expect(seen.status?.updatedReplicas ?? 0).to.equal(0);
+      await tally(c, ns, audit, hook.calls, name);
+      expect(audit.moves(name)).to.deep.equal([]);
+    });
+
+    it('switching updateStrategy of a subscribed StatefulSet is refused unless it is paused, with the command to pause', async () => {
+      const name = 'switch';
+      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      const release = holdHook(name);
+      try {
+        await setImage(c, ns, name, 'example/app:2');
+        await waitUntil('the new revision named', 60_000, () => observedNew(name));
+        const toOnDelete = { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } };
+        const err = await refusal(mergePatch(c, ns, name, toOnDelete));
+        expect(err?.code, 'refused').to.equal(403);
+        expect(err?.body).to.include(`sts-pilot pause ${name} -n ${ns}`);
+        expect(err?.body).to.match(/updateStrategy from RollingUpdate to OnDelete/);
+        expect((await readSts(c, ns, name)).spec?.updateStrategy?.type).to.equal('RollingUpdate');
+        // Paused, the person has the wheel: the switch is theirs to make, and back.
+        await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } });
+        const back = await mergePatch(c, ns, name, { spec: { updateStrategy: { type: 'RollingUpdate' } } });
+        expect(partitionOf(back), 'switched back to RollingUpdate: held').to.equal(3);
+        await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
+      } finally {
+        release();
+      }
+      await waitUntil(`${name} rolled through the hook`, 120_000, () => settled(c, ns, name));
+      await tally(c, ns, audit, hook.calls, name);
+      expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
+    });
+
+    it('a forged override-by does not survive removing and re-adding the label: the Event names who wrote the override', async () => {
+      const name = 'forge';
+      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      const release = holdHook(name);
+      try {
+        await setImage(c, ns, name, 'example/app:2');
+        const s = await waitUntil('the hook holding forge-2', 60_000, async () => {
+          const x = await observedNew(name);
+          return x && hook.calls.some((h) => h.sts === `${ns}/${name}` && h.next?.name === `${name}-2` && h.updateRevision === x.status?.updateRevision) ? x : undefined;
+        });
+        const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-2`);
+        const override = JSON.stringify({ pod: `${name}-2`, uid: top?.metadata?.uid, revision: s.status?.updateRevision, reason: 'forged by a test', at: new Date().toISOString() });
+        // Out of the subscription for one write, with a user name of one's choice; then back in.
+        const out = await mergePatch(c, ns, name, {
+          metadata: { labels: { 'sts-pilot.io/hook': null }, annotations: { 'sts-pilot.io/override': override, 'sts-pilot.io/override-by': 'mallory' } },
+        });
+        expect(out.metadata?.annotations?.['sts-pilot.io/override-by'], 'stamped in the write that dropped the label').to.equal('admin');
+        await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override-by': 'mallory' } } });
+        const back = await mergePatch(c, ns, name, { metadata: { labels: { 'sts-pilot.io/hook': 'http' } } });
+        expect(back.metadata?.annotations?.['sts-pilot.io/override-by'], 'stamped again in the write that subscribed it').to.equal('admin');
+        const ev = await waitUntil('the override applied', 60_000, async () => (await eventsFor(c, ns, name)).find((e) => e.reason === 'OverrideApplied'));
+        expect(ev.message).to.match(/^override by admin lets pod forge-2 through/);
+        expect(ev.message).to.not.include('mallory');
+      } finally {
+        release();
+      }
+      await waitUntil(`${name} rolled`, 120_000, () => settled(c, ns, name));
+    });
+
+    describe('the gate needs no parameters: a missing or broken ConfigMap opens nothing and locks nothing', () => {
+      const core = (): Cluster['core'] => c.core;
+      let saved: Record<string, string> | undefined;
+      before(async () => {
+        saved = (await core().readNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' })).data;
+      });
+      afterEach(async () => {
+        // Put it back as shipped, whatever the test did to it.
+        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        const now = (await core().readNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' })).data;
+        expect(now).to.deep.equal(saved);
+      });
+
+      it('ConfigMap deleted: a hand-lowered partition is refused, a template change is held', async () => {
+        const name = 'nocm';
+        await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+        const release = holdHook(name);
+        try {
+          // A rollout waiting for its hook: lowering the partition now would move pods.
+          await setImage(c, ns, name, 'example/app:2');
+          await waitUntil('the new revision named', 60_000, () => observedNew(name));
+          await core().deleteNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' });
+          // Whenever the API server's own cache sees the deletion, every attempt must be refused.
+          for (let i = 0; i < 10; i++) {
+            const err = await refusal(mergePatch(c, ns, name, { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }));
+            expect(err?.code, `attempt ${i + 1} refused`).to.equal(403);
+            expect(err?.body).to.include(`sts-pilot pause ${name} -n ${ns}`);
+            await sleep(300);
+          }
+          const changed = await mergePatch(c, ns, name, { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:3' }] } } } });
+          expect(partitionOf(changed), 'held in the same write').to.equal(3);
+        } finally {
+          release();
+        }
+        await waitUntil(`${name} rolled`, 120_000, () => settled(c, ns, name));
+        await tally(c, ns, audit, hook.calls, name);
+        expect(unapproved(audit.moves(name), hook.calls).map((m) => m.name)).to.deep.equal([]);
+      });
+
+      it('a key missing from the ConfigMap: a StatefulSet outside the subscription is still written, a subscribed one still held', async () => {
+        // Labelled, as most StatefulSets are, only not with the subscribe label.
+        const plain = statefulSet('plain', { replicas: 1 });
+        plain.metadata = { ...plain.metadata, labels: { team: 'other' } };
+        await c.apps.createNamespacedStatefulSet({ namespace: ns, body: plain });
+        await createAndSettle(c, ns, statefulSet('keyed', { replicas: 2, hook: 'noop' }));
+        await core().replaceNamespacedConfigMap({
+          name: 'sts-pilot-gate',
+          namespace: 'sts-pilot-system',
+          body: { metadata: { name: 'sts-pilot-gate', namespace: 'sts-pilot-system' }, data: { controller: saved?.controller ?? '' } },
+        });
+        for (let i = 0; i < 10; i++) {
+          await setImage(c, ns, 'plain', `example/app:${i + 2}`);
+          await sleep(300);
+        }
+        const held = await mergePatch(c, ns, 'keyed', { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:2' }] } } } });
+        expect(partitionOf(held)).to.equal(2);
+      });
+    });
+  });
+
+  describe('the gate check runs all along', () => {
+    it('the metric, /readyz and the log follow the gate within seconds when a binding goes and comes back', async () => {
+      const ctrl = await ControllerProcess.start(c, ['--namespace', 'default', '--gate-check-interval', '2']);
+      const api = c.kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api);
+      const gauge = async (): Promise<string | undefined> => /^sts_pilot_admission_gate (\d)$/m.exec(await ctrl.metrics())?.[1];
+      const readyz = async (): Promise<string> => fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.text());
+      try {
+        await waitUntil('the gate enforced', 30_000, async () => (await gauge()) === '1');
+        expect(await readyz()).to.match(/admission gate: enforced/);
+        await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
+        await waitUntil('the metric at 0', 30_000, async () => (await gauge()) === '0');
+        expect(await readyz()).to.match(/admission gate: NOT enforced: ValidatingAdmissionPolicyBinding sts-pilot-partition-gate is not installed/);
+        expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate no longer enforced'))).to.equal(true);
+        // Without the mutating policy's binding, a template change is refused, not let through unheld.
+        const ns = await namespace(c, 'gate-nomap');
+        await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
+        await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+        // A replace of the manifest as a person keeps it: a new image, no partition (the held
+        // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
+        let image = 1;
+        const replace = async (): Promise<unknown> => {
+          const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
+          m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
+          return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
+        };
+        const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
+          const r = await refusalOf(replace());
+          // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
+          return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
+        });
+        expect(refused.code).to.equal(403);
+        expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
+        expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
+        expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
+        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await waitUntil('the metric back at 1', 30_000, async () => (await gauge()) === '1');
+        expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate enforced again'))).to.equal(true);
+      } finally {
+        await ctrl.kill('SIGTERM');
+        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+      }
     });
   });
 });

@@ -279,7 +279,9 @@ export class ControllerProcess {
       [
         ...(o.nodeArgs ?? []),
         'cmd/sts-pilot.ts', 'controller', '--kubeconfig', o.kubeconfigPath ?? c.controllerKubeconfigPath, '--probe-address', `127.0.0.1:${port}`,
-        '--log-level', 'debug', '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', leaseId, ...extra,
+        '--log-level', 'debug', '--leader-election-namespace', 'sts-pilot-system', '--leader-election-id', leaseId,
+        // Every application of the tests listens on loopback: the installer's allowance, as a single-host setup would give it.
+        '--hook-allow-loopback', ...extra,
       ],
       port,
       identity,

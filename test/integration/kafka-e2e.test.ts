@@ -18,6 +18,7 @@ import { ConsumeLoop, ProduceLoop, spread } from '../kafka/workload.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
 import { G } from '../pilot/harness.ts';
 import { cluster, type Cluster, ControllerProcess, mergePatch, namespace, partitionOf, podsOf, readSts, rolloutFinished, statefulSet, waitUntil } from './harness.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // Issue 18: a StatefulSet `kafka` of 3 pods on the local control plane, each a
 // real Kafka 4.4 node (KRaft, broker and controller in one process) under the
@@ -92,6 +93,7 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
 
   after(async function () {
     this.timeout(5 * 60_000);
+    await kafkaHook.close?.(); // the connections the direct hook calls kept
     await producer?.stop().catch(() => {});
     await consumer?.stop().catch(() => {});
     await admin?.close().catch(() => {});
@@ -281,6 +283,7 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
       // The hook's warnings (a Warning Event HookWarning under the controller): kept here to be read.
       warn: (m: string) => void warned.push(m),
       secrets: async () => ({}),
+      egress: loopbackEgress,
       pilots: staticPilotReader([]),
     });
     const call = async (next: string, annotations: Record<string, string> = {}): Promise<string> => {

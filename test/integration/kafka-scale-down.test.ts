@@ -15,6 +15,7 @@ import { movesOff, reassign } from '../kafka/reassign.ts';
 import { ConsumeLoop, ProduceLoop } from '../kafka/workload.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
 import { cluster, type Cluster, ControllerProcess, eventsFor, mergePatch, namespace, PodWatcher, podsOf, readSts, statefulSet, waitUntil } from './harness.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // Issue "Scale-down moves the data first", item 4: the kafka hook guards a
 // scale-down on a real KRaft cluster. 4 pods, each a real Kafka 4.4 node under
@@ -90,6 +91,7 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
 
   after(async function () {
     this.timeout(5 * 60_000);
+    await kafkaHook.close?.(); // the connections the direct hook calls kept
     await producer?.stop().catch(() => {});
     await ctrl?.kill('SIGTERM').catch(() => {});
     await watcher?.stop().catch(() => {});
@@ -208,6 +210,7 @@ describe('kafka scale-down: the kafka hook lets a broker leave only once its dat
         signal: AbortSignal.timeout(30_000),
         log,
         secrets: async () => ({}),
+        egress: loopbackEgress,
         pilots: staticPilotReader([]),
         podReady: false,
         volumes: 'kept' as const,

@@ -24,6 +24,7 @@ import { PatroniPodRuntime } from '../patroni/pod-runtime.ts';
 import { LeaderEndpoint, Writer } from '../patroni/workload.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
 import { cluster, type Cluster, ControllerProcess, mergePatch, namespace, PodWatcher, podsOf, readSts, rolloutFinished, statefulSet, waitUntil } from './harness.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // Issue 17, proven on a real cluster: the local control plane's StatefulSet `db`
 // of 3 pods, each run by a dedicated node agent as a real Patroni member
@@ -116,7 +117,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     runtime = new PatroniPodRuntime({ c, install, dcs: dcs.hostPort, workDir, names: NAMES, ...addr, scope: `pg-${process.pid}`, secrets: pw, log: say });
     agent = new NodeAgent({ kc: c.kc, nodeName: `pg-e2e-node-${process.pid}`, namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4 });
     await agent.start();
-    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest' }, stringData: { username: 'patroni', password: pw.rest } } });
+    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest', labels: { 'sts-pilot.io/credentials': 'true' } }, stringData: { username: 'patroni', password: pw.rest } } });
     endpoint = await new LeaderEndpoint(() => rt().endpoints()).start();
     ctrl = await ControllerProcess.start(c, ['--namespace', ns, '--hook-retry-max', '5']);
   });
@@ -199,6 +200,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
         log,
         nextReady: true,
         pilots: staticPilotReader(list.items.map((x) => Pilot.parse(x))),
+        egress: loopbackEgress,
         secrets: async (name) => {
           const s = await c.core.readNamespacedSecret({ name, namespace: ns });
           return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
@@ -439,7 +441,10 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
 
   it("RollingUpdate: the leader's pod is approved only after a switchover; no acknowledged transaction lost", async () => {
     const ep = endpoint as LeaderEndpoint;
+    // A strategy switch is a pause-only act (the gate refuses it on a StatefulSet that is not paused).
+    await mergePatch(c, ns, 'db', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } } });
     await mergePatch(c, ns, 'db', { spec: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 3 } } } });
+    await mergePatch(c, ns, 'db', { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
     await waitUntil('the StatefulSet to be held at partition 3 under RollingUpdate', 60_000, async () => {
       const s = await readSts(c, ns, 'db');
       return s.spec?.updateStrategy?.type === 'RollingUpdate' && s.spec.updateStrategy.rollingUpdate?.partition === 3 && s.status?.observedGeneration === s.metadata?.generation;

@@ -102,7 +102,7 @@ describe('patroni scale-down: 3 -> 2 with the leader on the leaving pod, a write
     runtime = new PatroniPodRuntime({ c, install, dcs: dcs.hostPort, workDir, names: NAMES, ...addr, scope: `pgs-${process.pid}`, secrets: pw, log: say });
     agent = new NodeAgent({ kc: c.kc, nodeName: `pg-scale-node-${process.pid}`, namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4 });
     await agent.start();
-    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest' }, stringData: { username: 'patroni', password: pw.rest } } });
+    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest', labels: { 'sts-pilot.io/credentials': 'true' } }, stringData: { username: 'patroni', password: pw.rest } } });
     endpoint = await new LeaderEndpoint(() => rt().endpoints()).start();
     ctrl = await ControllerProcess.start(c, ['--namespace', ns, '--hook-retry-max', '5']);
   });

@@ -108,7 +108,7 @@ describe('patroni standby cluster: a StatefulSet of a standby cluster rolls, its
     const runtime: PodRuntime = { start: (p) => of(p).start(p), stop: (p) => of(p).stop(p), ready: (p) => of(p).ready(p), podIP: (p) => of(p).podIP(p) };
     agent = new NodeAgent({ kc: c.kc, nodeName: `pg-standby-node-${process.pid}`, namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 3 });
     await agent.start();
-    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest' }, stringData: { username: 'patroni', password: pw.rest } } });
+    await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'patroni-rest', labels: { 'sts-pilot.io/credentials': 'true' } }, stringData: { username: 'patroni', password: pw.rest } } });
     ctrl = await ControllerProcess.start(c, ['--namespace', ns, '--hook-retry-max', '5']);
   });
 

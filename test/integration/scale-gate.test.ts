@@ -7,7 +7,6 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { checkAdmissionGate } from '../../lib/kube/gate-check.ts';
 import { PAUSED_ANNOTATION, REQUESTED_REPLICAS_ANNOTATION } from '../../lib/names.ts';
 import {
@@ -271,8 +270,7 @@ describe('scale-down held by the API server alone (no controller running)', func
   it('the controller\'s startup check says scale-down is held, separately from the partition; a scale gate selecting by another key is named', async () => {
     const kc = new KubeConfig();
     kc.loadFromFile(c.controllerKubeconfigPath);
-    const silent = pino({ level: 'silent' });
-    const r = await checkAdmissionGate(kc, 'sts-pilot.io/hook', silent);
+    const r = await checkAdmissionGate(kc, 'sts-pilot.io/hook');
     expect(r.scaleDown).to.deep.equal({ enforced: true, problems: [] });
     expect(r.enforced).to.equal(true);
     // Not deleted: with no binding taking StatefulSets as parameters for a second,
@@ -283,14 +281,16 @@ describe('scale-down held by the API server alone (no controller running)', func
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     try {
-      const other = await checkAdmissionGate(kc, 'sts-pilot.io/hook', silent);
+      const other = await checkAdmissionGate(kc, 'sts-pilot.io/hook');
       expect(other.enforced, 'the partition gate is still in force').to.equal(true);
       expect(other.scaleDown.enforced).to.equal(false);
       expect(other.scaleDown.problems).to.deep.equal([
         'the binding sts-pilot-scale-gate must select the StatefulSets labelled "sts-pilot.io/hook" (paramRef.selector: that key Exists, nothing else), but it selects {"matchExpressions":[{"key":"example.com/hook","operator":"Exists"}]}',
       ]);
-      const otherKey = await checkAdmissionGate(kc, 'example.com/hook', silent);
-      expect(otherKey.scaleDown.problems).to.include('its labelKey is "sts-pilot.io/hook", but this controller subscribes StatefulSets by "example.com/hook"');
+      const otherKey = await checkAdmissionGate(kc, 'example.com/hook');
+      expect(otherKey.scaleDown.problems).to.include(
+        'the binding sts-pilot-hold-replicas must select the StatefulSets labelled "example.com/hook" (matchResources.objectSelector: that key Exists, nothing else), but it selects {"matchExpressions":[{"key":"sts-pilot.io/hook","operator":"Exists"}]}',
+      );
     } finally {
       await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
     }

@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -72,3 +73,41 @@ logger.server.level = INFO
 logger.raft.name = org.apache.kafka.raft
 logger.raft.level = INFO
 `;
+
+/** One node of a KRaft cluster on loopback: its id, ports and log dir. */
+export interface KraftNode {
+  id: number;
+  brokerPort: number;
+  controllerPort: number;
+  dataDir: string;
+  /** A combined broker+controller voter; else a broker only. */
+  voter: boolean;
+}
+
+/**
+ * Writes `file`, the server.properties of `n` in a cluster of `nodes` (a static
+ * voter set: controller.quorum.voters), with `settings` added: how the tests'
+ * pods and the bench's nodes are configured.
+ */
+export function writeKraftProperties(file: string, n: KraftNode, nodes: readonly KraftNode[], settings: Record<string, string | number> = {}): void {
+  const voters = nodes.filter((x) => x.voter).map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
+  const props: Record<string, string | number> = {
+    'process.roles': n.voter ? 'broker,controller' : 'broker',
+    'node.id': n.id,
+    'controller.quorum.voters': voters,
+    listeners: n.voter ? `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}` : `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
+    'controller.listener.names': 'CONTROLLER',
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'log.dirs': n.dataDir,
+    'offsets.topic.replication.factor': 3,
+    'transaction.state.log.replication.factor': 3,
+    'transaction.state.log.min.isr': 2,
+    'group.initial.rebalance.delay.ms': 0,
+    'auto.create.topics.enable': 'false',
+    ...settings,
+  };
+  fs.mkdirSync(n.dataDir, { recursive: true });
+  fs.writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+}

@@ -3,9 +3,12 @@
 // by the in-pod pilot (`sts-pilot pilot --app kafka -- java … kafka.Kafka`),
 // as a container runtime would run it:
 //
-// - node.id = the pod's ordinal (the convention the kafka hook assumes with
-//   node-id-offset 0); a static voter set of all pods (controller.quorum.voters),
-//   or of the first `controllers` pods, the others brokers only;
+// - node.id = the pod's position in `names`: its ordinal for one StatefulSet
+//   (the kafka hook's convention with node-id-offset 0); for several, list each
+//   StatefulSet's pods in ordinal order and give each StatefulSet the offset of
+//   its first pod (kafka-a-0, kafka-a-1, kafka-b-0, kafka-b-1: kafka-b's offset
+//   is 2); a static voter set of all pods (controller.quorum.voters), or of the
+//   first `controllers` pods, the others brokers only;
 // - the log dir is keyed by the pod's name, so it survives the pod's
 //   re-creation like a PersistentVolumeClaim; it is formatted once, by the
 //   pilot's --pre-start (as an init step of the pod would);
@@ -23,14 +26,14 @@ import { podPilotReady, startPodPilot, stopPodPilot, terminatePilots } from '../
 import { freePortBlock } from '../es/pod-runtime.ts';
 import type { Cluster } from '../integration/harness.ts';
 import type { PilotProcess } from '../pilot/harness.ts';
-import { javaCommand, type KafkaDist, LOG4J2 } from './kafka-dist.ts';
+import { javaCommand, type KafkaDist, type KraftNode, LOG4J2, writeKraftProperties } from './kafka-dist.ts';
 
 export interface KafkaPodRuntimeOptions {
   c: Cluster;
   dist: KafkaDist;
   /** Kept by the caller (removed by it). */
   workDir: string;
-  /** Pod names in ordinal order. */
+  /** Pod names; node.id is the position here (one StatefulSet: ordinal order; several: one after the other). */
   names: string[];
   heap?: string;
   /** How many pods, from ordinal 0, are combined broker+controller voters; the rest are brokers only. Default: all. */
@@ -47,6 +50,8 @@ interface PodNode {
   controllerPort: number;
   dir: string;
   pilot: PilotProcess | undefined;
+  /** The uid of the pod `pilot` was started for. */
+  podUid: string | undefined;
   starts: number;
 }
 
@@ -62,7 +67,7 @@ export class KafkaPodRuntime implements PodRuntime {
   private constructor(o: KafkaPodRuntimeOptions, base: number) {
     this.o = o;
     o.names.forEach((name, i) =>
-      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }),
+      this.nodes.set(name, { name, id: i, brokerPort: base + i, controllerPort: base + 100 + i, dir: path.join(o.workDir, name), pilot: undefined, podUid: undefined, starts: 0 }),
     );
     fs.writeFileSync(path.join(o.workDir, 'log4j2.properties'), LOG4J2);
   }
@@ -83,36 +88,22 @@ export class KafkaPodRuntime implements PodRuntime {
   }
 
   private configure(n: PodNode): string {
-    const dataDir = path.join(n.dir, 'data');
-    fs.mkdirSync(dataDir, { recursive: true });
-    const isVoter = (x: PodNode): boolean => x.id < (this.o.controllers ?? this.nodes.size);
-    const voters = [...this.nodes.values()].filter(isVoter).map((x) => `${x.id}@127.0.0.1:${x.controllerPort}`).join(',');
-    const props: Record<string, string | number> = {
-      'process.roles': isVoter(n) ? 'broker,controller' : 'broker',
-      'node.id': n.id,
-      'controller.quorum.voters': voters,
-      listeners: isVoter(n) ? `PLAINTEXT://127.0.0.1:${n.brokerPort},CONTROLLER://127.0.0.1:${n.controllerPort}` : `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
-      'advertised.listeners': `PLAINTEXT://127.0.0.1:${n.brokerPort}`,
-      'controller.listener.names': 'CONTROLLER',
-      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-      'inter.broker.listener.name': 'PLAINTEXT',
-      'log.dirs': dataDir,
-      'offsets.topic.replication.factor': 3,
-      'transaction.state.log.replication.factor': 3,
-      'transaction.state.log.min.isr': 2,
-      'group.initial.rebalance.delay.ms': 0,
-      'auto.create.topics.enable': 'false',
-      ...this.o.settings,
-    };
+    const controllers = this.o.controllers ?? this.nodes.size;
+    const kraft = (x: PodNode): KraftNode => ({ id: x.id, brokerPort: x.brokerPort, controllerPort: x.controllerPort, dataDir: path.join(x.dir, 'data'), voter: x.id < controllers });
     const file = path.join(n.dir, 'server.properties');
-    fs.writeFileSync(file, Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    writeKraftProperties(file, kraft(n), [...this.nodes.values()].map(kraft), this.o.settings);
     return file;
   }
 
   async start(pod: V1Pod): Promise<void> {
     const name = pod.metadata?.name ?? '';
     const n = this.node(name);
-    if (n.pilot && !n.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    if (n.pilot && !n.pilot.exit) {
+      // The node agent starts a pod again when the first start timed out (the pilot slow to serve /healthz on a
+      // loaded machine): the same pod waits for the pilot it already has; another pod may not run beside it.
+      if (n.podUid === pod.metadata?.uid) return n.pilot.waitForServer();
+      throw new Error(`${name}: a pilot still runs (pid ${n.pilot.pid})`);
+    }
     const props = this.configure(n);
     const { dist } = this.o;
     const log4j = path.join(this.o.workDir, 'log4j2.properties');
@@ -131,6 +122,7 @@ export class KafkaPodRuntime implements PodRuntime {
       flags: ['--app-data-dir', path.join(n.dir, 'data'), '--pre-start', format.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')],
     });
     n.pilot = pilot;
+    n.podUid = pod.metadata?.uid;
     this.pilots.push({ pod: name, pilot });
     await pilot.waitForServer();
   }

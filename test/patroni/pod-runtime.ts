@@ -58,6 +58,8 @@ interface Member {
   ip: string;
   dir: string;
   pilot: PilotProcess | undefined;
+  /** The uid of the pod `pilot` was started for. */
+  podUid: string | undefined;
   starts: number;
 }
 
@@ -80,7 +82,7 @@ export class PatroniPodRuntime implements PodRuntime {
 
   constructor(o: PatroniPodRuntimeOptions) {
     this.o = o;
-    o.names.forEach((name, i) => this.members.set(name, { name, ip: o.ips[i] as string, dir: path.join(o.workDir, name), pilot: undefined, starts: 0 }));
+    o.names.forEach((name, i) => this.members.set(name, { name, ip: o.ips[i] as string, dir: path.join(o.workDir, name), pilot: undefined, podUid: undefined, starts: 0 }));
     const isRoot = process.getuid?.() === 0;
     this.runAs = isRoot ? { uid: Number(process.env.STS_PILOT_PG_UID ?? 65534), gid: Number(process.env.STS_PILOT_PG_GID ?? 65534) } : undefined;
     this.venv = o.install.venv;
@@ -183,7 +185,12 @@ export class PatroniPodRuntime implements PodRuntime {
     const name = pod.metadata?.name ?? '';
     const ns = pod.metadata?.namespace ?? '';
     const m = this.member(name);
-    if (m.pilot && !m.pilot.exit) throw new Error(`${name}: a pilot still runs (pid ${m.pilot.pid})`);
+    if (m.pilot && !m.pilot.exit) {
+      // The node agent starts a pod again when the first start timed out (the pilot slow to serve /healthz on a
+      // loaded machine): the same pod waits for the pilot it already has; another pod may not run beside it.
+      if (m.podUid === pod.metadata?.uid) return m.pilot.waitForServer();
+      throw new Error(`${name}: a pilot still runs (pid ${m.pilot.pid})`);
+    }
     fs.mkdirSync(m.dir, { recursive: true, mode: 0o700 });
     const file = this.config(m);
     if (this.runAs) execFileSync('chown', ['-R', `${this.runAs.uid}:${this.runAs.gid}`, m.dir]);
@@ -201,6 +208,7 @@ export class PatroniPodRuntime implements PodRuntime {
       appUrl: `http://${m.ip}:${this.o.restPort}`,
     });
     m.pilot = pilot;
+    m.podUid = pod.metadata?.uid;
     runtimes.add(this);
     this.pilots.push({ pod: name, pilot });
     await pilot.waitForServer();

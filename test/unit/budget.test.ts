@@ -141,6 +141,25 @@ describe('disruption budget: take, admit, drop (lib/budget/budget.ts)', () => {
     expect(store.record?.holders).to.deep.equal([]);
   });
 
+  it("the holder's own StatefulSet may ask about its next pod (the call that finishes the holder's step), but not take a slot while it is held", async () => {
+    // The elasticsearch restart strategy re-enables replica allocation in that very call: until then the
+    // cluster stays yellow and the holder is never "back"; gating the call on the slot held both for ever.
+    const store = memoryStore();
+    const b = new DisruptionBudget({
+      store,
+      facts: (holder) => ({ holder, subscribed: true, claimed: true, pod: { uid: 'new', ready: true, revision: 'r2', terminating: false } }),
+      rejoined: async () => 'waiting for health green: cluster is yellow',
+      log,
+      now: () => T0,
+    });
+    expect(await b.take(ref, slot('db/a', 'ua'))).to.equal('taken');
+    const own = await b.admit(ref, { statefulSet: 'db/a', uid: 'u-a1', pod: 'a-1', prev: 'a-2' });
+    expect(own.ok, 'the call with prev = the holder').to.equal(true);
+    expect(await b.take(ref, { ...slot('db/a', 'u-a1'), pod: 'a-1' }), 'its approval still needs the slot').to.equal('full');
+    expect((await b.admit(ref, { statefulSet: 'db/b', uid: 'ub', pod: 'b-2', prev: 'a-2' })).ok, 'another StatefulSet').to.equal(false);
+    expect((await b.admit(ref, { statefulSet: 'db/a', uid: 'u-a1', pod: 'a-1' })).ok, 'no prev').to.equal(false);
+  });
+
   it('admit releases a holder whose StatefulSet is gone, and says so; drop gives back a slot never used', async () => {
     const store = memoryStore();
     let subscribed = true;

@@ -8,6 +8,7 @@ const controllerDefaults = {
   workers: '4',
   hookTimeout: '60',
   hookRetryMax: '30',
+  gateCheckInterval: '10',
   probeAddress: '0.0.0.0:8080',
   logLevel: 'info',
   leaderElect: true,
@@ -18,7 +19,7 @@ const controllerDefaults = {
 
 describe('cli: flags are parsed with zod, errors name the flag and what it takes', () => {
   it('fills defaults', () => {
-    expect(parseFlags(StatusFlags, {})).to.deep.equal({ labelKey: 'sts-pilot.io/hook', allNamespaces: false, watch: false, gate: false, budgetNamespace: 'sts-pilot-system' });
+    expect(parseFlags(StatusFlags, {})).to.deep.equal({ labelKey: 'sts-pilot.io/hook', allNamespaces: false, watch: false, gate: false, budgetNamespace: 'sts-pilot-system', output: 'text' });
   });
 
   for (const [what, schema, raw, argName, message] of [

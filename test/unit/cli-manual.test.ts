@@ -7,6 +7,7 @@ import { HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import { LABEL, rev, T0, type World, world } from './cli-fixtures.ts';
+import { loopbackEgress } from '../egress.ts';
 
 const manual = hooks.get('manual') as RolloutHook;
 const R = 'web-7d9f6b8c5';
@@ -78,6 +79,7 @@ describe('manual hook: options and calls through the registry', () => {
       signal: new AbortController().signal,
       log,
       secrets: async () => ({}),
+      egress: loopbackEgress,
       nextReady: next ? true : null,
       pilots: staticPilotReader([]),
     });

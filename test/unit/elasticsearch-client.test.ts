@@ -17,6 +17,7 @@ import { type HookContext, HookNotReady, parseHookOptions } from '../../lib/hook
 import { httpRequest } from '../../lib/http.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 
 const log = createLogger({ level: 'silent' });
 const pod = (name: string): V1Pod => ({ metadata: { name, uid: `uid-${name}` }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
@@ -36,6 +37,7 @@ async function holdOf(o: Record<string, string>, more: Partial<HookContext<Optio
     signal: new AbortController().signal,
     log,
     secrets: async (): Promise<Record<string, string>> => ({}),
+    egress: loopbackEgress,
     pilots: staticPilotReader([]),
     ...more,
   } as HookContext<unknown>;
@@ -191,10 +193,10 @@ describe('elasticsearch hook: TLS with a CA from a Secret or ConfigMap (local ht
     expect(await holdOf({ url, 'ca-secret': 'es-ca' }, { secrets: async () => ({ 'ca.crt': caPem }) })).to.match(/answered 500: handshake was fine$/);
   });
 
-  it('lib/http: a ca makes https work, and a cut body says so', async () => {
-    const ok = await httpRequest(url, { timeoutMs: 5000, ca: caPem });
+  it('lib/egress: a dispatcher with a ca makes https work, and a cut body says so', async () => {
+    const ok = await httpRequest(url, { timeoutMs: 5000, dispatcher: loopbackEgress.dispatcher(caPem) });
     expect(ok).to.deep.equal({ status: 500, text: '{"error":"handshake was fine"}' });
-    const cut = await httpRequest(url, { timeoutMs: 5000, ca: caPem, maxBytes: 5 });
+    const cut = await httpRequest(url, { timeoutMs: 5000, dispatcher: loopbackEgress.dispatcher(caPem), maxBytes: 5 });
     expect(cut).to.deep.equal({ status: 500, text: '{"err', truncated: true });
   });
 });

@@ -66,4 +66,16 @@ describe('elasticsearch hook: nodes on their way out count as away', () => {
       /^d-2 holds 1 shard \(logs\[0\]\) whose other copies are on nodes on their way out \(d-1: has a node shutdown record \(restart\)\): waiting for them to be back$/,
     );
   });
+
+  it('restart: its own last node back, replica allocation goes back on before anything holds the next step (another StatefulSet draining a voter)', () => {
+    // data restarted d-1 (primaries set for it); masters' drain of m-1 is on the way out; d-1 is a member again.
+    const v = view({ persistent: { [KEY]: JSON.stringify({ exclude: [], primariesFor: 'd-1' }), 'cluster.routing.allocation.enable': 'primaries', [OTHER]: JSON.stringify({ exclude: ['m-1'] }) }, replicas: {} });
+    const d = decideRestart({ ...v, health: { ...v.health, status: 'yellow' } }, ref('d-1'), ref('m-2'), 'green', { pods: [ref('d-0'), ref('d-1'), ref('m-2')] });
+    expect(d.kind, JSON.stringify(d)).to.equal('write');
+    expect(d.kind === 'write' && d.why).to.equal('re-enable replica allocation (d-1 is back)');
+    expect(d.kind === 'write' && d.write.persistent['cluster.routing.allocation.enable']).to.equal(null);
+    // Not while that node is still away: then the next step is judged as before.
+    const away = view({ persistent: { [KEY]: JSON.stringify({ exclude: [], primariesFor: 'd-9' }), 'cluster.routing.allocation.enable': 'primaries' }, replicas: {} });
+    expect(decideRestart(away, ref('d-9'), ref('d-2'), 'green').kind === 'write' && (decideRestart(away, ref('d-9'), ref('d-2'), 'green') as { why: string }).why).to.not.equal('re-enable replica allocation (d-9 is back)');
+  });
 });

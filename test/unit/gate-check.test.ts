@@ -1,90 +1,122 @@
 import { expect } from 'chai';
-import { judgeGate, judgeScaleDownGate } from '../../lib/kube/gate-check.ts';
+import { type GateRead, judgeGate, judgeOverride, judgeScaleDownGate } from '../../lib/kube/gate-check.ts';
+import { gateDetail, gateNotices } from '../../lib/kube/gate-monitor.ts';
 
 const want = { labelKey: 'sts-pilot.io/hook', username: 'system:serviceaccount:sts-pilot-system:sts-pilot-controller' };
-const ref = { name: 'sts-pilot-gate', namespace: 'sts-pilot-system' };
-const installed = {
-  mutating: {},
-  validating: {},
-  mutatingParamRef: ref,
-  validatingParamRef: ref,
-  params: { labelKey: want.labelKey, controller: want.username },
-};
+const selector = { matchExpressions: [{ key: want.labelKey, operator: 'Exists' }] };
+const bound = { objectSelector: selector };
+const opens = { 'opens-the-gate': `oldObject == null || !(has(oldObject.metadata.labels) && '${want.labelKey}' in oldObject.metadata.labels)` };
+const controller = { 'not-the-controller': `request.userInfo.username != '${want.username}'` };
+const override = `'${want.labelKey}' in oldObject.metadata.labels`;
+
+/** As manifests/admission-gate.yaml installs it, rendered for `want`. */
+const installed = (): GateRead => ({
+  mutating: {
+    'sts-pilot-hold-partition': { conditions: { ...opens } },
+    'sts-pilot-hold-replicas': { conditions: { ...controller } },
+    'sts-pilot-stamp-override': { conditions: { 'sets-an-override': override } },
+  },
+  validating: {
+    'sts-pilot-template-gate': { conditions: { ...opens } },
+    'sts-pilot-partition-gate': { conditions: { ...controller } },
+    'sts-pilot-override-audit': { conditions: { 'touches-the-override': override } },
+  },
+  mutatingBindings: { 'sts-pilot-hold-partition': bound, 'sts-pilot-hold-replicas': bound, 'sts-pilot-stamp-override': bound },
+  validatingBindings: { 'sts-pilot-template-gate': bound, 'sts-pilot-partition-gate': bound, 'sts-pilot-override-audit': bound },
+  scaleGateParamKind: { apiVersion: 'apps/v1', kind: 'StatefulSet' },
+  scaleGateParamRef: { selector, parameterNotFoundAction: 'Allow' },
+});
 
 describe('admission gate check (pure)', () => {
-  it('enforced when both policies, both bindings and parameters naming this controller are there', () => {
-    expect(judgeGate(installed, want)).to.deep.equal({ enforced: true, problems: [] });
+  it('enforced when the policies and bindings are there, select this label key and let this controller through', () => {
+    expect(judgeGate(installed(), want)).to.deep.equal({ enforced: true, problems: [] });
+    expect(judgeScaleDownGate(installed(), want)).to.deep.equal({ enforced: true, problems: [] });
+    expect(judgeOverride(installed(), want)).to.deep.equal({ enforced: true, problems: [] });
   });
-  it('names what is missing or wrong', () => {
-    const r = judgeGate({ ...installed, mutating: undefined, validatingParamRef: 'forbidden', params: { labelKey: 'other', controller: 'someone' } }, want);
-    expect(r.enforced).to.equal(false);
-    expect(r.problems).to.deep.equal([
+
+  it('names what is missing or cannot be read', () => {
+    const r = installed();
+    delete r.mutating['sts-pilot-hold-partition'];
+    r.validatingBindings['sts-pilot-partition-gate'] = 'forbidden';
+    const v = judgeGate(r, want);
+    expect(v.enforced).to.equal(false);
+    expect(v.problems).to.deep.equal([
       'MutatingAdmissionPolicy sts-pilot-hold-partition is not installed',
       'ValidatingAdmissionPolicyBinding sts-pilot-partition-gate could not be read: forbidden',
-      'its labelKey is "other", but this controller subscribes StatefulSets by "sts-pilot.io/hook"',
-      'its controller is "someone", but this controller authenticates as "system:serviceaccount:sts-pilot-system:sts-pilot-controller" (its own writes would be refused)',
     ]);
   });
-  it('bindings that name different parameters', () => {
-    expect(judgeGate({ ...installed, validatingParamRef: { name: 'x', namespace: 'y' } }, want).problems).to.deep.equal(['the two bindings name different parameter ConfigMaps']);
+
+  it('a binding that selects every StatefulSet, or another label key, is not the gate of this controller', () => {
+    const r = installed();
+    r.mutatingBindings['sts-pilot-hold-partition'] = { objectSelector: undefined };
+    r.validatingBindings['sts-pilot-template-gate'] = { objectSelector: { matchExpressions: [{ key: 'other/hook', operator: 'Exists' }] } };
+    expect(judgeGate(r, want).problems).to.deep.equal([
+      'the binding sts-pilot-hold-partition must select the StatefulSets labelled "sts-pilot.io/hook" (matchResources.objectSelector: that key Exists, nothing else), but it selects every StatefulSet',
+      'the binding sts-pilot-template-gate must select the StatefulSets labelled "sts-pilot.io/hook" (matchResources.objectSelector: that key Exists, nothing else), but it selects {"matchExpressions":[{"key":"other/hook","operator":"Exists"}]}',
+    ]);
+  });
+
+  it('policies rendered for another controller or label key', () => {
+    const r = installed();
+    r.validating['sts-pilot-partition-gate'] = { conditions: { 'not-the-controller': "request.userInfo.username != 'system:serviceaccount:elsewhere:sts-pilot-controller'" } };
+    r.mutating['sts-pilot-hold-partition'] = { conditions: { 'opens-the-gate': "'other/hook' in oldObject.metadata.labels" } };
+    r.mutating['sts-pilot-hold-replicas'] = { conditions: {} };
+    expect(judgeGate(r, want).problems).to.deep.equal([
+      'MutatingAdmissionPolicy sts-pilot-hold-partition does not tell a subscription by the label "sts-pilot.io/hook" (match condition opens-the-gate)',
+      'ValidatingAdmissionPolicy sts-pilot-partition-gate lets through the writes of "system:serviceaccount:elsewhere:sts-pilot-controller", but this controller authenticates as "system:serviceaccount:sts-pilot-system:sts-pilot-controller" (its own writes would be refused)',
+    ]);
+    expect(judgeScaleDownGate(r, want).problems).to.deep.equal([
+      'MutatingAdmissionPolicy sts-pilot-hold-replicas lets through the writes of nobody it names, but this controller authenticates as "system:serviceaccount:sts-pilot-system:sts-pilot-controller" (its own writes would be refused)',
+    ]);
   });
 });
 
 describe('scale-down gate check (pure)', () => {
-  const selector = { matchExpressions: [{ key: want.labelKey, operator: 'Exists' }] };
-  const held = {
-    holdReplicas: {},
-    holdReplicasParamRef: ref,
-    scaleGateParamKind: { apiVersion: 'apps/v1', kind: 'StatefulSet' },
-    scaleGateParamRef: { selector, parameterNotFoundAction: 'Allow' },
-    partitionParamRef: ref,
-    params: { labelKey: want.labelKey, controller: want.username },
-  };
-  it('enforced when both policies are there, the scale gate selects the subscribed StatefulSets of each namespace, and the parameters name this controller', () => {
-    expect(judgeScaleDownGate(held, want)).to.deep.equal({ enforced: true, problems: [] });
-  });
   it('names what is missing', () => {
-    const r = judgeScaleDownGate({ ...held, holdReplicas: undefined, scaleGateParamRef: 'forbidden', scaleGateParamKind: undefined }, want);
-    expect(r.enforced).to.equal(false);
-    expect(r.problems).to.deep.equal([
+    const r = { ...installed(), scaleGateParamRef: 'forbidden', scaleGateParamKind: undefined };
+    delete r.mutating['sts-pilot-hold-replicas'];
+    expect(judgeScaleDownGate(r, want).problems).to.deep.equal([
       'MutatingAdmissionPolicy sts-pilot-hold-replicas is not installed',
       'ValidatingAdmissionPolicy sts-pilot-scale-gate is not installed',
       'ValidatingAdmissionPolicyBinding sts-pilot-scale-gate could not be read: forbidden',
     ]);
   });
-  it('a scale gate that selects by another label key, by name, or in one namespace only', () => {
-    const other = judgeScaleDownGate({ ...held, scaleGateParamRef: { selector: { matchExpressions: [{ key: 'example.com/hook', operator: 'Exists' }] } } }, want);
-    expect(other.problems).to.deep.equal([
-      'the binding sts-pilot-scale-gate must select the StatefulSets labelled "sts-pilot.io/hook" (paramRef.selector: that key Exists, nothing else), but it selects {"matchExpressions":[{"key":"example.com/hook","operator":"Exists"}]}',
-    ]);
-    const narrower = judgeScaleDownGate({ ...held, scaleGateParamRef: { selector: { ...selector, matchLabels: { tier: 'hot' } } } }, want);
-    expect(narrower.enforced, 'a narrower selector leaves subscribed StatefulSets out').to.equal(false);
-    const byName = judgeScaleDownGate({ ...held, scaleGateParamRef: { name: 'web' } }, want);
-    expect(byName.problems[0]).to.match(/but it selects the one named "web"/);
-    const oneNamespace = judgeScaleDownGate({ ...held, scaleGateParamRef: { selector, namespace: 'apps' } }, want);
-    expect(oneNamespace.problems).to.deep.equal([
-      'the binding sts-pilot-scale-gate looks for StatefulSets in namespace apps only, not in the namespace of each request (paramRef.namespace must be empty)',
-    ]);
-  });
-  it('a scale gate with other parameters, or none', () => {
-    expect(judgeScaleDownGate({ ...held, scaleGateParamKind: { apiVersion: 'v1', kind: 'ConfigMap' } }, want).problems).to.deep.equal([
+  it('the scale gate must take StatefulSets as parameters, selected by this label key in the namespace of each request', () => {
+    expect(judgeScaleDownGate({ ...installed(), scaleGateParamKind: { apiVersion: 'v1', kind: 'ConfigMap' } }, want).problems).to.deep.equal([
       'ValidatingAdmissionPolicy sts-pilot-scale-gate must take apps/v1 StatefulSets as parameters, not v1 ConfigMap',
     ]);
-    expect(judgeScaleDownGate({ ...held, scaleGateParamKind: null }, want).problems).to.deep.equal([
-      'ValidatingAdmissionPolicy sts-pilot-scale-gate must take apps/v1 StatefulSets as parameters, not none',
+    expect(judgeScaleDownGate({ ...installed(), scaleGateParamRef: { name: 'x', namespace: 'y' } }, want).problems).to.deep.equal([
+      'the binding sts-pilot-scale-gate must select the StatefulSets labelled "sts-pilot.io/hook" (paramRef.selector: that key Exists, nothing else), but it selects the one named "x"',
+      'the binding sts-pilot-scale-gate looks for StatefulSets in namespace y only, not in the namespace of each request (paramRef.namespace must be empty)',
     ]);
   });
-  it('hold-replicas on another ConfigMap than the partition, or parameters naming someone else', () => {
-    expect(judgeScaleDownGate({ ...held, holdReplicasParamRef: { name: 'x', namespace: 'y' } }, want).problems).to.deep.equal([
-      'the binding sts-pilot-hold-replicas names another parameter ConfigMap than sts-pilot-hold-partition',
-    ]);
-    expect(judgeScaleDownGate({ ...held, params: { labelKey: want.labelKey, controller: 'someone' } }, want).problems).to.deep.equal([
-      'its controller is "someone", but this controller authenticates as "system:serviceaccount:sts-pilot-system:sts-pilot-controller" (its own writes would be refused)',
-    ]);
+});
+
+describe('gate monitor (pure)', () => {
+  const report = (enforced: boolean, problems: string[] = []) => ({
+    enforced,
+    problems,
+    scaleDown: { enforced: true, problems: [] },
+    override: { enforced: true, problems: [] },
   });
-  it('says nothing about the partition: a scale-down gate without the partition gate, and the other way round', () => {
-    expect(judgeScaleDownGate({ ...held, partitionParamRef: undefined }, want).enforced).to.equal(true);
-    expect(judgeGate(installed, want).enforced).to.equal(true);
-    expect(judgeScaleDownGate({ ...held, holdReplicasParamRef: undefined }, want).enforced).to.equal(false);
+  it('says every part at the first check, then only what changed', () => {
+    expect(gateNotices(undefined, report(true)).map((n) => n.msg.split(':')[0])).to.deep.equal([
+      'admission gate installed',
+      'admission gate holds scale-downs',
+      'override policies installed',
+    ]);
+    expect(gateNotices(report(true), report(true))).to.deep.equal([]);
+    const lost = gateNotices(report(true), report(false, ['x is not installed']));
+    expect(lost).to.have.length(1);
+    expect(lost[0]?.msg).to.match(/^admission gate no longer enforced/);
+    expect(lost[0]?.problems).to.deep.equal(['x is not installed']);
+    expect(gateNotices(report(false, ['x is not installed']), report(false, ['x is not installed']))).to.deep.equal([]);
+    expect(gateNotices(report(false, ['x']), report(false, ['y']))[0]?.msg).to.match(/^admission gate not enforced/);
+    expect(gateNotices(report(false, ['x']), report(true))[0]?.msg).to.match(/^admission gate enforced again/);
+  });
+  it('the /readyz line', () => {
+    expect(gateDetail(undefined)).to.equal('admission gate: not checked yet');
+    expect(gateDetail(report(true))).to.equal('admission gate: enforced');
+    expect(gateDetail(report(false, ['a', 'b']))).to.equal('admission gate: NOT enforced: a; b');
   });
 });

@@ -7,6 +7,7 @@ import { defineHook, HookNotReady, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { createMetrics } from '../../lib/metrics.ts';
 import type { PodView } from '../../lib/rollout/snapshot.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // What a hook is given: whole objects read when the call is made, or, for a hook
 // that says `objects: 'cached'`, copies of the cache without a read. The API is
@@ -41,6 +42,8 @@ function runner(live: V1Pod[]) {
     metrics: createMetrics(),
     queue,
     pilots: () => ({}),
+    secrets: () => async () => ({}),
+    egress: loopbackEgress,
     isLeader: () => true,
     timeoutMs: 5000,
   } as unknown as HookRunnerOptions;

@@ -5,6 +5,7 @@ import { hooks } from '../../hooks/index.ts';
 import { checkUpdateOrder, HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 
 const log = createLogger({ level: 'silent' });
 const hook = (name: string): RolloutHook => hooks.get(name) as RolloutHook;
@@ -69,7 +70,7 @@ describe('http hook against a real local server', () => {
     hook('http').podUpdateTransition(
       null,
       { metadata: { name: 'web-4' } },
-      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}), pilots: staticPilotReader([]), nextReady: true },
+      { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout }, signal, log, secrets: async () => ({}), egress: loopbackEgress, pilots: staticPilotReader([]), nextReady: true },
     );
 
   it('2xx approves and the body carries the StatefulSet, prev and next', async () => {
@@ -87,7 +88,7 @@ describe('http hook against a real local server', () => {
 
   it('a removal is a versioned PodRemoval request: the pod, whether it is Ready, its volumes, the size asked for', async () => {
     answer = { status: 200, body: 'ok' };
-    const ctx = { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout: 5 }, signal: new AbortController().signal, log, secrets: async () => ({}), pilots: staticPilotReader([]) };
+    const ctx = { statefulSet: { metadata: { name: 'web' } }, options: { url, timeout: 5 }, signal: new AbortController().signal, log, secrets: async () => ({}), egress: loopbackEgress, pilots: staticPilotReader([]) };
     const h = hook('http');
     await h.podRemoval?.({ metadata: { name: 'web-4', uid: 'u4' } }, { ...ctx, podReady: false, volumes: 'deleted', requestedReplicas: 3 });
     expect(received.at(-1)).to.deep.equal({
@@ -130,6 +131,7 @@ describe('http hook against a real local server', () => {
         signal: new AbortController().signal,
         log,
         secrets: async () => ({}),
+        egress: loopbackEgress,
         pilots: staticPilotReader([]),
         nextReady: null,
       })

@@ -15,6 +15,7 @@ import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import type { Pilot } from '../../lib/pilot/schema.ts';
 import { type Spec, view } from './kafka-fixtures.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // The rules the kafka hook takes from Strimzi's KafkaRoller (docs/kafka.md,
 // "Where it rolls, and why"), each a named pure check: topics that can never
@@ -210,7 +211,7 @@ describe('kafka hook: podRejoined and podUpdateOrder on a given view (the budget
   const ctx = (pilots: Pilot[] = [], annotations: Record<string, string> = {}): OrderContext<Options> => {
     const parsed = parseHookOptions(kafkaHook, { 'kafka.sts-pilot.io/bootstrap': 'k:9092', ...annotations });
     if (!parsed.ok) throw new Error(parsed.error);
-    return { statefulSet: sts, options: parsed.options as Options, signal: AbortSignal.timeout(5000), log: createLogger({ level: 'silent' }), secrets: async () => ({}), pilots: staticPilotReader(pilots) };
+    return { statefulSet: sts, options: parsed.options as Options, signal: AbortSignal.timeout(5000), log: createLogger({ level: 'silent' }), secrets: async () => ({}), egress: loopbackEgress, pilots: staticPilotReader(pilots) };
   };
   const reads = (s: Spec): ReadView => async () => ({ view: view(s), via: 'k:9092' });
   const why = (p: Promise<unknown>): Promise<string> => p.then(() => 'rejoined', (e: unknown) => (e instanceof HookNotReady ? e.message : Promise.reject(e)));

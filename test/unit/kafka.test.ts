@@ -190,7 +190,11 @@ describe('kafka hook: what it reads', () => {
       quorum: QuorumAnswer.parse({ topics: [{ topicName: '__cluster_metadata', partitions: [] }] }),
       configs: ConfigsAnswer.parse({ results: [] }),
     };
-    expect(kafkaView(good)).to.deep.equal({ ok: false, error: 'no min.insync.replicas known for topic t' });
+    // min.insync.replicas must be known for the topics on the moving broker (read.ts asks for those only), not for the others
+    const onBroker0 = { ...good, metadata: MetadataAnswer.parse({ clusterId: 'c', brokers: [], topics: [{ errorCode: 0, name: 't', isInternal: false, partitions: [{ errorCode: 0, partitionIndex: 0, leaderId: 0, replicaNodes: [0, 1], isrNodes: [0, 1], offlineReplicas: [] }] }] }) };
+    expect(kafkaView(onBroker0, 0)).to.deep.equal({ ok: false, error: 'no min.insync.replicas known for topic t, which has a replica on broker 0' });
+    expect(kafkaView(onBroker0, 2)).to.deep.equal({ ok: false, error: 'DescribeQuorum returned no partition for the metadata log' });
+    expect(kafkaView(onBroker0, null)).to.deep.equal({ ok: false, error: 'DescribeQuorum returned no partition for the metadata log' });
     const bad = {
       ...good,
       configs: ConfigsAnswer.parse({ results: [{ errorCode: 0, errorMessage: null, resourceType: 2, resourceName: 't', configs: [{ name: 'min.insync.replicas', value: 'two' }] }] }),

@@ -10,6 +10,7 @@ import { HookNotReady, type OrderContext, type RolloutHook } from '../../lib/hoo
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import type { Pilot } from '../../lib/pilot/schema.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // The patroni hook's part of the disruption budget (docs/patroni.md, "The
 // disruption budget"): applicationCluster (the Patroni scope and the database
@@ -95,6 +96,7 @@ describe('patroni hook: applicationCluster and podRejoined against a stand-in RE
     signal: AbortSignal.timeout(10_000),
     log: createLogger({ level: 'silent' }),
     secrets: async () => ({}),
+    egress: loopbackEgress,
     pilots: staticPilotReader(pilots),
   });
   const pod = (name: string): V1Pod => ({ metadata: { name, uid: `${name}-uid` }, status: { podIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True' }] } });

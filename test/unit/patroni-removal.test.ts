@@ -10,6 +10,7 @@ import { type ClusterView, configOf, type DcsConfig, type MemberSelf, type Membe
 import { HookNotReady, type RemovalContext, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { loopbackEgress } from '../egress.ts';
 
 // The patroni hook's scale-down decisions (hooks/patroni/removal.ts), as a
 // table; then podRemoval/podRemoved themselves against a stand-in REST API for
@@ -179,6 +180,7 @@ describe('patroni hook: podRemoval and podRemoved against a stand-in REST API', 
       signal: AbortSignal.timeout(10_000),
       log: createLogger({ level: 'silent' }),
       secrets: async () => ({}),
+      egress: loopbackEgress,
       pilots: staticPilotReader([]),
       podReady: true,
       volumes: 'kept',

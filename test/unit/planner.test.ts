@@ -212,6 +212,11 @@ describe('planner: RollingUpdate', () => {
       ['rollback (template reverted to A): pods on B are guarded', { cur: 'A', upd: 'A', partition: 3, mark: { revision: 'B', partition: 3 }, pods: 'A A A B B' }, 'patch(guard P=5)'],
       ['rollback: each reverted pod needs an approval', { cur: 'A', upd: 'A', partition: 5, mark: { revision: 'B', partition: 3 }, pods: 'A A A B B' }, 'hook(null -> web-4)'],
       ['rollback: pods already at A are skipped without a hook call', { cur: 'A', upd: 'A', partition: 3, mark: { revision: 'A', partition: 3 }, pods: 'A A A A A' }, 'hook(web-3 -> null)'],
+      // Re-created over its orphaned pods: the status knows one revision only (currentRevision ==
+      // updateRevision == B), the pods still run A. Their own revisions decide, not the status.
+      ['re-created over orphans, partition lowered: the pods at A are guarded', { cur: 'B', upd: 'B', replicas: 3, partition: 0, pods: 'A A A' }, 'patch(guard P=3)'],
+      ['re-created over orphans, held: each pod moves after its approval', { cur: 'B', upd: 'B', replicas: 3, partition: 3, pods: 'A A A' }, 'hook(null -> web-2)'],
+      ['re-created over orphans, one moved: the next is asked', { cur: 'B', upd: 'B', replicas: 3, partition: 2, mark: { revision: 'B', partition: 2 }, pods: 'A A B' }, /^hook\(web-2 -> web-1\)/],
     ]);
 
     it('a rollback walks back pod by pod, then finishes', () => {

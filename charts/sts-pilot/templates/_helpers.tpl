@@ -59,3 +59,22 @@ mutating-v1
 validating-only
 {{- end -}}
 {{- end }}
+
+{{/*
+The gate's bindings select the subscribed StatefulSets themselves. The API
+server matches an objectSelector against the old and the new object alike, so
+a write that adds or removes the label is a subscribed write, and a StatefulSet
+that never carried it never reaches a policy of the gate.
+*/}}
+{{- define "sts-pilot.subscribed" -}}
+objectSelector:
+  matchExpressions:
+    - { key: {{ .Values.labelKey | quote }}, operator: Exists }
+{{- end }}
+
+{{/* The namespaces the gate covers: all but those an administrator labelled out. */}}
+{{- define "sts-pilot.gateNamespaces" -}}
+namespaceSelector:
+  matchExpressions:
+    - { key: sts-pilot.io/admission-gate, operator: NotIn, values: [disabled] }
+{{- end }}
