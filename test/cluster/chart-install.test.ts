@@ -66,8 +66,9 @@ describe('install: the Helm chart on this Kubernetes version picks the gate it s
   });
 
   it('the installed gate keeps the partition shut: a new image is held in the write, or refused with the safe write', async () => {
-    // The API server loads new policies and their ConfigMap asynchronously (parameterNotFoundAction
-    // Allow until it has it): wait until a probe write shows the gate in force, then check.
+    // The API server loads new policies and bindings asynchronously: wait until a probe write shows
+    // the gate in force, then check. (In the mutating modes the template backstop may refuse the
+    // create until the mutating binding is loaded: then try again.)
     const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     const deadline = Date.now() + 60_000;
     for (let i = 0; ; i++) {
@@ -75,7 +76,7 @@ describe('install: the Helm chart on this Kubernetes version picks the gate it s
       const probe = statefulSet(`probe-${i}`, { replicas: 2, hook: 'noop' });
       const created = await apps.createNamespacedStatefulSet({ namespace: 'apps', body: probe }).then(() => true, (e: { code?: number }) => (e.code === 403 ? false : Promise.reject(e)));
       if (want === 'validating-only' && !created) break;
-      if (want !== 'validating-only') {
+      if (want !== 'validating-only' && created) {
         const after = await apps.patchNamespacedStatefulSet({ name: `probe-${i}`, namespace: 'apps', body: { spec: { template: { metadata: { labels: { probe: 'x' } } } } } }, merge);
         if (after.spec?.updateStrategy?.rollingUpdate?.partition === 2) break;
       }
