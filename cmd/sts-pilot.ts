@@ -12,7 +12,7 @@ import { createEgress } from '../lib/egress.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
-import { describeGateMode, detectGateMode, GATE_MODES } from '../lib/kube/gate-mode.ts';
+import { GATE_MODES } from '../lib/kube/gate-mode.ts';
 import { GateMonitor, gateDetail } from '../lib/kube/gate-monitor.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
@@ -134,8 +134,13 @@ program
       labelKey: f.labelKey,
       log,
       intervalMs: f.gateCheckInterval * 1000,
-      onReport: (r) => {
+      onReport: (r, m) => {
         gateEnforced = r.enforced && r.override.enforced;
+        // Which gate this cluster runs and could run (docs/install.md, "Kubernetes versions").
+        for (const g of GATE_MODES) {
+          metrics.admissionGateMode.set({ mode: g }, g === m.mode ? 1 : 0);
+          metrics.admissionGateCapable.set({ mode: g }, g === m.capable ? 1 : 0);
+        }
         metrics.admissionGate.set(r.enforced ? 1 : 0);
         metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
         metrics.admissionGateChecked.set(Date.now() / 1000);
@@ -169,16 +174,6 @@ program
     await Promise.all(controllers.map((c) => c.start()));
     if (elector) elector.start();
     else metrics.leader.set(1);
-    // Which gate this cluster runs and could run (docs/install.md, "Kubernetes versions").
-    void detectGateMode(kc).then((g) => {
-      for (const m of GATE_MODES) {
-        metrics.admissionGateMode.set({ mode: m }, m === g.mode ? 1 : 0);
-        metrics.admissionGateCapable.set({ mode: m }, m === g.capable ? 1 : 0);
-      }
-      const fields = { mode: g.mode, capable: g.capable, ...(g.problems.length ? { problems: g.problems } : {}) };
-      if (g.mode === 'none' || g.problems.length) log.warn(fields, describeGateMode(g));
-      else log.info(fields, describeGateMode(g));
-    });
     // In the background, at start and all along: whether the API server keeps the gate shut too.
     gate.start();
   });
