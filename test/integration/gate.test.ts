@@ -82,6 +82,8 @@ async function settled(c: Cluster, ns: string, name: string): Promise<V1Stateful
  * and the tests then write it that way. Everything after the write is the same.
  */
 const refusing = (c: Cluster): boolean => c.gateMode === 'validating-only';
+/** The manifest of the gate this cluster runs (the suite installs it at start). */
+const shipped = (c: Cluster): string => gateManifest(c.gateMode === undefined || c.gateMode === 'none' ? 'mutating-v1' : c.gateMode);
 
 /** A subscribed StatefulSet as the validating gate wants it created: partition = replicas (as statefulset-pilot manifests always were). */
 function held(c: Cluster, sts: V1StatefulSet): V1StatefulSet {
@@ -203,11 +205,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       expect(metrics).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 0$/m);
       const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', '--gate', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
       expect(stdout).to.include(`admission gate mode ${mode}:`);
-      // lib/kube/gate-check.ts reads the v1 policies (what this metric has always meant).
-      if (mode === 'mutating-v1') {
-        await waitUntil('the gate check', 20_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
-        expect(metrics).to.match(/^sts_pilot_admission_gate 1$/m);
-      }
+      // The gate check judges the policies of the mode installed (lib/kube/gate-monitor.ts): enforced in every mode.
+      await waitUntil('the gate check', 60_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
+      expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 1$/m);
+      expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.text())).to.match(/admission gate: enforced/);
     });
 
     it('a template reverted at random moments of 20 rollouts moves no pod without an approval of that pod', async () => {
@@ -427,7 +428,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       it('a strategy switch is refused unless paused; a template change that drops the label is still held to the partition', async () => {
         await createAndSettle(c, ns, held(c, statefulSet('sw', { replicas: 3, hook: 'http', annotations: withHook() })));
         const message = await refusal(mergePatch(c, ns, 'sw', { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } }));
-        expect(message).to.match(/switching the update strategy of StatefulSet .*\/sw from RollingUpdate to OnDelete .* pause-only act/);
+        expect(message).to.match(/switching its updateStrategy from RollingUpdate to OnDelete would let pods move without that approval/);
         expect(message).to.include(`sts-pilot pause sw -n ${ns}`);
         const unlabelled = await refusal(
           mergePatch(c, ns, 'sw', { metadata: { labels: { 'sts-pilot.io/hook': null } }, spec: { updateStrategy: { rollingUpdate: { partition: 0 } }, template: { spec: { containers: [{ name: 'app', image: 'example/app:9' }] } } } }),
@@ -603,6 +604,26 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       return () => (hook.decide = prev);
     };
     const refusal = refusalOf;
+    /**
+     * A write that opens the gate, as a person writes it (no partition): held in the same
+     * write (mutating modes), or refused naming the safe write (validating-only), which is
+     * then written. Returns the StatefulSet as written.
+     */
+    const heldWrite = async (name: string, write: (partition?: number) => Promise<V1StatefulSet>, replicas: number, what: string): Promise<V1StatefulSet> => {
+      if (!refusing(c)) return write();
+      const err = await refusal(write());
+      expect(err?.code, 'refused').to.equal(403);
+      expect(err?.body).to.include(`${what} with partition 0 would let pods move without the approval of its hook`);
+      expect(err?.body).to.include(`Set spec.updateStrategy.rollingUpdate.partition: ${replicas} in the same write`);
+      expect(err?.body).to.include(`sts-pilot undo ${name} -n ${ns}`);
+      return write(replicas);
+    };
+    const withPartition = (sts: V1StatefulSet, partition?: number): V1StatefulSet => {
+      if (partition === undefined) return sts;
+      const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
+      spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { partition } };
+      return sts;
+    };
     /** The StatefulSet controller has seen the latest spec and names two revisions. */
     const observedNew = async (name: string): Promise<V1StatefulSet | undefined> => {
       const s = await readSts(c, ns, name);
@@ -631,9 +652,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         // The standard recipe for changing volumeClaimTemplates: orphan the pods, apply the new manifest.
         await c.apps.deleteNamespacedStatefulSet({ name, namespace: ns, propagationPolicy: 'Orphan' });
         await waitUntil('the StatefulSet gone', 30_000, async () => !(await c.apps.listNamespacedStatefulSet({ namespace: ns })).items.some((x) => x.metadata?.name === name));
-        const again = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook(), image: 'example/app:2' });
         since = hook.calls.length;
-        const created = await c.apps.createNamespacedStatefulSet({ namespace: ns, body: again });
+        const created = await heldWrite(
+          name,
+          (p) => c.apps.createNamespacedStatefulSet({ namespace: ns, body: withPartition(statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook(), image: 'example/app:2' }), p) }),
+          3,
+          'creating it',
+        );
         expect(partitionOf(created), 'the create itself held the partition').to.equal(3);
         // The orphans adopted, the new revision named, the hook asked about the highest pod and holding.
         await waitUntil('the orphans adopted', 60_000, async () => {
@@ -662,9 +687,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const name = 'unlab';
       await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
       // The manifest as a person keeps it (no partition: sts-pilot's business), having lost the label.
-      const manifest = statefulSet(name, { replicas: 3, annotations: withHook(), image: 'example/app:2' });
-      manifest.metadata = { ...manifest.metadata, resourceVersion: (await readSts(c, ns, name)).metadata?.resourceVersion };
-      const written = await c.apps.replaceNamespacedStatefulSet({ name, namespace: ns, body: manifest });
+      const replace = async (p?: number): Promise<V1StatefulSet> => {
+        const manifest = withPartition(statefulSet(name, { replicas: 3, annotations: withHook(), image: 'example/app:2' }), p);
+        manifest.metadata = { ...manifest.metadata, resourceVersion: (await readSts(c, ns, name)).metadata?.resourceVersion };
+        return c.apps.replaceNamespacedStatefulSet({ name, namespace: ns, body: manifest });
+      };
+      // Validating-only: the binding matched the old object (labelled), so the write is refused all the same.
+      const written = await heldWrite(name, replace, 3, 'changing its pod template');
       expect(written.metadata?.labels?.['sts-pilot.io/hook'], 'the label is gone').to.equal(undefined);
       expect(partitionOf(written), 'the replace itself held the partition').to.equal(3);
       const seen = await waitUntil('the StatefulSet controller at the new revision', 60_000, () => observedNew(name));
@@ -675,10 +704,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('switching updateStrategy of a subscribed StatefulSet is refused unless it is paused, with the command to pause', async () => {
       const name = 'switch';
-      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
       const release = holdHook(name);
       try {
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         await waitUntil('the new revision named', 60_000, () => observedNew(name));
         const toOnDelete = { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } };
         const err = await refusal(mergePatch(c, ns, name, toOnDelete));
@@ -688,7 +717,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         expect((await readSts(c, ns, name)).spec?.updateStrategy?.type).to.equal('RollingUpdate');
         // Paused, the person has the wheel: the switch is theirs to make, and back.
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } });
-        const back = await mergePatch(c, ns, name, { spec: { updateStrategy: { type: 'RollingUpdate' } } });
+        // Validating-only, paused: nothing holds it, so the person writes the partition with the switch.
+        const back = await mergePatch(c, ns, name, { spec: { updateStrategy: { type: 'RollingUpdate', ...(refusing(c) ? { rollingUpdate: { partition: 3 } } : {}) } } });
         expect(partitionOf(back), 'switched back to RollingUpdate: held').to.equal(3);
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
       } finally {
@@ -701,10 +731,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('a forged override-by does not survive removing and re-adding the label: the Event names who wrote the override', async () => {
       const name = 'forge';
-      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
       const release = holdHook(name);
       try {
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         const s = await waitUntil('the hook holding forge-2', 60_000, async () => {
           const x = await observedNew(name);
           return x && hook.calls.some((h) => h.sts === `${ns}/${name}` && h.next?.name === `${name}-2` && h.updateRevision === x.status?.updateRevision) ? x : undefined;
@@ -712,9 +742,28 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-2`);
         const override = JSON.stringify({ pod: `${name}-2`, uid: top?.metadata?.uid, revision: s.status?.updateRevision, reason: 'forged by a test', at: new Date().toISOString() });
         // Out of the subscription for one write, with a user name of one's choice; then back in.
-        const out = await mergePatch(c, ns, name, {
+        const forged = {
           metadata: { labels: { 'sts-pilot.io/hook': null }, annotations: { 'sts-pilot.io/override': override, 'sts-pilot.io/override-by': 'mallory' } },
-        });
+        };
+        if (refusing(c)) {
+          // Nothing stamps override-by here: sts-pilot-override-audit refuses the forged name (its binding matched
+          // the old, labelled object), and the controller applies no override at all in this mode.
+          const err = await refusal(mergePatch(c, ns, name, forged));
+          expect(err?.code, 'refused').to.equal(403);
+          expect(err?.body).to.include('it must be admin, not mallory');
+          const after = await readSts(c, ns, name);
+          expect(after.metadata?.labels?.['sts-pilot.io/hook']).to.equal('http');
+          expect(after.metadata?.annotations?.['sts-pilot.io/override-by']).to.equal(undefined);
+          // Written under one's own name, it is let through and not applied: the hook still holds forge-2.
+          await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override': override, 'sts-pilot.io/override-by': 'admin' } } });
+          await sleep(5_000);
+          expect((await eventsFor(c, ns, name)).some((e) => e.reason === 'OverrideApplied')).to.equal(false);
+          await tally(c, ns, audit, hook.calls, name);
+          expect(audit.moves(name)).to.deep.equal([]);
+          await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override': null, 'sts-pilot.io/override-by': null } } });
+          return;
+        }
+        const out = await mergePatch(c, ns, name, forged);
         expect(out.metadata?.annotations?.['sts-pilot.io/override-by'], 'stamped in the write that dropped the label').to.equal('admin');
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override-by': 'mallory' } } });
         const back = await mergePatch(c, ns, name, { metadata: { labels: { 'sts-pilot.io/hook': 'http' } } });
@@ -736,18 +785,18 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       });
       afterEach(async () => {
         // Put it back as shipped, whatever the test did to it.
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, shipped(c));
         const now = (await core().readNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' })).data;
         expect(now).to.deep.equal(saved);
       });
 
       it('ConfigMap deleted: a hand-lowered partition is refused, a template change is held', async () => {
         const name = 'nocm';
-        await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+        await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
         const release = holdHook(name);
         try {
           // A rollout waiting for its hook: lowering the partition now would move pods.
-          await setImage(c, ns, name, 'example/app:2');
+          await writeImage(c, ns, name, 'example/app:2');
           await waitUntil('the new revision named', 60_000, () => observedNew(name));
           await core().deleteNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' });
           // Whenever the API server's own cache sees the deletion, every attempt must be refused.
@@ -757,7 +806,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
             expect(err?.body).to.include(`sts-pilot pause ${name} -n ${ns}`);
             await sleep(300);
           }
-          const changed = await mergePatch(c, ns, name, { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:3' }] } } } });
+          const changed = await heldWrite(name, (p) => mergePatch(c, ns, name, { spec: { ...(p ? { updateStrategy: { rollingUpdate: { partition: p } } } : {}), template: { spec: { containers: [{ name: 'app', image: 'example/app:3' }] } } } }), 3, 'changing its pod template');
           expect(partitionOf(changed), 'held in the same write').to.equal(3);
         } finally {
           release();
@@ -772,7 +821,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const plain = statefulSet('plain', { replicas: 1 });
         plain.metadata = { ...plain.metadata, labels: { team: 'other' } };
         await c.apps.createNamespacedStatefulSet({ namespace: ns, body: plain });
-        await createAndSettle(c, ns, statefulSet('keyed', { replicas: 2, hook: 'noop' }));
+        await createAndSettle(c, ns, held(c, statefulSet('keyed', { replicas: 2, hook: 'noop' })));
         await core().replaceNamespacedConfigMap({
           name: 'sts-pilot-gate',
           namespace: 'sts-pilot-system',
@@ -782,8 +831,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           await setImage(c, ns, 'plain', `example/app:${i + 2}`);
           await sleep(300);
         }
-        const held = await mergePatch(c, ns, 'keyed', { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:2' }] } } } });
-        expect(partitionOf(held)).to.equal(2);
+        const kept = await heldWrite('keyed', (p) => mergePatch(c, ns, 'keyed', { spec: { ...(p ? { updateStrategy: { rollingUpdate: { partition: p } } } : {}), template: { spec: { containers: [{ name: 'app', image: 'example/app:2' }] } } } }), 2, 'changing its pod template');
+        expect(partitionOf(kept)).to.equal(2);
       });
     });
   });
@@ -791,43 +840,52 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
   describe('the gate check runs all along', () => {
     it('the metric, /readyz and the log follow the gate within seconds when a binding goes and comes back', async () => {
       const ctrl = await ControllerProcess.start(c, ['--namespace', 'default', '--gate-check-interval', '2']);
-      const api = c.kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api);
+      const k8s = await import('@kubernetes/client-node');
+      const api = c.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
       const gauge = async (): Promise<string | undefined> => /^sts_pilot_admission_gate (\d)$/m.exec(await ctrl.metrics())?.[1];
       const readyz = async (): Promise<string> => fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.text());
       try {
+        // The check judges the gate of the mode installed (lib/kube/gate-monitor.ts): enforced in every mode.
         await waitUntil('the gate enforced', 30_000, async () => (await gauge()) === '1');
         expect(await readyz()).to.match(/admission gate: enforced/);
         await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
         await waitUntil('the metric at 0', 30_000, async () => (await gauge()) === '0');
         expect(await readyz()).to.match(/admission gate: NOT enforced: ValidatingAdmissionPolicyBinding sts-pilot-partition-gate is not installed/);
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate no longer enforced'))).to.equal(true);
-        // Without the mutating policy's binding, a template change is refused, not let through unheld.
-        const ns = await namespace(c, 'gate-nomap');
-        await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
-        await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
-        // A replace of the manifest as a person keeps it: a new image, no partition (the held
-        // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
-        let image = 1;
-        const replace = async (): Promise<unknown> => {
-          const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
-          m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
-          return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
-        };
-        const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
-          const r = await refusalOf(replace());
-          // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
-          return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
-        });
-        expect(refused.code).to.equal(403);
-        expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
-        expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
-        expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        if (refusing(c)) {
+          // Validating-only: sts-pilot-write-gate is what refuses an unheld template change; its binding gone is said too.
+          await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-write-gate' });
+          await waitUntil('the write gate named missing', 30_000, async () => (await readyz()).includes('ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed'));
+        } else {
+          // Without the mutating policy's binding, a template change is refused, not let through unheld.
+          const ns = await namespace(c, 'gate-nomap');
+          await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
+          if (c.gateMode === 'mutating-v1beta1') await c.kc.makeApiClient(k8s.AdmissionregistrationV1beta1Api).deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+          else await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+          // A replace of the manifest as a person keeps it: a new image, no partition (the held
+          // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
+          let image = 1;
+          const replace = async (): Promise<unknown> => {
+            const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
+            m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
+            return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
+          };
+          const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
+            const r = await refusalOf(replace());
+            // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
+            return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
+          });
+          expect(refused.code).to.equal(403);
+          expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
+          expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
+          expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
+        }
+        await applyManifest(c.kc, shipped(c));
         await waitUntil('the metric back at 1', 30_000, async () => (await gauge()) === '1');
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate enforced again'))).to.equal(true);
       } finally {
         await ctrl.kill('SIGTERM');
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, shipped(c));
       }
     });
   });
