@@ -1,4 +1,4 @@
-import { AppsV1Api, type V1ControllerRevision } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { parseFlags, StatefulSetName, UndoFlags } from '../../lib/cli/flags.ts';
 import { contextNamespace, readStatefulSet } from '../../lib/cli/kube.ts';
