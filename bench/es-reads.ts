@@ -27,7 +27,11 @@ const t0 = Date.now();
 const say = (s: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${s}`);
 
 say(`starting 3 nodes (heap ${heap}); then ${indices} indices x ${perIndex} shards x 2 copies = ${indices * perIndex * 2} shard copies`);
-const c = await startEsCluster({ nodes: 3, heap, settings: { 'cluster.max_shards_per_node': Math.max(4000, indices * perIndex) }, startTimeoutMs: 900_000 });
+const c = await startEsCluster({ nodes: 3, heap, settings: {
+  'cluster.max_shards_per_node': Math.max(4000, indices * perIndex),
+  // Setup only: empty replicas of thousands of indices recover 2 at a time per node by default (20 min at 5,000).
+  'cluster.routing.allocation.node_concurrent_recoveries': 8,
+},  startTimeoutMs: 900_000 });
 try {
   const url = c.url;
   if (byIndices) {

@@ -5,9 +5,26 @@ import type { Egress } from './egress.ts';
 import type { Logger } from './log.ts';
 import type { PilotReader } from './pilot/reader.ts';
 
-/** Thrown by a hook to hold the rollout; the message is shown to people as the reason. */
+/**
+ * Thrown by a hook to hold the rollout; the message is shown to people as the reason.
+ * `routine`: a wait that ends by itself (a drain in progress, a pod starting, shards
+ * recovering, a budget slot held by a pod coming back): its Event is Normal. Left
+ * unset, the hold may need someone (an impossible drain, a misconfiguration): a
+ * Warning, which event exporters page on. When in doubt, leave it unset.
+ */
 export class HookNotReady extends Error {
   override name = 'HookNotReady';
+  readonly routine: boolean;
+
+  constructor(message: string, opts: { routine?: boolean } = {}) {
+    super(message);
+    this.routine = opts.routine === true;
+  }
+}
+
+/** The Event type of a hook's answer that is not an approval: Normal only for a hold its hook called routine. */
+export function holdEventType(err: unknown): 'Normal' | 'Warning' {
+  return err instanceof HookNotReady && err.routine ? 'Normal' : 'Warning';
 }
 
 /**

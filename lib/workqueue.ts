@@ -11,6 +11,26 @@ export interface WorkQueueOptions {
   /** Called with the key; a throw counts as a failure and retries with backoff. */
   handler: (key: string) => Promise<void>;
   onError?: (key: string, err: unknown) => void;
+  /** Told of adds, retries and timings (lib/metrics.ts addWorkQueue). */
+  observer?: WorkQueueObserver;
+}
+
+/** What a queue reports as it goes, in the manner of client-go's workqueue metrics. */
+export interface WorkQueueObserver {
+  added(): void;
+  retried(): void;
+  /** Seconds a key waited between its add and a worker taking it. */
+  waited(seconds: number): void;
+  /** Seconds a worker spent on a key. */
+  worked(seconds: number): void;
+}
+
+/** The queue at one instant, read at scrape time. */
+export interface WorkQueueStats {
+  depth: number;
+  /** Sum over running handlers of how long each has run. */
+  unfinishedSeconds: number;
+  longestSeconds: number;
 }
 
 export class WorkQueue {
@@ -20,6 +40,9 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly failures = new Map<string, number>();
+  /** When each waiting key was added, and when each running key was taken (ms). */
+  private readonly addedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
   private readonly idle: (() => void)[] = [];
   private active = 0;
   private stopped = false;
@@ -44,6 +67,8 @@ export class WorkQueue {
     if (this.queued.has(key)) return;
     this.queued.add(key);
     this.queue.push(key);
+    this.addedAt.set(key, Date.now());
+    this.opts.observer?.added();
     this.pump();
   }
 
@@ -67,6 +92,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
+    this.opts.observer?.retried();
     const delay = Math.min(this.baseDelayMs * 2 ** n, this.maxDelayMs);
     this.addAfter(key, delay);
     return delay;
@@ -81,6 +107,16 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  stats(now: number): WorkQueueStats {
+    let unfinished = 0;
+    let longest = 0;
+    for (const at of this.startedAt.values()) {
+      unfinished += now - at;
+      longest = Math.max(longest, now - at);
+    }
+    return { depth: this.queue.length, unfinishedSeconds: unfinished / 1000, longestSeconds: longest / 1000 };
+  }
+
   /** Stop taking work and wait for the handlers that run to finish. */
   async shutdown(): Promise<void> {
     this.stopped = true;
@@ -88,6 +124,7 @@ export class WorkQueue {
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();
+    this.addedAt.clear();
     if (this.active === 0) return;
     await new Promise<void>((resolve) => this.idle.push(resolve));
   }
@@ -104,6 +141,10 @@ export class WorkQueue {
     while (!this.stopped && this.active < this.opts.workers && this.queue.length > 0) {
       const key = this.queue.shift() as string;
       this.queued.delete(key);
+      const now = Date.now();
+      this.opts.observer?.waited((now - (this.addedAt.get(key) ?? now)) / 1000);
+      this.addedAt.delete(key);
+      this.startedAt.set(key, now);
       this.running.add(key);
       this.active++;
       void this.run(key);
@@ -117,6 +158,8 @@ export class WorkQueue {
       this.opts.onError?.(key, err);
       if (!this.stopped) this.addRateLimited(key);
     } finally {
+      this.opts.observer?.worked((Date.now() - (this.startedAt.get(key) ?? Date.now())) / 1000);
+      this.startedAt.delete(key);
       this.running.delete(key);
       this.active--;
       if (this.dirty.delete(key)) this.add(key);

@@ -33,7 +33,7 @@ kc.loadFromFile(cp.kubeconfigPath);
 const agent = new NodeAgent({ kc, readyDelayMs: 1500, terminationDelayMs: 500 });
 await agent.start();
 const core = kc.makeApiClient(CoreV1Api);
-for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, `manifests/${file}`);
+for (const file of ['crd-pilot.yaml', 'crd-metriccheck.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, `manifests/${file}`);
 say('applied manifests/namespace.yaml and manifests/rbac-controller.yaml; the controller runs as its ServiceAccount');
 const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
 const c: Cluster = { cp, kubeconfigPath: cp.kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
@@ -49,7 +49,10 @@ process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 try {
   ctrl = await ControllerProcess.start(c);
   say(`controller running (kubeconfig ${cp.kubeconfigPath})`);
-  if (hookName === 'elasticsearch') {
+  if (process.argv.includes('--bad-release')) {
+    const { badReleaseDemo } = await import('./demo-checks.ts');
+    await badReleaseDemo(c, say);
+  } else if (hookName === 'elasticsearch') {
     const { esDemo } = await import('./demo-es.ts');
     await esDemo(c, agent, say);
   } else {

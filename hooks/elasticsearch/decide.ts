@@ -34,7 +34,8 @@ export interface StuckCopy {
 
 export type Decision =
   | { kind: 'approve'; note: string; /** restart strategy: POST _flush before the node stops */ flush: boolean }
-  | { kind: 'hold'; reason: string; explain?: StuckCopy }
+  /** routine: a wait that ends by itself (lib/hook.ts HookNotReady): a Normal Event, not a Warning. */
+  | { kind: 'hold'; reason: string; explain?: StuckCopy; routine?: true }
   | { kind: 'write'; write: SettingsWrite; why: string }
   /** Any other change (node shutdown records): one request, then read and decide again. */
   | { kind: 'request'; method: 'PUT' | 'POST' | 'DELETE'; path: string; body?: unknown; why: string };
@@ -56,6 +57,12 @@ export interface StepContext {
 }
 
 const hold = (reason: string, explain?: StuckCopy): Decision => (explain ? { kind: 'hold', reason, explain } : { kind: 'hold', reason });
+/** A hold that ends by itself: shards moving or recovering, a node coming back. */
+const wait = (reason: string): Decision => ({ kind: 'hold', reason, routine: true });
+/** Waiting for health: routine while the cluster is only yellow (copies recovering); red is for people. */
+const healthWait = (view: ClusterView, reason: string): Decision => (view.health.status === 'red' ? hold(reason) : wait(reason));
+/** notRejoined words the stages of a node coming back as "waiting for …"; anything else (another cluster's node) is for people. */
+const rejoinHold = (why: string): Decision => (why.startsWith('waiting for') ? wait(why) : hold(why));
 const approve = (note: string, flush = false): Decision => ({ kind: 'approve', note, flush });
 const NO_WRITE: SettingsWrite = { persistent: {}, transient: {} };
 
@@ -117,7 +124,7 @@ function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null,
   if (view.health.status === 'red') return hold(redReason(view));
   if (prev) {
     const why = notRejoined(view, prev);
-    if (why) return hold(why);
+    if (why) return rejoinHold(why);
   }
   const absent = (step.pods ?? []).filter((p) => p.pod !== next?.pod && p.pod !== prev?.pod && !view.nodes.some((n) => n.name === p.name));
   if (absent.length) {
@@ -141,7 +148,7 @@ function precheck(view: ClusterView, prev: NodeRef | null, next: NodeRef | null,
     // prev has rejoined (checked above); what is left of its step is this hook's to clear.
     const going = inFlight(view, next.name, prev?.name).filter((f) => view.nodes.some((m) => m.name === f.name && (view.voters ?? []).includes(m.id)));
     if (going.length) {
-      return hold(
+      return wait(
         `${next.name} is master-eligible and ${listOf(going.map((f) => `${f.name} (${f.why})`))}, also a voter, ${going.length === 1 ? 'is' : 'are'} on the way out: ` +
           `restarting ${next.name} too could lose the master quorum; waiting for ${going.length === 1 ? 'it' : 'them'} to be back`,
       );
@@ -231,7 +238,7 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
   }
 
   if (!next) {
-    if (!healthy(view, required)) return hold(`no exclusion of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
+    if (!healthy(view, required)) return healthWait(view, `no exclusion of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
     return approve(`no exclusion of sts-pilot's is left; cluster is ${view.health.status}`);
   }
 
@@ -265,18 +272,20 @@ export function decideDrain(view: ClusterView, prev: NodeRef | null, next: NodeR
       );
     }
     const sample = on.find((s) => s.state === 'STARTED');
+    // A drain that moves, with nothing in its way, is routine; a stuck one or one with a hint above is for people.
+    if (!stuck && reason.indexOf(';') < 0) return wait(reason);
     return hold(reason, stuck && sample ? { index: sample.index, shard: sample.shard, primary: sample.primary, nodeId: sample.nodeId } : undefined);
   }
   const gone = node ? '' : ` (not in the cluster: pod ${next.pod} is not Ready)`;
   if (view.health.relocating || view.health.initializing) {
-    return hold(`${next.name} holds no shards${gone}; waiting for the cluster to settle: ${healthText(view)}`);
+    return wait(`${next.name} holds no shards${gone}; waiting for the cluster to settle: ${healthText(view)}`);
   }
   // "yellow" is for clusters that are yellow by design: there an unassigned replica is expected.
   if (required === 'green' && view.health.unassigned && !stepHealthy(view, required)) {
     return hold(`${next.name} holds no shards${gone}, but the cluster has ${plural(view.health.unassigned, 'unassigned shard')}: ${healthText(view)}`);
   }
-  if (!stepHealthy(view, required)) return hold(`${next.name} holds no shards${gone}; waiting for health ${required}: cluster is ${healthText(view)}`);
-  if (!view.exclusion.includes(next.name)) return hold(`${next.name} is not excluded from allocation yet`);
+  if (!stepHealthy(view, required)) return healthWait(view, `${next.name} holds no shards${gone}; waiting for health ${required}: cluster is ${healthText(view)}`);
+  if (!view.exclusion.includes(next.name)) return wait(`${next.name} is not excluded from allocation yet`);
   const upgradeNote = healthy(view, required) ? '' : ' (yellow accepted: an upgrade is under way and nothing is moving)';
   return approve(`${next.name} holds no shards${gone}; cluster is ${view.health.status}${upgradeNote}`);
 }
@@ -365,7 +374,7 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
   }
 
   if (!next) {
-    if (!healthy(view, required)) return hold(`replica allocation is enabled; waiting for health ${required}: cluster is ${healthText(view)}`);
+    if (!healthy(view, required)) return healthWait(view, `replica allocation is enabled; waiting for health ${required}: cluster is ${healthText(view)}`);
     return approve(`replica allocation is enabled; cluster is ${view.health.status}`);
   }
 
@@ -387,7 +396,7 @@ export function decideRestart(view: ClusterView, prev: NodeRef | null, next: Nod
  */
 function readyToGo(view: ClusterView, next: NodeRef, required: Health, prev: NodeRef | null): Decision | undefined {
   if (!stepHealthy(view, required) || view.health.relocating || view.health.initializing) {
-    return hold(`waiting for health ${required} with nothing moving before ${next.name} restarts: cluster is ${healthText(view)}`);
+    return healthWait(view, `waiting for health ${required} with nothing moving before ${next.name} restarts: cluster is ${healthText(view)}`);
   }
   const node = view.nodes.find((n) => n.name === next.name);
   if (!node && next.ready) return hold(missingNode(view, next));
@@ -403,7 +412,7 @@ function readyToGo(view: ClusterView, next: NodeRef, required: Health, prev: Nod
   // Copies whose other copy is on a node about to go: restarting both at once takes them offline too.
   const sole = node ? soleCopies(view, node.id, away) : [];
   if (sole.length) {
-    return hold(
+    return wait(
       `${next.name} holds ${plural(sole.length, 'shard')} (${listOf(sole.map((s) => `${s.index}[${s.shard}]`))}) whose other copies are on nodes on their way out ` +
         `(${listOf(going.map((f) => `${f.name}: ${f.why}`))}): waiting for them to be back`,
     );
@@ -449,7 +458,7 @@ export function decideShutdown(view: ClusterView, prev: NodeRef | null, next: No
   }
 
   if (!next) {
-    if (!healthy(view, required)) return hold(`no shutdown record of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
+    if (!healthy(view, required)) return healthWait(view, `no shutdown record of sts-pilot's is left; waiting for health ${required}: cluster is ${healthText(view)}`);
     return approve(`no shutdown record of sts-pilot's is left; cluster is ${view.health.status}`);
   }
   const ready = readyToGo(view, next, required, prev);
@@ -475,7 +484,7 @@ export function decideShutdown(view: ClusterView, prev: NodeRef | null, next: No
   if (record.status === 'STALLED') {
     return hold(`the node shutdown of ${next.name} is STALLED${record.explanation ? `: ${record.explanation}` : ''}`);
   }
-  return hold(`waiting for the cluster to prepare the restart of ${next.name} (node shutdown: ${record.status})${record.explanation ? `: ${record.explanation}` : ''}`);
+  return wait(`waiting for the cluster to prepare the restart of ${next.name} (node shutdown: ${record.status})${record.explanation ? `: ${record.explanation}` : ''}`);
 }
 
 /** Turns `auto` into the strategy for this cluster: shutdown on Elasticsearch >= 7.15.2 with the API, else drain. */

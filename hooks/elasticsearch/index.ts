@@ -147,6 +147,7 @@ export const elasticsearchHook = defineHook({
     const es = await connect(ctx);
     const { view } = await readCluster(es, { markerKey: markerKey(md.namespace ?? '', md.name ?? ''), strategy: 'drain', timeoutSeconds: ctx.options.timeoutSeconds });
     const why = notRejoined(view, ref);
+    // Said through the budget's wait (routine): how far the pod that holds the slot is on its way back.
     if (why) throw new HookNotReady(why);
     if (!stepHealthy(view, ctx.options.requiredHealth)) throw new HookNotReady(`${ref.name} is back; waiting for health ${ctx.options.requiredHealth}: cluster is ${healthText(view)}`);
   },
@@ -223,7 +224,7 @@ async function run(
   }
   if (d.kind === 'hold') {
     const why = d.explain ? await explain(es, d.explain) : undefined;
-    throw new HookNotReady(why ? `${d.reason}; ${why}` : d.reason);
+    throw new HookNotReady(why ? `${d.reason}; ${why}` : d.reason, { routine: d.routine === true });
   }
   if (d.flush) await flush(es);
   log.info({ strategy, note: d.note, requests: es.stats.requests, bytes: es.stats.bytes }, 'approved');

@@ -18,6 +18,7 @@ export const votingExclusionPath = (name: string, timeoutSeconds: number): strin
 export const CLEAR_VOTING_EXCLUSIONS = '/_cluster/voting_config_exclusions?wait_for_removal=false';
 
 const hold = (reason: string): Decision => ({ kind: 'hold', reason });
+const wait = (reason: string): Decision => ({ kind: 'hold', reason, routine: true });
 
 /**
  * May `leaving`'s node go for good? In order: never while red; every other
@@ -54,7 +55,7 @@ export function decideRemoval(view: ClusterView, leaving: NodeRef, required: Hea
     if (!excluded) {
       return { kind: 'request', method: 'POST', path: votingExclusionPath(node.name, Math.floor((step.timeoutSeconds ?? 10) / 2)), why: `exclude ${node.name} from the voting configuration` };
     }
-    if ((view.voters ?? []).includes(node.id)) return hold(`waiting for the elected master to take ${node.name} out of the voting configuration`);
+    if ((view.voters ?? []).includes(node.id)) return wait(`waiting for the elected master to take ${node.name} out of the voting configuration`);
   }
   const drain = decideDrain(view, null, leaving, required, step);
   if (drain.kind === 'approve') return { ...drain, note: `${drain.note}${node && masterEligible(node) ? `; ${node.name} is out of the voting configuration` : ''}; it may leave` };
@@ -71,7 +72,7 @@ export function decideRemoval(view: ClusterView, leaving: NodeRef, required: Hea
  */
 export function decideRemovalCleanup(view: ClusterView, gone: NodeRef, outcome: 'removed' | 'withdrawn', required: Health, step: StepContext = {}): Decision {
   if (outcome === 'removed' && view.nodes.some((n) => n.name === gone.name)) {
-    return hold(`pod ${gone.pod} is gone, but node ${gone.name} is still a member of the cluster: waiting for it to leave`);
+    return wait(`pod ${gone.pod} is gone, but node ${gone.name} is still a member of the cluster: waiting for it to leave`);
   }
   const ours = view.marker.voting ?? [];
   if (ours.length > 0) {

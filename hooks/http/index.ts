@@ -7,6 +7,7 @@ import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { shortLine } from '../../lib/sanitize.ts';
 import { refusalOf } from '../../lib/url-policy.ts';
+import { HTTP_HOOK_API_VERSION, type HttpHookRequest } from './schema.ts';
 
 const Options = z.strictObject({
   url: z
@@ -30,11 +31,12 @@ export function displayUrl(raw: string): string {
   }
 }
 
-/** The version of the request bodies the http hook sends (docs/hooks-http.md). */
-export const HTTP_HOOK_API_VERSION = 'sts-pilot.io/v1alpha1';
+
+/** A request as hooks/http/schema.ts defines it, the Kubernetes objects as the client types them. */
+type Body = { kind: HttpHookRequest['kind'] } & Record<string, unknown>;
 
 /** A scale-down request: may `pod` leave (`removal`), or it left (`removed`), or its removal was withdrawn. */
-function removalBody(call: 'removal' | RemovalOutcome, pod: V1Pod, ctx: RemovalContext<unknown>): Record<string, unknown> {
+function removalBody(call: 'removal' | RemovalOutcome, pod: V1Pod, ctx: RemovalContext<unknown>): Body {
   return { kind: 'PodRemoval', call, statefulSet: ctx.statefulSet, pod, podReady: ctx.podReady, volumes: ctx.volumes, requestedReplicas: ctx.requestedReplicas };
 }
 
@@ -50,7 +52,7 @@ function removalBody(call: 'removal' | RemovalOutcome, pod: V1Pod, ctx: RemovalC
  */
 function createHttpHook() {
   /** POST one request; 2xx resolves, anything else holds with a short reason. */
-  const post = async (ctx: { options: z.infer<typeof Options>; signal: AbortSignal; egress: Egress; log: Logger }, body: Record<string, unknown>): Promise<void> => {
+  const post = async (ctx: { options: z.infer<typeof Options>; signal: AbortSignal; egress: Egress; log: Logger }, body: Body): Promise<void> => {
     const { url, timeout } = ctx.options;
     const where = displayUrl(url);
     let answer;

@@ -14,7 +14,8 @@ import { ids } from './words.ts';
 // cluster. Nothing depends on an earlier call.
 
 /** An approval may come with warnings: said at warn level in the approval's log line. */
-export type Decision = { kind: 'approve'; note: string; warnings?: string[] } | { kind: 'hold'; reason: string };
+/** routine: a wait that ends by itself (lib/hook.ts HookNotReady): a Normal Event, not a Warning. */
+export type Decision = { kind: 'approve'; note: string; warnings?: string[] } | { kind: 'hold'; reason: string; routine?: true };
 
 export type { BrokerRef } from './refs.ts';
 
@@ -74,7 +75,8 @@ export function notSafeToRestart(view: KafkaView, next: BrokerRef, policy: StepP
 export function decide(view: KafkaView, prev: BrokerRef | null, next: BrokerRef | null, policy: StepPolicy): Decision {
   if (prev) {
     const why = notRejoined(view, prev);
-    if (why) return hold(why);
+    // The broker updated last on its way back (registering, unfenced, catching up): it ends by itself.
+    if (why) return { kind: 'hold', reason: why, routine: true };
   }
   const cluster = clusterHold(view, next?.id ?? null);
   if (cluster) return hold(cluster);

@@ -104,7 +104,7 @@ export const kafkaHook = defineHook({
     for (const x of [p, n]) sameCluster(view, x);
     const o = ctx.options;
     const d = decide(view, p?.ref ?? null, n?.ref ?? null, { activeController: o.activeController, strictMinIsr: o.strictMinIsr, strategy: strategyOf(ctx), now: Date.now() });
-    if (d.kind === 'hold') throw new HookNotReady(d.reason);
+    if (d.kind === 'hold') throw new HookNotReady(d.reason, { routine: d.routine === true });
     const log = ctx.log.child({ hook: 'kafka', prev: p?.ref.id ?? null, next: n?.ref.id ?? null });
     // Approved, but people should know: each warning becomes a Warning Event (HookWarning) through the controller.
     for (const w of d.warnings ?? []) ctx.warn?.(w);

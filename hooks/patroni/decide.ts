@@ -11,7 +11,8 @@ export { bytes, notCaughtUp } from './rules.ts';
 
 export type Decision =
   | { kind: 'approve'; note: string }
-  | { kind: 'hold'; reason: string }
+  /** routine: a wait that ends by itself (lib/hook.ts HookNotReady): a Normal Event, not a Warning. */
+  | { kind: 'hold'; reason: string; routine?: true }
   /** POST /switchover to the leader's REST API, then read again. */
   | { kind: 'switchover'; leader: string; candidate: string; leaderUrl: string; note: string };
 
@@ -27,6 +28,8 @@ export interface DecideOptions {
 }
 
 export const hold = (reason: string): Decision => ({ kind: 'hold', reason });
+/** A hold that ends by itself: a member coming back, replicas catching up, a switchover under way. */
+export const wait = (reason: string): Decision => ({ kind: 'hold', reason, routine: true });
 
 export const list = (xs: readonly string[]): string => (xs.length === 0 ? 'none' : xs.join(', '));
 const describe = (m: MemberView): string => `${m.name} ${isLeaderRole(m.role) ? 'leader' : m.role} ${m.state}${m.lag !== undefined ? ` lag ${bytes(m.lag)}` : ''}`;
@@ -80,13 +83,13 @@ export function precheck(v: ClusterView, prev: PodRef | null, maxLag: number): {
   // (perhaps one this hook asked for in a call the controller then cancelled) still
   // leads there, but says itself that its PostgreSQL is stopping.
   if (leader.self.state !== 'running') {
-    return { hold: hold(`the leader ${leader.name} says its PostgreSQL is ${leader.self.state}: a switchover, failover or restart is in progress`) };
+    return { hold: wait(`the leader ${leader.name} says its PostgreSQL is ${leader.self.state}: a switchover, failover or restart is in progress`) };
   }
   if (prev && prev.pod !== leader.name) {
     const m = v.members.find((x) => x.name === prev.pod);
-    if (!m) return { hold: hold(`waiting for ${prev.pod} to rejoin Patroni cluster ${v.scope}: it is not among its members (${membersText(v)})`) };
+    if (!m) return { hold: wait(`waiting for ${prev.pod} to rejoin Patroni cluster ${v.scope}: it is not among its members (${membersText(v)})`) };
     const why = notCaughtUp(m, leader, maxLag);
-    if (why) return { hold: hold(`waiting for ${prev.pod}, updated last, to rejoin as a replica: ${why}`) };
+    if (why) return { hold: wait(`waiting for ${prev.pod}, updated last, to rejoin as a replica: ${why}`) };
   }
   return { leader };
 }
@@ -129,7 +132,7 @@ export function decideTransition(v: ClusterView, prev: PodRef | null, next: PodR
 
   if (!next) {
     const why = othersNotReady(v, leader, [], o.maxLag);
-    if (why) return hold(`waiting for every member to stream within max-lag: ${why}`);
+    if (why) return wait(`waiting for every member to stream within max-lag: ${why}`);
     return { kind: 'approve', note: `every member streams from the leader ${leader.name} within max-lag` };
   }
 

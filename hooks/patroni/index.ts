@@ -177,9 +177,9 @@ async function decideAndAct(
         await sleep(pollDelayMs(settling + 2), undefined, { signal: ctx.signal }).catch(() => undefined);
         continue;
       }
-      throw new HookNotReady(switched ? `switched over to ${switched.to}; ${d.reason}` : d.reason);
+      throw new HookNotReady(switched ? `switched over to ${switched.to}; ${d.reason}` : d.reason, { routine: d.routine === true });
     }
-    if (switched) throw new HookNotReady(`switched over to ${switched.to}, and the leader is still ${d.leader}'s pod's member: waiting`);
+    if (switched) throw new HookNotReady(`switched over to ${switched.to}, and the leader is still ${d.leader}'s pod's member: waiting`, { routine: true });
     log.info({ from: d.leader, to: d.candidate, note: d.note }, 'switching over');
     const started = Date.now();
     const answer = await client.post(new URL('/switchover', d.leaderUrl).toString(), { leader: d.leader, candidate: d.candidate }, o.switchoverTimeoutSeconds * 1000);

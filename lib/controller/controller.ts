@@ -1,8 +1,10 @@
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
 import { DisruptionBudget } from '../budget/budget.ts';
 import type { HolderFacts } from '../budget/decide.ts';
 import type { BudgetHolder } from '../budget/record.ts';
 import { BudgetStore } from '../budget/store.ts';
+import { readMetricCheck } from '../checks/read.ts';
+import { rollbackForCheck } from '../checks/rollback.ts';
 import { HookNotReady, parseHookOptions } from '../hook.ts';
 import { podView, statefulSetView } from '../rollout/snapshot.ts';
 import { describeError } from '../errors.ts';
@@ -108,6 +110,7 @@ export class Controller {
     this.isLeader = opts.isLeader ?? (() => true);
     const apps = kc.makeApiClient(AppsV1Api);
     const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
     const events = new EventRecorder(core, log);
     this.events = events;
     this.queue = new WorkQueue({
@@ -115,6 +118,7 @@ export class Controller {
       maxDelayMs: opts.retryMaxMs ?? 30_000,
       handler: (k) => this.reconcile(k),
       onError: (k, err) => log.error({ statefulSet: k, err: describeError(err) }, 'reconcile failed; retrying with backoff'),
+      observer: metrics.addWorkQueue('statefulsets', { stats: (now) => this.queue.stats(now) }),
     });
     const enqueue = (ns: string, name: string): void => this.queue.add(`${ns}/${name}`);
     this.caches = new Caches({ kc, log, metrics, labelKey: this.labelKey, namespace: this.namespace, onStatefulSet: enqueue });
@@ -122,7 +126,12 @@ export class Controller {
       kc,
       log,
       namespace: this.namespace,
-      metrics,
+      // The heartbeats of this controller's Pilots, exported while it leads (a follower's copy would double them).
+      metrics: {
+        apiErrors: metrics.apiErrors,
+        watchRestarts: metrics.watchRestarts,
+        addPilotHeartbeatSource: (source) => metrics.addPilotHeartbeatSource(() => (this.isLeader() ? source() : [])),
+      },
       onChange: (ns, sts) => {
         if (this.caches.started && this.caches.statefulSet(ns, sts)) enqueue(ns, sts);
       },
@@ -142,8 +151,14 @@ export class Controller {
       isLeader: this.isLeader,
       timeoutMs: opts.hookTimeoutMs ?? 60_000,
       ...(budget ? { budget } : {}),
+      checks: {
+        read: (namespace, name) => readMetricCheck(custom, namespace, name),
+        disabled: (opts.disabledPolicies ?? []).includes('metric-checks'),
+        observe: (check, phase, result) => metrics.checkResults.inc({ check, phase, result }),
+        rollback: (sts, reason, l) => rollbackForCheck(apps, events, sts, reason, l),
+      },
     });
-    this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader });
+    this.provisioner = new PilotProvisioner({ manager: this.pilots, caches: this.caches, events, log, labelKey: this.labelKey, isLeader: this.isLeader, metrics });
     this.reconciler = new Reconciler({
       caches: this.caches,
       subscriptions: new Subscriptions({ apps, events, log, labelKey: this.labelKey }),
@@ -159,7 +174,13 @@ export class Controller {
       policy: { defaultWindow: opts.defaultWindow, disabled: opts.disabledPolicies ?? [], gateEnforced: opts.gateEnforced ?? (() => false) },
       ...(budget ? { budget } : {}),
     });
-    metrics.setStepWaitSource(() => [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]));
+    metrics.addStatefulSetSource(() =>
+      this.isLeader()
+        ? this.caches.allStatefulSets().map((sts) => ({ namespace: sts.metadata?.namespace ?? '', statefulset: sts.metadata?.name ?? '', hook: sts.metadata?.labels?.[this.labelKey] ?? '' }))
+        : [],
+    );
+    // The leader's own: a replica that led before keeps stale entries it no longer updates.
+    metrics.setStepWaitSource(() => (this.isLeader() ? [...this.reconciler.inProgress].map(([k, s]): [string, number] => [k, (Date.now() - s.since) / 1000]) : []));
   }
 
   /** A subscribed StatefulSet of this controller's caches, with its pods; 'unknown' outside the namespace it watches. */
@@ -267,6 +288,8 @@ export class Controller {
   }
 
   private async reconcile(key: string): Promise<void> {
+    // A follower's reconcile only notes the key for later: counting it would double the leader's.
+    if (!this.isLeader()) return this.reconciler.reconcile(key);
     const end = this.metrics.reconcileDuration.startTimer();
     try {
       await this.reconciler.reconcile(key);

@@ -2,7 +2,7 @@ import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/cli
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import type { Egress } from '../egress.ts';
-import { checkUpdateOrder, HookNotReady, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
+import { checkUpdateOrder, HookNotReady, holdEventType, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
 import { oneLine } from '../sanitize.ts';
 import type { Metrics } from '../metrics.ts';
@@ -14,6 +14,8 @@ import type { WorkQueue } from '../workqueue.ts';
 import type { StatefulSetWriter } from './writer.ts';
 import { type BudgetRef, budgetRef, type DisruptionBudget } from '../budget/budget.ts';
 import { APPLICATION_CLUSTER_ANNOTATION, DISRUPTION_BUDGET_ANNOTATION, parseLimit } from '../budget/record.ts';
+import { CheckFailed, ChecksHold, runStepChecks } from '../checks/run.ts';
+import { type CheckConfig, readCheckConfig } from '../checks/schema.ts';
 
 type CallHook = Extract<Action, { kind: 'callHook' }>;
 type AskOrder = Extract<Action, { kind: 'askOrder' }>;
@@ -35,6 +37,15 @@ export interface HookRunnerOptions {
   timeoutMs: number;
   /** The disruption budgets of application clusters (lib/budget); without it every StatefulSet is on its own. */
   budget?: DisruptionBudget;
+  /** Metric checks (lib/checks): how MetricChecks are read, and what to do when a bake fails. Without it, a StatefulSet naming checks holds. */
+  checks?: {
+    read(namespace: string, name: string): Promise<unknown>;
+    /** --disable-policies metric-checks: checks are not run. */
+    disabled?: boolean;
+    observe?: (check: string, phase: 'before' | 'bake', result: 'pass' | 'fail' | 'inconclusive' | 'error') => void;
+    /** on-check-failure rollback: write the current revision's template back (with the partition held); resolves with what was done. */
+    rollback(sts: V1StatefulSet, reason: string, log: Logger): Promise<string>;
+  };
 }
 
 /** The longest hold reason written into an Event and the status annotation. */
@@ -280,10 +291,66 @@ export class HookRunner {
     return this.answer(stsKey, sts, hook, hookLog, action.message, target, abort, current, (signal, warn) => {
       const ctx = { statefulSet: objects.sts, options, signal, log: hookLog, secrets: this.o.secrets(ns), egress: this.o.egress, pilots: this.o.pilots(ns), warn };
       const ask = (): Promise<void> => hook.podUpdateTransition(prev, next, { ...ctx, nextReady: action.nextReady });
-      if (!this.o.budget) return ask();
       // A pod that goes away (not the final call) needs a slot of its application cluster's budget.
-      return this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask);
+      const admitted = (): Promise<void> =>
+        this.o.budget ? this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask) : ask();
+      // The metric checks come first: the release must behave before the application is asked to spare a node.
+      if (!this.checksApply(objects.sts)) return admitted();
+      return this.checkStep(objects.sts, prev, next, action.nextReady, signal, hookLog).then(admitted);
     });
+  }
+
+  /** Whether the StatefulSet names metric checks (or names them wrongly): only then is a step checked. */
+  private checksApply(sts: V1StatefulSet): boolean {
+    const parsed = readCheckConfig(sts.metadata?.annotations);
+    return !parsed.ok || (parsed.config !== undefined && !this.o.checks?.disabled);
+  }
+
+  /**
+   * The StatefulSet's metric checks for the step (lib/checks/run.ts): resolves when
+   * they pass; HookNotReady to hold; CheckFailed when a bake failed.
+   */
+  private async checkStep(sts: V1StatefulSet, prev: V1Pod | null, next: V1Pod | null, nextReady: boolean | null, signal: AbortSignal, log: Logger): Promise<void> {
+    const parsed = readCheckConfig(sts.metadata?.annotations);
+    if (!parsed.ok) throw new ChecksHold(parsed.error);
+    const config: CheckConfig | undefined = parsed.config;
+    if (!config || this.o.checks?.disabled) return;
+    const checks = this.o.checks;
+    if (!checks) throw new ChecksHold('MetricChecks are named, but this controller cannot read them');
+    const ns = sts.metadata?.namespace ?? '';
+    const out = await runStepChecks(config, sts, prev, next, nextReady, {
+      readCheck: checks.read,
+      secrets: this.o.secrets(ns),
+      egress: this.o.egress,
+      signal,
+      now: Date.now,
+      ...(checks.observe ? { observe: checks.observe } : {}),
+    });
+    log.debug({ checks: out.says, text: out.text }, 'metric checks');
+    if (out.says === 'hold') throw new ChecksHold(out.text, out.retryAfterMs, { routine: out.routine === true });
+    if (out.says === 'fail') {
+      if (config.onFailure === 'hold') throw new ChecksHold(`${out.text} (on-check-failure: hold)`);
+      throw new CheckFailed(out.check, out.text);
+    }
+  }
+
+  /** A failed bake, as the StatefulSet's on-check-failure says: pause it (halt) or write the current revision back (rollback). */
+  private async onCheckFailed(sts: V1StatefulSet, err: CheckFailed, log: Logger): Promise<string> {
+    const parsed = readCheckConfig(sts.metadata?.annotations);
+    const on = parsed.ok ? parsed.config?.onFailure : undefined;
+    if (on === 'rollback' && this.o.checks) {
+      try {
+        return await this.o.checks.rollback(sts, err.message, log);
+      } catch (e) {
+        const why = `the rollback after the failed check could not be written (${describeError(e, 200)}); halting instead`;
+        log.warn({ err: describeError(e) }, why);
+        await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: `policy metric-checks: ${err.message}; ${why}` }, log);
+        return why;
+      }
+    }
+    // "policy …" as every halt the controller makes: `wait`, Argo CD and Flux tell it from a person's pause by that (Degraded, not Suspended).
+    const outcome = await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: `policy metric-checks: ${err.message}` }, log);
+    return `halted (${outcome})`;
   }
 
   /**
@@ -306,7 +373,8 @@ export class HookRunner {
     for (const g of r.released) {
       await this.o.events.emit(ctx.statefulSet, 'Warning', 'BudgetReleased', `released the disruption budget slot of ${g.holder.pod} (${g.holder.statefulSet}): ${g.why}`, { dedupe: false });
     }
-    if (!r.ok) throw new HookNotReady(`waiting for the disruption budget: ${r.why}`);
+    // Another pod of the application cluster is away and coming back: the wait ends by itself.
+    if (!r.ok) throw new HookNotReady(`waiting for the disruption budget: ${r.why}`, { routine: true });
     if (asking) this.admitted.set(stsKey, { key, ref });
   }
 
@@ -443,6 +511,15 @@ export class HookRunner {
       ]);
     } catch (err) {
       end();
+      if (err instanceof CheckFailed) {
+        this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: 'held' });
+        if (!current()) return 'dropped';
+        hookLog.warn({ check: err.check, reason: err.message }, 'a metric check failed');
+        const done = await this.onCheckFailed(sts, err, hookLog);
+        hookLog.info({ done }, 'acted on the failed metric check');
+        this.o.queue.addRateLimited(stsKey);
+        return 'held';
+      }
       const notReady = err instanceof HookNotReady;
       this.o.metrics.hookCalls.inc({ hook: hook.name, outcome: notReady ? 'held' : 'error' });
       if (!current()) return 'dropped';
@@ -451,12 +528,16 @@ export class HookRunner {
       // "Not yet" is the hook working; anything else in a row is a broken hook (the halt policy).
       if (notReady) this.failures.delete(stsKey);
       else this.failures.set(stsKey, { count: (this.failures.get(stsKey)?.count ?? 0) + 1, last: reason });
-      const delay = this.o.queue.addRateLimited(stsKey);
+      // A bake ends at a known time: ask again then (or at its sampling interval), not after a growing backoff.
+      const hinted = err instanceof ChecksHold ? err.retryAfterMs : undefined;
+      const delay = hinted !== undefined ? Math.max(200, hinted) : this.o.queue.addRateLimited(stsKey);
       hookLog.info({ reason, retryInMs: delay }, 'hook holds the rollout');
       await sayWarnings();
-      const text = `${hook.name} holds ${target}: ${reason}`;
+      const checks = err instanceof ChecksHold;
+      const text = checks ? `metric checks hold ${target}: ${reason}` : `${hook.name} holds ${target}: ${reason}`;
       await this.o.writer.recordHold(sts, 'Rolling', text, hookLog, this.failures.get(stsKey)?.count);
-      await this.o.events.emit(sts, 'Warning', 'HookHeld', text);
+      // By what it asks of a person: a routine wait (a bake in progress) is Normal, anything else a Warning.
+      await this.o.events.emit(sts, holdEventType(err), checks ? 'MetricCheckHeld' : 'HookHeld', text);
       // Any event while the call ran was folded into it and cleared the retry timer: set it again.
       this.o.queue.addAfter(stsKey, delay);
       return 'held';

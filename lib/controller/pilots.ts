@@ -1,9 +1,20 @@
 import type { EventRecorder } from '../events.ts';
 import { hookOptionAnnotations } from '../hook.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import type { PilotManager } from '../pilot/manager.ts';
 import { WorkQueue } from '../workqueue.ts';
 import type { Caches } from './caches.ts';
+
+interface ProvisionerParts {
+  manager: PilotManager;
+  caches: Caches;
+  events: EventRecorder;
+  log: Logger;
+  labelKey: string;
+  isLeader: () => boolean;
+  metrics?: Pick<Metrics, 'addWorkQueue'>;
+}
 
 /**
  * One Pilot per pod of every subscribed StatefulSet, on a queue of its own: a
@@ -13,9 +24,9 @@ import type { Caches } from './caches.ts';
  */
 export class PilotProvisioner {
   private readonly queue: WorkQueue;
-  private readonly o: { manager: PilotManager; caches: Caches; events: EventRecorder; log: Logger; labelKey: string; isLeader: () => boolean };
+  private readonly o: ProvisionerParts;
 
-  constructor(o: { manager: PilotManager; caches: Caches; events: EventRecorder; log: Logger; labelKey: string; isLeader: () => boolean }) {
+  constructor(o: ProvisionerParts) {
     this.o = o;
     this.queue = new WorkQueue({
       workers: 2,
@@ -23,6 +34,7 @@ export class PilotProvisioner {
       maxDelayMs: 5 * 60_000,
       handler: (k) => this.provision(k),
       onError: (k, err) => o.log.warn({ statefulSet: k, err: String(err) }, 'Pilot provisioning failed; retrying with backoff'),
+      ...(o.metrics ? { observer: o.metrics.addWorkQueue('pilots', { stats: (now) => this.queue.stats(now) }) } : {}),
     });
   }
 

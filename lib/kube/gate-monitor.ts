@@ -15,14 +15,14 @@ const PARTS = {
   partition: {
     on: 'admission gate installed: a write that would move a pod holds the partition in the same write, and only this controller may lower it',
     back: 'admission gate enforced again: a write that would move a pod holds the partition in the same write, and only this controller may lower it',
-    off: "admission gate not enforced: the controller's guard alone protects the partition, and a template changed mid-rollout can move a pod before it acts (install manifests/admission-gate.yaml, or the gate of this Kubernetes version: docs/install.md, \"Kubernetes versions\"; docs/rollout.md)",
-    lost: "admission gate no longer enforced: the controller's guard alone protects the partition, and a template changed mid-rollout can move a pod before it acts (reinstall manifests/admission-gate.yaml, or the gate of this Kubernetes version: docs/install.md, \"Kubernetes versions\"; docs/rollout.md)",
+    off: "admission gate not enforced: the controller's guard alone protects the partition, and a template changed mid-rollout can move a pod before it acts (install manifests/admission-gate.yaml; docs/rollout.md)",
+    lost: "admission gate no longer enforced: the controller's guard alone protects the partition, and a template changed mid-rollout can move a pod before it acts (reinstall manifests/admission-gate.yaml; docs/rollout.md)",
   },
   scaleDown: {
     on: 'admission gate holds scale-downs: a lowered spec.replicas is kept in the same write and recorded in sts-pilot.io/requested-replicas; the scale subresource may not lower it',
     back: 'admission gate holds scale-downs again',
-    off: 'scale-down not held by the admission gate: a lowered spec.replicas (kubectl scale, patch, apply) removes pods at once, without the hook (install manifests/admission-gate.yaml, or the gate of this Kubernetes version: docs/install.md, \"Kubernetes versions\"; docs/rollout.md)',
-    lost: 'scale-down no longer held by the admission gate: a lowered spec.replicas removes pods at once, without the hook (reinstall manifests/admission-gate.yaml, or the gate of this Kubernetes version: docs/install.md, \"Kubernetes versions\"; docs/rollout.md)',
+    off: 'scale-down not held by the admission gate: a lowered spec.replicas (kubectl scale, patch, apply) removes pods at once, without the hook (install manifests/admission-gate.yaml; docs/rollout.md)',
+    lost: 'scale-down no longer held by the admission gate: a lowered spec.replicas removes pods at once, without the hook (reinstall manifests/admission-gate.yaml; docs/rollout.md)',
   },
   override: {
     on: 'override policies installed: sts-pilot.io/override-by names the user the API server authenticated',

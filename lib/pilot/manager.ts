@@ -110,7 +110,7 @@ export class PilotManager {
       // A pilot that stopped on purpose (its pod is going) owes no heartbeat.
       if (!sts || typeof t !== 'string' || phase === 'Stopped') continue;
       const at = Date.parse(t);
-      if (!Number.isNaN(at)) yield { pilot: k(ns, raw.metadata?.name ?? ''), statefulSet: k(ns, sts), at };
+      if (!Number.isNaN(at)) yield { namespace: ns, pilot: raw.metadata?.name ?? '', statefulSet: sts, at };
     }
   }
 

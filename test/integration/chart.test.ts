@@ -1,4 +1,4 @@
-import { AppsV1Api, CoreV1Api, KubeConfig, loadAllYaml, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, KubeConfig, loadAllYaml, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -46,6 +46,11 @@ const MATRIX: [string, string, string[]][] = [
     'imagePullSecrets[0].name=registry', 'leaderElection.leaseDuration=30', 'leaderElection.renewDeadline=20',
   ]],
 ];
+// Issue 25: the pilots' PodMonitor, the admission fence and spread switched off, use as a subchart.
+MATRIX.push(
+  ['the pilots\' PodMonitor, no admission fence, no spread, no PDB', 'sts-pilot-system', ['metrics.podMonitor.enabled=true', 'metrics.podMonitor.labels.release=prom', 'rbac.admissionFence=false', 'topologySpreadConstraints=null', 'podDisruptionBudget.enabled=false']],
+  ['a subchart: global values, CRD not kept, a PDB by minAvailable, spread over zones', 'sts-pilot-system', ['global.imageRegistry=registry.example', 'global.labels.team=db', 'crds.keep=false', 'podDisruptionBudget.minAvailable=1', 'replicas=3', 'topologySpreadConstraints[0].maxSkew=1', 'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone', 'topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule']],
+);
 
 /**
  * Stand-ins for prometheus-operator's CRDs, so the ServiceMonitor and PrometheusRule
@@ -80,6 +85,7 @@ spec:
                     properties:
                       port: { type: string }
                       path: { type: string }
+                      honorLabels: { type: boolean }
                       interval: { type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' }
 ---
 apiVersion: apiextensions.k8s.io/v1
@@ -119,7 +125,51 @@ spec:
                             for: { type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' }
                             labels: { type: object, additionalProperties: { type: string } }
                             annotations: { type: object, additionalProperties: { type: string } }
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: podmonitors.monitoring.coreos.com }
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: { kind: PodMonitor, plural: podmonitors, singular: podmonitor, listKind: PodMonitorList }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [selector]
+              properties:
+                selector:
+                  type: object
+                  properties:
+                    matchLabels: { type: object, additionalProperties: { type: string } }
+                    matchExpressions:
+                      type: array
+                      items:
+                        type: object
+                        required: [key, operator]
+                        properties: { key: { type: string }, operator: { type: string }, values: { type: array, items: { type: string } } }
+                namespaceSelector:
+                  type: object
+                  properties: { any: { type: boolean }, matchNames: { type: array, items: { type: string } } }
+                podMetricsEndpoints:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      port: { type: string }
+                      path: { type: string }
+                      interval: { type: string, pattern: '^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$' }
 `;
+
+/** The labels every object of the chart carries (docs/install.md, "Labels"). */
+const STANDARD_LABELS = ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/component', 'app.kubernetes.io/part-of', 'helm.sh/chart'];
 
 /** A recording HTTP endpoint on a given loopback address: counts requests, answers 200. */
 async function listen(host: string): Promise<{ server: Server; url: string; requests: () => number }> {
@@ -240,13 +290,22 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
   });
 
   it('every values set renders, and the API server accepts every object (kubectl apply --dry-run=server)', async () => {
+    let validated = 0;
     for (const [name, ns, set] of MATRIX) {
       for (const n of [ns, 'apps', 'web', 'search']) await ensureNamespace(n);
       const rendered = await helmTemplate(helm, { namespace: ns, set });
       const docs = (loadAllYaml(rendered) as ({ kind?: string } | null)[]).filter((d) => d?.kind);
-      const out = await kIn(rendered, 'apply', '--dry-run=server', '-f', '-');
+      // --validate=strict: the API server's own schema of each kind refuses unknown and duplicate fields too.
+      const out = await kIn(rendered, 'apply', '--dry-run=server', '--validate=strict', '-f', '-');
       const lines = out.trim().split('\n');
       expect(lines.filter((l) => l.endsWith('(server dry run)')), `${name}:\n${out}`).to.have.length(docs.length);
+      validated += docs.length;
+      // The standard labels, on every object (CRD, RBAC, admission objects, the helm test Pod included).
+      type Meta = { kind: string; metadata?: { name?: string; labels?: Record<string, string> } };
+      const unlabelled = (docs as Meta[]).flatMap((d) => STANDARD_LABELS.filter((l) => !d.metadata?.labels?.[l]).map((l) => `${d.kind}/${d.metadata?.name}: no ${l}`));
+      expect(unlabelled, name).to.deep.equal([]);
+      const crd = (docs as (Meta & { metadata?: { annotations?: Record<string, string> } })[]).find((d) => d.kind === 'CustomResourceDefinition');
+      if (crd) expect(crd.metadata?.annotations?.['helm.sh/resource-policy'], `${name}: crds.keep`).to.equal(set.includes('crds.keep=false') ? undefined : 'keep');
       // The scale gate selects its parameters (the subscribed StatefulSets) by the label key the ConfigMap names.
       type Doc = { kind?: string; metadata?: { name?: string }; data?: Record<string, string>; spec?: { paramRef?: { namespace?: string; selector?: unknown } } };
       const gate = (docs as Doc[]).find((d) => d.kind === 'ConfigMap' && d.metadata?.name === 'sts-pilot-gate');
@@ -260,6 +319,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         });
       }
     }
+    console.log(`      ${validated} rendered objects accepted by the API server's validation (${MATRIX.length} values sets)`);
   });
 
   for (const [what, set, message] of [
@@ -282,15 +342,15 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
   describe('installed with helm, namespace-scoped, in namespace sts-pilot watching apps', () => {
     const release = 'sts-pilot';
     const sa = `system:serviceaccount:${release}:sts-pilot-controller`;
+    // The values of the release, given again on upgrade (docs/install.md: never --reuse-values).
+    const installSets = ['rbac.namespaced=true', 'watchNamespaces={apps}', 'hooks.allow={127.0.0.1}', 'hooks.allowLoopback=true', 'replicas=1'];
     let saKubeconfig: string;
     let ctrl: ControllerProcess;
+    let ctrlPort = 0;
 
     before(async () => {
       for (const n of ['apps', 'other']) await ensureNamespace(n);
-      const out = await h(
-        'install', 'sts-pilot', chartDir, '--namespace', release, '--create-namespace', '--wait=false',
-        '--set', 'rbac.namespaced=true', '--set', 'watchNamespaces={apps}', '--set', 'hooks.allow={127.0.0.1}', '--set', 'hooks.allowLoopback=true', '--set', 'replicas=1',
-      );
+      const out = await h('install', 'sts-pilot', chartDir, '--namespace', release, '--create-namespace', '--wait=false', ...installSets.flatMap((x) => ['--set', x]));
       expect(out).to.match(/STATUS: deployed/);
       saKubeconfig = await serviceAccountKubeconfig(c.kc, c.core, release, 'sts-pilot-controller');
     });
@@ -333,6 +393,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       const args = deployment?.spec?.template.spec?.containers[0]?.args ?? [];
       expect(args).to.include.members(['controller', '--namespace=apps', '--hook-allow=127.0.0.1', '--hook-allow-loopback']);
       const port = await freePort();
+      ctrlPort = port;
       ctrl = await ControllerProcess.fromArgs(
         [...args.filter((a) => !a.startsWith('--probe-address')), `--probe-address=127.0.0.1:${port}`, '--kubeconfig', saKubeconfig],
         port,
@@ -358,6 +419,67 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(hook.calls.filter((x) => x.sts.startsWith('other/'))).to.deep.equal([]);
     });
 
+    it('helm test: the hook Pod\'s script passes against the running controller, and fails when the gate is not what the values asked', async () => {
+      const hooksYaml = await h('get', 'hooks', release, '--namespace', release);
+      const pod = (loadAllYaml(hooksYaml) as (V1Pod | null)[]).find((d) => d?.kind === 'Pod' && d.metadata?.name === 'sts-pilot-test-install');
+      expect(pod?.metadata?.annotations?.['helm.sh/hook']).to.equal('test');
+      const container = pod?.spec?.containers[0];
+      expect(container?.command).to.deep.equal(['/usr/local/bin/node', '--input-type=module', '--eval']);
+      const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? '']));
+      expect(env).to.include({ STS_PILOT_URL: `http://sts-pilot-metrics.${release}.svc:8080`, EXPECT_GATE: 'enforced' });
+      // The Pod's own command and script, here with node, against the controller's probe address
+      // (this control plane has no kubelet to run the Pod).
+      const run = async (over: Record<string, string>): Promise<{ code: number; out: string }> =>
+        exec(process.execPath, ['--input-type=module', '--eval', container?.args?.[0] ?? ''], { env: { ...process.env, ...env, STS_PILOT_URL: `http://127.0.0.1:${ctrlPort}`, TIMEOUT_SECONDS: '30', ...over } }).then(
+          (r) => ({ code: 0, out: r.stdout + r.stderr }),
+          (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: (e.stdout ?? '') + (e.stderr ?? '') }),
+        );
+      const ok = await run({});
+      expect(ok, ok.out).to.deep.include({ code: 0 });
+      expect(ok.out).to.match(/sts-pilot controller ready at .*; admission gate enforced, as the values asked/);
+      const wrong = await run({ EXPECT_GATE: 'off', TIMEOUT_SECONDS: '5' });
+      expect(wrong.code, wrong.out).to.equal(1);
+      expect(wrong.out).to.match(/admission\.gate=false, but the controller finds a gate enforced/);
+      const away = await run({ STS_PILOT_URL: `http://127.0.0.1:${await freePort()}`, TIMEOUT_SECONDS: '5' });
+      expect(away.code, away.out).to.equal(1);
+    });
+
+    it('the controller\'s user may delete only pods of subscribed StatefulSets, and write only its own Leases (rbac.admissionFence)', async () => {
+      const skc = new KubeConfig();
+      skc.loadFromFile(saKubeconfig);
+      const core = skc.makeApiClient(CoreV1Api);
+      const leases = skc.makeApiClient(CoordinationV1Api);
+      const refusal = async (fn: () => Promise<unknown>): Promise<string> =>
+        fn().then(
+          () => '',
+          (e: { body?: unknown; message?: string }) => String(e.body ?? e.message),
+        );
+      await createAndSettle(c, 'apps', statefulSet('plain', { replicas: 1 }));
+      await createAndSettle(c, 'apps', statefulSet('fenced', { replicas: 2, onDelete: true, hook: 'noop' }));
+      await c.core.createNamespacedPod({ namespace: 'apps', body: { metadata: { name: 'bare' }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } } });
+      // RBAC allows all three; the policies refuse two (the API server loads them asynchronously).
+      for (const [what, args] of [['delete', ['pods', '-n', 'apps']], ['create', ['leases.coordination.k8s.io', '-n', release]]] as const) expect(await canI(sa, what, ...args), `${what} ${args[0]}`).to.equal(true);
+      await waitUntil('a bare pod refused', 30_000, async () => /is not controlled by a StatefulSet/.test(await refusal(() => core.deleteNamespacedPod({ name: 'bare', namespace: 'apps' }))));
+      await waitUntil('a pod of an unsubscribed StatefulSet refused', 30_000, async () =>
+        /StatefulSet apps\/plain, which controls pod plain-0, has no label sts-pilot\.io\/hook/.test(await refusal(() => core.deleteNamespacedPod({ name: 'plain-0', namespace: 'apps' }))),
+      );
+      expect(await refusal(() => core.deleteNamespacedPod({ name: 'fenced-1', namespace: 'apps' })), 'a pod of a subscribed StatefulSet').to.equal('');
+      expect((await c.core.readNamespacedPod({ name: 'plain-0', namespace: 'apps' })).metadata?.name, 'still there').to.equal('plain-0');
+      // Leases: the leader's and the budgets' names only, in its own namespace.
+      expect(await refusal(() => leases.createNamespacedLease({ namespace: release, body: { metadata: { name: 'someone-elses' }, spec: {} } }))).to.match(/writes only its leader Lease \(sts-pilot\) and its disruption budgets \(sts-pilot-budget-\*\), not sts-pilot\/someone-elses/);
+      expect(await refusal(() => leases.createNamespacedLease({ namespace: release, body: { metadata: { name: 'sts-pilot-budget-0123456789abcdef0123' }, spec: {} } }))).to.equal('');
+      // The controller's own OnDelete rollout, under the fence: it deletes each approved pod itself.
+      await waitUntil('fenced-1 back', 30_000, async () => (await podsOf(c, 'apps', 'fenced')).filter((p) => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length === 2);
+      const from = (await readSts(c, 'apps', 'fenced')).status?.updateRevision ?? '';
+      await setImage(c, 'apps', 'fenced', 'example/app:2');
+      await waitUntil('the OnDelete rollout to finish', 60_000, () => rolloutFinished(c, 'apps', 'fenced', from));
+      expect(ctrl.logs.filter((l) => /sts-pilot-controller-pods/.test(JSON.stringify(l))), 'refusals of the controller\'s own deletes').to.deep.equal([]);
+      // People are not matched: an administrator deletes what they like.
+      await c.core.deleteNamespacedPod({ name: 'bare', namespace: 'apps' });
+      await c.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'sts-pilot-budget-0123456789abcdef0123', namespace: release }).catch(() => undefined);
+      for (const name of ['plain', 'fenced']) await c.apps.deleteNamespacedStatefulSet({ name, namespace: 'apps' });
+    });
+
     it('http hook URLs outside --hook-allow, and the API server\'s own address, are held without a request', async () => {
       const outside = await listen('127.0.0.2'); // loopback, but not in the allowlist (127.0.0.1)
       servers.push(outside.server);
@@ -376,7 +498,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
     });
 
     it('helm upgrade changes the controller\'s flags; helm uninstall leaves every partition where it was, and lowering it by hand then rolls natively', async () => {
-      const out = await h('upgrade', 'sts-pilot', chartDir, '--namespace', release, '--reuse-values', '--set', 'logLevel=debug', '--wait=false');
+      const out = await h('upgrade', 'sts-pilot', chartDir, '--namespace', release, ...[...installSets, 'logLevel=debug'].flatMap((x) => ['--set', x]), '--wait=false');
       expect(out).to.match(/STATUS: deployed/);
       const manifest = await h('get', 'manifest', release, '--namespace', release);
       expect(manifest).to.include('--log-level=debug');
@@ -407,6 +529,9 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(partitionOf(sts), 'the partition sts-pilot left').to.equal(2);
       expect((await podsOf(c, 'apps', 'held')).map((p) => `${p.metadata?.name}@${p.metadata?.labels?.['controller-revision-hash']}`)).to.deep.equal(revisionsBefore);
       expect(await k('get', 'validatingadmissionpolicies', '-o', 'name')).to.not.include('sts-pilot');
+      // crds.keep (default): the Pilot CRD and every Pilot stay.
+      expect(await k('get', 'crd', 'pilots.sts-pilot.io', '-o', 'name')).to.equal('customresourcedefinition.apiextensions.k8s.io/pilots.sts-pilot.io\n');
+      expect((await k('get', 'pilots', '-n', 'apps', '-o', 'name')).trim().split('\n'), 'Pilots kept').to.include('pilot.sts-pilot.io/held-0');
       // A person takes over: lower the partition, and the StatefulSet controller finishes the rollout by itself.
       await k('patch', 'statefulset', 'held', '-n', 'apps', '--type=merge', '-p', '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}');
       await waitUntil('the native rollout to finish', 60_000, async () => {
@@ -442,6 +567,11 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         const policy = JSON.parse(await k('get', kind, name, '-o', 'json')) as { spec: { matchConditions: { name: string; expression: string }[] } };
         const cond = policy.spec.matchConditions.find((m) => m.name === 'not-the-controller');
         expect(cond?.expression, name).to.equal("request.userInfo.username != 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
+      }
+      // The fence of the controller's own pod deletes and Lease writes matches the moved controller.
+      for (const name of ['sts-pilot-controller-pods', 'sts-pilot-controller-pods-subscribed', 'sts-pilot-controller-leases']) {
+        const policy = JSON.parse(await k('get', 'validatingadmissionpolicy', name, '-o', 'json')) as { spec: { matchConditions: { name: string; expression: string }[] } };
+        expect(policy.spec.matchConditions.find((m) => m.name === 'the-controller')?.expression, name).to.equal("request.userInfo.username == 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
       }
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'list', 'statefulsets', '--all-namespaces')).to.equal(true);
       expect(await canI('system:serviceaccount:sts-pilot-ops:sts-pilot-controller', 'update', 'leases.coordination.k8s.io', '-n', 'sts-pilot-ops')).to.equal(true);

@@ -116,7 +116,7 @@ async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Prom
   const core = kc.makeApiClient(CoreV1Api);
   const gateMode = await gateModeFor(kc);
   if (cp && gateMode !== expectedGateMode()) throw new Error(`Kubernetes ${cp.version.gitVersion} serves gate mode ${gateMode}, but the suite expected ${expectedGateMode()} (harness.ts expectedGateMode)`);
-  for (const file of ['crd-pilot.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  for (const file of ['crd-pilot.yaml', 'crd-metriccheck.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
   await applyManifest(kc, gateManifest(gateMode));
   await applyManifest(kc, join(root, 'manifests', 'admission-pilot.yaml'));
   const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');

@@ -1,4 +1,4 @@
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -46,6 +46,23 @@ describe('leader election with two controller replicas', function () {
       .map((l) => String(l.msg))
       .filter((m) => /^(hook approved pod|asking the hook|rollout to .* finished|no rollout in progress)/.test(m));
 
+  /** The series of one StatefulSet or one Pilot in an exposition: name and labels. */
+  const perObject = (text: string): string[] =>
+    text
+      .split('\n')
+      .filter((l) => /^sts_pilot_(step_wait_seconds|pilot_heartbeat_timestamp_seconds|statefulset_info)\{/.test(l))
+      .map((l) => l.slice(0, l.lastIndexOf(' ')));
+  /** A heartbeat on a Pilot, as its in-pod pilot writes it. */
+  const heartbeat = async (pod: string): Promise<void> => {
+    const api = c.kc.makeApiClient(CustomObjectsApi);
+    const pilot = { group: 'sts-pilot.io', version: 'v1alpha1', plural: 'pilots', namespace: ns, name: pod };
+    await waitUntil(`the Pilot of ${pod}`, 30_000, async () => api.getNamespacedCustomObject(pilot).catch(() => undefined));
+    await api.patchNamespacedCustomObjectStatus(
+      { ...pilot, body: { status: { phase: 'Running', heartbeatTime: new Date().toISOString() } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  };
+
   before(async function () {
     this.timeout(80 * 60_000);
     c = await cluster();
@@ -69,9 +86,17 @@ describe('leader election with two controller replicas', function () {
     const from = before.status?.updateRevision ?? '';
     expect(await byIdentity(leader).metrics()).to.match(/^sts_pilot_leader 1$/m);
     expect(await follower.metrics()).to.match(/^sts_pilot_leader 0$/m);
+    // Per-object series come from the leader alone, though both caches hold the Pilot.
+    await heartbeat('ha-3');
+    const pilotSeries = `sts_pilot_pilot_heartbeat_timestamp_seconds{namespace="${ns}",pilot="ha-3",statefulset="ha"}`;
+    await waitUntil('the heartbeat on the leader', 30_000, async () => (await byIdentity(leader).metrics()).includes(pilotSeries));
+    await sleep(1000); // the follower's cache has seen the same write by now
+    expect(perObject(await follower.metrics()), 'per-object series of the follower').to.deep.equal([]);
     let approvals = 0;
     let killedAt = 0;
+    let waitSeries: { leader: string[]; follower: string[] } | undefined;
     hook.decide = async () => {
+      if (approvals === 0) waitSeries = { leader: perObject(await byIdentity(leader).metrics()), follower: perObject(await follower.metrics()) };
       if (++approvals === 2) {
         killedAt = Date.now();
         await byIdentity(leader).kill('SIGKILL'); // dies while the hook answers
@@ -89,6 +114,10 @@ describe('leader election with two controller replicas', function () {
     const early = follower.logs.filter((l) => new Date(String(l.time)).getTime() < killedAt);
     expect(early.map((l) => String(l.msg)).filter((m) => /^(hook approved pod|asking the hook|no rollout in progress)/.test(m)), 'the follower acted while the leader lived').to.deep.equal([]);
     expect(took).to.be.greaterThan(killedAt);
+    expect(waitSeries?.leader, 'the leader exports the wait of the rollout it runs').to.include(`sts_pilot_step_wait_seconds{namespace="${ns}",statefulset="ha"}`);
+    expect(waitSeries?.leader).to.include(pilotSeries);
+    expect(waitSeries?.leader).to.include(`sts_pilot_statefulset_info{namespace="${ns}",statefulset="ha",hook="http"}`);
+    expect(waitSeries?.follower, 'the follower exports no per-object series during the rollout').to.deep.equal([]);
     const updated = pods.deletions.filter((d) => d.oldRevision === from).map((d) => d.name);
     expect(updated).to.deep.equal(['ha-3', 'ha-2', 'ha-1', 'ha-0']);
     for (const d of pods.deletions.filter((x) => x.oldRevision === from)) {

@@ -56,9 +56,25 @@ describe('observability: the alerts (promtool) and the dashboard against what th
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('promtool check rules accepts the chart\'s PrometheusRule (six alerts)', async () => {
+  it('promtool check rules accepts the chart\'s PrometheusRule (seven alerts)', async () => {
     const { stdout } = await exec(promtool, ['check', 'rules', join(dir, 'prometheus-rules.yaml')]);
-    expect(stdout).to.match(/SUCCESS: 6 rules found/);
+    expect(stdout).to.match(/SUCCESS: 7 rules found/);
+  });
+
+  it('every alert has a for:, a severity and a runbook_url at a section of docs/observability.md', () => {
+    const doc = readFileSync(join(root, 'docs', 'observability.md'), 'utf8');
+    // GitHub's anchors of the page's headings.
+    const anchors = new Set([...doc.matchAll(/^#+ (.+)$/gm)].map((m) => (m[1] ?? '').toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+    const blocks = rules.split(/\n(?=\s*- alert: )/).filter((b) => /- alert: /.test(b));
+    expect(blocks).to.have.length(7);
+    for (const b of blocks) {
+      const name = /- alert: (\S+)/.exec(b)?.[1] ?? '';
+      expect(b, name).to.match(/\n\s*for: \d+[smh]\n/);
+      expect(b, name).to.match(/\n\s*severity: (critical|warning|info)\n/);
+      const url = /\n\s*runbook_url: (\S+)/.exec(b)?.[1] ?? '';
+      expect(url, name).to.equal(`docs/observability.md#${name.toLowerCase()}`);
+      expect(anchors.has(name.toLowerCase()), `a runbook section for ${name}`).to.equal(true);
+    }
   });
 
   it('promtool test rules: each alert fires on the series written for it, at its threshold, and not before', async () => {
@@ -76,7 +92,11 @@ describe('observability: the alerts (promtool) and the dashboard against what th
 
   it('the dashboard is well formed: a data source variable, every panel on the 24-column grid, every target with an expression', () => {
     expect(dashboard.uid).to.equal('sts-pilot');
-    expect(dashboard.templating.list.map((v) => v.name)).to.include('datasource');
+    expect(dashboard.templating.list.map((v) => v.name)).to.include.members(['datasource', 'job', 'namespace', 'statefulset']);
+    // A per-object series is read through the variables, so a panel shows what they select.
+    for (const p of dashboard.panels)
+      for (const t of p.targets ?? [])
+        if (/sts_pilot_(step_wait_seconds|pilot_heartbeat_timestamp_seconds)/.test(t.expr)) expect(t.expr, p.title).to.include('namespace=~"$namespace", statefulset=~"$statefulset"');
     for (const p of dashboard.panels) {
       expect(p.gridPos.x + p.gridPos.w, p.title).to.be.at.most(24);
       if (p.type !== 'row') expect(p.targets?.length, p.title).to.be.above(0);
@@ -104,7 +124,7 @@ describe('observability: the alerts (promtool) and the dashboard against what th
       );
       const text = await waitUntil('the heartbeat in /metrics', 30_000, async () => {
         const t = await ctrl.metrics();
-        return t.includes(`sts_pilot_pilot_heartbeat_timestamp_seconds{pilot="${ns}/web-1",statefulset="${ns}/web"}`) && t.includes('sts_pilot_step_wait_seconds{') ? t : undefined;
+        return t.includes(`sts_pilot_pilot_heartbeat_timestamp_seconds{namespace="${ns}",pilot="web-1",statefulset="web"}`) && t.includes('sts_pilot_step_wait_seconds{') ? t : undefined;
       });
       const exposed = parseExposition(text);
       const problems: string[] = [];
@@ -116,18 +136,36 @@ describe('observability: the alerts (promtool) and the dashboard against what th
           if (!familyOf(m, exposed.families)) problems.push(`${where}: ${m} is not exported`);
           for (const l of exposed.samples.get(m) ?? []) seen.add(l);
         }
-        // Labels the scrape adds (job, pod), and `le` of histogram buckets, are not the controller's own.
-        const own = labels.filter((l) => !['job', 'pod', 'instance', 'namespace'].includes(l));
+        // Labels the scrape adds (job, pod), and `le` of histogram buckets, are not the controller's own;
+        // `namespace` is (the StatefulSet's, kept by the ServiceMonitor's honorLabels).
+        const own = labels.filter((l) => !['job', 'pod', 'instance'].includes(l));
         const withSamples = metrics.some((m) => exposed.samples.has(m));
         for (const l of own) if (withSamples && !seen.has(l)) problems.push(`${where}: label ${l} is on no sample of ${metrics.join(', ')}`);
       }
       expect(problems).to.deep.equal([]);
       // And these have samples now: a wrong label name above would have shown.
-      for (const m of ['sts_pilot_step_wait_seconds', 'sts_pilot_hook_calls_total', 'sts_pilot_pilot_heartbeat_timestamp_seconds', 'sts_pilot_leader', 'sts_pilot_build_info']) {
+      for (const m of [
+        'sts_pilot_step_wait_seconds',
+        'sts_pilot_hook_calls_total',
+        'sts_pilot_pilot_heartbeat_timestamp_seconds',
+        'sts_pilot_statefulset_info',
+        'sts_pilot_leader',
+        'sts_pilot_build_info',
+        'sts_pilot_workqueue_depth',
+        'sts_pilot_workqueue_adds_total',
+        'sts_pilot_workqueue_queue_duration_seconds_count',
+        'sts_pilot_workqueue_work_duration_seconds_count',
+        'sts_pilot_workqueue_retries_total',
+      ]) {
         expect(exposed.samples.has(m), `${m} has a sample`).to.equal(true);
       }
       expect(text).to.match(/sts_pilot_build_info\{version="\d+\.\d+\.\d+",node="v24\.[0-9.]+"\} 1/);
       expect(text).to.match(/sts_pilot_rollouts_in_progress 1/);
+      expect(text).to.include(`sts_pilot_step_wait_seconds{namespace="${ns}",statefulset="web"}`);
+      expect(text).to.include(`sts_pilot_statefulset_info{namespace="${ns}",statefulset="web",hook="http"} 1`);
+      // The hook holds, so the key went back with backoff: a retry of the statefulsets queue.
+      expect(text).to.match(/^sts_pilot_workqueue_retries_total\{name="statefulsets"\} [1-9]/m);
+      expect(text).to.match(/^sts_pilot_workqueue_adds_total\{name="pilots"\} [1-9]/m);
     } finally {
       hook.stop();
       await ctrl.kill();

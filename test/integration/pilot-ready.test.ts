@@ -146,9 +146,10 @@ describe('pilot: pilot-ready gates a real rollout on the Pilots of real pilot pr
       const s = await readPilotStatus(c, ns, `${name}-2`).catch(() => undefined);
       return s?.phase === 'PreStart' && s.revision === next;
     });
-    await waitUntil('a HookHeld Event naming the reason', 30_000, async () =>
-      (await eventsFor(c, ns, name)).some((e) => e.reason === 'HookHeld' && /the Pilot gated-2 is PreStart, not Running/.test(e.message)),
+    const starting = await waitUntil('a HookHeld Event naming the reason', 30_000, async () =>
+      (await eventsFor(c, ns, name)).find((e) => e.reason === 'HookHeld' && /the Pilot gated-2 is PreStart, not Running/.test(e.message)),
     );
+    expect(starting.type, 'a pod starting is a routine wait: Normal, not a Warning').to.equal('Normal');
     await sleep(3000);
     expect(partitionOf(await readSts(c, ns, name)), 'held at 2 while gated-2 is not Running').to.equal(2);
 

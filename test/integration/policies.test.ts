@@ -198,7 +198,7 @@ describe('rollout policies on a real control plane: window, after, hold-timeout,
     await setImage(c, ns, name, 'example/app:2');
     await remember(name, 'stk2');
     await statusSays(name, /holds pod stuck-1/);
-    const wait = await waitUntil('the held-time metric', 30_000, async () => new RegExp(`^sts_pilot_step_wait_seconds\\{statefulset="${ns}/${name}"\\} ([0-9.e+-]+)$`, 'm').exec(await ctrl.metrics()) ?? undefined);
+    const wait = await waitUntil('the held-time metric', 30_000, async () => new RegExp(`^sts_pilot_step_wait_seconds\\{namespace="${ns}",statefulset="${name}"\\} ([0-9.e+-]+)$`, 'm').exec(await ctrl.metrics()) ?? undefined);
     expect(Number(wait[1])).to.be.lessThan(120);
     await snapshot('hold-timeout-held', name);
     setClock(clockNow() + 3 * 60_000);
@@ -234,7 +234,9 @@ describe('rollout policies on a real control plane: window, after, hold-timeout,
     expect(ev.type).to.equal('Warning');
     expect(ev.message).to.match(/^policy halt: the hook failed 3 times in a row \(halt-after-errors 3\); last error: hook noop failed: .*injected fault/);
     expect(ev.message).to.match(/resume with: sts-pilot resume broken$/);
-    expect((await eventsFor(c, ns, name)).filter((e) => e.reason === 'HookHeld')).to.have.length.of.at.least(1);
+    const held = (await eventsFor(c, ns, name)).filter((e) => e.reason === 'HookHeld');
+    expect(held).to.have.length.of.at.least(1);
+    expect(held.map((e) => e.type), 'a hook error is a Warning').to.satisfy((types: string[]) => types.every((t) => t === 'Warning'));
     expect(updatedFrom(name, from)).to.have.length(0);
     expect(partitionOf(await readSts(c, ns, name))).to.equal(2);
     await snapshot('halt-paused', name);

@@ -139,7 +139,8 @@ describe('rollouts on a real control plane (etcd, kube-apiserver, kube-controlle
       const held = (await eventsFor(c, ns, 'denied')).filter((e) => e.reason === 'HookHeld');
       expect(held, 'one HookHeld Event, not one per retry').to.have.length(1);
       expect(held[0]?.message).to.match(/http holds pod denied-2: .* answered 503: test hook says no/);
-      const wait = new RegExp(`^sts_pilot_step_wait_seconds\\{statefulset="${ns}/denied"\\} ([0-9.e+-]+)$`, 'm').exec(await ctrl.metrics());
+      expect(held[0]?.type, 'a refusal is not a routine wait').to.equal('Warning');
+      const wait = new RegExp(`^sts_pilot_step_wait_seconds\\{namespace="${ns}",statefulset="denied"\\} ([0-9.e+-]+)$`, 'm').exec(await ctrl.metrics());
       expect(Number(wait?.[1]), 'the step wait metric of the held rollout').to.be.greaterThan(1);
       expect(await ctrl.metrics()).to.match(/^sts_pilot_hook_calls_total\{hook="http",outcome="held"\} [1-9]/m);
     } finally {

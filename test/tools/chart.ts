@@ -50,7 +50,9 @@ export const GATE_VARIANTS = [
   ['validating-only', 'admission-gate-validating.yaml'],
 ] as const;
 /** manifests/monitoring/: the prometheus-operator objects and the dashboard. */
-export const MONITORING_SET = ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true'];
+export const MONITORING_SET = ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'prometheusRule.enabled=true'];
+/** Templates that are Helm's own business, not objects to apply: `helm test` hooks. */
+export const HELM_ONLY = /^tests\//;
 
 const header = (source: string): string =>
   `# Generated from charts/sts-pilot/templates/${source} by \`npm run manifests\`:\n# edit the chart, then regenerate. test/integration/chart.test.ts fails when they differ.\n`;
@@ -60,8 +62,9 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
   const files = new Map<string, string>();
   const plain = bySource(await helmTemplate(helm, { set: PLAIN_SET }));
   for (const [source, docs] of plain) {
+    if (HELM_ONLY.test(source)) continue;
     // The CRD keeps lib/pilot/crd.ts's own header: test/unit/pilot-schema.test.ts compares it with the generator.
-    const text = source === 'crd-pilot.yaml' ? docs.join('---\n') : header(source) + docs.join('---\n');
+    const text = source.startsWith('crd-') ? docs.join('---\n') : header(source) + docs.join('---\n');
     files.set(join('manifests', source), text);
   }
   files.set(
@@ -72,7 +75,7 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
       'apiVersion: kustomize.config.k8s.io/v1beta1',
       'kind: Kustomization',
       'resources:',
-      ...[...plain.keys()].map((s) => `  - ${s}`),
+      ...[...plain.keys()].filter((s) => !HELM_ONLY.test(s)).map((s) => `  - ${s}`),
       '',
     ].join('\n'),
   );
@@ -85,6 +88,8 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
   }
   const monitoring = bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/servicemonitor.yaml', 'templates/prometheusrule.yaml'] }));
   for (const [source, docs] of monitoring) files.set(join('manifests', 'monitoring', source), header(source) + docs.join('---\n'));
+  // The pilots' PodMonitor, beside the ServiceMonitor.
+  for (const [source, docs] of bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/podmonitor.yaml'] }))) files.set(join('manifests', 'monitoring', source), header(source) + docs.join('---\n'));
   const rule = monitoring.get('prometheusrule.yaml')?.[0];
   if (!rule) throw new Error('the chart rendered no PrometheusRule with prometheusRule.enabled=true');
   files.set(
@@ -121,7 +126,9 @@ export function generatedOnDisk(): string[] {
 /** `npm run manifests`: regenerate the chart's CRD file and everything in manifests/ that comes from the chart. */
 async function main(): Promise<void> {
   const { pilotCrdYaml } = await import('../../lib/pilot/crd.ts');
+  const { metricCheckCrdYaml } = await import('../../lib/checks/crd.ts');
   writeFileSync(join(chartDir, 'files', 'crd-pilot.yaml'), pilotCrdYaml());
+  writeFileSync(join(chartDir, 'files', 'crd-metriccheck.yaml'), metricCheckCrdYaml());
   const helm = await goTool('helm', (l) => console.error(l));
   const files = await expectedManifests(helm);
   for (const stale of generatedOnDisk().filter((f) => !files.has(f))) console.error(`note: ${stale} is not generated from the chart any more; remove it if that is right`);

@@ -5,6 +5,10 @@
 #
 #   helm      helm.sh/helm/v4/cmd/helm                        (STS_PILOT_HELM_VERSION, v4.3.1)
 #   promtool  github.com/prometheus/prometheus/cmd/promtool   (STS_PILOT_PROMETHEUS_VERSION, v0.316.0)
+#   prometheus  github.com/prometheus/prometheus/cmd/prometheus (the same version as promtool):
+#             the server the metric-check tests query
+#   syft      github.com/anchore/syft/cmd/syft                (STS_PILOT_SYFT_VERSION, v1.57.2): the
+#             release's image SBOM (scripts/release.sh)
 #   gitops-eval  test/tools/gitops-eval: the Argo CD Lua VM (gopher-lua) and Flux's
 #             CEL (cel-go) in one runner; its versions are in its go.mod/go.sum, and
 #             the cache key is a hash of that module's files (a change rebuilds it)
@@ -18,7 +22,7 @@
 # GOTOOLCHAIN=local: no toolchain download.
 set -euo pipefail
 
-TOOL="${1:?usage: go-tool.sh helm|promtool|gitops-eval}"
+TOOL="${1:?usage: go-tool.sh helm|promtool|prometheus|syft|gitops-eval}"
 CACHE="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}"
 
 case "$TOOL" in
@@ -39,6 +43,23 @@ case "$TOOL" in
     TAGS="remove_all_sd"
     CHECK=(--version)
     ;;
+  prometheus)
+    VERSION="${STS_PILOT_PROMETHEUS_VERSION:-v0.316.0}"
+    PKG="github.com/prometheus/prometheus/cmd/prometheus"
+    LDFLAGS="-s -w -X github.com/prometheus/common/version.Version=$VERSION"
+    # No service-discovery plugins (the tests scrape static targets) and no
+    # embedded web UI (no builtinassets tag): the query API is all they use.
+    TAGS="remove_all_sd"
+    CHECK=(--version)
+    ;;
+  syft)
+    VERSION="${STS_PILOT_SYFT_VERSION:-v1.57.2}"
+    PKG="github.com/anchore/syft/cmd/syft"
+    # Its release builds stamp main.version the same way (.goreleaser.yaml).
+    LDFLAGS="-s -w -X main.version=${VERSION#v}"
+    TAGS=""
+    CHECK=(version)
+    ;;
   gitops-eval)
     # A throwaway module of the repo, built with `go build` from its own go.sum.
     SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/gitops-eval" && pwd)"
@@ -48,7 +69,7 @@ case "$TOOL" in
     TAGS=""
     CHECK=()
     ;;
-  *) echo "[go-tool] unknown tool $TOOL (helm, promtool, gitops-eval)" >&2; exit 2 ;;
+  *) echo "[go-tool] unknown tool $TOOL (helm, promtool, prometheus, syft, gitops-eval)" >&2; exit 2 ;;
 esac
 
 OUT="$CACHE/bin/$TOOL-${VERSION#v}"

@@ -20,8 +20,8 @@ async function script(name: string, arg: string, log: (line: string) => void): P
   return path;
 }
 
-/** Build (once, cached) or find a Go tool: test/tools/go-tool.sh helm|promtool|gitops-eval. */
-export const goTool = (tool: 'helm' | 'promtool' | 'gitops-eval', log: (line: string) => void = () => {}): Promise<string> => script('go-tool.sh', tool, log);
+/** Build (once, cached) or find a Go tool: test/tools/go-tool.sh helm|promtool|prometheus|gitops-eval. */
+export const goTool = (tool: 'helm' | 'promtool' | 'prometheus' | 'gitops-eval', log: (line: string) => void = () => {}): Promise<string> => script('go-tool.sh', tool, log);
 
 /** A Debian package's files, unpacked (not installed): test/tools/deb-tool.sh. */
 export const debTool = (pkg: string, log: (line: string) => void = () => {}): Promise<string> => script('deb-tool.sh', pkg, log);

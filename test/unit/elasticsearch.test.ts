@@ -360,6 +360,20 @@ describe('elasticsearch hook: decideDrain', () => {
     expectHold(decideDrain(view({ ...base, initializing: 3 }), null, ref('es-2'), 'green'), /3 initializing/);
   });
 
+  it('a hold says whether it is routine (a Normal Event) or needs someone (a Warning)', () => {
+    const routine = (d: Decision): boolean | undefined => (d.kind === 'hold' ? d.routine === true : undefined);
+    const ours = { [EXCLUDE_NAME]: 'es-2', [KEY]: marker(['es-2']) };
+    // A drain that moves, and a cluster settling or recovering: they end by themselves.
+    expect(routine(decideDrain(view({ persistent: ours, relocating: 2, shards: { 'es-2': ['a/0p:RELOCATING', 'a/1r:RELOCATING', 'b/0p'] } }), null, ref('es-2'), 'green'))).to.equal(true);
+    expect(routine(decideDrain(view({ persistent: ours, relocating: 1 }), null, ref('es-2'), 'green'))).to.equal(true);
+    expect(routine(decideDrain(view({ persistent: ours, status: 'yellow', initializing: 1 }), null, ref('es-2'), 'green'))).to.equal(true);
+    // A drain that cannot finish by itself, red, and a person's allocation setting: someone must act.
+    const stuck = { persistent: { ...ours, [ALLOCATION_ENABLE]: 'primaries' }, shards: { 'es-2': ['a/0r'] } };
+    expect(routine(decideDrain(view(stuck), null, ref('es-2'), 'green'))).to.equal(false);
+    expect(routine(decideDrain(view({ persistent: ours, shards: { 'es-2': ['a/0r'] } }), null, ref('es-2'), 'green')), 'nothing moves: stuck').to.equal(false);
+    expect(routine(decideDrain(view({ status: 'red', unassigned: 2, redIndices: ['logs-3'] }), null, ref('es-2'), 'green'))).to.equal(false);
+  });
+
   it('holds on unassigned shards when green is required, not when yellow is', () => {
     const s = { persistent: { [EXCLUDE_NAME]: 'es-2', [KEY]: marker(['es-2']) }, status: 'yellow' as const, unassigned: 2 };
     expectHold(decideDrain(view(s), null, ref('es-2'), 'green'), /es-2 holds no shards, but the cluster has 2 unassigned shards/);

@@ -131,3 +131,31 @@ describe('hook runner: what a hook says besides its answer', () => {
     await r.stop();
   });
 });
+
+describe('hook runner: a hold by what it asks of a person', () => {
+  const cachedPods = [{ metadata: { name: 'web-1', namespace: 'ns', uid: 'u1' } }, { metadata: { name: 'web-0', namespace: 'ns', uid: 'u0' } }];
+  const answering = (fail: () => never) =>
+    defineHook({
+      name: 'h',
+      description: 'holds as told',
+      options: z.strictObject({}),
+      objects: 'cached',
+      async podUpdateTransition() {
+        fail();
+      },
+    }) as RolloutHook;
+
+  for (const [what, fail, type] of [
+    ['a routine wait (a drain in progress) is Normal', () => { throw new HookNotReady('draining: 3 shards left on es-2', { routine: true }); }, 'Normal'],
+    ['a hold its hook did not call routine is a Warning', () => { throw new HookNotReady('the cluster is red'); }, 'Warning'],
+    ['a hook error is a Warning', () => { throw new Error('boom'); }, 'Warning'],
+  ] as const) {
+    it(what, async () => {
+      const { r, events } = runner([]);
+      r.ask('ns/web', sts, cachedPods, answering(fail), {}, action(view(1, 'u1'), view(0, 'u0')), log);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await r.stop();
+      expect(events.map((e) => [e.type, e.reason])).to.deep.equal([[type, 'HookHeld']]);
+    });
+  }
+});

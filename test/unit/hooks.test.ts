@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hooks } from '../../hooks/index.ts';
+import { HttpHookRequest } from '../../hooks/http/schema.ts';
 import { checkUpdateOrder, HookNotReady, parseHookOptions, type RolloutHook } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
@@ -84,6 +85,7 @@ describe('http hook against a real local server', () => {
       next: { metadata: { name: 'web-4' } },
       nextReady: true,
     });
+    expect(HttpHookRequest.safeParse(received.at(-1)).error).to.equal(undefined);
   });
 
   it('a removal is a versioned PodRemoval request: the pod, whether it is Ready, its volumes, the size asked for', async () => {
@@ -103,6 +105,7 @@ describe('http hook against a real local server', () => {
     });
     await h.podRemoved?.({ metadata: { name: 'web-4', uid: 'u4' } }, 'withdrawn', { ...ctx, podReady: false, volumes: 'kept', requestedReplicas: 5 });
     expect(received.at(-1)).to.include({ kind: 'PodRemoval', call: 'withdrawn', volumes: 'kept', requestedReplicas: 5 });
+    for (const body of received) expect(HttpHookRequest.safeParse(body).error, JSON.stringify(body)).to.equal(undefined);
     answer = { status: 409, body: 'shards still on it' };
     const err = await h.podRemoval?.({ metadata: { name: 'web-4', uid: 'u4' } }, { ...ctx, podReady: true, volumes: 'kept', requestedReplicas: 3 }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(HookNotReady);

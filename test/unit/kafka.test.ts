@@ -171,6 +171,13 @@ describe('kafka hook: decisions', () => {
     });
   }
 
+  it('a broker on its way back is a routine hold; anything else may need someone', () => {
+    const back = decide(view({ voters: [100, 101, 102], leader: 100, behind: { 102: 9000 } }), ref(102), ref(101), rolling);
+    expect(back.kind === 'hold' && back.routine).to.equal(true);
+    const unknown = decide(view({}), null, ref(7), rolling);
+    expect(unknown.kind === 'hold' && unknown.routine).to.not.equal(true);
+  });
+
   it('counts voters as caught up on the leader clock, the leader always', () => {
     expect(caughtUpVoters(view({ behind: { 0: 0, 1: 2000, 2: 2001 } }))).to.deep.equal([0, 1]);
     expect(caughtUpVoters(view({ leader: 9 }))).to.deep.equal([]);

@@ -137,6 +137,15 @@ describe('patroni hook: decisions', () => {
     });
   }
 
+  it('a member coming back, replicas catching up and a switchover under way are routine holds; the rest may need someone', () => {
+    const routine = (d: Decision): boolean => d.kind === 'hold' && d.routine === true;
+    expect(routine(decideTransition(view([m('db-0', 'L'), m('db-1', 'S')]), pod('db-2'), pod('db-1'), O, none))).to.equal(true);
+    expect(routine(decideTransition(three({ r2: { lag: 2 * 1024 * 1024 } }), pod('db-2'), pod('db-1'), O, none))).to.equal(true);
+    expect(routine(decideTransition(three({ l: { self: ok('primary', { state: 'stopping' }) } }), null, pod('db-0'), O, none))).to.equal(true);
+    expect(routine(decideTransition(view(three().members, true), null, pod('db-2'), O, none)), 'paused').to.equal(false);
+    expect(routine(decideTransition(three({ r2: { nosync: true } }), null, pod('db-1'), O, none)), 'no sync standby left').to.equal(false);
+  });
+
   it('orders replicas first, in the order given, and the leader last', () => {
     const r = decideOrder(view([m('db-0', 'R'), m('db-1', 'L'), m('db-2', 'S')]), ['db-2', 'db-1', 'db-0']);
     expect(r).to.deep.equal({ ok: true, order: { pods: ['db-2', 'db-0', 'db-1'], reason: 'replicas first (db-2, db-0); db-1 is the leader and goes last, after one switchover' } });

@@ -1,6 +1,6 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { pilotNotReady, pilotReadyHook } from '../../hooks/pilot-ready/index.ts';
+import { pilotHold, pilotNotReady, pilotReadyHook } from '../../hooks/pilot-ready/index.ts';
 import { type HookContext, HookNotReady, parseHookOptions } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
@@ -64,6 +64,17 @@ describe('pilot-ready hook', () => {
       expect(check(pilots)).to.match(reason);
     });
   }
+
+  it('a pod on its way up is a routine hold (a Normal Event); a stale, silent or failed Pilot needs someone', () => {
+    const routine = (pilots: Pilot[]): boolean | undefined => pilotHold(pod('web-2'), sts, staticPilotReader(pilots, () => NOW), 60_000, NOW)?.routine;
+    expect(routine([])).to.equal(true);
+    expect(routine([pilot('web-2', { revision: 'web-r1' })])).to.equal(true);
+    expect(routine([pilot('web-2', { phase: 'PreStart' })])).to.equal(true);
+    expect(routine([pilot('web-2', { heartbeatTime: ago(61) })])).to.equal(false);
+    expect(routine([pilot('web-2', undefined)])).to.equal(false);
+    expect(routine([pilot('web-2', { phase: 'Failed' })])).to.equal(false);
+    expect(routine([pilot('web-2', { application: es({ health: 'red' }) })])).to.equal(false);
+  });
 
   it('reads the Pilot of prev, not of any other pod', () => {
     expect(check([pilot('web-1', {})])).to.match(/pod web-2 has no Pilot/);

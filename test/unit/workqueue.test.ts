@@ -102,3 +102,35 @@ describe('WorkQueue', () => {
     expect(done).to.deep.equal(['a']);
   });
 });
+
+describe('WorkQueue metrics (client-go style)', () => {
+  it('reports adds (not coalesced ones), retries, wait and work time, and the running handlers', async () => {
+    const seen = { added: 0, retried: 0, waited: [] as number[], worked: [] as number[] };
+    let release: () => void = () => {};
+    const q = new WorkQueue({
+      workers: 1,
+      baseDelayMs: 10_000,
+      handler: (k) => (k === 'slow' ? new Promise<void>((r) => (release = r)) : Promise.resolve()),
+      observer: { added: () => seen.added++, retried: () => seen.retried++, waited: (s) => seen.waited.push(s), worked: (s) => seen.worked.push(s) },
+    });
+    q.add('slow');
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    expect(seen.added, 'a second add of a waiting key is not an add').to.equal(3);
+    await sleep(30);
+    const during = q.stats(Date.now());
+    expect(during.depth).to.equal(2);
+    expect(during.longestSeconds).to.be.within(0.02, 1);
+    expect(during.unfinishedSeconds).to.equal(during.longestSeconds);
+    release();
+    await sleep(20);
+    expect(q.stats(Date.now())).to.deep.equal({ depth: 0, unfinishedSeconds: 0, longestSeconds: 0 });
+    expect(seen.worked).to.have.length(3);
+    expect(seen.worked[0]).to.be.at.least(0.02);
+    expect(seen.waited[2], 'b waited for slow').to.be.at.least(0.02);
+    q.addRateLimited('a');
+    expect(seen.retried).to.equal(1);
+    await q.shutdown();
+  });
+});

@@ -4,9 +4,23 @@ policies and the ClusterRoles are cluster-wide, and the controller finds the
 gate by these names. One install per cluster.
 */}}
 
+{{/*
+The standard labels, on every object of the chart (docs/install.md, "Labels"):
+  include "sts-pilot.labels" (list . "<component>")
+The component says which part of sts-pilot the object belongs to. Selectors
+never use these (a version or chart label in a selector would change with every
+upgrade, and a Deployment's selector cannot change): the Deployment keeps
+sts-pilot.controllerLabels, stable from the first release on.
+*/}}
 {{- define "sts-pilot.labels" -}}
+{{- $ := index . 0 -}}
 app.kubernetes.io/name: sts-pilot
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/version: {{ $.Chart.AppVersion | quote }}
+app.kubernetes.io/component: {{ index . 1 }}
 app.kubernetes.io/part-of: sts-pilot
+app.kubernetes.io/managed-by: {{ $.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" $.Chart.Name $.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "sts-pilot.controllerLabels" -}}
@@ -17,6 +31,15 @@ app.kubernetes.io/component: controller
 {{/* The user the controller authenticates as: what the admission policies let through. */}}
 {{- define "sts-pilot.controllerUser" -}}
 system:serviceaccount:{{ .Release.Namespace }}:sts-pilot-controller
+{{- end }}
+
+{{/* The controller's leader Lease: --leader-election-id from extraArgs, else its default. */}}
+{{- define "sts-pilot.leaderElectionId" -}}
+{{- $id := "sts-pilot" -}}
+{{- range .Values.extraArgs -}}
+{{- if hasPrefix "--leader-election-id=" (toString .) }}{{ $id = trimPrefix "--leader-election-id=" (toString .) }}{{ end -}}
+{{- end -}}
+{{ $id }}
 {{- end }}
 
 {{- define "sts-pilot.image" -}}

@@ -1,7 +1,7 @@
 import type { PodView } from '../snapshot.ts';
 
 /** The policies by name: what `--disable-policies` and `sts-pilot status` call them. */
-export const POLICY_NAMES = ['window', 'step-delay', 'after', 'hold-timeout', 'halt', 'override'] as const;
+export const POLICY_NAMES = ['window', 'step-delay', 'after', 'hold-timeout', 'halt', 'override', 'metric-checks'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 /**
