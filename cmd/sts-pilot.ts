@@ -12,6 +12,7 @@ import { createEgress } from '../lib/egress.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
+import { GATE_MODES } from '../lib/kube/gate-mode.ts';
 import { GateMonitor, gateDetail } from '../lib/kube/gate-monitor.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
@@ -133,8 +134,13 @@ program
       labelKey: f.labelKey,
       log,
       intervalMs: f.gateCheckInterval * 1000,
-      onReport: (r) => {
+      onReport: (r, m) => {
         gateEnforced = r.enforced && r.override.enforced;
+        // Which gate this cluster runs and could run (docs/install.md, "Kubernetes versions").
+        for (const g of GATE_MODES) {
+          metrics.admissionGateMode.set({ mode: g }, g === m.mode ? 1 : 0);
+          metrics.admissionGateCapable.set({ mode: g }, g === m.capable ? 1 : 0);
+        }
         metrics.admissionGate.set(r.enforced ? 1 : 0);
         metrics.admissionGateScaleDown.set(r.scaleDown.enforced ? 1 : 0);
         metrics.admissionGateChecked.set(Date.now() / 1000);

@@ -115,6 +115,18 @@ export function createMetrics() {
       help: '1 when the admission policies that keep the partition shut are installed and name this controller and its label key (checked at start and every --gate-check-interval), else 0; why not: the log and /readyz',
       registers: [registry],
     }),
+    admissionGateMode: new Gauge({
+      name: 'sts_pilot_admission_gate_mode',
+      help: 'The admission gate this cluster runs (checked at startup): 1 for the mode in force (mutating-v1, mutating-v1beta1, validating-only, none), 0 for the others',
+      labelNames: ['mode'],
+      registers: [registry],
+    }),
+    admissionGateCapable: new Gauge({
+      name: 'sts_pilot_admission_gate_capable',
+      help: 'The strongest admission gate mode this API server serves (checked at startup): 1 for it, 0 for the others',
+      labelNames: ['mode'],
+      registers: [registry],
+    }),
     admissionGateScaleDown: new Gauge({
       name: 'sts_pilot_admission_gate_scale_down',
       help: '1 when the admission policies that hold a scale-down (sts-pilot-hold-replicas, sts-pilot-scale-gate) are installed and name this controller and its label key (checked at start and every --gate-check-interval), else 0',

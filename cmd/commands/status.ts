@@ -7,6 +7,7 @@ import { readBudgets, renderBudgets } from '../../lib/cli/budgets.ts';
 import { renderStatus } from '../../lib/cli/render.ts';
 import { StatusWatch } from '../../lib/cli/watch.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
+import { describeGateMode, detectGateMode } from '../../lib/kube/gate-mode.ts';
 import { action, hookProblem, kubeFlags } from './common.ts';
 
 export function registerStatus(program: Command): void {
@@ -18,6 +19,7 @@ export function registerStatus(program: Command): void {
   )
     .option('-A, --all-namespaces', 'every namespace')
     .option('-w, --watch', 'keep watching and redraw on every change')
+    .option('--gate', 'always say which admission gate the cluster runs (said anyway when it is not the full, mutating one)')
     .option('-o, --output <format>', 'text, or json / yaml: the versioned report for scripts (docs/cli.md)', 'text')
     .option('--budget-namespace <ns>', "where the controller keeps the disruption budgets' Leases (its own namespace)", 'sts-pilot-system')
     .action(
@@ -48,7 +50,10 @@ export function registerStatus(program: Command): void {
         }
         const lines = items.length === 0 ? [empty] : renderStatus(items, { labelKey: f.labelKey, now: Date.now(), ages: true });
         const budgets = renderBudgets(await readBudgets(kc, f.budgetNamespace), { namespace, now: Date.now(), budgetNamespace: f.budgetNamespace });
-        process.stdout.write(`${[...lines, ...(budgets.length ? ['', ...budgets] : [])].join('\n')}\n`);
+        // The gate mode (docs/install.md, "Kubernetes versions"): said when it is less than the full gate, or asked for.
+        const gate = await detectGateMode(kc);
+        const gateLines = f.gate || gate.mode !== 'mutating-v1' || gate.problems.length ? ['', describeGateMode(gate), ...gate.problems.map((p) => `  ${p}`)] : [];
+        process.stdout.write(`${[...lines, ...(budgets.length ? ['', ...budgets] : []), ...gateLines].join('\n')}\n`);
       }),
     );
 }

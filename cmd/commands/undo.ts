@@ -1,8 +1,9 @@
-import { AppsV1Api, type V1ControllerRevision } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
 import type { Command } from 'commander';
 import { parseFlags, StatefulSetName, UndoFlags } from '../../lib/cli/flags.ts';
 import { contextNamespace, readStatefulSet } from '../../lib/cli/kube.ts';
 import { undoPlan } from '../../lib/cli/undo.ts';
+import { listControllerRevisions } from '../../lib/kube/controller-revisions.ts';
 import { statusCode } from '../../lib/errors.ts';
 import { isFailedTest, jsonPatchOptions } from '../../lib/kube/guarded-patch.ts';
 import { loadKubeConfig } from '../../lib/kube/config.ts';
@@ -29,13 +30,7 @@ export function registerUndo(program: Command): void {
         const apps = kc.makeApiClient(AppsV1Api);
         for (let attempt = 1; ; attempt++) {
           const sts = await readStatefulSet(kc, ns, name);
-          const revisions: V1ControllerRevision[] = [];
-          let token: string | undefined;
-          do {
-            const page = await apps.listNamespacedControllerRevision({ namespace: ns, limit: 500, _continue: token });
-            revisions.push(...page.items);
-            token = page.metadata?._continue || undefined;
-          } while (token);
+          const revisions = await listControllerRevisions(apps, ns);
           const plan = undoPlan(sts, revisions, f.toRevision);
           try {
             await apps.patchNamespacedStatefulSet({ name, namespace: ns, body: plan.patch, fieldManager: `${FIELD_MANAGER}-cli` }, jsonPatchOptions());

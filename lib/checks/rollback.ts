@@ -1,5 +1,6 @@
-import type { AppsV1Api, V1ControllerRevision, V1StatefulSet } from '@kubernetes/client-node';
+import type { AppsV1Api, V1StatefulSet } from '@kubernetes/client-node';
 import { undoPlan } from '../cli/undo.ts';
+import { listControllerRevisions } from '../kube/controller-revisions.ts';
 import type { EventRecorder } from '../events.ts';
 import { jsonPatchOptions } from '../kube/guarded-patch.ts';
 import type { Logger } from '../log.ts';
@@ -30,13 +31,7 @@ export async function rollbackForCheck(apps: AppsV1Api, events: EventRecorder, s
   const from = sts.status?.updateRevision ?? '';
   const to = sts.status?.currentRevision ?? '';
   if (!from || !to || from === to) throw new Error(`no earlier revision to go back to (current ${to || '?'}, update ${from || '?'})`);
-  const revisions: V1ControllerRevision[] = [];
-  let token: string | undefined;
-  do {
-    const page = await apps.listNamespacedControllerRevision({ namespace: ns, limit: 500, _continue: token });
-    revisions.push(...page.items);
-    token = page.metadata?._continue || undefined;
-  } while (token);
+  const revisions = await listControllerRevisions(apps, ns);
   const target = revisions.find((r) => r.metadata?.name === to);
   if (!target) throw new Error(`ControllerRevision ${to} is gone`);
   const plan = undoPlan(sts, revisions, target.revision);

@@ -57,6 +57,7 @@ export const StatusFlags = z
     ...Common,
     allNamespaces: z.boolean().default(false),
     watch: z.boolean().default(false),
+    gate: z.boolean().default(false),
     budgetNamespace: NamespaceName.default('sts-pilot-system'),
     output: z.enum(['text', 'json', 'yaml'], { error: 'must be one of text, json, yaml' }).default('text'),
   })

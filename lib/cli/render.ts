@@ -1,3 +1,5 @@
+import { readCheckConfig } from '../checks/schema.ts';
+import { formatSeconds } from '../rollout/policies/duration.ts';
 import { POLICY_ANNOTATIONS, STATUS_ANNOTATION } from '../names.ts';
 import type { PodView } from '../rollout/snapshot.ts';
 import { parseStatusAnnotation } from '../rollout/status.ts';
@@ -27,6 +29,13 @@ function policyLines(snapshot: Snapshot, action: Action, item: StatusItem, o: Re
   const applied = snapshot.sts.override;
   if (applied && !verdicts.some((v) => v.policy === 'override')) {
     lines.push(`override: applied: pod ${applied.pod} at ${applied.revision} by ${applied.by} at ${applied.appliedAt ?? applied.at}: ${applied.reason}`);
+  }
+  const checks = readCheckConfig(snapshot.sts.policyAnnotations);
+  if (!checks.ok) lines.push(`metric-checks: INVALID: ${checks.error}; holding`);
+  else if (checks.config) {
+    const c = checks.config;
+    const back = c.rolledBack ? `; rolled back from ${c.rolledBack.from} to ${c.rolledBack.to} after a failed check` : '';
+    lines.push(`metric-checks: ${c.names.join(', ')} (bake ${formatSeconds(c.bakeSeconds)}, on failure ${c.onFailure})${back}`);
   }
   if (action.kind === 'pause') lines.push(`the controller pauses the rollout now: ${action.reason}`);
   const pending = verdicts.some((v) => v.policy === 'override' && (v.says !== 'go' || v.text.includes('pending')));

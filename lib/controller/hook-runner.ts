@@ -344,11 +344,12 @@ export class HookRunner {
       } catch (e) {
         const why = `the rollback after the failed check could not be written (${describeError(e, 200)}); halting instead`;
         log.warn({ err: describeError(e) }, why);
-        await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: `${err.message}; ${why}` }, log);
+        await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: `policy metric-checks: ${err.message}; ${why}` }, log);
         return why;
       }
     }
-    const outcome = await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: err.message }, log);
+    // "policy …" as every halt the controller makes: `wait`, Argo CD and Flux tell it from a person's pause by that (Degraded, not Suspended).
+    const outcome = await this.o.writer.pause(sts, { kind: 'pause', phase: 'Paused', policy: 'metric-checks', event: 'MetricCheckFailed', reason: `policy metric-checks: ${err.message}` }, log);
     return `halted (${outcome})`;
   }
 

@@ -1,5 +1,6 @@
 import {
   AdmissionregistrationV1Api,
+  AdmissionregistrationV1beta1Api,
   AuthenticationV1Api,
   type KubeConfig,
   type V1LabelSelector,
@@ -8,6 +9,7 @@ import {
   type V1ParamRef,
 } from '@kubernetes/client-node';
 import { describeError, statusCode } from '../errors.ts';
+import type { GateMode } from './gate-mode.ts';
 
 /** The names manifests/admission-gate.yaml installs. */
 export const GATE = {
@@ -19,6 +21,12 @@ export const GATE = {
   holdReplicas: 'sts-pilot-hold-replicas',
   /** Refuses lowering replicas through the scale subresource. */
   scaleGate: 'sts-pilot-scale-gate',
+  /**
+   * The validating-only gate (manifests/admission-gate-validating.yaml, no
+   * MutatingAdmissionPolicy served): refuses what hold-partition and
+   * hold-replicas hold, naming the safe write. It replaces template-gate there.
+   */
+  write: 'sts-pilot-write-gate',
 } as const;
 
 /** The policies that stamp and check who set an override (manifests/admission-gate.yaml). */
@@ -53,6 +61,8 @@ export interface GateExpectation {
 /** What the check needs of a policy: its match conditions by name. */
 export interface PolicyRead {
   conditions: Record<string, string>;
+  /** Its variables by name (sts-pilot-write-gate tells a subscription in one). */
+  variables?: Record<string, string>;
 }
 
 /** What the check needs of a binding: which objects it selects. */
@@ -120,8 +130,10 @@ function judgeOne(
         );
       }
     }
-    if (o.labelKeyIn !== undefined && !(conditions[o.labelKeyIn] ?? '').includes(celString(want.labelKey))) {
-      problems.push(`${kind}AdmissionPolicy ${name} does not tell a subscription by the label ${JSON.stringify(want.labelKey)} (match condition ${o.labelKeyIn})`);
+    const expr = conditions[o.labelKeyIn ?? ''] ?? (policy as PolicyRead).variables?.[o.labelKeyIn ?? ''];
+    if (o.labelKeyIn !== undefined && !(expr ?? '').includes(celString(want.labelKey))) {
+      const where = o.labelKeyIn in conditions || !(policy as PolicyRead).variables ? 'match condition' : 'variable';
+      problems.push(`${kind}AdmissionPolicy ${name} does not tell a subscription by the label ${JSON.stringify(want.labelKey)} (${where} ${o.labelKeyIn})`);
     }
   }
   if (present(problems, `${kind}AdmissionPolicyBinding ${name}`, binding)) {
@@ -152,6 +164,12 @@ export function judgeGate(read: GateRead, want: GateExpectation): GateVerdict {
 export function judgeScaleDownGate(read: GateRead, want: GateExpectation): GateVerdict {
   const problems: string[] = [];
   judgeOne(problems, read, 'Mutating', GATE.holdReplicas, want, { controller: true });
+  judgeScaleGate(problems, read, want);
+  return { enforced: problems.length === 0, problems };
+}
+
+/** Pure: sts-pilot-scale-gate and its binding (the scale subresource), the same in every mode. */
+function judgeScaleGate(problems: string[], read: GateRead, want: GateExpectation): void {
   if (present(problems, `ValidatingAdmissionPolicy ${GATE.scaleGate}`, read.scaleGateParamKind)) {
     const k = read.scaleGateParamKind as V1ParamKind | null;
     if (k?.apiVersion !== 'apps/v1' || k.kind !== 'StatefulSet') {
@@ -170,7 +188,6 @@ export function judgeScaleDownGate(read: GateRead, want: GateExpectation): GateV
       problems.push(`the binding ${GATE.scaleGate} looks for StatefulSets in namespace ${ref.namespace} only, not in the namespace of each request (paramRef.namespace must be empty)`);
     }
   }
-  return { enforced: problems.length === 0, problems };
 }
 
 /** Pure: are overrides stamped with the user the API server authenticated, whatever writes led to them? */
@@ -181,6 +198,32 @@ export function judgeOverride(read: GateRead, want: GateExpectation): GateVerdic
   return { enforced: problems.length === 0, problems };
 }
 
+/**
+ * Pure: the validating-only gate (Kubernetes 1.30-1.35 without
+ * MutatingAdmissionPolicy): sts-pilot-write-gate refuses what the mutating
+ * policies would hold (an unheld template change, CREATE or subscription; a
+ * lowered spec.replicas) and sts-pilot-partition-gate a lowered partition or a
+ * strategy switch; the scale subresource as in every mode. Overrides are never
+ * stamped here, so never applied.
+ */
+export function judgeValidatingOnly(read: GateRead, want: GateExpectation): GateReport {
+  const partition: string[] = [];
+  judgeOne(partition, read, 'Validating', GATE.write, want, { controller: true, labelKeyIn: 'opensTheGate' });
+  judgeOne(partition, read, 'Validating', GATE.validating, want, { controller: true });
+  const scaleDown: string[] = [];
+  judgeOne(scaleDown, read, 'Validating', GATE.write, want, { controller: true });
+  judgeScaleGate(scaleDown, read, want);
+  return {
+    enforced: partition.length === 0,
+    problems: partition,
+    scaleDown: { enforced: scaleDown.length === 0, problems: scaleDown },
+    override: {
+      enforced: false,
+      problems: [`the validating-only gate has no MutatingAdmissionPolicy to stamp sts-pilot.io/override-by (${OVERRIDE_POLICIES.stamp}): overrides are refused`],
+    },
+  };
+}
+
 const conditionsOf = (list: V1MatchCondition[] | undefined): Record<string, string> => Object.fromEntries((list ?? []).map((c) => [c.name, c.expression]));
 
 /**
@@ -189,8 +232,10 @@ const conditionsOf = (list: V1MatchCondition[] | undefined): Record<string, stri
  * own. Never throws: what cannot be read is a problem of the report. Called at
  * startup and then all along (GateMonitor).
  */
-export async function checkAdmissionGate(kc: KubeConfig, labelKey: string): Promise<GateReport> {
+export async function checkAdmissionGate(kc: KubeConfig, labelKey: string, mode: Exclude<GateMode, 'none'> = 'mutating-v1'): Promise<GateReport> {
   const adm = kc.makeApiClient(AdmissionregistrationV1Api);
+  // The beta serves the same MutatingAdmissionPolicy fields (1.34/1.35 with it turned on).
+  const madm = mode === 'mutating-v1beta1' ? kc.makeApiClient(AdmissionregistrationV1beta1Api) : adm;
   const read = async <T>(fn: () => Promise<T>): Promise<T | string | undefined> => {
     try {
       return await fn();
@@ -199,20 +244,21 @@ export async function checkAdmissionGate(kc: KubeConfig, labelKey: string): Prom
       return describeError(err, 200);
     }
   };
-  const policy = async (fn: () => Promise<{ spec?: { matchConditions?: V1MatchCondition[] } }>): Promise<Read<PolicyRead>> => {
+  const policy = async (fn: () => Promise<{ spec?: { matchConditions?: V1MatchCondition[]; variables?: { name: string; expression: string }[] } }>): Promise<Read<PolicyRead>> => {
     const p = await read(fn);
-    return p === undefined || typeof p === 'string' ? p : { conditions: conditionsOf(p.spec?.matchConditions) };
+    return p === undefined || typeof p === 'string' ? p : { conditions: conditionsOf(p.spec?.matchConditions), variables: conditionsOf(p.spec?.variables) };
   };
   const binding = async (fn: () => Promise<{ spec?: { matchResources?: { objectSelector?: V1LabelSelector } } }>): Promise<Read<BindingRead>> => {
     const b = await read(fn);
     return b === undefined || typeof b === 'string' ? b : { objectSelector: b.spec?.matchResources?.objectSelector };
   };
-  const mutatingNames = [GATE.mutating, GATE.holdReplicas, OVERRIDE_POLICIES.stamp];
-  const validatingNames = [GATE.validating, GATE.template, OVERRIDE_POLICIES.audit];
+  const validatingOnly = mode === 'validating-only';
+  const mutatingNames: string[] = validatingOnly ? [] : [GATE.mutating, GATE.holdReplicas, OVERRIDE_POLICIES.stamp];
+  const validatingNames: string[] = validatingOnly ? [GATE.validating, GATE.write, OVERRIDE_POLICIES.audit] : [GATE.validating, GATE.template, OVERRIDE_POLICIES.audit];
   const [username, mutating, mutatingBindings, validating, validatingBindings, scaleGate, scaleBinding] = await Promise.all([
     read(async () => (await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} })).status?.userInfo?.username),
-    Promise.all(mutatingNames.map((name) => policy(() => adm.readMutatingAdmissionPolicy({ name })))),
-    Promise.all(mutatingNames.map((name) => binding(() => adm.readMutatingAdmissionPolicyBinding({ name })))),
+    Promise.all(mutatingNames.map((name) => policy(() => madm.readMutatingAdmissionPolicy({ name })))),
+    Promise.all(mutatingNames.map((name) => binding(() => madm.readMutatingAdmissionPolicyBinding({ name })))),
     Promise.all(validatingNames.map((name) => policy(() => adm.readValidatingAdmissionPolicy({ name })))),
     Promise.all(validatingNames.map((name) => binding(() => adm.readValidatingAdmissionPolicyBinding({ name })))),
     read(() => adm.readValidatingAdmissionPolicy({ name: GATE.scaleGate })),
@@ -228,7 +274,9 @@ export async function checkAdmissionGate(kc: KubeConfig, labelKey: string): Prom
     scaleGateParamRef: typeof scaleBinding === 'object' ? (scaleBinding.spec?.paramRef ?? 'it names no parameter (paramRef)') : scaleBinding,
   };
   const want = { labelKey, username: typeof username === 'string' ? username : '' };
-  const report: GateReport = { ...judgeGate(r, want), scaleDown: judgeScaleDownGate(r, want), override: judgeOverride(r, want) };
+  const report: GateReport = validatingOnly
+    ? judgeValidatingOnly(r, want)
+    : { ...judgeGate(r, want), scaleDown: judgeScaleDownGate(r, want), override: judgeOverride(r, want) };
   if (typeof username !== 'string') {
     const why = 'this controller could not tell who it authenticates as (SelfSubjectReview)';
     for (const v of [report, report.scaleDown]) {

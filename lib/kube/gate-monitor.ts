@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { checkAdmissionGate, type GateReport } from './gate-check.ts';
+import { describeGateMode, detectGateMode, type GateModeReport } from './gate-mode.ts';
 
 /** What a change of the gate is said as: one log line per part that changed (or at the first check). */
 export interface GateNotice {
@@ -48,6 +49,23 @@ export function gateNotices(prev: GateReport | undefined, next: GateReport): Gat
   return out;
 }
 
+/**
+ * Pure: whether the mode (which gate is installed, which the server could run,
+ * and why they differ) changed since `prev` and is to be said again.
+ */
+export function modeChanged(prev: GateModeReport | undefined, next: GateModeReport): boolean {
+  return prev === undefined || prev.mode !== next.mode || prev.capable !== next.capable || prev.problems.join('\n') !== next.problems.join('\n');
+}
+
+/**
+ * Pure: the gate to judge. The one installed; with none installed, the one the
+ * server could run (so the report names what is missing of it); with none
+ * served, the full one (lib/kube/gate-check.ts reads each part by name).
+ */
+export function judgedMode(m: GateModeReport): Exclude<GateModeReport['mode'], 'none'> {
+  return m.mode !== 'none' ? m.mode : m.capable !== 'none' ? m.capable : 'mutating-v1';
+}
+
 /** Pure: the /readyz line about the gate. */
 export function gateDetail(r: GateReport | undefined): string {
   if (r === undefined) return 'admission gate: not checked yet';
@@ -60,8 +78,8 @@ export interface GateMonitorOptions {
   labelKey: string;
   log: Logger;
   intervalMs: number;
-  /** Called after every check with its report. */
-  onReport: (r: GateReport) => void;
+  /** Called after every check with its report, and which gate mode it judged. */
+  onReport: (r: GateReport, mode: GateModeReport) => void;
 }
 
 /**
@@ -72,6 +90,7 @@ export interface GateMonitorOptions {
  */
 export class GateMonitor {
   private last: GateReport | undefined;
+  private lastMode: GateModeReport | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly o: GateMonitorOptions;
@@ -82,6 +101,10 @@ export class GateMonitor {
 
   get report(): GateReport | undefined {
     return this.last;
+  }
+
+  get mode(): GateModeReport | undefined {
+    return this.lastMode;
   }
 
   start(): void {
@@ -95,15 +118,23 @@ export class GateMonitor {
 
   private async tick(): Promise<void> {
     try {
-      const r = await checkAdmissionGate(this.o.kc, this.o.labelKey);
+      // Which gate is installed (docs/install.md, "Kubernetes versions"), then that gate's policies.
+      const m = await detectGateMode(this.o.kc);
+      const r = await checkAdmissionGate(this.o.kc, this.o.labelKey, judgedMode(m));
       if (this.stopped) return;
+      if (modeChanged(this.lastMode, m)) {
+        const fields = { mode: m.mode, capable: m.capable, ...(m.problems.length ? { problems: m.problems } : {}) };
+        if (m.mode === 'none' || m.problems.length) this.o.log.warn(fields, describeGateMode(m));
+        else this.o.log.info(fields, describeGateMode(m));
+      }
+      this.lastMode = m;
       for (const n of gateNotices(this.last, r)) {
         const fields = n.problems ? { labelKey: this.o.labelKey, problems: n.problems } : { labelKey: this.o.labelKey };
         if (n.level === 'info') this.o.log.info(fields, n.msg);
         else this.o.log.warn(fields, n.msg);
       }
       this.last = r;
-      this.o.onReport(r);
+      this.o.onReport(r, m);
     } catch (err) {
       // checkAdmissionGate reports what it cannot read; this is a bug of its own: say it, keep checking.
       this.o.log.error({ err }, 'admission gate check failed');

@@ -1,3 +1,4 @@
+import { CHECK_ANNOTATIONS } from '../checks/schema.ts';
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { BudgetRef } from '../budget/budget.ts';
 // Not re-exported by the package index (2.0.1); the package has no exports map, so the path is stable per version.
@@ -173,7 +174,8 @@ export function statefulSetView(sts: V1StatefulSet): StatefulSetView {
   };
 }
 
-const POLICY_KEYS = new Set<string>(Object.values(POLICY_ANNOTATIONS));
+// The metric checks' annotations ride along: `sts-pilot status` shows them beside the policies.
+const POLICY_KEYS = new Set<string>([...Object.values(POLICY_ANNOTATIONS), ...Object.values(CHECK_ANNOTATIONS)]);
 
 function policyAnnotationsOf(annotations: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};

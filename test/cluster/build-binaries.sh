@@ -39,7 +39,12 @@
 # v3.7.0 (its go.mod requires go.etcd.io/etcd/server/v3 v3.7.0 and
 # build/dependencies.yaml says etcd 3.7.0), so that is the etcd we build.
 # Override with STS_PILOT_K8S_VERSION / STS_PILOT_ETCD_VERSION; parallelism
-# with STS_PILOT_BUILD_JOBS (default: nproc).
+# with STS_PILOT_BUILD_JOBS (default: nproc). The older versions of the
+# Kubernetes matrix (test/cluster/matrix.sh, test/cluster/FLAGS.md) have their
+# etcd in the table below. The proxy serves some staging modules for some
+# patches only: v1.30.14, v1.33.13 and v1.35.4 have every one at their own
+# v0.N.M; no v1.31.x or v1.32.x does (v1.31.14 lacks kube-controller-manager,
+# kube-scheduler, endpointslice, kubectl … at v0.31.14), hence 1.30 in the matrix.
 #
 # Timings on the 2-core machine (details in test/cluster/FLAGS.md): cold
 # build ~11-14 min wall clock (~13-16 CPU-min), ~2.5 GB RSS peak, ~4 GB of
@@ -47,7 +52,16 @@
 set -euo pipefail
 
 K8S_VERSION="${STS_PILOT_K8S_VERSION:-v1.37.2}"
-ETCD_VERSION="${STS_PILOT_ETCD_VERSION:-v3.7.0}"
+# The etcd each Kubernetes version of the matrix (test/cluster/matrix.sh) runs on:
+# the one its build/dependencies.yaml names when the Go module proxy serves it,
+# else the one its go.mod requires (go.etcd.io/etcd/server/v3).
+case "$K8S_VERSION" in
+  v1.30.14) DEFAULT_ETCD=v3.5.15 ;; # dependencies.yaml (go.mod: v3.5.10)
+  v1.33.13) DEFAULT_ETCD=v3.5.21 ;; # go.mod (dependencies.yaml's v3.5.24 is not served)
+  v1.35.4) DEFAULT_ETCD=v3.6.5 ;;   # go.mod (dependencies.yaml's v3.6.6 is not served)
+  *) DEFAULT_ETCD=v3.7.0 ;;         # v1.37.2: go.mod and dependencies.yaml agree
+esac
+ETCD_VERSION="${STS_PILOT_ETCD_VERSION:-$DEFAULT_ETCD}"
 
 CACHE="${STS_PILOT_CACHE:-$HOME/.cache/sts-pilot}"
 NAME="k8s-${K8S_VERSION#v}-etcd-${ETCD_VERSION#v}"

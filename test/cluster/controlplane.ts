@@ -24,6 +24,8 @@ export interface ControlPlane {
   dir: string;
   binDir: string;
   etcdUrl: string;
+  /** What `kube-apiserver --version` says, e.g. { gitVersion: 'v1.35.4', minor: 35 }. */
+  version: KubeVersion;
   /** The kube-apiserver audit log (JSON lines), when started with `auditPolicy`. */
   auditLogPath?: string;
   /** Process ids of etcd, kube-apiserver and kube-controller-manager (for resource accounting). */
@@ -40,6 +42,33 @@ export interface ControlPlane {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+export interface KubeVersion {
+  gitVersion: string;
+  minor: number;
+}
+
+/** The version of the kube-apiserver binary in `binDir` (`Kubernetes v1.35.4`). */
+export async function binaryVersion(binDir: string): Promise<KubeVersion> {
+  const { stdout } = await promisify(execFile)(join(binDir, 'kube-apiserver'), ['--version']);
+  const m = /^Kubernetes (v1\.(\d+)\.\d+)\s*$/.exec(stdout);
+  if (!m?.[1] || !m[2]) throw new Error(`kube-apiserver --version said ${JSON.stringify(stdout)}`);
+  return { gitVersion: m[1], minor: Number(m[2]) };
+}
+
+/**
+ * kube-apiserver flags a version needs beyond the common ones (test/cluster/FLAGS.md,
+ * "Older versions"). 1.34 and 1.35 serve MutatingAdmissionPolicy only as a beta that
+ * is off by default: a matrix cluster of those versions turns it on, as an operator
+ * who wants the mutating gate there would (docs/install.md, "Kubernetes versions").
+ * Set STS_PILOT_MAP_BETA=0 to start them as they ship (the validating gate).
+ */
+export function versionFlags(v: KubeVersion, env: NodeJS.ProcessEnv = process.env): string[] {
+  if ((v.minor === 34 || v.minor === 35) && env.STS_PILOT_MAP_BETA !== '0') {
+    return ['--feature-gates=MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1beta1=true'];
+  }
+  return [];
+}
 const exec = promisify(execFile);
 
 export async function binaries(log: (l: string) => void = () => {}): Promise<string> {
@@ -186,6 +215,7 @@ function withFlags(defaults: string[], extra: string[] = []): string[] {
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const log = opts.log ?? (() => {});
   const binDir = await binaries(log);
+  const version = await binaryVersion(binDir);
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'sts-pilot-cp-'));
   await mkdir(join(dir, 'etcd'), { recursive: true });
@@ -261,6 +291,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     '--allow-privileged=true',
     '--endpoint-reconciler-type=none',
     '--v=0',
+    ...versionFlags(version),
     ...auditArgs,
   ], opts.apiserverArgs);
   let apiserver = startProc('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, dir);
@@ -309,7 +340,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     },
     () => kcm.exited,
   );
-  log(`control plane up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${server} (dir ${dir})`);
+  log(`control plane ${version.gitVersion} up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${server} (dir ${dir})`);
 
   const etcdRevision = async (): Promise<number> => {
     const res = await request(`${etcdUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' });
@@ -326,6 +357,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     dir,
     binDir,
     etcdUrl,
+    version,
     ...(auditLogPath !== undefined ? { auditLogPath } : {}),
     pids: () => ({ etcd: etcd.child.pid, 'kube-apiserver': apiserver.child.pid, 'kube-controller-manager': kcm.child.pid }),
     async restartApiserver() {

@@ -35,6 +35,8 @@ const MATRIX: [string, string, string[]][] = [
   ['defaults', 'sts-pilot-system', []],
   ['namespace-scoped RBAC, two watched namespaces', 'sts-pilot', ['rbac.namespaced=true', 'watchNamespaces={apps,web}']],
   ['another label key, namespace and image', 'ops', ['labelKey=dd-statefulset-pilot', 'image.repository=registry.example/sts-pilot', 'image.tag=0.1.0-rc1', 'namespace.create=true']],
+  // What 1.30-1.35 get (docs/install.md, "Kubernetes versions"); the API server here accepts its objects too.
+  ['the validating-only gate', 'sts-pilot-system', ['admission.mode=validating-only']],
   ['monitoring on', 'sts-pilot-system', ['metrics.serviceMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.rolloutHeldSeconds=600']],
   ['the least: no CRD, no gate, no pilot RBAC, one replica without a Lease', 'sts-pilot-system', ['crds.install=false', 'admission.gate=false', 'admission.ownPilotOnly=false', 'pilot.rbac=false', 'metrics.service.enabled=false', 'leaderElection.enabled=false', 'replicas=1']],
   ['everything set', 'sts-pilot-system', [
@@ -257,6 +259,34 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(readFileSync(join(root, path), 'utf8'), `${path} differs from the chart's rendering: npm run manifests (and edit the chart, not the file)`).to.equal(text);
     }
     expect(generatedOnDisk().filter((f) => !expected.has(f)), 'files in manifests/ the chart does not render').to.deep.equal([]);
+  });
+
+  it('the gate for older Kubernetes is admission-gate.yaml\'s objects: the mutating ones at v1beta1, or its validating ones (the template backstop replaced by sts-pilot-write-gate), none with parameters', () => {
+    type Obj = { apiVersion?: string; kind?: string; metadata?: { name?: string } };
+    const load = (f: string): Obj[] => (loadAllYaml(readFileSync(join(root, 'manifests', f), 'utf8')) as (Obj | null)[]).filter((d): d is Obj => !!d?.kind);
+    const v1 = load('admission-gate.yaml');
+    const beta = load('admission-gate-v1beta1.yaml');
+    const validating = load('admission-gate-validating.yaml');
+    const mutating = (o: Obj): boolean => o.kind?.startsWith('MutatingAdmissionPolicy') ?? false;
+    expect(beta).to.deep.equal(v1.map((o) => (mutating(o) ? { ...o, apiVersion: 'admissionregistration.k8s.io/v1beta1' } : o)));
+    const key = (o: Obj): string => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`;
+    // sts-pilot-template-gate refuses what sts-pilot-hold-partition did not hold, and says that policy did not act:
+    // here there is none, and sts-pilot-write-gate refuses those writes with a message for a cluster without it.
+    const template = (o: Obj): boolean => o.metadata?.name === 'sts-pilot-template-gate';
+    expect(v1.filter(template).map(key)).to.deep.equal(['ValidatingAdmissionPolicy/sts-pilot-template-gate', 'ValidatingAdmissionPolicyBinding/sts-pilot-template-gate']);
+    expect(validating.filter((o) => o.metadata?.name !== 'sts-pilot-write-gate')).to.deep.equal(v1.filter((o) => !mutating(o) && !template(o)));
+    expect(validating.map(key).filter((k) => k.endsWith('/sts-pilot-write-gate'))).to.deep.equal(['ValidatingAdmissionPolicy/sts-pilot-write-gate', 'ValidatingAdmissionPolicyBinding/sts-pilot-write-gate']);
+    expect(validating.some(mutating)).to.equal(false);
+    // Parameterless like the rest of the gate: the label key and the controller's user written in, the binding selecting the label.
+    type Gate = Obj & { spec?: { paramKind?: unknown; paramRef?: unknown; matchConditions?: { name: string; expression: string }[]; variables?: { name: string; expression: string }[]; matchResources?: { objectSelector?: unknown } } };
+    const policy = validating.find((o) => o.kind === 'ValidatingAdmissionPolicy' && o.metadata?.name === 'sts-pilot-write-gate') as Gate;
+    const binding = validating.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding' && o.metadata?.name === 'sts-pilot-write-gate') as Gate;
+    expect(policy.spec?.paramKind).to.equal(undefined);
+    expect(binding.spec?.paramRef).to.equal(undefined);
+    expect(binding.spec?.matchResources?.objectSelector).to.deep.equal({ matchExpressions: [{ key: 'sts-pilot.io/hook', operator: 'Exists' }] });
+    expect(policy.spec?.matchConditions?.find((c) => c.name === 'not-the-controller')?.expression).to.equal("request.userInfo.username != 'system:serviceaccount:sts-pilot-system:sts-pilot-controller'");
+    expect(policy.spec?.variables?.find((v) => v.name === 'opensTheGate')?.expression).to.include("'sts-pilot.io/hook' in oldObject.metadata.labels");
+    expect(JSON.stringify(policy)).to.not.include('params.');
   });
 
   it('every values set renders, and the API server accepts every object (kubectl apply --dry-run=server)', async () => {

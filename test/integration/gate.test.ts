@@ -1,4 +1,4 @@
-import { type V1StatefulSet } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,6 +16,8 @@ import {
   converged,
   createAndSettle,
   eventsFor,
+  expectedGateMode,
+  gateManifest,
   type HookCall,
   mergePatch,
   namespace,
@@ -73,6 +75,49 @@ async function settled(c: Cluster, ns: string, name: string): Promise<V1Stateful
   return s;
 }
 
+/**
+ * The gate modes (docs/install.md, "Kubernetes versions"). With MutatingAdmissionPolicy
+ * (1.36+, or its beta on 1.34/1.35) the API server holds an unsafe write; with
+ * ValidatingAdmissionPolicy only (1.30–1.35) it refuses it, saying how to write it,
+ * and the tests then write it that way. Everything after the write is the same.
+ */
+const refusing = (c: Cluster): boolean => c.gateMode === 'validating-only';
+/** The manifest of the gate this cluster runs (the suite installs it at start). */
+const shipped = (c: Cluster): string => gateManifest(c.gateMode === undefined || c.gateMode === 'none' ? 'mutating-v1' : c.gateMode);
+
+/** A subscribed StatefulSet as the validating gate wants it created: partition = replicas (as statefulset-pilot manifests always were). */
+function held(c: Cluster, sts: V1StatefulSet): V1StatefulSet {
+  const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
+  if (!refusing(c) || spec.updateStrategy?.type === 'OnDelete') return sts;
+  spec.updateStrategy = { ...spec.updateStrategy, type: 'RollingUpdate', rollingUpdate: { ...spec.updateStrategy?.rollingUpdate, partition: spec.replicas ?? 1 } };
+  return sts;
+}
+
+/** A new image, written as this cluster's gate wants: held by the API server, or with partition = replicas in the same write. */
+async function writeImage(c: Cluster, ns: string, name: string, image: string): Promise<void> {
+  if (!refusing(c)) return setImage(c, ns, name, image);
+  const n = (await readSts(c, ns, name)).spec?.replicas ?? 1;
+  await c.apps.patchNamespacedStatefulSet(
+    { name, namespace: ns, body: { spec: { updateStrategy: { rollingUpdate: { partition: n } }, template: { spec: { containers: [{ name: 'app', image }] } } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+}
+
+/** The API server's refusal of a write: its message, or a failed expectation when the write went through. */
+async function refusal(write: Promise<unknown>): Promise<string> {
+  const err = await write.then(
+    () => undefined,
+    (e: unknown) => e as { code?: number; body?: unknown; stderr?: string },
+  );
+  expect(err, 'the write was refused').to.not.equal(undefined);
+  if (err?.stderr !== undefined) return err.stderr;
+  expect(err?.code, 'refused').to.equal(403);
+  // The Status's message, unescaped (the body may come as its JSON text).
+  let body: unknown = err?.body;
+  if (typeof body === 'string') body = JSON.parse(body) as unknown;
+  return String((body as { message?: unknown } | undefined)?.message ?? JSON.stringify(body));
+}
+
 /** The refusal of a write, or undefined when it went through. */
 const refusalOf = (p: Promise<unknown>): Promise<{ code?: number; body: string } | undefined> =>
   p.then(
@@ -90,19 +135,21 @@ const SEED = Number(process.env.STS_PILOT_GATE_SEED ?? Date.now() % 1_000_000_00
  * previous one at a random moment of the rollout (`kubectl apply` of the old
  * manifest does the same write), `rounds` times each.
  */
-async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: RolloutAudit, rounds: number, seed: number) {
+async function revertStorm(c: Cluster, ns: string, hook: RecordingHook, audit: RolloutAudit, rounds: number, seed: number, gated: boolean) {
   const rand = rng(seed);
   const names = ['r0', 'r1', 'r2', 'r3'];
   const withHook = { 'http.sts-pilot.io/url': hook.url };
-  await Promise.all(names.map((n) => createAndSettle(c, ns, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook }))));
+  // Without the gate (its namespace left out), the plain write: what the guard alone must catch.
+  const write = gated ? writeImage : setImage;
+  await Promise.all(names.map((n) => createAndSettle(c, ns, gated ? held(c, statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook })) : statefulSet(n, { replicas: 5, hook: 'http', annotations: withHook }))));
   const waits = names.map(() => Array.from({ length: rounds }, () => 300 + Math.floor(rand() * 4500)));
   let reverts = 0;
   await Promise.all(
     names.map(async (n, i) => {
       for (let r = 0; r < rounds; r++) {
-        await setImage(c, ns, n, `example/app:${n}-${r + 2}`);
+        await write(c, ns, n, `example/app:${n}-${r + 2}`);
         await sleep(waits[i]?.[r] ?? 1000);
-        await setImage(c, ns, n, 'example/app:1');
+        await write(c, ns, n, 'example/app:1');
         reverts++;
         await waitUntil(`${n} back at example/app:1 (round ${r + 1})`, 120_000, () => settled(c, ns, n));
       }
@@ -122,7 +169,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     this.timeout(80 * 60_000);
     c = await cluster();
     hook = await new RecordingHook().start();
-    console.log(`      gate seed ${SEED} (replay: STS_PILOT_GATE_SEED=${SEED})`);
+    console.log(`      gate seed ${SEED} (replay: STS_PILOT_GATE_SEED=${SEED}); Kubernetes ${c.cp?.version.gitVersion ?? '(existing cluster)'}, gate mode ${c.gateMode}`);
   });
   after(() => hook?.stop());
 
@@ -142,13 +189,30 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await audit?.stop();
     });
 
-    it('says at startup that the API server keeps the gate shut', async () => {
-      await waitUntil('the gate check', 20_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
+    it('says at startup that the API server keeps the gate shut, and in which mode', async () => {
+      const mode = c.gateMode ?? '';
+      await waitUntil('the gate mode', 60_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith(`admission gate mode ${mode}:`)));
+      const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate mode'));
+      if (process.env.STS_PILOT_GATE_MODE) {
+        // A weaker gate installed on purpose: said, with what to install instead.
+        expect((line?.problems as string[] | undefined)?.join('; ')).to.include(`${mode} is installed, but this API server can run ${String(line?.capable)}`);
+      } else {
+        expect(line?.capable, 'the strongest gate this server serves is installed').to.equal(mode);
+        expect(line?.problems).to.equal(undefined);
+      }
+      const metrics = await ctrl.metrics();
+      expect(metrics).to.match(new RegExp(`^sts_pilot_admission_gate_mode\\{mode="${mode}"\\} 1$`, 'm'));
+      expect(metrics).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 0$/m);
+      const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'status', '--gate', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
+      expect(stdout).to.include(`admission gate mode ${mode}:`);
+      // The gate check judges the policies of the mode installed (lib/kube/gate-monitor.ts): enforced in every mode.
+      await waitUntil('the gate check', 60_000, async () => ctrl.logs.some((l) => String(l.msg).startsWith('admission gate installed')));
       expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 1$/m);
+      expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.text())).to.match(/admission gate: enforced/);
     });
 
     it('a template reverted at random moments of 20 rollouts moves no pod without an approval of that pod', async () => {
-      const r = await revertStorm(c, ns, hook, audit, 5, SEED);
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED, true);
       console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved`);
       expect(r.reverts).to.equal(20);
       expect(r.moves.length, 'the rollouts moved pods').to.be.greaterThan(20);
@@ -156,7 +220,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('`kubectl rollout undo` and `kubectl apply` of the old manifest mid-rollout hold the partition in the same write', async () => {
-      const sts = statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() });
+      const sts = held(c, statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() }));
       await createAndSettle(c, ns, sts);
       const kubectl = (args: string[]): Promise<{ stdout: string }> =>
         run(join(c.cp?.binDir ?? '', 'kubectl'), ['--kubeconfig', c.kubeconfigPath, '-n', ns, ...args]);
@@ -173,21 +237,40 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         await waitUntil('the hook holding undo', 30_000, async () => hook.calls.slice(since).some((x) => x.sts === `${ns}/undo` && !x.approved));
         return (await readSts(c, ns, 'undo')).metadata?.generation ?? 0;
       };
-      await setImage(c, ns, 'undo', 'example/app:2');
+      // Where the gate only refuses, the unsafe write is refused with the safe one, which the test then runs.
+      // A write that also lowers the partition (an apply without it) may be refused by
+      // sts-pilot-partition-gate first: both say what would happen and name `sts-pilot undo`.
+      const unsafe = async (args: string[], safe: () => Promise<unknown>, lowersPartition = false): Promise<void> => {
+        if (!refusing(c)) {
+          await kubectl(args);
+          return;
+        }
+        const message = await refusal(kubectl(args));
+        expect(message).to.match(/sts-pilot holds the partition of StatefulSet .*\/undo.* would let pods move without the approval of its hook/);
+        if (!lowersPartition) expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 4 in the same write');
+        expect(message).to.include(`sts-pilot undo undo -n ${ns}`);
+        await safe();
+      };
+      await writeImage(c, ns, 'undo', 'example/app:2');
       await waitUntil('two pods at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 2));
       let generation = await holdUndo();
-      await kubectl(['rollout', 'undo', 'statefulset/undo']);
+      await unsafe(['rollout', 'undo', 'statefulset/undo'], () =>
+        run(process.execPath, ['cmd/sts-pilot.ts', 'undo', 'undo', '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root }),
+      );
       hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the undo write itself held the partition').to.equal(4);
       await waitUntil('undo rolled back', 120_000, () => settled(c, ns, 'undo'));
       // kubectl apply of the manifest as first applied (no partition in it), after one pod moved.
+      const bare = statefulSet('undo', { replicas: 4, hook: 'http', annotations: withHook() });
       const file = join(tmpdir(), `sts-pilot-undo-${process.pid}.json`);
-      writeFileSync(file, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
-      await kubectl(['apply', '-f', file]);
-      await setImage(c, ns, 'undo', 'example/app:3');
+      const heldFile = join(tmpdir(), `sts-pilot-undo-held-${process.pid}.json`);
+      writeFileSync(file, JSON.stringify({ ...bare, metadata: { ...bare.metadata, namespace: ns } }));
+      writeFileSync(heldFile, JSON.stringify({ ...sts, metadata: { ...sts.metadata, namespace: ns } }));
+      await kubectl(['apply', '-f', refusing(c) ? heldFile : file]);
+      await writeImage(c, ns, 'undo', 'example/app:3');
       await waitUntil('one pod at the new revision', 60_000, () => updatedAtLeast(c, ns, 'undo', 1));
       generation = await holdUndo();
-      await kubectl(['apply', '-f', file]);
+      await unsafe(['apply', '-f', file], () => kubectl(['apply', '-f', heldFile]), true);
       hook.decide = () => true;
       expect(await partitionWritten(generation + 1), 'the apply itself held the partition').to.equal(4);
       await waitUntil('apply rolled back', 120_000, () => settled(c, ns, 'undo'));
@@ -198,10 +281,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('a hand-lowered partition is refused with how to take over; paused, it is allowed', async () => {
-      await createAndSettle(c, ns, statefulSet('hand', { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet('hand', { replicas: 3, hook: 'http', annotations: withHook() })));
       hook.decide = (call) => call.sts !== `${ns}/hand`;
       try {
-        await setImage(c, ns, 'hand', 'example/app:2');
+        await writeImage(c, ns, 'hand', 'example/app:2');
         const err = await mergePatch(c, ns, 'hand', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).then(
           () => undefined,
           (e: unknown) => e as { code?: number; body?: unknown },
@@ -232,9 +315,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       await createAndSettle(c, ns, sts);
       await setImage(c, ns, 'native', 'example/app:2');
       await waitUntil('a native rollout in flight', 60_000, () => updatedAtLeast(c, ns, 'native', 1));
-      const labelled = await mergePatch(c, ns, 'native', {
-        metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() },
-      });
+      const subscribe = { metadata: { labels: { 'sts-pilot.io/hook': 'http' }, annotations: withHook() } };
+      if (refusing(c)) {
+        const message = await refusal(mergePatch(c, ns, 'native', subscribe));
+        expect(message).to.match(/native while its hook approves each pod, .*: subscribing it with partition 0 would let pods move/);
+        expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 5 in the same write');
+      }
+      const labelled = await mergePatch(c, ns, 'native', refusing(c) ? { ...subscribe, spec: { updateStrategy: { rollingUpdate: { partition: 5 } } } } : subscribe);
       const at = Date.now();
       expect(partitionOf(labelled), 'the labelling write held the partition').to.equal(5);
       await waitUntil('native rollout finished through the hook', 120_000, () => settled(c, ns, 'native'));
@@ -248,9 +335,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     for (const how of ['rolled back with `sts-pilot undo`', 'fixed forward with a new image'] as const) {
       it(`a broken release (its pod never Ready) ${how}: completes through the hook, every pod approved`, async () => {
         const name = how.startsWith('rolled') ? 'broken-back' : 'broken-fwd';
-        await createAndSettle(c, ns, statefulSet(name, { replicas: 4, hook: 'http', annotations: withHook() }));
+        await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 4, hook: 'http', annotations: withHook() })));
         const start = hook.calls.length;
-        await setImage(c, ns, name, 'example/app:broken');
+        await writeImage(c, ns, name, 'example/app:broken');
         await waitUntil('the broken pod at the top', 60_000, async () => {
           const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-3`);
           return top?.spec?.containers?.[0]?.image === 'example/app:broken' && !top.metadata?.deletionTimestamp;
@@ -263,7 +350,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           const { stdout } = await run(process.execPath, ['cmd/sts-pilot.ts', 'undo', name, '-n', ns, '--kubeconfig', c.kubeconfigPath], { cwd: root });
           expect(stdout).to.match(/template of revision 1 .* restored; partition held at 4 in the same write/);
         } else {
-          await setImage(c, ns, name, 'example/app:3');
+          await writeImage(c, ns, name, 'example/app:3');
         }
         const done = await waitUntil(`${name} recovered`, 150_000, () => settled(c, ns, name));
         const image = done.spec?.template?.spec?.containers?.[0]?.image;
@@ -286,9 +373,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const name = `ord${start}`;
         const sts = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() });
         (sts.spec as NonNullable<V1StatefulSet['spec']>).ordinals = { start };
-        const from = (await createAndSettle(c, ns, sts)).status?.updateRevision;
+        const from = (await createAndSettle(c, ns, held(c, sts))).status?.updateRevision;
         const before = hook.calls.length;
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         await waitUntil(`${name} rollout`, 120_000, async () => {
           const s = await settled(c, ns, name);
           return s && s.status?.updateRevision !== from ? s : undefined;
@@ -309,9 +396,9 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
       spec.podManagementPolicy = 'Parallel';
       spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 2 } };
-      await createAndSettle(c, ns, sts);
+      await createAndSettle(c, ns, held(c, sts));
       const from = (await readSts(c, ns, 'par')).status?.updateRevision;
-      await setImage(c, ns, 'par', 'example/app:2');
+      await writeImage(c, ns, 'par', 'example/app:2');
       await waitUntil('par rollout', 120_000, async () => {
         const s = await settled(c, ns, 'par');
         return s && s.status?.updateRevision !== from ? s : undefined;
@@ -326,6 +413,46 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       // Never two pods down at once: each move starts after the previous pod came back.
       const downs = moves.map((m) => m.at).sort((a, b) => a - b);
       for (let i = 1; i < downs.length; i++) expect(downs[i] as number).to.be.greaterThan(downs[i - 1] as number);
+    });
+
+    // What the mutating policies do in the same write, the validating gate refuses, saying how.
+    // Defined only where they apply (mocha's --forbid-pending: no skipped tests).
+    if (expectedGateMode() === 'validating-only') describe('where only ValidatingAdmissionPolicy is served (validating-only)', () => {
+      it('a StatefulSet created without partition = replicas is refused with the manifest to write; with it, created', async () => {
+        const message = await refusal(c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('fresh', { replicas: 3, hook: 'http', annotations: withHook() }) }));
+        expect(message).to.match(new RegExp(`sts-pilot holds the partition of StatefulSet ${ns}/fresh .*: creating it with partition 0 would let pods move`));
+        expect(message).to.include('Set spec.updateStrategy.rollingUpdate.partition: 3 in the same write');
+        await createAndSettle(c, ns, held(c, statefulSet('fresh', { replicas: 3, hook: 'http', annotations: withHook() })));
+      });
+
+      it('a strategy switch is refused unless paused; a template change that drops the label is still held to the partition', async () => {
+        await createAndSettle(c, ns, held(c, statefulSet('sw', { replicas: 3, hook: 'http', annotations: withHook() })));
+        const message = await refusal(mergePatch(c, ns, 'sw', { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } }));
+        expect(message).to.match(/switching its updateStrategy from RollingUpdate to OnDelete would let pods move without that approval/);
+        expect(message).to.include(`sts-pilot pause sw -n ${ns}`);
+        const unlabelled = await refusal(
+          mergePatch(c, ns, 'sw', { metadata: { labels: { 'sts-pilot.io/hook': null } }, spec: { updateStrategy: { rollingUpdate: { partition: 0 } }, template: { spec: { containers: [{ name: 'app', image: 'example/app:9' }] } } } }),
+        );
+        expect(unlabelled).to.match(/would let pods move without the approval of its hook/);
+        const paused = await mergePatch(c, ns, 'sw', { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } });
+        expect(paused.spec?.updateStrategy?.type).to.equal('OnDelete');
+        expect((await podsOf(c, ns, 'sw')).every((p) => p.spec?.containers?.[0]?.image === 'example/app:1'), 'no pod moved').to.equal(true);
+      });
+
+      it('a lowered spec.replicas is refused with the annotation to write; written, the controller removes one approved pod at a time', async () => {
+        await createAndSettle(c, ns, held(c, statefulSet('down', { replicas: 4, hook: 'http', annotations: withHook() })));
+        const before = hook.removals.length;
+        const message = await refusal(mergePatch(c, ns, 'down', { spec: { replicas: 2 } }));
+        expect(message).to.match(/keep spec.replicas: 4 and set the annotation sts-pilot.io\/requested-replicas: "2" instead/);
+        expect(message).to.include(`kubectl annotate statefulset down -n ${ns} sts-pilot.io/requested-replicas=2 --overwrite`);
+        await mergePatch(c, ns, 'down', { metadata: { annotations: { 'sts-pilot.io/requested-replicas': '2' } } });
+        await waitUntil('down at 2 pods, the request met', 120_000, async () => {
+          const s = await readSts(c, ns, 'down');
+          return s.spec?.replicas === 2 && !s.metadata?.annotations?.['sts-pilot.io/requested-replicas'] && (await podsOf(c, ns, 'down')).length === 2;
+        });
+        const removals = hook.removals.slice(before).filter((r) => r.call === 'removal' && r.approved).map((r) => r.pod.name);
+        expect(removals).to.deep.equal(['down-3', 'down-2']);
+      });
     });
   });
 
@@ -345,7 +472,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
     });
 
     it('the guard acts on the first event of a reverted template: at most one pod per revert moves before it', async () => {
-      const r = await revertStorm(c, ns, hook, audit, 5, SEED + 1);
+      const r = await revertStorm(c, ns, hook, audit, 5, SEED + 1, false);
       console.log(`      ${r.reverts} reverts, ${r.moves.length} pod moves, ${r.unapproved.length} unapproved (the race the policies close)`);
       expect(r.reverts).to.equal(20);
       const byRevertWindow = new Map<string, number>();
@@ -415,23 +542,38 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
   describe('the startup check', () => {
     it('says so when the policies are not installed, and works on', async () => {
       // Remove the gate's bindings for a moment (nothing else runs now), start a controller, put them back.
-      const adm = (await import('@kubernetes/client-node')).AdmissionregistrationV1Api;
-      const api = c.kc.makeApiClient(adm);
-      await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
-      await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
+      const k8s = await import('@kubernetes/client-node');
+      const v1 = c.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+      const mode = c.gateMode ?? 'mutating-v1';
+      if (mode === 'mutating-v1') await v1.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+      if (mode === 'mutating-v1beta1') await c.kc.makeApiClient(k8s.AdmissionregistrationV1beta1Api).deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+      if (mode === 'validating-only') await v1.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-write-gate' });
+      await v1.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
       let ctrl: ControllerProcess | undefined;
       try {
         ctrl = await ControllerProcess.start(c, ['--namespace', 'default']);
-        await waitUntil('the gate check', 120_000, async () => (ctrl as ControllerProcess).logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
+        const p = ctrl;
+        await waitUntil('the gate mode', 120_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate mode none')));
+        const modeLine = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate mode none'));
+        // The strongest served is the one installed, unless a weaker one was forced (STS_PILOT_GATE_MODE).
+        if (!process.env.STS_PILOT_GATE_MODE) expect(modeLine?.capable).to.equal(mode);
+        expect((modeLine?.problems as string[]).join('; ')).to.include(`no admission gate is installed; this API server can run ${String(modeLine?.capable)}: install`);
+        // Nothing installed: the check judges the gate of the strongest mode served, and names what is missing.
+        await waitUntil('the gate check', 120_000, async () => p.logs.some((l) => String(l.msg).startsWith('admission gate not enforced')));
         const line = ctrl.logs.find((l) => String(l.msg).startsWith('admission gate not enforced'));
-        expect((line?.problems as string[]).join('; ')).to.match(/MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed/);
+        expect((line?.problems as string[]).join('; ')).to.include(
+          modeLine?.capable === 'validating-only'
+            ? 'ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed'
+            : 'MutatingAdmissionPolicyBinding sts-pilot-hold-partition is not installed',
+        );
         expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate 0$/m);
+        expect(await ctrl.metrics()).to.match(/^sts_pilot_admission_gate_mode\{mode="none"\} 1$/m);
         expect(await fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.status)).to.equal(200);
       } finally {
         await ctrl?.kill('SIGTERM');
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, gateManifest(mode === 'none' ? 'mutating-v1' : mode));
       }
-      // Back in force before the next suite: a template change holds the partition again.
+      // Back in force before the next suite: a template change holds the partition again (or is refused).
       // The API server loads re-applied policies and bindings asynchronously: until the mutating binding is
       // back, the validating backstop refuses an unheld create (as it should), so the create is retried too.
       const ns = await namespace(c, 'gate-back');
@@ -439,9 +581,11 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       let image = 1;
       await waitUntil('the gate back in force', 120_000, async () => {
         if (!created) {
-          await c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet('probe', { replicas: 2, hook: 'noop' }) }).then(() => (created = true), () => undefined);
+          await c.apps.createNamespacedStatefulSet({ namespace: ns, body: held(c, statefulSet('probe', { replicas: 2, hook: 'noop' })) }).then(() => (created = true), () => undefined);
           if (!created) return false;
         }
+        // Validating-only: a StatefulSet created without its partition held is refused again.
+        if (refusing(c)) return c.apps.createNamespacedStatefulSet({ namespace: ns, body: statefulSet(`probe-${++image}`, { replicas: 2, hook: 'noop' }) }).then(() => false, (e: { code?: number }) => e.code === 403);
         await mergePatch(c, ns, 'probe', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } }).catch(() => undefined);
         await setImage(c, ns, 'probe', `example/app:${++image}`);
         return partitionOf(await readSts(c, ns, 'probe')) === 2;
@@ -460,6 +604,32 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       return () => (hook.decide = prev);
     };
     const refusal = refusalOf;
+    /**
+     * A write that opens the gate, as a person writes it (no partition): held in the same
+     * write (mutating modes), or refused naming the safe write (validating-only), which is
+     * then written. Returns the StatefulSet as written.
+     */
+    const heldWrite = async (name: string, write: (partition?: number) => Promise<V1StatefulSet>, replicas: number, what: string): Promise<V1StatefulSet> => {
+      if (!refusing(c)) return write();
+      const err = await refusal(write());
+      expect(err?.code, 'refused').to.equal(403);
+      // A write that also lowers a held partition (a replace without it) meets sts-pilot-partition-gate too, and
+      // the API server answers with one denial: either names a safe write (the partition, undo, pause).
+      const lowered = new RegExp(`lowering it from ${replicas} to 0 would let pods move without the approval of its hook`);
+      if (!lowered.test(err?.body ?? '')) {
+        expect(err?.body).to.include(`${what} with partition 0 would let pods move without the approval of its hook`);
+        expect(err?.body).to.include(`Set spec.updateStrategy.rollingUpdate.partition: ${replicas} in the same write`);
+      }
+      expect(err?.body).to.include(`sts-pilot undo ${name} -n ${ns}`);
+      expect(err?.body).to.include(`sts-pilot pause ${name} -n ${ns}`);
+      return write(replicas);
+    };
+    const withPartition = (sts: V1StatefulSet, partition?: number): V1StatefulSet => {
+      if (partition === undefined) return sts;
+      const spec = sts.spec as NonNullable<V1StatefulSet['spec']>;
+      spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { partition } };
+      return sts;
+    };
     /** The StatefulSet controller has seen the latest spec and names two revisions. */
     const observedNew = async (name: string): Promise<V1StatefulSet | undefined> => {
       const s = await readSts(c, ns, name);
@@ -479,7 +649,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('a StatefulSet re-created over its orphaned pods with a new image starts held: no pod moves before the hook approves it', async () => {
       const name = 'orph';
-      const sts = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() });
+      const sts = held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
       const first = await createAndSettle(c, ns, sts);
       const oldRevision = first.status?.updateRevision;
       const release = holdHook(name);
@@ -488,9 +658,13 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         // The standard recipe for changing volumeClaimTemplates: orphan the pods, apply the new manifest.
         await c.apps.deleteNamespacedStatefulSet({ name, namespace: ns, propagationPolicy: 'Orphan' });
         await waitUntil('the StatefulSet gone', 30_000, async () => !(await c.apps.listNamespacedStatefulSet({ namespace: ns })).items.some((x) => x.metadata?.name === name));
-        const again = statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook(), image: 'example/app:2' });
         since = hook.calls.length;
-        const created = await c.apps.createNamespacedStatefulSet({ namespace: ns, body: again });
+        const created = await heldWrite(
+          name,
+          (p) => c.apps.createNamespacedStatefulSet({ namespace: ns, body: withPartition(statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook(), image: 'example/app:2' }), p) }),
+          3,
+          'creating it',
+        );
         expect(partitionOf(created), 'the create itself held the partition').to.equal(3);
         // The orphans adopted, the new revision named, the hook asked about the highest pod and holding.
         await waitUntil('the orphans adopted', 60_000, async () => {
@@ -517,11 +691,15 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('a `replace` that drops the label and changes the image is held in the same write', async () => {
       const name = 'unlab';
-      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
       // The manifest as a person keeps it (no partition: sts-pilot's business), having lost the label.
-      const manifest = statefulSet(name, { replicas: 3, annotations: withHook(), image: 'example/app:2' });
-      manifest.metadata = { ...manifest.metadata, resourceVersion: (await readSts(c, ns, name)).metadata?.resourceVersion };
-      const written = await c.apps.replaceNamespacedStatefulSet({ name, namespace: ns, body: manifest });
+      const replace = async (p?: number): Promise<V1StatefulSet> => {
+        const manifest = withPartition(statefulSet(name, { replicas: 3, annotations: withHook(), image: 'example/app:2' }), p);
+        manifest.metadata = { ...manifest.metadata, resourceVersion: (await readSts(c, ns, name)).metadata?.resourceVersion };
+        return c.apps.replaceNamespacedStatefulSet({ name, namespace: ns, body: manifest });
+      };
+      // Validating-only: the binding matched the old object (labelled), so the write is refused all the same.
+      const written = await heldWrite(name, replace, 3, 'changing its pod template');
       expect(written.metadata?.labels?.['sts-pilot.io/hook'], 'the label is gone').to.equal(undefined);
       expect(partitionOf(written), 'the replace itself held the partition').to.equal(3);
       const seen = await waitUntil('the StatefulSet controller at the new revision', 60_000, () => observedNew(name));
@@ -532,10 +710,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('switching updateStrategy of a subscribed StatefulSet is refused unless it is paused, with the command to pause', async () => {
       const name = 'switch';
-      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
       const release = holdHook(name);
       try {
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         await waitUntil('the new revision named', 60_000, () => observedNew(name));
         const toOnDelete = { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } };
         const err = await refusal(mergePatch(c, ns, name, toOnDelete));
@@ -545,7 +723,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         expect((await readSts(c, ns, name)).spec?.updateStrategy?.type).to.equal('RollingUpdate');
         // Paused, the person has the wheel: the switch is theirs to make, and back.
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': 'true' } }, spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } });
-        const back = await mergePatch(c, ns, name, { spec: { updateStrategy: { type: 'RollingUpdate' } } });
+        // Validating-only, paused: nothing holds it, so the person writes the partition with the switch.
+        const back = await mergePatch(c, ns, name, { spec: { updateStrategy: { type: 'RollingUpdate', ...(refusing(c) ? { rollingUpdate: { partition: 3 } } : {}) } } });
         expect(partitionOf(back), 'switched back to RollingUpdate: held').to.equal(3);
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/paused': null } } });
       } finally {
@@ -558,10 +737,10 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
 
     it('a forged override-by does not survive removing and re-adding the label: the Event names who wrote the override', async () => {
       const name = 'forge';
-      await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+      await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
       const release = holdHook(name);
       try {
-        await setImage(c, ns, name, 'example/app:2');
+        await writeImage(c, ns, name, 'example/app:2');
         const s = await waitUntil('the hook holding forge-2', 60_000, async () => {
           const x = await observedNew(name);
           return x && hook.calls.some((h) => h.sts === `${ns}/${name}` && h.next?.name === `${name}-2` && h.updateRevision === x.status?.updateRevision) ? x : undefined;
@@ -569,9 +748,28 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const top = (await podsOf(c, ns, name)).find((p) => p.metadata?.name === `${name}-2`);
         const override = JSON.stringify({ pod: `${name}-2`, uid: top?.metadata?.uid, revision: s.status?.updateRevision, reason: 'forged by a test', at: new Date().toISOString() });
         // Out of the subscription for one write, with a user name of one's choice; then back in.
-        const out = await mergePatch(c, ns, name, {
+        const forged = {
           metadata: { labels: { 'sts-pilot.io/hook': null }, annotations: { 'sts-pilot.io/override': override, 'sts-pilot.io/override-by': 'mallory' } },
-        });
+        };
+        if (refusing(c)) {
+          // Nothing stamps override-by here: sts-pilot-override-audit refuses the forged name (its binding matched
+          // the old, labelled object), and the controller applies no override at all in this mode.
+          const err = await refusal(mergePatch(c, ns, name, forged));
+          expect(err?.code, 'refused').to.equal(403);
+          expect(err?.body).to.include('it must be admin, not mallory');
+          const after = await readSts(c, ns, name);
+          expect(after.metadata?.labels?.['sts-pilot.io/hook']).to.equal('http');
+          expect(after.metadata?.annotations?.['sts-pilot.io/override-by']).to.equal(undefined);
+          // Written under one's own name, it is let through and not applied: the hook still holds forge-2.
+          await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override': override, 'sts-pilot.io/override-by': 'admin' } } });
+          await sleep(5_000);
+          expect((await eventsFor(c, ns, name)).some((e) => e.reason === 'OverrideApplied')).to.equal(false);
+          await tally(c, ns, audit, hook.calls, name);
+          expect(audit.moves(name)).to.deep.equal([]);
+          await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override': null, 'sts-pilot.io/override-by': null } } });
+          return;
+        }
+        const out = await mergePatch(c, ns, name, forged);
         expect(out.metadata?.annotations?.['sts-pilot.io/override-by'], 'stamped in the write that dropped the label').to.equal('admin');
         await mergePatch(c, ns, name, { metadata: { annotations: { 'sts-pilot.io/override-by': 'mallory' } } });
         const back = await mergePatch(c, ns, name, { metadata: { labels: { 'sts-pilot.io/hook': 'http' } } });
@@ -593,18 +791,18 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
       });
       afterEach(async () => {
         // Put it back as shipped, whatever the test did to it.
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, shipped(c));
         const now = (await core().readNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' })).data;
         expect(now).to.deep.equal(saved);
       });
 
       it('ConfigMap deleted: a hand-lowered partition is refused, a template change is held', async () => {
         const name = 'nocm';
-        await createAndSettle(c, ns, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() }));
+        await createAndSettle(c, ns, held(c, statefulSet(name, { replicas: 3, hook: 'http', annotations: withHook() })));
         const release = holdHook(name);
         try {
           // A rollout waiting for its hook: lowering the partition now would move pods.
-          await setImage(c, ns, name, 'example/app:2');
+          await writeImage(c, ns, name, 'example/app:2');
           await waitUntil('the new revision named', 60_000, () => observedNew(name));
           await core().deleteNamespacedConfigMap({ name: 'sts-pilot-gate', namespace: 'sts-pilot-system' });
           // Whenever the API server's own cache sees the deletion, every attempt must be refused.
@@ -614,6 +812,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
             expect(err?.body).to.include(`sts-pilot pause ${name} -n ${ns}`);
             await sleep(300);
           }
+          // The partition is at replicas already (the rollout is held), and this patch leaves it there: safe in
+          // every mode, so let through (validating-only refuses only a write that leaves it below replicas).
           const changed = await mergePatch(c, ns, name, { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:3' }] } } } });
           expect(partitionOf(changed), 'held in the same write').to.equal(3);
         } finally {
@@ -629,7 +829,7 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
         const plain = statefulSet('plain', { replicas: 1 });
         plain.metadata = { ...plain.metadata, labels: { team: 'other' } };
         await c.apps.createNamespacedStatefulSet({ namespace: ns, body: plain });
-        await createAndSettle(c, ns, statefulSet('keyed', { replicas: 2, hook: 'noop' }));
+        await createAndSettle(c, ns, held(c, statefulSet('keyed', { replicas: 2, hook: 'noop' })));
         await core().replaceNamespacedConfigMap({
           name: 'sts-pilot-gate',
           namespace: 'sts-pilot-system',
@@ -639,8 +839,8 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
           await setImage(c, ns, 'plain', `example/app:${i + 2}`);
           await sleep(300);
         }
-        const held = await mergePatch(c, ns, 'keyed', { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:2' }] } } } });
-        expect(partitionOf(held)).to.equal(2);
+        const kept = await mergePatch(c, ns, 'keyed', { spec: { template: { spec: { containers: [{ name: 'app', image: 'example/app:2' }] } } } });
+        expect(partitionOf(kept)).to.equal(2);
       });
     });
   });
@@ -648,43 +848,52 @@ describe('the gate: admission policies, the guard, broken releases, undo, ordina
   describe('the gate check runs all along', () => {
     it('the metric, /readyz and the log follow the gate within seconds when a binding goes and comes back', async () => {
       const ctrl = await ControllerProcess.start(c, ['--namespace', 'default', '--gate-check-interval', '2']);
-      const api = c.kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api);
+      const k8s = await import('@kubernetes/client-node');
+      const api = c.kc.makeApiClient(k8s.AdmissionregistrationV1Api);
       const gauge = async (): Promise<string | undefined> => /^sts_pilot_admission_gate (\d)$/m.exec(await ctrl.metrics())?.[1];
       const readyz = async (): Promise<string> => fetch(`http://127.0.0.1:${ctrl.probePort}/readyz`).then((r) => r.text());
       try {
+        // The check judges the gate of the mode installed (lib/kube/gate-monitor.ts): enforced in every mode.
         await waitUntil('the gate enforced', 30_000, async () => (await gauge()) === '1');
         expect(await readyz()).to.match(/admission gate: enforced/);
         await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-partition-gate' });
         await waitUntil('the metric at 0', 30_000, async () => (await gauge()) === '0');
         expect(await readyz()).to.match(/admission gate: NOT enforced: ValidatingAdmissionPolicyBinding sts-pilot-partition-gate is not installed/);
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate no longer enforced'))).to.equal(true);
-        // Without the mutating policy's binding, a template change is refused, not let through unheld.
-        const ns = await namespace(c, 'gate-nomap');
-        await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
-        await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
-        // A replace of the manifest as a person keeps it: a new image, no partition (the held
-        // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
-        let image = 1;
-        const replace = async (): Promise<unknown> => {
-          const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
-          m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
-          return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
-        };
-        const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
-          const r = await refusalOf(replace());
-          // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
-          return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
-        });
-        expect(refused.code).to.equal(403);
-        expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
-        expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
-        expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        if (refusing(c)) {
+          // Validating-only: sts-pilot-write-gate is what refuses an unheld template change; its binding gone is said too.
+          await api.deleteValidatingAdmissionPolicyBinding({ name: 'sts-pilot-write-gate' });
+          await waitUntil('the write gate named missing', 30_000, async () => (await readyz()).includes('ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed'));
+        } else {
+          // Without the mutating policy's binding, a template change is refused, not let through unheld.
+          const ns = await namespace(c, 'gate-nomap');
+          await createAndSettle(c, ns, statefulSet('probe', { replicas: 2, hook: 'noop' }));
+          if (c.gateMode === 'mutating-v1beta1') await c.kc.makeApiClient(k8s.AdmissionregistrationV1beta1Api).deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+          else await api.deleteMutatingAdmissionPolicyBinding({ name: 'sts-pilot-hold-partition' });
+          // A replace of the manifest as a person keeps it: a new image, no partition (the held
+          // partition is lowered to 0 in the same write, the partition gate's binding being gone too).
+          let image = 1;
+          const replace = async (): Promise<unknown> => {
+            const m = statefulSet('probe', { replicas: 2, hook: 'noop', image: `example/app:${++image}` });
+            m.metadata = { ...m.metadata, resourceVersion: (await readSts(c, ns, 'probe')).metadata?.resourceVersion };
+            return c.apps.replaceNamespacedStatefulSet({ name: 'probe', namespace: ns, body: m });
+          };
+          const refused = await waitUntil('a template change refused by sts-pilot-template-gate', 30_000, async () => {
+            const r = await refusalOf(replace());
+            // Held (the mutating binding's removal not seen yet by the API server), or refused by it.
+            return r?.body.includes('sts-pilot-hold-partition, which holds the partition in such a write, did not act') ? r : undefined;
+          });
+          expect(refused.code).to.equal(403);
+          expect(refused.body).to.match(/this write changes its pod template with the partition at 0, below its 2 replicas/);
+          expect(refused.body).to.include(`sts-pilot pause probe -n ${ns}`);
+          expect(partitionOf(await readSts(c, ns, 'probe')), 'nothing let through unheld').to.equal(2);
+        }
+        await applyManifest(c.kc, shipped(c));
         await waitUntil('the metric back at 1', 30_000, async () => (await gauge()) === '1');
         expect(ctrl.logs.some((l) => String(l.msg).startsWith('admission gate enforced again'))).to.equal(true);
       } finally {
         await ctrl.kill('SIGTERM');
-        await applyManifest(c.kc, join(root, 'manifests', 'admission-gate.yaml'));
+        await applyManifest(c.kc, shipped(c));
       }
     });
   });

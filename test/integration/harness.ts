@@ -20,6 +20,7 @@ import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, freePort, startControlPlane } from '../cluster/controlplane.ts';
+import { detectGateMode, GATE_MANIFEST, type GateMode } from '../../lib/kube/gate-mode.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { type PlainEvent, PlainWatch } from './plain-watch.ts';
 
@@ -39,7 +40,43 @@ export interface Cluster {
   apps: AppsV1Api;
   core: CoreV1Api;
   agent: NodeAgent;
+  /**
+   * The admission gate installed (docs/install.md, "Kubernetes versions"): the
+   * strongest the API server serves, or STS_PILOT_GATE_MODE. Undefined: the
+   * suite installed none itself.
+   */
+  gateMode?: GateMode;
 }
+
+/** The gate a fresh cluster gets: STS_PILOT_GATE_MODE (to try a weaker one on a newer server), else the strongest served. */
+export async function gateModeFor(kc: KubeConfig): Promise<Exclude<GateMode, 'none'>> {
+  const forced = process.env.STS_PILOT_GATE_MODE;
+  if (forced) {
+    if (!(forced in GATE_MANIFEST)) throw new Error(`STS_PILOT_GATE_MODE must be one of ${Object.keys(GATE_MANIFEST).join(', ')}, not ${JSON.stringify(forced)}`);
+    return forced as Exclude<GateMode, 'none'>;
+  }
+  const { capable } = await detectGateMode(kc);
+  if (capable === 'none') throw new Error('this API server serves no ValidatingAdmissionPolicy: the suite needs Kubernetes 1.30 or newer');
+  return capable;
+}
+
+/**
+ * The gate mode the suite's cluster will run, known before it starts (mocha defines
+ * tests before any hook runs): STS_PILOT_GATE_MODE, else by STS_PILOT_K8S_VERSION
+ * (default 1.37): MutatingAdmissionPolicy v1 from 1.36, its beta on 1.34/1.35 (on in
+ * the test control plane unless STS_PILOT_MAP_BETA=0), ValidatingAdmissionPolicy
+ * only below. cluster() checks that the server agrees.
+ */
+export function expectedGateMode(env: NodeJS.ProcessEnv = process.env): Exclude<GateMode, 'none'> {
+  if (env.STS_PILOT_GATE_MODE) return env.STS_PILOT_GATE_MODE as Exclude<GateMode, 'none'>;
+  const minor = Number(/^v?1\.(\d+)\./.exec(env.STS_PILOT_K8S_VERSION ?? 'v1.37.2')?.[1] ?? 37);
+  if (minor >= 36) return 'mutating-v1';
+  if (minor >= 34 && env.STS_PILOT_MAP_BETA !== '0') return 'mutating-v1beta1';
+  return 'validating-only';
+}
+
+/** The manifest file (in manifests/) of a gate mode. */
+export const gateManifest = (mode: Exclude<GateMode, 'none'>): string => join(root, GATE_MANIFEST[mode]);
 
 let shared: Promise<Cluster> | undefined;
 
@@ -77,9 +114,13 @@ async function setUp(cp: ControlPlane | undefined, kubeconfigPath: string): Prom
   const agent = new NodeAgent({ kc, readyDelayMs: 300, terminationDelayMs: 200 });
   await agent.start();
   const core = kc.makeApiClient(CoreV1Api);
-  for (const file of ['crd-pilot.yaml', 'crd-metriccheck.yaml', 'namespace.yaml', 'rbac-controller.yaml', 'admission-gate.yaml', 'admission-pilot.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  const gateMode = await gateModeFor(kc);
+  if (cp && gateMode !== expectedGateMode()) throw new Error(`Kubernetes ${cp.version.gitVersion} serves gate mode ${gateMode}, but the suite expected ${expectedGateMode()} (harness.ts expectedGateMode)`);
+  for (const file of ['crd-pilot.yaml', 'crd-metriccheck.yaml', 'namespace.yaml', 'rbac-controller.yaml']) await applyManifest(kc, join(root, 'manifests', file));
+  await applyManifest(kc, gateManifest(gateMode));
+  await applyManifest(kc, join(root, 'manifests', 'admission-pilot.yaml'));
   const controllerKubeconfigPath = await serviceAccountKubeconfig(kc, core, 'sts-pilot-system', 'sts-pilot-controller');
-  return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent };
+  return { cp, kubeconfigPath, controllerKubeconfigPath, kc, apps: kc.makeApiClient(AppsV1Api), core, agent, gateMode };
 }
 
 export async function stopCluster(): Promise<void> {

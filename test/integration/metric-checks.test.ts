@@ -128,6 +128,8 @@ describe('metric checks: a real Prometheus decides whether a release behaves', f
     });
     const status = JSON.parse(paused.metadata?.annotations?.['sts-pilot.io/status'] ?? '{}') as { message?: string; state?: string };
     expect(status.state).to.equal('Paused');
+    // A halt by the controller, as wait, Argo CD and Flux tell it from a person's pause (Degraded).
+    expect(status.message).to.match(/^policy metric-checks: MetricCheck error-rate /);
     expect(status.message).to.include('MetricCheck error-rate').and.to.include('app_requests_total{namespace="').and.to.match(/failed its bake: 0\.0\d+.* not < 0\.01/);
     const ev = (await eventsFor(c, ns, 'halt')).find((e) => e.reason === 'MetricCheckFailed');
     expect(ev?.type).to.equal('Warning');

@@ -14,11 +14,15 @@ const EXPECTED_ANYWHERE = [
   'admissionregistration.k8s.io/mutatingadmissionpolicybindings: get',
   'admissionregistration.k8s.io/validatingadmissionpolicies: get',
   'admissionregistration.k8s.io/validatingadmissionpolicybindings: get',
+  // on-check-failure rollback finds the current revision's template, as sts-pilot undo does.
+  'apps/controllerrevisions: list',
   'apps/statefulsets: get list patch watch',
   'core/events: create',
   'core/pods: delete get list watch',
   // Label-selected by the controller (sts-pilot.io/credentials=true): RBAC cannot say so, the informer does.
   'core/secrets: list watch',
+  // Metric checks, read when a step is checked.
+  'sts-pilot.io/metricchecks: get',
   'sts-pilot.io/pilots: create get list watch',
 ];
 const EXPECTED_OWN_NAMESPACE = [...EXPECTED_ANYWHERE, 'coordination.k8s.io/leases: create get update'].sort();

@@ -17,8 +17,9 @@ export const chartDir = join(root, 'charts', 'sts-pilot');
 const run = promisify(execFile);
 
 /** `helm template` of the chart with these --set values (strings, as on the command line) in `namespace`. */
-export async function helmTemplate(helm: string, o: { namespace?: string; set?: string[]; values?: string[]; showOnly?: string[] } = {}): Promise<string> {
+export async function helmTemplate(helm: string, o: { namespace?: string; set?: string[]; values?: string[]; showOnly?: string[]; kubeVersion?: string } = {}): Promise<string> {
   const args = ['template', 'sts-pilot', chartDir, '--namespace', o.namespace ?? 'sts-pilot-system'];
+  if (o.kubeVersion) args.push('--kube-version', o.kubeVersion);
   for (const s of o.set ?? []) args.push('--set', s);
   for (const f of o.values ?? []) args.push('--values', f);
   for (const s of o.showOnly ?? []) args.push('--show-only', s);
@@ -43,6 +44,11 @@ export function bySource(rendered: string): Map<string, string[]> {
 
 /** The values manifests/ is rendered with: the chart's defaults, plus the namespace itself. */
 export const PLAIN_SET = ['namespace.create=true'];
+/** The gate's other modes: admission.mode and the template (and file in manifests/) it renders. */
+export const GATE_VARIANTS = [
+  ['mutating-v1beta1', 'admission-gate-v1beta1.yaml'],
+  ['validating-only', 'admission-gate-validating.yaml'],
+] as const;
 /** manifests/monitoring/: the prometheus-operator objects and the dashboard. */
 export const MONITORING_SET = ['metrics.serviceMonitor.enabled=true', 'metrics.podMonitor.enabled=true', 'prometheusRule.enabled=true'];
 /** Templates that are Helm's own business, not objects to apply: `helm test` hooks. */
@@ -73,6 +79,13 @@ export async function expectedManifests(helm: string): Promise<Map<string, strin
       '',
     ].join('\n'),
   );
+  // The gate for older control planes (docs/install.md, "Kubernetes versions"): rendered
+  // through admission-gate.yaml by the chart, so a change there flows into both.
+  for (const [mode, source] of GATE_VARIANTS) {
+    const docs = bySource(await helmTemplate(helm, { set: [...PLAIN_SET, `admission.mode=${mode}`], showOnly: [`templates/${source}`] })).get(source);
+    if (!docs?.length) throw new Error(`the chart rendered nothing for admission.mode=${mode}`);
+    files.set(join('manifests', source), header(source) + docs.join('---\n'));
+  }
   const monitoring = bySource(await helmTemplate(helm, { set: MONITORING_SET, showOnly: ['templates/servicemonitor.yaml', 'templates/prometheusrule.yaml'] }));
   for (const [source, docs] of monitoring) files.set(join('manifests', 'monitoring', source), header(source) + docs.join('---\n'));
   // The pilots' PodMonitor, beside the ServiceMonitor.

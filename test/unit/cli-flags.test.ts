@@ -19,7 +19,7 @@ const controllerDefaults = {
 
 describe('cli: flags are parsed with zod, errors name the flag and what it takes', () => {
   it('fills defaults', () => {
-    expect(parseFlags(StatusFlags, {})).to.deep.equal({ labelKey: 'sts-pilot.io/hook', allNamespaces: false, watch: false, budgetNamespace: 'sts-pilot-system', output: 'text' });
+    expect(parseFlags(StatusFlags, {})).to.deep.equal({ labelKey: 'sts-pilot.io/hook', allNamespaces: false, watch: false, gate: false, budgetNamespace: 'sts-pilot-system', output: 'text' });
   });
 
   for (const [what, schema, raw, argName, message] of [

@@ -329,6 +329,12 @@ describe('cli: status shows each rollout policy and where it stands', () => {
     expect(got.join('\n')).to.match(/hold-timeout: hold-timeout 1h, then pause: held 10m00s of 1h/);
     expect(got.join('\n')).to.match(/halt: hook errors in a row: 0 of 3/);
   });
+  it('metric checks: the checks, the bake and what a failure does; a bad annotation says so', () => {
+    const got = lines({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/metric-checks': 'error-rate, p99', 'sts-pilot.io/bake': '5m', 'sts-pilot.io/on-check-failure': 'rollback' } });
+    expect(got).to.deep.equal(['  policies  metric-checks: error-rate, p99 (bake 5m, on failure rollback)']);
+    const bad = lines({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/metric-checks': 'error-rate', 'sts-pilot.io/bake': 'a while' } });
+    expect(bad[0]).to.match(/policies {2}metric-checks: INVALID: annotation sts-pilot.io\/bake "a while" is not a duration.*; holding$/);
+  });
   it('a bad value says so', () => {
     expect(lines({ pods: 'A A A', partition: 3, upd: 'B', annotations: { 'sts-pilot.io/step-delay': 'soon' } })[0]).to.match(/policies {2}step-delay: INVALID: annotation sts-pilot.io\/step-delay "soon" is not a duration/);
   });

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { type GateRead, judgeGate, judgeOverride, judgeScaleDownGate } from '../../lib/kube/gate-check.ts';
-import { gateDetail, gateNotices } from '../../lib/kube/gate-monitor.ts';
+import { type GateRead, judgeGate, judgeOverride, judgeScaleDownGate, judgeValidatingOnly } from '../../lib/kube/gate-check.ts';
+import { gateDetail, gateNotices, judgedMode, modeChanged } from '../../lib/kube/gate-monitor.ts';
+import type { GateModeReport } from '../../lib/kube/gate-mode.ts';
 
 const want = { labelKey: 'sts-pilot.io/hook', username: 'system:serviceaccount:sts-pilot-system:sts-pilot-controller' };
 const selector = { matchExpressions: [{ key: want.labelKey, operator: 'Exists' }] };
@@ -92,7 +93,58 @@ describe('scale-down gate check (pure)', () => {
   });
 });
 
+/** As manifests/admission-gate-validating.yaml installs it (no MutatingAdmissionPolicy), rendered for `want`. */
+const validatingOnly = (): GateRead => ({
+  mutating: {},
+  mutatingBindings: {},
+  validating: {
+    'sts-pilot-write-gate': { conditions: { ...controller }, variables: { opensTheGate: `oldObject == null ? 'creating it' : !(has(oldObject.metadata.labels) && '${want.labelKey}' in oldObject.metadata.labels) ? 'subscribing it' : ''` } },
+    'sts-pilot-partition-gate': { conditions: { ...controller } },
+    'sts-pilot-override-audit': { conditions: { 'touches-the-override': override } },
+  },
+  validatingBindings: { 'sts-pilot-write-gate': bound, 'sts-pilot-partition-gate': bound, 'sts-pilot-override-audit': bound },
+  scaleGateParamKind: { apiVersion: 'apps/v1', kind: 'StatefulSet' },
+  scaleGateParamRef: { selector, parameterNotFoundAction: 'Allow' },
+});
+
+describe('admission gate check, validating-only (pure)', () => {
+  it('enforced by sts-pilot-write-gate and sts-pilot-partition-gate; scale-down by the write gate and the scale gate; overrides never (nothing stamps them)', () => {
+    const v = judgeValidatingOnly(validatingOnly(), want);
+    expect({ enforced: v.enforced, problems: v.problems }).to.deep.equal({ enforced: true, problems: [] });
+    expect(v.scaleDown).to.deep.equal({ enforced: true, problems: [] });
+    expect(v.override.enforced).to.equal(false);
+    expect(v.override.problems[0]).to.match(/no MutatingAdmissionPolicy to stamp sts-pilot.io\/override-by/);
+  });
+  it('the write gate missing, rendered for another label key or another controller: not enforced, and why', () => {
+    const r = validatingOnly();
+    delete r.validatingBindings['sts-pilot-write-gate'];
+    expect(judgeValidatingOnly(r, want).problems).to.deep.equal(['ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed']);
+    expect(judgeValidatingOnly(r, want).scaleDown.problems).to.deep.equal(['ValidatingAdmissionPolicyBinding sts-pilot-write-gate is not installed']);
+    const o = validatingOnly();
+    o.validating['sts-pilot-write-gate'] = { conditions: { 'not-the-controller': "request.userInfo.username != 'someone'" }, variables: { opensTheGate: "'other/hook' in oldObject.metadata.labels" } };
+    expect(judgeValidatingOnly(o, want).problems).to.deep.equal([
+      `ValidatingAdmissionPolicy sts-pilot-write-gate lets through the writes of "someone", but this controller authenticates as "${want.username}" (its own writes would be refused)`,
+      'ValidatingAdmissionPolicy sts-pilot-write-gate does not tell a subscription by the label "sts-pilot.io/hook" (variable opensTheGate)',
+    ]);
+  });
+  it('the mutating gate\'s judge does not take the validating-only objects for it', () => {
+    expect(judgeGate(validatingOnly(), want).enforced).to.equal(false);
+  });
+});
+
 describe('gate monitor (pure)', () => {
+  it('judges the mode installed, else the strongest served, else the full gate', () => {
+    expect(judgedMode({ mode: 'validating-only', capable: 'mutating-v1', problems: [] })).to.equal('validating-only');
+    expect(judgedMode({ mode: 'none', capable: 'mutating-v1beta1', problems: [] })).to.equal('mutating-v1beta1');
+    expect(judgedMode({ mode: 'none', capable: 'none', problems: [] })).to.equal('mutating-v1');
+  });
+  it('says the mode at the first check and when it changes', () => {
+    const m: GateModeReport = { mode: 'validating-only', capable: 'validating-only', problems: [] };
+    expect(modeChanged(undefined, m)).to.equal(true);
+    expect(modeChanged(m, { ...m })).to.equal(false);
+    expect(modeChanged(m, { ...m, mode: 'none' })).to.equal(true);
+    expect(modeChanged(m, { ...m, problems: ['x'] })).to.equal(true);
+  });
   const report = (enforced: boolean, problems: string[] = []) => ({
     enforced,
     problems,

@@ -1,9 +1,14 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { metricCheckCrdYaml } from '../../lib/checks/crd.ts';
 import { bakeVerdict, countBake, judgeInstant, renderQuery } from '../../lib/checks/evaluate.ts';
+import { runStepChecks } from '../../lib/checks/run.ts';
 import { parseMetricCheck, readCheckConfig } from '../../lib/checks/schema.ts';
+import { HookNotReady } from '../../lib/hook.ts';
+import { loopbackEgress } from '../egress.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const below = { operator: '<' as const, threshold: 0.01 };
@@ -96,5 +101,52 @@ describe('metric checks: definitions', () => {
   });
   it('charts/sts-pilot/files/crd-metriccheck.yaml is what lib/checks/crd.ts generates (npm run manifests)', () => {
     expect(readFileSync(join(root, 'charts/sts-pilot/files/crd-metriccheck.yaml'), 'utf8')).to.equal(metricCheckCrdYaml());
+  });
+});
+
+describe('metric checks: credentials reach Prometheus, and nothing else does', () => {
+  let server: Server;
+  let url = '';
+  const seen: { auth: string | undefined; path: string }[] = [];
+  before(async () => {
+    server = createServer((req, res) => {
+      seen.push({ auth: req.headers.authorization, path: req.url ?? '' });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: { pod: 'web-2' }, value: [1, '0.001'] }] } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  const sts = { metadata: { name: 'web', namespace: 'ns' }, status: { replicas: 3, updateRevision: 'r2' } };
+  const next = { metadata: { name: 'web-2', labels: { 'controller-revision-hash': 'r1' } } };
+  const run = (credentialsSecret: string, secrets: Record<string, Record<string, string>>) =>
+    runStepChecks({ names: ['c'], bakeSeconds: 0, onFailure: 'halt' }, sts, null, next, true, {
+      readCheck: async () => ({ spec: { prometheus: { address: url, credentialsSecret }, query: 'x{pod="{{pod}}"}', successCondition: { operator: '<', threshold: 0.01 }, phases: ['before'] } }),
+      secrets: async (name) => {
+        const s = secrets[name];
+        if (!s) throw new HookNotReady(`Secret ${name} is not labelled sts-pilot.io/credentials: "true"`);
+        return s;
+      },
+      egress: loopbackEgress,
+      signal: new AbortController().signal,
+      now: Date.now,
+    });
+
+  it('a token is sent as Bearer, username and password as Basic, with the query rendered', async () => {
+    expect((await run('tok', { tok: { token: 's3cret\n' } })).says).to.equal('pass');
+    expect(seen.at(-1)?.auth).to.equal('Bearer s3cret');
+    expect(decodeURIComponent(seen.at(-1)?.path ?? '')).to.include('query=x{pod="web-2"}');
+    expect((await run('basic', { basic: { username: 'u', password: 'p' } })).says).to.equal('pass');
+    expect(seen.at(-1)?.auth).to.equal(`Basic ${Buffer.from('u:p').toString('base64')}`);
+  });
+  it('a Secret without either, or one that may not be read, holds with the reason and sends nothing', async () => {
+    const before = seen.length;
+    const empty = await run('empty', { empty: { other: 'x' } });
+    expect(empty).to.deep.include({ says: 'hold' });
+    expect(empty.text).to.match(/MetricCheck c: Secret empty has neither token, nor username and password/);
+    const refused = await run('hidden', {});
+    expect(refused.text).to.match(/Secret hidden is not labelled/);
+    expect(seen.length, 'no query without the credentials').to.equal(before);
   });
 });

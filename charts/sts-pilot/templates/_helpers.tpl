@@ -57,6 +57,33 @@ system:serviceaccount:{{ .Release.Namespace }}:sts-pilot-controller
 {{- end }}
 
 {{/*
+Which admission objects keep the gate shut: admission.mode, or with `auto` what
+the API server serves. A template rendered for one mode through another
+(admission-gate-v1beta1.yaml and admission-gate-validating.yaml render
+admission-gate.yaml's objects) passes gateModeOverride in its context.
+Offline (`helm template` knows no admission APIs) the Kubernetes version decides:
+MutatingAdmissionPolicy v1 from 1.36; below, the beta may be off, so validating-only.
+*/}}
+{{- define "sts-pilot.gateMode" -}}
+{{- $v := .Capabilities.APIVersions -}}
+{{- if hasKey . "gateModeOverride" -}}
+{{ index . "gateModeOverride" }}
+{{- else if ne .Values.admission.mode "auto" -}}
+{{ .Values.admission.mode }}
+{{- else if $v.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy" -}}
+mutating-v1
+{{- else if $v.Has "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy" -}}
+mutating-v1beta1
+{{- else if $v.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" -}}
+validating-only
+{{- else if semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version -}}
+mutating-v1
+{{- else -}}
+validating-only
+{{- end -}}
+{{- end }}
+
+{{/*
 The gate's bindings select the subscribed StatefulSets themselves. The API
 server matches an objectSelector against the old and the new object alike, so
 a write that adds or removes the label is a subscribed write, and a StatefulSet
