@@ -1,6 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { defineHook, HookNotReady } from '../../lib/hook.ts';
 import { decide } from './decide.ts';
+import { decideRemoval } from './removal.ts';
 import { Options } from './options.ts';
 import { type ReadContext, readCluster, withClient } from './read.ts';
 import type { CassandraView, NodeRef } from './view.ts';
@@ -41,6 +42,14 @@ export const cassandraHook = defineHook({
   async podUpdateTransition(prev, next, ctx) {
     const { note } = await transition(prev, next, ctx);
     ctx.log.child({ hook: 'cassandra', prev: prev?.metadata?.name ?? null, next: next?.metadata?.name ?? null }).info({ note }, 'approved');
+  },
+
+  /** Scale-down: the pod leaves once its node has left the ring (decommissioned); until then it holds, naming the command (removal.ts). */
+  async podRemoval(pod: V1Pod, ctx) {
+    const view = await readCluster(ctx);
+    const d = decideRemoval(view, nodeRefOf(pod, ctx.podReady) as NodeRef, (ctx.statefulSet.spec?.replicas ?? 1) - 1);
+    if (d.kind === 'hold') throw new HookNotReady(`[decommissioned] ${d.reason}`, { routine: d.routine === true });
+    ctx.log.child({ hook: 'cassandra', removal: pod.metadata?.name ?? '' }).info({ note: d.note }, 'removal approved');
   },
 
   /** The StatefulSets of one ring (one per rack, as cass-operator makes them) share one disruption budget: the ring is its cluster_name. */
