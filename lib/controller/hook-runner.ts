@@ -295,23 +295,18 @@ export class HookRunner {
       const admitted = (): Promise<void> =>
         this.o.budget ? this.admit(stsKey, action.key, hook, ctx, action.next ? { statefulSet: stsKey, uid: action.next.uid, pod: action.next.name, ...(action.prev ? { prev: action.prev.name } : {}) } : undefined).then(ask) : ask();
       // The metric checks come first: the release must behave before the application is asked to spare a node.
-      if (!this.checksApply(objects.sts)) return admitted();
-      return this.checkStep(objects.sts, prev, next, action.nextReady, signal, hookLog).then(admitted);
+      // Only a StatefulSet that names checks (or names them wrongly) is checked: the others are asked exactly as before.
+      const checks = readCheckConfig(objects.sts.metadata?.annotations);
+      if (checks.ok && (checks.config === undefined || this.o.checks?.disabled)) return admitted();
+      return this.checkStep(checks, objects.sts, prev, next, action.nextReady, signal, hookLog).then(admitted);
     });
-  }
-
-  /** Whether the StatefulSet names metric checks (or names them wrongly): only then is a step checked. */
-  private checksApply(sts: V1StatefulSet): boolean {
-    const parsed = readCheckConfig(sts.metadata?.annotations);
-    return !parsed.ok || (parsed.config !== undefined && !this.o.checks?.disabled);
   }
 
   /**
    * The StatefulSet's metric checks for the step (lib/checks/run.ts): resolves when
    * they pass; HookNotReady to hold; CheckFailed when a bake failed.
    */
-  private async checkStep(sts: V1StatefulSet, prev: V1Pod | null, next: V1Pod | null, nextReady: boolean | null, signal: AbortSignal, log: Logger): Promise<void> {
-    const parsed = readCheckConfig(sts.metadata?.annotations);
+  private async checkStep(parsed: ReturnType<typeof readCheckConfig>, sts: V1StatefulSet, prev: V1Pod | null, next: V1Pod | null, nextReady: boolean | null, signal: AbortSignal, log: Logger): Promise<void> {
     if (!parsed.ok) throw new ChecksHold(parsed.error);
     const config: CheckConfig | undefined = parsed.config;
     if (!config || this.o.checks?.disabled) return;
