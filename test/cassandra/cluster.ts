@@ -12,43 +12,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type JarDist, jarDist } from '../tools/jar-dist.ts';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-export interface CassandraDist {
-  version: string;
-  /** Directory of the jars (the classpath is `<libs>/*`). */
-  libs: string;
-  javaHome: string;
-}
-
-let memo: Promise<CassandraDist> | undefined;
+export type CassandraDist = JarDist;
 
 /** Runs fetch-cassandra.sh (downloads on a cache miss); fails with the script's own words. */
-export function cassandraDist(): Promise<CassandraDist> {
-  memo ??= (async () => {
-    const child = spawn('bash', [path.join(here, 'fetch-cassandra.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      process.stderr.write(d);
-    });
-    const [code] = (await once(child, 'close')) as [number | null];
-    if (code !== 0) throw new Error(`fetch-cassandra.sh exited ${code}:\n${err.trim()}`);
-    const lines = out.trim().split('\n');
-    const kv = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
-    const libs = lines.at(-1) ?? '';
-    const version = kv('version');
-    const javaHome = kv('java_home');
-    if (!version || !javaHome || !libs.startsWith('/')) throw new Error(`fetch-cassandra.sh printed something unexpected:\n${out}`);
-    return { version, libs, javaHome };
-  })();
-  memo.catch(() => (memo = undefined));
-  return memo;
-}
+export const cassandraDist = jarDist(path.join(here, 'fetch-cassandra.sh'));
 
 /** What conf/jvm17-server.options of the Cassandra 5.0 tarball gives the JVM on Java 17 (the module openings it needs). */
 const JAVA17_OPENINGS = [

@@ -1,46 +1,17 @@
 // Kafka for the tests: jars from Maven Central through fetch-kafka.sh (cached
 // outside the clone), and how to run a broker or a tool from them.
 
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-export interface KafkaDist {
-  version: string;
-  /** Directory of the jars (the classpath is `<libs>/*`). */
-  libs: string;
-  javaHome: string;
-}
+import { type JarDist, jarDist } from '../tools/jar-dist.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-let memo: Promise<KafkaDist> | undefined;
+
+export type KafkaDist = JarDist;
 
 /** Runs fetch-kafka.sh (downloads on a cache miss); fails with the script's own words. */
-export function kafkaDist(): Promise<KafkaDist> {
-  memo ??= (async () => {
-    const child = spawn('bash', [path.join(here, 'fetch-kafka.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-      process.stderr.write(d);
-    });
-    const [code] = (await once(child, 'close')) as [number | null];
-    if (code !== 0) throw new Error(`fetch-kafka.sh exited ${code}:\n${err.trim()}`);
-    const lines = out.trim().split('\n');
-    const kv = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
-    const libs = lines.at(-1) ?? '';
-    const version = kv('version');
-    const javaHome = kv('java_home');
-    if (!version || !javaHome || !libs.startsWith('/')) throw new Error(`fetch-kafka.sh printed something unexpected:\n${out}`);
-    return { version, libs, javaHome };
-  })();
-  memo.catch(() => (memo = undefined));
-  return memo;
-}
+export const kafkaDist = jarDist(path.join(here, 'fetch-kafka.sh'));
 
 /** `java … -cp <libs>/* <main> <args>`: a Kafka process as bin/kafka-run-class.sh would start it. */
 export function javaCommand(d: KafkaDist, main: string, args: string[], o: { heap?: string; log4j?: string } = {}): string[] {
