@@ -62,6 +62,41 @@ export const KafkaStatus = z.object({
 });
 export type KafkaStatus = z.infer<typeof KafkaStatus>;
 
+/** Cassandra (probe cassandra): a peer as this node's own gossip has it. */
+export const CassandraPeer = z.object({
+  hostId: z.string().min(1).max(63),
+  address: z.string().max(253).optional().describe("The peer's broadcast address"),
+  status: z.string().max(63).optional().describe("The peer's gossip STATUS in this node's view: NORMAL, BOOT, LEAVING, LEFT, MOVING, shutdown, ..."),
+  alive: z
+    .boolean()
+    .optional()
+    .describe("This node heard the peer's gossip heartbeat advance within the probe's liveness window (what its failure detector judges by); absent until two reads apart"),
+});
+export type CassandraPeer = z.infer<typeof CassandraPeer>;
+
+/** Cassandra: hint files this node holds for one other node, from its hints directory (a file still being written included). */
+export const CassandraHints = z.object({
+  hostId: z.string().min(1).max(63).describe('The node the hints are for'),
+  files: Count,
+  bytes: Count,
+});
+export type CassandraHints = z.infer<typeof CassandraHints>;
+
+/** Cassandra (probe cassandra): the node in this pod, in its own words (system.local, its own gossip, its hints directory). */
+export const CassandraStatus = z.object({
+  hostId: z.string().min(1).max(63).optional().describe("This node's host id (system.local)"),
+  datacenter: z.string().max(253).optional(),
+  rack: z.string().max(253).optional(),
+  status: z.string().max(63).optional().describe("This node's own gossip STATUS: NORMAL, BOOT, LEAVING, LEFT, MOVING, shutdown, ..."),
+  generation: z.number().int().min(0).optional().describe('Gossip generation: the start of this JVM, in seconds since the epoch on its clock'),
+  schemaVersion: z.string().max(63).optional(),
+  nativeTransport: z.boolean().optional().describe('Serving CQL clients (gossip RPC_READY)'),
+  peers: z.array(CassandraPeer).max(1024).optional().describe('Every other node this node knows, as its gossip has it'),
+  streams: Count.optional().describe('Stream sessions this node takes part in (repair, bootstrap, rebuild, decommission)'),
+  hints: z.array(CassandraHints).max(1024).optional().describe('Hint files held here, per target node; absent when the hints directory is unknown'),
+});
+export type CassandraStatus = z.infer<typeof CassandraStatus>;
+
 /**
  * What the application probe last saw. `probe` names the probe that wrote the
  * block (it tells a reader which fields to expect); every other field is
@@ -88,6 +123,8 @@ export const ApplicationStatus = z.object({
   lag: Count.optional().describe('Bytes of WAL this replica is behind its leader, as Patroni reports it'),
   systemIdentifier: z.string().max(63).optional().describe('PostgreSQL database system identifier: the same on every copy of one cluster'),
   kafka: KafkaStatus.optional(),
+  // Cassandra (probe cassandra): version is release_version, clusterName the ring's cluster_name.
+  cassandra: CassandraStatus.optional(),
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 
