@@ -27,7 +27,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf 
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json ./
+COPY package.json LICENSE ./
 COPY cmd ./cmd
 COPY lib ./lib
 COPY hooks ./hooks

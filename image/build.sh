@@ -199,8 +199,8 @@ cp -a "$WORK/deps/node_modules" "$R/app/node_modules"
 layer "npm ci --omit=dev: /app/node_modules"
 
 log "layer 4: the app"
-# What the Dockerfile copies: package.json, cmd, lib, hooks, and the build stage's dist.
-cp "$ROOT/package.json" "$R/app/"
+# What the Dockerfile copies: package.json, LICENSE, cmd, lib, hooks, and the build stage's dist.
+cp "$ROOT/package.json" "$ROOT/LICENSE" "$R/app/"
 for d in cmd lib hooks; do cp -a "$ROOT/$d" "$R/app/$d"; done
 cp -a "$WORK/dist" "$R/app/dist"
 chown -R 0:0 "$R/app"
