@@ -27,7 +27,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf 
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json LICENSE ./
+COPY package.json ./
+COPY LICENSE ./
 COPY cmd ./cmd
 COPY lib ./lib
 COPY hooks ./hooks
