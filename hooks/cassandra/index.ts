@@ -55,7 +55,7 @@ export const cassandraHook = defineHook({
   name: 'cassandra',
   description:
     'a node restarts only when every node is UN, one schema, no streams on it, and every keyspace keeps the consistency level (default LOCAL_QUORUM) in every token range without it; ' +
-    'the node moved last must be back UN with its hints delivered',
+    "the node moved last must be back UN with its hints delivered; the nodes' own views read through their Pilots when pilots run; OnDelete: unready pods first, seed nodes last",
   options: Options,
   async podUpdateTransition(prev, next, ctx) {
     const { note } = await transition(prev, next, ctx);
