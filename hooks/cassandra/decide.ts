@@ -95,26 +95,30 @@ function pilotConflict(view: CassandraView, ref: NodeRef): string | undefined {
  * NORMAL itself, holds, naming who sees whom (a node the controller reaches
  * but its peers have convicted: a partition between nodes).
  */
-export function upNormal(view: CassandraView, next: NodeRef | null): Hold | undefined {
+export function upNormal(view: CassandraView, next: NodeRef | null, prev: NodeRef | null = null): Hold | undefined {
   const exempt = next && !next.ready ? (nodeOf(view, next) ?? { address: next.address, hostId: next.hostId ?? '' }) : undefined;
   const bad = view.nodes.filter((n) => !isUN(n) && n.address !== exempt?.address);
   const seen = witnessed(view, exempt?.hostId);
   if (bad.length === 0 && seen.length === 0) return undefined;
   const which = bad.map((n) => `${nodeName(n)} is ${letters(n)}${n.status ? ` (${n.status.split(',')[0]})` : ''}`);
   const unread = view.unread.length > 0 ? ` (could not be read: ${view.unread.join(', ')})` : '';
+  // The node moved last, back UN for the controller, is judged by its peers' detectors a little later: a wait, not an alarm.
+  const moved = prev ? nodeOf(view, prev)?.hostId : undefined;
+  const settling = bad.length === 0 && moved !== undefined && seen.every((x) => x.about === moved);
   return {
     reason:
-      `not every node of Cassandra cluster ${view.clusterName} is UN: ${[...which, ...seen].join('; ')}${unread}. ` +
+      `not every node of Cassandra cluster ${view.clusterName} is UN: ${[...which, ...seen.map((x) => x.text)].join('; ')}${unread}. ` +
       'Bring it back (or finish its bootstrap, decommission or move), or, for a node that is gone for good, `nodetool removenode <host id>`' +
       (seen.length > 0 ? '; a node seen down by its peers but reached by the controller is cut off from them: check the network between the nodes (storage port 7000)' : ''),
+    ...(settling ? { routine: true as const } : {}),
   };
 }
 
 const GONE = new Set(['LEFT', 'REMOVED']);
 
 /** What the fresh Pilots' own gossip says is not UN: "<who> sees <whom> down". The unready next's node and its own Pilot are exempt. */
-function witnessed(view: CassandraView, exemptHost: string | undefined): string[] {
-  const out: string[] = [];
+function witnessed(view: CassandraView, exemptHost: string | undefined): { text: string; about: string }[] {
+  const out: { text: string; about: string }[] = [];
   const name = (hostId: string, address: string): string => {
     const n = byHost(view, hostId);
     return n ? nodeName(n) : `${address || '?'} (host id ${hostId})`;
@@ -123,12 +127,12 @@ function witnessed(view: CassandraView, exemptHost: string | undefined): string[
   for (const r of view.pilots ?? []) {
     if (r.hostId === exemptHost) continue;
     const own = r.status.split(',')[0]?.toUpperCase() ?? '';
-    if (own && own !== 'NORMAL') out.push(`${who(r)} reports itself ${own}`);
+    if (own && own !== 'NORMAL') out.push({ text: `${who(r)} reports itself ${own}`, about: r.hostId });
     for (const q of r.peers) {
       const st = q.status.split(',')[0]?.toUpperCase() ?? '';
       if (q.hostId === exemptHost || GONE.has(st)) continue;
-      if (q.alive === false) out.push(`${who(r)} sees ${name(q.hostId, q.address)} down (its failure detector has not heard its heartbeat advance)`);
-      else if (st && st !== 'NORMAL') out.push(`${who(r)} sees ${name(q.hostId, q.address)} as ${st}`);
+      if (q.alive === false) out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} down (its failure detector has not heard its heartbeat advance)`, about: q.hostId });
+      else if (st && st !== 'NORMAL') out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} as ${st}`, about: q.hostId });
     }
   }
   return out;
@@ -270,7 +274,7 @@ export function decide(view: CassandraView, prev: NodeRef | null, next: NodeRef 
   const checks: [CheckName, () => Hold | undefined][] = [];
   if (prev) checks.push(['rejoined', () => rejoined(view, prev)], ['hints-delivered', () => hintsDelivered(view, prev, policy.hintsSettleMs, policy.now)]);
   if (next) checks.push(['node-known', () => nodeKnown(view, next)]);
-  checks.push(['up-normal', () => upNormal(view, next)], ['schema-agreement', () => schemaAgreement(view)]);
+  checks.push(['up-normal', () => upNormal(view, next, prev)], ['schema-agreement', () => schemaAgreement(view)]);
   if (next) checks.push(['no-streaming', () => noStreaming(view, next)], ['replicas', () => replicas(view, next, policy)]);
   for (const [name, check] of checks) {
     if (policy.skip.has(name)) continue;

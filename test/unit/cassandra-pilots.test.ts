@@ -136,6 +136,13 @@ describe('cassandra through the Pilots: up-normal by the nodes\' own failure det
     const unknown = [...peersOf(1), { hostId: 'h9', address: '10.0.0.9', status: 'NORMAL', alive: false }];
     expect(upNormal(ring({ pilots: [report(1, { peers: unknown })] }), ref(3))?.reason).to.include('sees 10.0.0.9 (host id h9) down');
   });
+  it('the node moved last, back UN for the controller but not yet for its peers: a routine wait; anything else is not', () => {
+    const v = ring({ pilots: [report(2, { peers: peersOf(2, { 1: { alive: false } }) }), report(3)] });
+    expect(upNormal(v, ref(3), ref(1))).to.deep.include({ routine: true });
+    expect(upNormal(v, ref(3), null)?.routine).to.equal(undefined);
+    expect(upNormal(v, ref(3), ref(2))?.routine).to.equal(undefined);
+    expect(decide(v, ref(1), ref(3), policy)).to.deep.include({ check: 'up-normal', routine: true });
+  });
   it("an unready next: its node seen down, and its own Pilot's view, do not hold; a Ready one's do", () => {
     const v = ring({ nodes: [node(1, { up: false }), node(2), node(3)], pilots: [report(1, { peers: peersOf(1, { 2: { alive: false }, 3: { alive: false } }) }), report(2, { peers: peersOf(2, { 1: { alive: false } }) }), report(3, { peers: peersOf(3, { 1: { alive: false } }) })] });
     expect(upNormal(v, ref(1, { ready: false, hostId: 'h1' }))).to.equal(undefined);
