@@ -1,4 +1,7 @@
-import { type CassandraView, type KeyspaceView, type NodeRef, type NodeView, nodeName, stateLetter } from './view.ts';
+import { hintsDelivered } from './hints.ts';
+import { type CassandraView, type KeyspaceView, type NodeRef, type NodeView, nodeName, nodeOf, type PilotReport, stateLetter } from './view.ts';
+
+export { hintsDelivered, HINTS_READ_DELAY_MS } from './hints.ts';
 
 // The decisions of the cassandra hook, as pure functions of what it read
 // (view.ts). Each rule is a named check, like ECK's upgrade predicates: a small
@@ -29,15 +32,32 @@ export type Hold = { reason: string; routine?: true };
 export type Decision = { kind: 'approve'; note: string } | ({ kind: 'hold'; check: CheckName } & Hold);
 
 const byAddress = (view: CassandraView, address: string): NodeView | undefined => view.nodes.find((n) => n.address === address);
+const byHost = (view: CassandraView, hostId: string): NodeView | undefined => view.nodes.find((n) => n.hostId === hostId);
 const isUN = (n: NodeView): boolean => n.up && stateLetter(n.status) === 'N';
 const letters = (n: NodeView): string => `${n.up ? 'U' : 'D'}${stateLetter(n.status)}`;
 
 /**
- * Rule "node-known": a Ready pod's IP is a node of the ring. A Ready pod whose
- * address the ring does not know runs some other cluster, or its node
- * broadcasts another address: nothing the hook reads would be about it.
+ * Rule "node-known": the pod's node is a node of this ring. With a fresh Pilot
+ * in the pod the node is the host id the Pilot reports, and the Pilot must
+ * agree with the ring: same cluster_name, a host id the ring has, at the pod's
+ * IP (a Ready pod). Without one, a Ready pod's IP must be a node's address. A
+ * contradiction means the hook would reason about another node than the one it
+ * restarts: another ring's node behind the contact points, or a node that does
+ * not broadcast its pod IP.
  */
 export function nodeKnown(view: CassandraView, next: NodeRef): Hold | undefined {
+  const conflict = pilotConflict(view, next);
+  if (conflict) return { reason: conflict };
+  if (next.hostId) {
+    const n = byHost(view, next.hostId) as NodeView;
+    if (!next.ready || !next.address || n.address === next.address) return undefined;
+    const there = byAddress(view, next.address);
+    return {
+      reason:
+        `pod ${next.pod} has IP ${next.address}, but its Pilot reports host id ${next.hostId}, which cluster ${view.clusterName} has at ${n.address}` +
+        `${there ? ` (${next.address} is host id ${there.hostId})` : ''}: the pod's node must broadcast its pod IP (broadcast_address, broadcast_rpc_address), as cass-operator's pods do`,
+    };
+  }
   if (!next.ready) return undefined;
   if (!next.address) return { reason: `pod ${next.pod} has no IP: its Cassandra node cannot be found`, routine: true };
   if (byAddress(view, next.address)) return undefined;
@@ -48,24 +68,74 @@ export function nodeKnown(view: CassandraView, next: NodeRef): Hold | undefined 
   };
 }
 
+/** Where a pod's own Pilot contradicts the ring: another cluster_name, or a host id the ring does not have. */
+function pilotConflict(view: CassandraView, ref: NodeRef): string | undefined {
+  if (ref.pilotCluster && ref.pilotCluster !== view.clusterName) {
+    return (
+      `the Pilot of pod ${ref.pod} reports Cassandra cluster "${ref.pilotCluster}", but the contact points reach cluster "${view.clusterName}": ` +
+      'the pod runs another ring\'s node, or the contact points name another ring; fix cassandra.sts-pilot.io/contact-points (or the pod)'
+    );
+  }
+  if (ref.hostId && !byHost(view, ref.hostId)) {
+    return (
+      `the Pilot of pod ${ref.pod} reports host id ${ref.hostId}, which is no node of cluster ${view.clusterName} ` +
+      `(${view.nodes.map((n) => `${n.address} ${n.hostId}`).join(', ')}): the contact points reach another ring of the same name, or the pod runs another ring's node; fix the contact points (or the pod)`
+    );
+  }
+  return undefined;
+}
+
 /**
  * Rule "up-normal": every node is UN (up, normal) in the view of the nodes
  * themselves: none down, joining, leaving or moving. The one exception is
  * `next` itself when its pod is unready (a broken release must be replaceable).
  * cass-operator: every pod Ready before a rack restarts; Cassandra's docs: one
- * node at a time, the others up.
+ * node at a time, the others up. With pilots, also in each node's own failure
+ * detector: a fresh Pilot that sees a peer down, or not NORMAL, or is not
+ * NORMAL itself, holds, naming who sees whom (a node the controller reaches
+ * but its peers have convicted: a partition between nodes).
  */
-export function upNormal(view: CassandraView, next: NodeRef | null): Hold | undefined {
-  const exempt = next && !next.ready ? next.address : undefined;
-  const bad = view.nodes.filter((n) => !isUN(n) && n.address !== exempt);
-  if (bad.length === 0) return undefined;
-  const which = bad.map((n) => `${nodeName(n)} is ${letters(n)}${n.status ? ` (${n.status.split(',')[0]})` : ''}`).join('; ');
+export function upNormal(view: CassandraView, next: NodeRef | null, prev: NodeRef | null = null): Hold | undefined {
+  const exempt = next && !next.ready ? (nodeOf(view, next) ?? { address: next.address, hostId: next.hostId ?? '' }) : undefined;
+  const bad = view.nodes.filter((n) => !isUN(n) && n.address !== exempt?.address);
+  const seen = witnessed(view, exempt?.hostId);
+  if (bad.length === 0 && seen.length === 0) return undefined;
+  const which = bad.map((n) => `${nodeName(n)} is ${letters(n)}${n.status ? ` (${n.status.split(',')[0]})` : ''}`);
   const unread = view.unread.length > 0 ? ` (could not be read: ${view.unread.join(', ')})` : '';
+  // The node moved last, back UN for the controller, is judged by its peers' detectors a little later: a wait, not an alarm.
+  const moved = prev ? nodeOf(view, prev)?.hostId : undefined;
+  const settling = bad.length === 0 && moved !== undefined && seen.every((x) => x.about === moved);
   return {
     reason:
-      `not every node of Cassandra cluster ${view.clusterName} is UN: ${which}${unread}. ` +
-      'Bring it back (or finish its bootstrap, decommission or move), or, for a node that is gone for good, `nodetool removenode <host id>`',
+      `not every node of Cassandra cluster ${view.clusterName} is UN: ${[...which, ...seen.map((x) => x.text)].join('; ')}${unread}. ` +
+      'Bring it back (or finish its bootstrap, decommission or move), or, for a node that is gone for good, `nodetool removenode <host id>`' +
+      (seen.length > 0 ? '; a node seen down by its peers but reached by the controller is cut off from them: check the network between the nodes (storage port 7000)' : ''),
+    ...(settling ? { routine: true as const } : {}),
   };
+}
+
+const GONE = new Set(['LEFT', 'REMOVED']);
+
+/** What the fresh Pilots' own gossip says is not UN: "<who> sees <whom> down". The unready next's node and its own Pilot are exempt. */
+function witnessed(view: CassandraView, exemptHost: string | undefined): { text: string; about: string }[] {
+  const out: { text: string; about: string }[] = [];
+  const name = (hostId: string, address: string): string => {
+    const n = byHost(view, hostId);
+    return n ? nodeName(n) : `${address || '?'} (host id ${hostId})`;
+  };
+  const who = (r: PilotReport): string => `${name(r.hostId, '')} (Pilot of ${r.pod})`;
+  for (const r of view.pilots ?? []) {
+    if (r.hostId === exemptHost) continue;
+    const own = r.status.split(',')[0]?.toUpperCase() ?? '';
+    if (own && own !== 'NORMAL') out.push({ text: `${who(r)} reports itself ${own}`, about: r.hostId });
+    for (const q of r.peers) {
+      const st = q.status.split(',')[0]?.toUpperCase() ?? '';
+      if (q.hostId === exemptHost || GONE.has(st)) continue;
+      if (q.alive === false) out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} down (its failure detector has not heard its heartbeat advance)`, about: q.hostId });
+      else if (st && st !== 'NORMAL') out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} as ${st}`, about: q.hostId });
+    }
+  }
+  return out;
 }
 
 /** Rule "schema-agreement": the live nodes report one schema version (nodetool describecluster). */
@@ -83,7 +153,8 @@ export function schemaAgreement(view: CassandraView): Hold | undefined {
  * fail the operation.
  */
 export function noStreaming(view: CassandraView, next: NodeRef): Hold | undefined {
-  const busy = view.streams.filter((s) => s.on === next.address || s.peers.includes(next.address));
+  const address = nodeOf(view, next)?.address ?? next.address;
+  const busy = view.streams.filter((s) => s.on === address || s.peers.includes(address));
   if (busy.length === 0) return undefined;
   const s = busy[0] as (typeof busy)[number];
   return {
@@ -152,7 +223,7 @@ const rfText = (ks: KeyspaceView): string => Object.entries(ks.rf).map(([dc, r])
  * keyspace, the first range that fails and how many do, and the way out.
  */
 export function replicas(view: CassandraView, next: NodeRef, policy: Pick<Policy, 'consistency' | 'ignoreKeyspaces'>): Hold | undefined {
-  const node = byAddress(view, next.address);
+  const node = nodeOf(view, next);
   const failing: string[] = [];
   let firstReason: string | undefined;
   for (const ks of view.keyspaces) {
@@ -178,43 +249,18 @@ export function replicas(view: CassandraView, next: NodeRef, policy: Pick<Policy
   return { reason: failing.length > 1 ? `${firstReason}. Keyspaces that fail: ${failing.join(', ')}` : firstReason };
 }
 
-/** Rule "rejoined": the node moved last is back UN, under its pod's (possibly new) IP. A wait that ends by itself. */
-export function rejoined(view: CassandraView, prev: NodeRef): Hold | undefined {
-  if (!prev.address) return { reason: `pod ${prev.pod} has no IP yet: its node has not rejoined`, routine: true };
-  const n = byAddress(view, prev.address);
-  if (!n) return { reason: `the node of pod ${prev.pod} (${prev.address}) is not in the ring yet`, routine: true };
-  if (!isUN(n)) return { reason: `the node of pod ${prev.pod}, ${nodeName(n)}, is ${letters(n)}, not UN yet`, routine: true };
-  return undefined;
-}
-
 /**
- * Rule "hints-delivered": the other nodes hold no hints for the node moved
- * last (writes it missed while away): it has them before the next node goes,
- * so that no write lives only in a hint file while a second replica is away.
- * A holder's hint file shows (system_views.pending_hints, nodetool
- * listpendinghints) only once its writer is closed, which the holder does when
- * it starts the delivery, on its dispatch trigger every 10 s after it sees the
- * node up: measured on Cassandra 5.0.6, a file written while the node is down
- * is not listed. So the rule also waits until the node has run `settleMs`
- * (its gossip generation is its start time).
+ * Rule "rejoined": the node moved last is back UN, under its pod's (possibly
+ * new) IP; found by the host id its fresh Pilot reports, else by that IP. A
+ * wait that ends by itself, but for a Pilot naming another ring.
  */
-export function hintsDelivered(view: CassandraView, prev: NodeRef, settleMs = 0, now = Date.now()): Hold | undefined {
-  const n = byAddress(view, prev.address);
-  if (!n) return undefined;
-  const pending = view.hints.filter((h) => h.forHostId === n.hostId && h.files > 0);
-  if (pending.length > 0) {
-    return {
-      reason: `${pending.map((h) => `${h.on} holds ${h.files} hint file(s)`).join(', ')} for ${nodeName(n)}: waiting for their delivery (nodetool listpendinghints)`,
-      routine: true,
-    };
-  }
-  if (n.startedAt !== undefined && now - n.startedAt < settleMs) {
-    const s = Math.ceil((settleMs - (now - n.startedAt)) / 1000);
-    return {
-      reason: `${nodeName(n)} started ${Math.floor((now - n.startedAt) / 1000)} s ago: the others list their hints for it only once they start delivering them, so the step waits ${s} s more (cassandra.sts-pilot.io/hints-settle)`,
-      routine: true,
-    };
-  }
+export function rejoined(view: CassandraView, prev: NodeRef): Hold | undefined {
+  if (prev.pilotCluster && prev.pilotCluster !== view.clusterName) return { reason: pilotConflict(view, prev) as string };
+  if (!prev.address) return { reason: `pod ${prev.pod} has no IP yet: its node has not rejoined`, routine: true };
+  const n = prev.hostId ? byHost(view, prev.hostId) : byAddress(view, prev.address);
+  if (!n) return { reason: `the node of pod ${prev.pod} (${prev.hostId ? `host id ${prev.hostId}, ` : ''}${prev.address}) is not in the ring yet`, routine: true };
+  if (n.address !== prev.address) return { reason: `the ring still has the node of pod ${prev.pod} (host id ${n.hostId}) at ${n.address}, not yet at its pod IP ${prev.address}`, routine: true };
+  if (!isUN(n)) return { reason: `the node of pod ${prev.pod}, ${nodeName(n)}, is ${letters(n)}, not UN yet`, routine: true };
   return undefined;
 }
 
@@ -228,7 +274,7 @@ export function decide(view: CassandraView, prev: NodeRef | null, next: NodeRef 
   const checks: [CheckName, () => Hold | undefined][] = [];
   if (prev) checks.push(['rejoined', () => rejoined(view, prev)], ['hints-delivered', () => hintsDelivered(view, prev, policy.hintsSettleMs, policy.now)]);
   if (next) checks.push(['node-known', () => nodeKnown(view, next)]);
-  checks.push(['up-normal', () => upNormal(view, next)], ['schema-agreement', () => schemaAgreement(view)]);
+  checks.push(['up-normal', () => upNormal(view, next, prev)], ['schema-agreement', () => schemaAgreement(view)]);
   if (next) checks.push(['no-streaming', () => noStreaming(view, next)], ['replicas', () => replicas(view, next, policy)]);
   for (const [name, check] of checks) {
     if (policy.skip.has(name)) continue;

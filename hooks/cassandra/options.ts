@@ -33,6 +33,8 @@ const ContactPoints = z
   });
 
 const KEYSPACE = /^[A-Za-z0-9_]{1,48}$/;
+// A pod name (DNS-1123 label) or an IPv4/IPv6 address.
+const POD_OR_IP = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?|[0-9.]{7,15}|[0-9a-fA-F:]{2,39})$/;
 const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
 
 /**
@@ -61,6 +63,15 @@ export const Options = z
       .regex(/^(0|[1-9][0-9]{0,4})$/, 'must be a whole number of seconds, 0 to 99999')
       .transform(Number)
       .default(60),
+    // Seed nodes, moved last (besides pods labelled cassandra.datastax.com/seed-node: "true", as cass-operator labels them).
+    seeds: z
+      .string()
+      .default('')
+      .refine((s) => list(s).every((x) => POD_OR_IP.test(x)), 'must be pod names or IP addresses separated by commas'),
+    // A Pilot's heartbeat older than this says nothing: the pilot's --heartbeat (20 s) with room for the write and the clocks.
+    'pilot-max-age': secondsOption(30),
+    // How much older than its heartbeat a Pilot's block can be: the pilot's --probe-interval (10 s) plus twice its --probe-timeout (5 s).
+    'pilot-read-lag': secondsOption(20),
   })
   .transform((o) => ({
     contactPoints: o['contact-points'],
@@ -70,6 +81,9 @@ export const Options = z
     authSecret: o['auth-secret'],
     timeoutSeconds: o.timeout,
     hintsSettleMs: o['hints-settle'] * 1000,
+    seeds: new Set(list(o.seeds)),
+    pilotMaxAgeMs: o['pilot-max-age'] * 1000,
+    pilotReadLagMs: o['pilot-read-lag'] * 1000,
   }));
 
 export type Options = z.infer<typeof Options>;

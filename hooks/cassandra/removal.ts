@@ -1,4 +1,4 @@
-import { type CassandraView, nodeName, type NodeRef, stateLetter } from './view.ts';
+import { type CassandraView, nodeName, nodeOf, type NodeRef, stateLetter } from './view.ts';
 
 export type RemovalDecision = { kind: 'approve'; note: string } | { kind: 'hold'; reason: string; routine?: true };
 
@@ -20,7 +20,7 @@ export function decideRemoval(view: CassandraView, pod: NodeRef, remainingPods: 
       reason: `${pod.pod} has no IP, so its node cannot be told from the ring (${view.nodes.length} nodes for ${remainingPods} pods that stay${which}). Start the pod so that it can be decommissioned, or, if its node is gone for good, run "nodetool removenode <host id>" on a node that stays; the removal goes once the ring lists no more nodes than the pods that stay`,
     };
   }
-  const node = view.nodes.find((n) => n.address === pod.address);
+  const node = nodeOf(view, pod);
   const state = node?.status.split(',')[0]?.toUpperCase() ?? '';
   if (!node || state === 'LEFT' || state === 'REMOVED') return { kind: 'approve', note: `${pod.pod} (${pod.address}) is not in the ring: nothing of it to move` };
   if (state === 'LEAVING' || state === 'REMOVING') return { kind: 'hold', reason: `${nodeName(node)} of ${pod.pod} is being decommissioned (UL): its ranges are streaming to the nodes that stay`, routine: true };

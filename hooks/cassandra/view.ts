@@ -55,6 +55,30 @@ export interface KeyspaceView {
   ranges: RangeView[];
 }
 
+/**
+ * What a fresh Pilot of one node of the ring says (its status.application.cassandra),
+ * read by pilots.ts. Absent fields are unknown, never a default.
+ */
+export interface PilotReport {
+  /** The pod whose Pilot it is. */
+  pod: string;
+  hostId: string;
+  /** The cluster_name the pilot read ('' when it did not say). */
+  clusterName: string;
+  /** Its own gossip STATUS ('' unknown). */
+  status: string;
+  /** Every other node as its own gossip has it; alive: its failure detector's judgement (heartbeat seen advancing), undefined until judged. */
+  peers: { hostId: string; address: string; status: string; alive?: boolean }[];
+  /** Hint files it holds, per target host id; undefined when its hints directory is unknown. */
+  hints?: { hostId: string; files: number }[];
+  /**
+   * The earliest its block can have been read (ms since the epoch, the pilot's
+   * clock): its heartbeat (no later than now) minus the pilot's read lag
+   * (probe interval plus twice the probe timeout).
+   */
+  readAfter: number;
+}
+
 export interface CassandraView {
   clusterName: string;
   nodes: NodeView[];
@@ -63,6 +87,8 @@ export interface CassandraView {
   hints: HintsView[];
   /** The nodes whose own tables could not be read (down, or refused): their streams and hints are unknown. */
   unread: string[];
+  /** The fresh Pilots of nodes of this ring (pilots.ts); absent or empty when no pilot runs. */
+  pilots?: PilotReport[];
 }
 
 /** A pod, as the rules know it: its node's address, and whether the pod is Ready. */
@@ -71,6 +97,10 @@ export interface NodeRef {
   /** The pod's IP: the node's broadcast address ('' when the pod has none). */
   address: string;
   ready: boolean;
+  /** The host id the pod's own fresh Pilot reports: the node is found by it (else by address). */
+  hostId?: string;
+  /** The cluster_name the pod's own fresh Pilot reports. */
+  pilotCluster?: string;
 }
 
 /** The short form of a gossip STATUS, as nodetool status shows the state: N, J, L, M, or '?'. */
@@ -97,3 +127,7 @@ export function stateLetter(status: string): string {
 }
 
 export const nodeName = (n: Pick<NodeView, 'address' | 'rack' | 'dc'>): string => `${n.address} (${n.dc}/${n.rack})`;
+
+/** The node of a pod: by the host id its Pilot reports, else by its IP. */
+export const nodeOf = (view: Pick<CassandraView, 'nodes'>, ref: Pick<NodeRef, 'address' | 'hostId'>): NodeView | undefined =>
+  ref.hostId ? view.nodes.find((n) => n.hostId === ref.hostId) : view.nodes.find((n) => n.address === ref.address);

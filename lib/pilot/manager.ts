@@ -127,8 +127,17 @@ export class PilotManager {
   reader(namespace: string): PilotReader {
     return {
       get: (podName) => this.get(namespace, podName),
+      list: () => this.list(namespace),
       isFresh: (p, maxAgeMs) => isFresh(p, maxAgeMs, this.now()),
     };
+  }
+
+  /** The namespace's Pilots that parse, through get (which warns once about an unreadable one). */
+  list(namespace: string): Pilot[] {
+    return this.informer
+      .list(namespace)
+      .map((raw) => this.get(namespace, raw.metadata?.name ?? ''))
+      .filter((p): p is Pilot => p !== undefined);
   }
 
   get(namespace: string, podName: string): Pilot | undefined {

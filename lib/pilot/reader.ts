@@ -8,6 +8,13 @@ export interface PilotReader {
   /** The Pilot of a pod (same name as the pod), or undefined when there is none. */
   get(podName: string): Pilot | undefined;
   /**
+   * Every Pilot of the namespace that parses (a hook whose application spans
+   * several StatefulSets, e.g. one Cassandra ring with one per rack, finds its
+   * nodes' Pilots by what they report rather than by pod name). Optional: a
+   * reader without it offers no Pilots beyond `get`.
+   */
+  list?(): Pilot[];
+  /**
    * Whether the status heartbeat is at most maxAgeMs old. A Pilot without a
    * status or heartbeat is not fresh; nor is one whose heartbeat lies further in
    * the future than maxAgeMs (a clock that far off cannot be trusted either).
@@ -34,6 +41,7 @@ export function staticPilotReader(pilots: Iterable<Pilot>, now: () => number = D
   for (const p of pilots) byName.set(p.metadata.name, p);
   return {
     get: (podName) => byName.get(podName),
+    list: () => [...byName.values()],
     isFresh: (p, maxAgeMs) => isFresh(p, maxAgeMs, now()),
   };
 }

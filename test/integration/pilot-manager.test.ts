@@ -82,6 +82,9 @@ describe('pilot: PilotManager on a real control plane (StatefulSet controller, g
     expect(again).to.deep.equal({ created: [], stale: [], failed: [] });
     await waitUntil('the cache to hold the Pilots', 10_000, async () => pods.every((p) => m.reader(ns).get(p.metadata?.name ?? '')));
     for (let i = 0; i < 20; i++) await m.ensurePilots(sts, pods, 'pilot-ready', { 'max-age': '30' });
+    // list(): every Pilot of the namespace from the cache (a hook finds its ring's Pilots across StatefulSets), none of another.
+    expect(m.reader(ns).list?.().map((p) => p.metadata.name).sort()).to.deep.equal(pods.map((p) => p.metadata?.name).sort());
+    expect(m.reader(`${ns}-other`).list?.()).to.deep.equal([]);
     expect(calls.n - before).to.equal(0);
   });
 
