@@ -103,7 +103,7 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
     ns = await namespace(c, 'cassandra-racks');
     c.agent.ignoreNamespace(ns);
     prepared = await prepareCassandraNodes({ clusterName: 'sts-pilot-racks' });
-    runtime = new CassandraPodRuntime(prepared, PODS, say);
+    runtime = new CassandraPodRuntime(c, prepared, PODS, say);
     agent = new NodeAgent({ kc: c.kc, nodeName: `cassandra-racks-node-${process.pid}`, namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4 });
     await agent.start();
   });
