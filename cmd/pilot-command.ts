@@ -55,7 +55,7 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
     .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni', 'kafka', 'cassandra']).default('none'))
-    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092; cassandra: its native transport, default cql://127.0.0.1:9042)').env('STS_PILOT_APP_URL'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092; cassandra: its native transport, default cql://127.0.0.1:9042, user:password@ for PasswordAuthenticator)').env('STS_PILOT_APP_URL'))
     .option('--app-data-dir <dir>', "kafka: a log dir of the node; its meta.properties tells the node id")
     .option('--app-hints-dir <dir>', "cassandra: the node's hints_directory; its hint files are reported per target node (without it, hints are unknown)")
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
@@ -93,6 +93,8 @@ export function registerPilotCommand(program: Command): void {
                 ? cassandraProbe({
                     host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
                     port: Number(appUrl?.port || 9042),
+                    // cql://user:password@host:port, as elasticsearch's URL carries basic auth (STS_PILOT_APP_URL from a Secret).
+                    ...(appUrl?.username ? { auth: { username: decodeURIComponent(appUrl.username), password: decodeURIComponent(appUrl.password) } } : {}),
                     timeoutMs: f.probeTimeout * 1000,
                     ...(f.appHintsDir ? { hintsDir: f.appHintsDir } : {}),
                   })

@@ -23,6 +23,8 @@ const driver = (): Promise<Driver> => (loaded ??= import('cassandra-driver').the
 export interface CassandraProbeOptions {
   host: string;
   port: number;
+  /** PasswordAuthenticator credentials, when the node asks for a login. */
+  auth?: { username: string; password: string };
   /** The node's hints_directory; without it `hints` is absent (unknown). */
   hintsDir?: string;
   timeoutMs?: number;
@@ -62,6 +64,7 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
       socketOptions: { connectTimeout: timeoutMs, readTimeout: timeoutMs },
       // The schema metadata (keyspaces, tables) is not needed: no refresh of it after every schema change.
       isMetadataSyncEnabled: false,
+      ...(o.auth ? { authProvider: new d.auth.PlainTextAuthProvider(o.auth.username, o.auth.password) } : {}),
     });
     try {
       await c.connect();
