@@ -117,7 +117,7 @@ export class CassandraPodRuntime implements PodRuntime {
     const d = preStopRecord(pilot);
     if (d) {
       this.drains.push({ pod: name, ms: d.durationMs, ...(d.result !== 'ok' ? { error: `pre-stop ${d.result} (code ${d.code})${d.error ? `: ${d.error}` : ''}` } : {}) });
-      this.log(`${name}: the pilot drained its node in ${d.durationMs} ms (${d.result})`);
+      this.log(`${name}: the pilot's pre-stop ran ${d.durationMs} ms (${d.result})`);
     }
   }
 
