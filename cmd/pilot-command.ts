@@ -7,6 +7,10 @@ import { PilotRunner } from '../lib/pilot/runner.ts';
 import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
 import { patroniProbe } from '../lib/probes/patroni.ts';
 import { kafkaProbe } from '../lib/probes/kafka.ts';
+import { cassandraProbe } from '../lib/probes/cassandra.ts';
+
+/** The pre-stop of --app cassandra when none is given: nodetool on the image's PATH, over the node's local JMX. */
+export const CASSANDRA_PRE_STOP = 'nodetool drain';
 
 const seconds = (min: number, max: number) => wholeNumber(min, max, 'seconds');
 
@@ -16,10 +20,11 @@ const PilotFlags = z.strictObject({
   podName: z.string({ error: 'is required (or $POD_NAME)' }).regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a pod name'),
   podUid: z.string().min(1).optional(),
   revision: z.string().min(1).optional(),
-  app: z.enum(['none', 'elasticsearch', 'patroni', 'kafka'], { error: 'must be none, elasticsearch, patroni or kafka' }),
-  // http(s) for elasticsearch and patroni, kafka://host:port (a plaintext listener of this pod) for kafka
-  appUrl: z.url({ protocol: /^(https?|kafka)$/, error: 'must be an http://, https:// or kafka:// URL' }).optional(),
+  app: z.enum(['none', 'elasticsearch', 'patroni', 'kafka', 'cassandra'], { error: 'must be none, elasticsearch, patroni, kafka or cassandra' }),
+  // http(s) for elasticsearch and patroni, kafka://host:port (a plaintext listener of this pod) for kafka, cql://host:port for cassandra
+  appUrl: z.url({ protocol: /^(https?|kafka|cql)$/, error: 'must be an http://, https://, kafka:// or cql:// URL' }).optional(),
   appDataDir: z.string().min(1).optional(),
+  appHintsDir: z.string().min(1).optional(),
   appCaFile: z.string().min(1).optional(),
   preStart: z.string().min(1).optional(),
   preStartTimeout: seconds(1, 86_400),
@@ -49,13 +54,14 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--pod-name <name>', "the pod's name, which is its Pilot's").env('POD_NAME'))
     .addOption(new Option('--pod-uid <uid>', "the pod's uid: only a Pilot owned by it is written").env('POD_UID'))
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
-    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni', 'kafka']).default('none'))
-    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092)').env('STS_PILOT_APP_URL'))
+    .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni', 'kafka', 'cassandra']).default('none'))
+    .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092; cassandra: its native transport, default cql://127.0.0.1:9042, user:password@ for PasswordAuthenticator)').env('STS_PILOT_APP_URL'))
     .option('--app-data-dir <dir>', "kafka: a log dir of the node; its meta.properties tells the node id")
+    .option('--app-hints-dir <dir>', "cassandra: the node's hints_directory; its hint files are reported per target node (without it, hints are unknown)")
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
     .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
     .option('--pre-start-timeout <seconds>', 'deadline of the pre-start command', '300')
-    .option('--pre-stop <command>', 'shell command run on SIGTERM, before the application is signalled')
+    .option('--pre-stop <command>', `shell command run on SIGTERM, before the application is signalled (cassandra: default '${CASSANDRA_PRE_STOP}', finished before the JVM gets its signal; --pre-stop true for none)`)
     .option('--pre-stop-timeout <seconds>', 'deadline of the pre-stop command', '60')
     .option('--stop-timeout <seconds>', 'from the stop signal sent to the application to SIGKILL', '20')
     .option('--heartbeat <seconds>', 'write the Pilot status at least this often', '20')
@@ -70,6 +76,8 @@ export function registerPilotCommand(program: Command): void {
       const kc = loadKubeConfig(f.kubeconfig);
       const appUrl = f.appUrl ? new URL(f.appUrl) : undefined;
       if (appUrl && (appUrl.protocol === 'kafka:') !== (f.app === 'kafka')) throw new InvalidArgumentError(`--app-url ${appUrl.protocol}// does not go with --app ${f.app}`);
+      if (appUrl && (appUrl.protocol === 'cql:') !== (f.app === 'cassandra')) throw new InvalidArgumentError(`--app-url ${appUrl.protocol}// does not go with --app ${f.app}`);
+      if (f.appHintsDir && f.app !== 'cassandra') throw new InvalidArgumentError(`--app-hints-dir goes with --app cassandra only`);
       const probe =
         f.app === 'elasticsearch'
           ? elasticsearchProbe({ url: f.appUrl ?? 'http://127.0.0.1:9200', timeoutMs: f.probeTimeout * 1000, ...(f.appCaFile ? { caFile: f.appCaFile } : {}) })
@@ -81,7 +89,19 @@ export function registerPilotCommand(program: Command): void {
                   timeoutMs: f.probeTimeout * 1000,
                   ...(f.appDataDir ? { logDir: f.appDataDir } : {}),
                 })
-              : undefined;
+              : f.app === 'cassandra'
+                ? cassandraProbe({
+                    host: appUrl?.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+                    port: Number(appUrl?.port || 9042),
+                    // cql://user:password@host:port, as elasticsearch's URL carries basic auth (STS_PILOT_APP_URL from a Secret).
+                    ...(appUrl?.username ? { auth: { username: decodeURIComponent(appUrl.username), password: decodeURIComponent(appUrl.password) } } : {}),
+                    timeoutMs: f.probeTimeout * 1000,
+                    ...(f.appHintsDir ? { hintsDir: f.appHintsDir } : {}),
+                  })
+                : undefined;
+      // A Cassandra node stopped without a drain replays its commit log at the next start and may lose the
+      // writes of the last commitlog_sync_period if it is killed; the drain flushes every memtable first.
+      const preStop = f.preStop ?? (f.app === 'cassandra' ? CASSANDRA_PRE_STOP : undefined);
       const [, host, port] = /^([^:]*):(\d+)$/.exec(f.probeAddress) as RegExpExecArray;
       const runner = new PilotRunner({
         command,
@@ -92,7 +112,7 @@ export function registerPilotCommand(program: Command): void {
         revision: f.revision,
         probe,
         preStart: f.preStart,
-        preStop: f.preStop,
+        preStop,
         preStartTimeoutMs: f.preStartTimeout * 1000,
         preStopTimeoutMs: f.preStopTimeout * 1000,
         stopTimeoutMs: f.stopTimeout * 1000,

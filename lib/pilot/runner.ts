@@ -216,7 +216,11 @@ export class PilotRunner {
         this.log.info({ hook: 'pre-stop', result, code: r.code, durationMs: r.durationMs, error: r.error }, 'pre-stop hook done');
       }
       this.update({ phase: 'PreStop', message: `stopping on ${sig}: sent ${sig} to the application, SIGKILL after ${this.o.stopTimeoutMs / 1000}s` });
-      if (child.running) this.metrics.signalsForwarded.inc({ signal: sig });
+      if (child.running) {
+        this.metrics.signalsForwarded.inc({ signal: sig });
+        // After the pre-stop hook has returned: the log shows the order (a drain finished before the signal).
+        this.log.info({ signal: sig, pid: child.pid, stopTimeoutMs: this.o.stopTimeoutMs }, 'signalling the application to stop');
+      }
       const r = await child.stop(sig, this.o.stopTimeoutMs);
       exit = r.exit;
       killed = r.killed;

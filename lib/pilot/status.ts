@@ -76,9 +76,23 @@ export function stampStatus(desired: DesiredStatus, prevConditions: readonly Pil
  * drain) read the application afresh rather than from the Pilot.
  */
 export function significant(s: Omit<PilotStatus, 'heartbeatTime' | 'conditions'> & { conditions?: readonly (ConditionInput | PilotCondition)[] }): string {
-  const app = s.application ? { ...s.application, shards: undefined, documents: undefined } : undefined;
+  const c = s.application?.cassandra;
+  // Hint bytes grow with every write while a peer is down; the files per target are what a hook reads.
+  const cassandra = c && { ...c, hints: c.hints?.map((h) => ({ hostId: h.hostId, files: h.files })) };
+  const app = s.application ? { ...s.application, shards: undefined, documents: undefined, cassandra } : undefined;
   const conditions = s.conditions?.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']);
-  return JSON.stringify([s.phase, s.revision, s.message, s.exitCode, conditions, app && Object.entries(app).filter(([, v]) => v !== undefined).sort()]);
+  return canonical([s.phase, s.revision, s.message, s.exitCode, conditions, app]);
+}
+
+/**
+ * JSON with object keys sorted at every depth, undefined left out: the status
+ * written (parsed by zod, so in the schema's key order) and the one a probe
+ * built (in its own order) compare equal when they say the same.
+ */
+export function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).filter(([, y]) => y !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+  );
 }
 
 export type WriteDecision = { write: true; why: 'first' | 'changed' | 'heartbeat' } | { write: false; retryInMs: number };

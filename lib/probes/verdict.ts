@@ -44,6 +44,16 @@ export function applicationReady(app: ApplicationStatus | undefined): Verdict {
       if (!broker && (k.activeController === undefined || k.activeController < 0)) return no(`Kafka controller ${k.brokerId} sees no quorum leader${why}`);
       return ok;
     }
+    case 'cassandra': {
+      // A node serves once it is NORMAL in its own gossip (joined, owns its tokens) and its native transport
+      // is up (gossip RPC_READY): only then do clients reach it and is it a replica the ring counts.
+      const k = app.cassandra;
+      const why = app.error ? `: ${app.error}` : '';
+      if (!k?.hostId) return no(`the Cassandra node does not report itself${why}`);
+      if (k.status !== 'NORMAL') return no(`Cassandra node ${k.hostId} is ${k.status ?? 'in an unknown gossip state'}, not NORMAL${why}`);
+      if (k.nativeTransport !== true) return no(`Cassandra node ${k.hostId} does not serve CQL clients (native transport ${k.nativeTransport === false ? 'off' : 'unknown'})${why}`);
+      return ok;
+    }
     default:
       return no(`unknown probe ${JSON.stringify(app.probe)}: cannot judge the application`);
   }
@@ -51,7 +61,9 @@ export function applicationReady(app: ApplicationStatus | undefined): Verdict {
 
 /**
  * Is the application healthy enough for a rollout to move on? Ready, and for
- * Elasticsearch a cluster health that is known and not red.
+ * Elasticsearch a cluster health that is known and not red. For Cassandra,
+ * Ready is all: the ring's state (every node UN, replicas per range) is the
+ * cassandra hook's to judge, not one node's.
  */
 export function applicationHealthy(app: ApplicationStatus | undefined): Verdict {
   const ready = applicationReady(app);

@@ -141,10 +141,11 @@ export class CassandraNode {
     return path.join(this.spec.dir, 'logs', 'system.log');
   }
 
-  /** Spawns the JVM; does not wait for anything. */
-  spawn(): void {
+  /** The CassandraDaemon JVM's command line (java and its arguments), for this process or a pilot to run. */
+  command(): string[] {
     const d = this.spec.dir;
-    const args = [
+    return [
+      path.join(this.dist.javaHome, 'bin', 'java'),
       `-Xms${this.heap}`,
       `-Xmx${this.heap}`,
       '-Xss512k',
@@ -170,7 +171,13 @@ export class CassandraNode {
       `${this.dist.libs}/*`,
       'org.apache.cassandra.service.CassandraDaemon',
     ];
-    const child = spawn(path.join(this.dist.javaHome, 'bin', 'java'), args, { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
+  }
+
+  /** Spawns the JVM; does not wait for anything. */
+  spawn(): void {
+    const d = this.spec.dir;
+    const [java, ...args] = this.command();
+    const child = spawn(java as string, args, { cwd: d, stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.setEncoding('utf8').on('data', (s: string) => fs.appendFileSync(path.join(d, 'logs', 'stderr.log'), s));
     this.child = child;
     live.add(this);
@@ -234,11 +241,20 @@ function toolsLogback(): string {
   return toolsLogbackFile;
 }
 
-export async function nodetool(dist: CassandraDist, jmxPort: number, args: string[], timeoutMs = 60_000): Promise<string> {
+/** `nodetool -h 127.0.0.1 -p <jmxPort> <args>` as a command line (java and its arguments). */
+export function nodetoolCommand(dist: CassandraDist, jmxPort: number, args: string[]): string[] {
   const java = path.join(dist.javaHome, 'bin', 'java');
   const jvm = ['-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Dlogback.configurationFile=${toolsLogback()}`, ...JAVA17_OPENINGS, '-cp', `${dist.libs}/*`];
+  return [java, ...jvm, 'org.apache.cassandra.tools.NodeTool', '-h', '127.0.0.1', '-p', String(jmxPort), ...args];
+}
+
+/** A command line as one string for /bin/sh -c, every word single-quoted. */
+export const shellLine = (argv: readonly string[]): string => argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+
+export async function nodetool(dist: CassandraDist, jmxPort: number, args: string[], timeoutMs = 60_000): Promise<string> {
+  const [java, ...rest] = nodetoolCommand(dist, jmxPort, args);
   try {
-    const { stdout } = await run(java, [...jvm, 'org.apache.cassandra.tools.NodeTool', '-h', '127.0.0.1', '-p', String(jmxPort), ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 });
+    const { stdout } = await run(java as string, rest, { timeout: timeoutMs, maxBuffer: 16 << 20 });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };

@@ -1,10 +1,11 @@
 // Issue 27: one Cassandra ring of three real CassandraDaemon JVMs (Maven
 // Central), one StatefulSet per rack (cass-r1, cass-r2, cass-r3, one pod each,
 // as cass-operator lays a ring out), each pod backed by its node at
-// 127.0.0.<n> (test/cassandra/pod-runtime.ts: its pod IP; drained, then
-// stopped, when the pod goes). The three templates change in the same second;
-// the real controller rolls them with the cassandra hook, whose StatefulSets
-// share one disruption budget (the ring's cluster_name). A writer and a reader
+// 127.0.0.<n> (test/cassandra/pod-runtime.ts: its pod IP) and run by the
+// in-pod pilot, which drains it before it stops the JVM when the pod goes.
+// The three templates change in the same second; the real controller rolls
+// them with the cassandra hook, whose StatefulSets share one disruption budget
+// (the ring's cluster_name). A writer and a reader
 // at QUORUM run throughout on an RF 3 keyspace. What must hold: never two
 // pods away at once (an independent watch of the pods), every pod approved
 // once before its deletion, 0 failed QUORUM operations, 0 acknowledged
@@ -16,6 +17,7 @@ import * as fs from 'node:fs';
 import { prepareCassandraNodes, type PreparedNodes } from '../cassandra/cluster.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
+import { readPilotStatus } from '../pilot/harness.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
 import { cluster, type Cluster, ControllerProcess, Fatal, mergePatch, namespace, podsOf, readSts, rolloutFinished, statefulSet, waitUntil } from './harness.ts';
 
@@ -103,7 +105,7 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
     ns = await namespace(c, 'cassandra-racks');
     c.agent.ignoreNamespace(ns);
     prepared = await prepareCassandraNodes({ clusterName: 'sts-pilot-racks' });
-    runtime = new CassandraPodRuntime(prepared, PODS, say);
+    runtime = new CassandraPodRuntime(c, prepared, PODS, say);
     agent = new NodeAgent({ kc: c.kc, nodeName: `cassandra-racks-node-${process.pid}`, namespaces: [ns], runtime, readyDelayMs: 0, terminationDelayMs: 0, workers: 4 });
     await agent.start();
   });
@@ -140,6 +142,12 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
       return true;
     });
     const upMs = Date.now() - t0;
+    // Each pod's pilot reports its node: the cassandra block of its Pilot.
+    const blocks = await waitUntil('every Pilot with its node NORMAL and two live peers', 60_000, async () => {
+      const all = await Promise.all(PODS.map(async (p) => (await readPilotStatus(c, ns, p))?.application?.cassandra));
+      return all.every((b) => b?.status === 'NORMAL' && b.peers?.length === 2 && b.peers.every((x) => x.alive === true)) ? all : undefined;
+    });
+    expect(new Set(blocks.map((b) => b?.hostId)).size, 'three host ids').to.equal(3);
 
     cql = new cassandra.Client({ contactPoints: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], localDataCenter: 'dc1' });
     await cql.connect();
@@ -234,6 +242,7 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
     expect(missing, 'acknowledged writes not read back').to.deep.equal([]);
     expect(loop.failures, 'failed QUORUM operations').to.deep.equal([]);
     expect(loop.acked.size).to.be.greaterThan(100);
+    expect(rt.drains.map((d) => d.pod).sort(), "drains by the pilots' pre-stop").to.deep.equal([...PODS].sort());
     expect(rt.drains.filter((d) => d.error), 'drains that failed').to.deep.equal([]);
     for (const r of replays) expect(r.replayed, `${r.pod}: mutations replayed at each restart after a drained stop`).to.deep.equal([0]);
   });

@@ -101,6 +101,23 @@ describe('pilot status: when to write', () => {
     expect(decideWrite({ ...base, written: w, writtenAt: T0, desired: busy, now: T0 + 10_000 })).to.deep.equal({ write: false, retryInMs: 10_000 });
   });
 
+  it('a nested block in another key order than the schema is no change (a probe builds it in its own order; the written status is parsed by zod)', () => {
+    const cass = (o: Record<string, unknown>) => ({ probe: 'cassandra', cassandra: o });
+    const built = desiredStatus(state({ application: cass({ schemaVersion: 's1', hostId: 'h1', status: 'NORMAL', peers: [{ alive: true, hostId: 'h2' }] }) }));
+    const w = written(state({ application: cass({ hostId: 'h1', status: 'NORMAL', schemaVersion: 's1', peers: [{ hostId: 'h2', alive: true }] }) }), T0);
+    expect(significant(w)).to.equal(significant(built));
+    const changed = desiredStatus(state({ application: cass({ hostId: 'h1', status: 'NORMAL', schemaVersion: 's1', peers: [{ hostId: 'h2', alive: false }] }) }));
+    expect(significant(w)).to.not.equal(significant(changed));
+  });
+
+  it('cassandra: hint bytes wait for the heartbeat, a new hint file or target does not', () => {
+    const hints = (h: { hostId: string; files: number; bytes: number }[]) => state({ application: { probe: 'cassandra', cassandra: { hostId: 'h1', hints: h } } });
+    const w = written(hints([{ hostId: 'h2', files: 1, bytes: 10 }]), T0);
+    expect(significant(w)).to.equal(significant(desiredStatus(hints([{ hostId: 'h2', files: 1, bytes: 9000 }]))));
+    expect(significant(w)).to.not.equal(significant(desiredStatus(hints([{ hostId: 'h2', files: 2, bytes: 9000 }]))));
+    expect(significant(w)).to.not.equal(significant(desiredStatus(hints([]))));
+  });
+
   it('at steady state under indexing load: one write per heartbeat, 3 a minute at the default 20 s', () => {
     // Probe every 10 s for an hour; the document count changes on every probe.
     let w: PilotStatus | undefined;
