@@ -235,7 +235,7 @@ function toolsLogback(): string {
 }
 
 export async function nodetool(dist: CassandraDist, jmxPort: number, args: string[], timeoutMs = 60_000): Promise<string> {
-  const java = path.join(dist.javaHome, 'bin', 'java');
+  const java = path.join(dist.toolsJavaHome, 'bin', 'java');
   const jvm = ['-Xmx128m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Dlogback.configurationFile=${toolsLogback()}`, ...JAVA17_OPENINGS, '-cp', `${dist.libs}/*`];
   try {
     const { stdout } = await run(java, [...jvm, 'org.apache.cassandra.tools.NodeTool', '-h', '127.0.0.1', '-p', String(jmxPort), ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 });
