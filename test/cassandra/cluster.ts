@@ -80,10 +80,12 @@ export interface StartOptions {
   heap?: string;
   /** Tokens per node; default 4 (fewer ranges, faster start). */
   numTokens?: number;
+  /** TLS only on the native port (client_encryption_options, optional false), with this PKCS12 keystore. */
+  clientTls?: { keystore: string; password: string };
 }
 
 /** cassandra.yaml for one node: loopback addresses, every directory under its own dir, nothing optional on. */
-function yamlOf(n: CassandraNodeSpec, seeds: string, clusterName: string, numTokens: number): string {
+function yamlOf(n: CassandraNodeSpec, seeds: string, clusterName: string, numTokens: number, tls?: StartOptions['clientTls']): string {
   return `cluster_name: '${clusterName}'
 num_tokens: ${numTokens}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
@@ -116,7 +118,18 @@ memtable_heap_space: 64MiB
 memtable_offheap_space: 64MiB
 key_cache_size: 8MiB
 start_native_transport: true
-`;
+${
+  tls
+    ? `client_encryption_options:
+  enabled: true
+  optional: false
+  keystore: ${tls.keystore}
+  keystore_password: ${tls.password}
+  store_type: PKCS12
+  require_client_auth: false
+`
+    : ''
+}`;
 }
 
 export class CassandraNode {
@@ -291,7 +304,7 @@ export async function prepareCassandraNodes(o: StartOptions = {}): Promise<Prepa
   const seeds = specs.map((s) => s.address).slice(0, Math.min(2, count)).join(',');
   for (const s of specs) {
     for (const sub of ['data', 'commitlog', 'saved_caches', 'hints', 'cdc_raw', 'logs']) fs.mkdirSync(path.join(s.dir, sub), { recursive: true });
-    fs.writeFileSync(path.join(s.dir, 'cassandra.yaml'), yamlOf(s, seeds, clusterName, o.numTokens ?? 4));
+    fs.writeFileSync(path.join(s.dir, 'cassandra.yaml'), yamlOf(s, seeds, clusterName, o.numTokens ?? 4, o.clientTls));
     fs.writeFileSync(path.join(s.dir, 'cassandra-rackdc.properties'), `dc=${s.dc}\nrack=${s.rack}\nprefer_local=true\n`);
     fs.writeFileSync(path.join(s.dir, 'logback.xml'), LOGBACK);
   }
