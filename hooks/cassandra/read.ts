@@ -82,8 +82,13 @@ export function connectProblem(err: unknown, o: Options): string {
     return p;
   }
   const said = describeError(err, 300);
-  // A TLS-only native port closes a plain-text connection at its first frame.
-  if (!o.tls && inner.length > 0 && inner.every((e) => /closed|ECONNRESET|socket hang up/i.test(describeError(e, 300)))) {
+  // A TLS-only native port answers a plain-text connection with nothing the driver reads (it times out or sees it
+  // closed): unless nothing listened at all or the node refused the login, TLS may be what is missing.
+  const notTls = (e: unknown) => {
+    const x = e as { code?: unknown; name?: unknown } | null;
+    return x?.code === 'ECONNREFUSED' || x?.code === 'ENOTFOUND' || x?.code === 'EAI_AGAIN' || x?.name === 'AuthenticationError';
+  };
+  if (!o.tls && inner.length > 0 && !inner.some(notTls)) {
     return `${said}; if the native port takes only TLS (client_encryption_options), set tls: "true"`;
   }
   return said;

@@ -74,6 +74,11 @@ describe('cassandra hook: TLS to the native port', () => {
     );
     expect(connectProblem(noHost('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), options({ tls: 'true' }))).to.include('name the CA that signed it in ca-secret');
     expect(connectProblem(noHost('ERR_TLS_CERT_ALTNAME_INVALID'), options({ tls: 'true' }))).to.include('tls-server-name');
-    expect(connectProblem(noHost('ECONNREFUSED'), options({}))).to.include('All host(s) tried');
+    expect(connectProblem(noHost('ECONNREFUSED'), options({}))).to.equal('All host(s) tried for query failed.');
+    // Plain text to a TLS-only port: the driver times out or sees the connection closed.
+    expect(connectProblem(noHost('ETIMEDOUT'), options({}))).to.equal(
+      'All host(s) tried for query failed.; if the native port takes only TLS (client_encryption_options), set tls: "true"',
+    );
+    expect(connectProblem(noHost('ETIMEDOUT'), options({ tls: 'true' }))).to.equal('All host(s) tried for query failed.');
   });
 });
