@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type cassandra from 'cassandra-driver';
 import { type JarDist, jarDist } from '../tools/jar-dist.ts';
 
 const run = promisify(execFile);
@@ -344,6 +345,19 @@ export async function startCassandraCluster(o: StartOptions = {}): Promise<Cassa
     await cluster.stop().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Every node the client knows reports one schema version (system.local, asked
+ * of each node): DDL sent to one node and the next statement to another need
+ * it. Measured on 4.1.10: CREATE TABLE on a second node right after CREATE
+ * KEYSPACE on the first failed "Keyspace 'app' doesn't exist".
+ */
+export async function schemaAgreed(client: cassandra.Client): Promise<boolean> {
+  const versions = await Promise.all(
+    [...client.hosts.values()].map((host) => client.execute('SELECT schema_version FROM system.local', [], { host }).then((r) => String(r.rows[0]?.get('schema_version')))),
+  );
+  return new Set(versions).size === 1;
 }
 
 export async function waitFor(f: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

@@ -13,7 +13,7 @@
 import cassandra from 'cassandra-driver';
 import { expect } from 'chai';
 import * as fs from 'node:fs';
-import { prepareCassandraNodes, type PreparedNodes } from '../cassandra/cluster.ts';
+import { prepareCassandraNodes, type PreparedNodes, schemaAgreed, waitFor } from '../cassandra/cluster.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
@@ -145,7 +145,9 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
     await cql.connect();
     await cql.execute("ALTER KEYSPACE system_auth WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
     await cql.execute("CREATE KEYSPACE app WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
+    await waitFor(() => schemaAgreed(cql as cassandra.Client), 60_000, 'schema agreement after CREATE KEYSPACE');
     await cql.execute('CREATE TABLE app.kv (k int PRIMARY KEY, v int)');
+    await waitFor(() => schemaAgreed(cql as cassandra.Client), 60_000, 'schema agreement after CREATE TABLE');
     loop = new QuorumLoop(cql).start(20);
 
     // The witness: its own reads of the pods, every 250 ms.
