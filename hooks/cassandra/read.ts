@@ -81,7 +81,9 @@ export function connectProblem(err: unknown, o: Options): string {
     if (/ALTNAME/.test(p)) return `${p}: ${o.tls?.serverName ? `it does not carry ${o.tls.serverName} (tls-server-name)` : "it does not carry the node's address; name the DNS name every node's certificate carries in tls-server-name, or set tls-verify-server-name: \"false\" to check the CA only"}`;
     return p;
   }
-  const said = describeError(err, 300);
+  // The driver's own message embeds each host's error with its stack: the hosts' errors alone, one line each.
+  const errs = Object.entries((err as { innerErrors?: Record<string, unknown> } | null)?.innerErrors ?? {});
+  const said = errs.length > 0 ? errs.map(([host, e]) => `${host}: ${describeError(e, 150)}`).join('; ') : describeError(err, 300);
   // A TLS-only native port answers a plain-text connection with nothing the driver reads (it times out or sees it
   // closed): unless nothing listened at all or the node refused the login, TLS may be what is missing.
   const notTls = (e: unknown) => {

@@ -74,11 +74,10 @@ describe('cassandra hook: TLS to the native port', () => {
     );
     expect(connectProblem(noHost('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), options({ tls: 'true' }))).to.include('name the CA that signed it in ca-secret');
     expect(connectProblem(noHost('ERR_TLS_CERT_ALTNAME_INVALID'), options({ tls: 'true' }))).to.include('tls-server-name');
-    expect(connectProblem(noHost('ECONNREFUSED'), options({}))).to.equal('All host(s) tried for query failed.');
-    // Plain text to a TLS-only port: the driver times out or sees the connection closed.
-    expect(connectProblem(noHost('ETIMEDOUT'), options({}))).to.equal(
-      'All host(s) tried for query failed.; if the native port takes only TLS (client_encryption_options), set tls: "true"',
-    );
-    expect(connectProblem(noHost('ETIMEDOUT'), options({ tls: 'true' }))).to.equal('All host(s) tried for query failed.');
+    expect(connectProblem(noHost('ECONNREFUSED'), options({}))).to.equal('10.0.0.1:9042: x');
+    // Plain text to a TLS-only port: the node resets the connection, or the driver times out.
+    expect(connectProblem(noHost('ECONNRESET'), options({}))).to.equal('10.0.0.1:9042: x; if the native port takes only TLS (client_encryption_options), set tls: "true"');
+    expect(connectProblem(noHost('ECONNRESET'), options({ tls: 'true' }))).to.equal('10.0.0.1:9042: x');
+    expect(connectProblem(new Error('no hosts'), options({}))).to.equal('no hosts');
   });
 });
