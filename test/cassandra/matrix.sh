@@ -31,8 +31,8 @@ for version in $matrix; do
     line="cassandra $version $suite: ${summary:-no summary} ($(( $(date +%s) - start )) s; log $log)"
     [ $rc -eq 0 ] || line="$line FAILED"
     echo "$line"
-    # The figures the suite printed: "      (…)" lines.
-    grep -E '^ +\(' "$log" | sed 's/^ */    /'
+    # The figures the suite printed: "      (…)" and "[figures] …" lines.
+    grep -E '^ +(\(|\[figures\])' "$log" | sed 's/^ */    /'
     results+=("$line")
   done
 done
