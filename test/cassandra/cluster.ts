@@ -348,6 +348,17 @@ export async function startCassandraCluster(o: StartOptions = {}): Promise<Cassa
 }
 
 /**
+ * Every node sees every node UN (`nodetool status` on each). A pod Ready is a
+ * node whose native port listens, not yet one its peers see NORMAL; 4.1.10
+ * refuses `ALTER KEYSPACE … replication` then ("Cannot alter RF while some
+ * endpoints are not in normal state").
+ */
+export async function allUpNormal(nodes: readonly CassandraNode[]): Promise<boolean> {
+  const views = await Promise.all(nodes.map(async (n) => parseStatus(await n.nodetool(['status']))));
+  return views.every((v) => v.length === nodes.length && v.every((x) => x.status === 'U' && x.state === 'N'));
+}
+
+/**
  * Every node the client knows reports one schema version (system.local, asked
  * of each node): DDL sent to one node and the next statement to another need
  * it. Measured on 4.1.10: CREATE TABLE on a second node right after CREATE

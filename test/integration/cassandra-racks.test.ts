@@ -13,7 +13,7 @@
 import cassandra from 'cassandra-driver';
 import { expect } from 'chai';
 import * as fs from 'node:fs';
-import { prepareCassandraNodes, type PreparedNodes, schemaAgreed, waitFor } from '../cassandra/cluster.ts';
+import { allUpNormal, prepareCassandraNodes, type PreparedNodes, schemaAgreed, waitFor } from '../cassandra/cluster.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
@@ -140,6 +140,7 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
       return true;
     });
     const upMs = Date.now() - t0;
+    await waitFor(() => allUpNormal((prepared as PreparedNodes).nodes), 120_000, 'every node UN in every node\'s view');
 
     cql = new cassandra.Client({ contactPoints: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], localDataCenter: 'dc1' });
     await cql.connect();
