@@ -32,6 +32,14 @@ const ContactPoints = z
     return out;
   });
 
+// A DNS name a certificate may carry (no wildcard: the name the hook checks against).
+const serverName = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(/^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$/, 'must be a DNS name such as cass-dc1-service.cass.svc');
+
+const bool = z.enum(['true', 'false'], { error: 'must be "true" or "false"' });
+
 const KEYSPACE = /^[A-Za-z0-9_]{1,48}$/;
 // A pod name (DNS-1123 label) or an IPv4/IPv6 address.
 const POD_OR_IP = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?|[0-9.]{7,15}|[0-9a-fA-F:]{2,39})$/;
@@ -56,6 +64,11 @@ export const Options = z
       .default('')
       .refine((s) => list(s).every((c) => (CHECK_NAMES as readonly string[]).includes(c)), `must be check names separated by commas: ${CHECK_NAMES.join(', ')}`),
     'auth-secret': objectName.optional(),
+    // TLS to the native port (client_encryption_options), as the kafka hook's tls and ca-secret.
+    tls: bool.default('false'),
+    'ca-secret': objectName.optional(),
+    'tls-server-name': serverName.optional(),
+    'tls-verify-server-name': bool.default('true'),
     timeout: secondsOption(10),
     // From the moved node's start: its JVM start (~10-30 s) plus the holders' 10 s dispatch trigger, with room.
     'hints-settle': z
@@ -73,12 +86,24 @@ export const Options = z
     // How much older than its heartbeat a Pilot's block can be: the pilot's --probe-interval (10 s) plus twice its --probe-timeout (5 s).
     'pilot-read-lag': secondsOption(20),
   })
+  .superRefine((o, ctx) => {
+    if (o.tls === 'true') {
+      if (o['tls-server-name'] && o['tls-verify-server-name'] === 'false') {
+        ctx.addIssue({ code: 'custom', path: ['tls-server-name'], message: 'names what to verify, but tls-verify-server-name is "false": give one of them' });
+      }
+      return;
+    }
+    for (const k of ['ca-secret', 'tls-server-name'] as const) if (o[k]) ctx.addIssue({ code: 'custom', path: [k], message: 'only makes sense with tls: "true"' });
+    if (o['tls-verify-server-name'] === 'false') ctx.addIssue({ code: 'custom', path: ['tls-verify-server-name'], message: 'only makes sense with tls: "true"' });
+  })
   .transform((o) => ({
     contactPoints: o['contact-points'],
     consistency: o.consistency,
     ignoreKeyspaces: new Set(list(o['ignore-keyspaces'])),
     skip: new Set(list(o['skip-checks']) as CheckName[]),
     authSecret: o['auth-secret'],
+    // Each node's certificate must name serverName when given, else the node's own address; verifyServerName false checks the chain only.
+    tls: o.tls === 'true' ? { caSecret: o['ca-secret'], serverName: o['tls-server-name'], verifyServerName: o['tls-verify-server-name'] === 'true' } : undefined,
     timeoutSeconds: o.timeout,
     hintsSettleMs: o['hints-settle'] * 1000,
     seeds: new Set(list(o.seeds)),

@@ -1,6 +1,8 @@
+import * as tls from 'node:tls';
 import type cassandra from 'cassandra-driver';
 import { describeError } from '../../lib/errors.ts';
 import { HookNotReady, type HookContext } from '../../lib/hook.ts';
+import { tlsProblem } from '../../lib/tls-problem.ts';
 import type { Options } from './options.ts';
 import type { CassandraView, HintsView, KeyspaceView, NodeView, StreamView } from './view.ts';
 
@@ -38,6 +40,58 @@ async function credentials(d: Driver, ctx: ReadContext): Promise<cassandra.auth.
   }
   if (!data.username || !data.password) throw new HookNotReady(`Secret ${name} needs non-empty username and password`);
   return new d.auth.PlainTextAuthProvider(data.username, data.password);
+}
+
+const CA_KEY = 'ca.crt';
+
+/**
+ * TLS to the native port, when the options ask for it: the CA from ca-secret
+ * (else the system's), and each node's certificate checked against the node's
+ * address or tls-server-name. The driver itself would not verify (its
+ * default is rejectUnauthorized: false).
+ */
+export async function tlsOptions(ctx: ReadContext): Promise<tls.ConnectionOptions | undefined> {
+  const t = ctx.options.tls;
+  if (!t) return undefined;
+  let ca: string | undefined;
+  if (t.caSecret) {
+    let data: Record<string, string>;
+    try {
+      data = await ctx.secrets(t.caSecret);
+    } catch (err) {
+      throw new HookNotReady(`cannot read Secret ${t.caSecret}: ${describeError(err, 200)}`);
+    }
+    ca = data[CA_KEY];
+    if (!ca || !ca.includes('-----BEGIN CERTIFICATE-----')) throw new HookNotReady(`Secret ${t.caSecret} has no PEM certificate under ${CA_KEY}`);
+  }
+  const name = t.serverName;
+  return {
+    rejectUnauthorized: true,
+    ...(ca ? { ca } : {}),
+    ...(!t.verifyServerName ? { checkServerIdentity: () => undefined } : name ? { servername: name, checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(name, cert) } : {}),
+  };
+}
+
+/** Why no contact point let us in, in words a person acts on when it is TLS; else each host's own error. */
+export function connectProblem(err: unknown, o: Options): string {
+  const perHost = Object.entries((err as { innerErrors?: Record<string, unknown> } | null)?.innerErrors ?? {});
+  const inner = perHost.map(([, e]) => e);
+  for (const e of [err, ...inner]) {
+    const p = tlsProblem(e, !!o.tls?.caSecret);
+    if (!p) continue;
+    if (/ALTNAME/.test(p)) return `${p}: ${o.tls?.serverName ? `it does not carry ${o.tls.serverName} (tls-server-name)` : "it does not carry the node's address; name the DNS name every node's certificate carries in tls-server-name, or set tls-verify-server-name: \"false\" to check the CA only"}`;
+    return p;
+  }
+  // The driver's own message embeds each host's error with its stack: the hosts' errors alone, one line each.
+  const said = perHost.length > 0 ? perHost.map(([host, e]) => `${host}: ${describeError(e, 150)}`).join('; ') : describeError(err, 300);
+  // A TLS-only native port resets a plain-text connection at its first frame (measured on 4.1 and 5.0): unless
+  // nothing listened, the name is unknown or the login was refused, TLS may be what is missing.
+  const notTls = (e: unknown) => {
+    const x = e as { code?: unknown; name?: unknown } | null;
+    return x?.code === 'ECONNREFUSED' || x?.code === 'ENOTFOUND' || x?.code === 'EAI_AGAIN' || x?.name === 'AuthenticationError';
+  };
+  if (!o.tls && inner.length > 0 && !inner.some(notTls)) return `${said}; if the native port takes only TLS (client_encryption_options), set tls: "true"`;
+  return said;
 }
 
 /** Every peer the driver learns of goes through the egress policy; a refused one translates to nothing, which the driver leaves out. */
@@ -83,13 +137,14 @@ export async function withClient<T>(ctx: ReadContext, f: (c: cassandra.Client, r
   const d = await driver();
   const translator = egressTranslator(d, ctx.egress, refused);
   const ms = o.timeoutSeconds * 1000;
-  const auth = await credentials(d, ctx);
+  const [auth, sslOptions] = await Promise.all([credentials(d, ctx), tlsOptions(ctx)]);
   const client = new d.Client({
     contactPoints: points,
     policies: { loadBalancing: new d.policies.loadBalancing.RoundRobinPolicy(), addressResolution: translator },
     pooling: { coreConnectionsPerHost: { [d.types.distance.local]: 1, [d.types.distance.remote]: 1 } },
     socketOptions: { connectTimeout: ms, readTimeout: ms },
     ...(auth ? { authProvider: auth } : {}),
+    ...(sslOptions ? { sslOptions } : {}),
   });
   const stop = () => void client.shutdown().catch(() => {});
   ctx.signal.addEventListener('abort', stop, { once: true });
@@ -97,7 +152,7 @@ export async function withClient<T>(ctx: ReadContext, f: (c: cassandra.Client, r
     try {
       await client.connect();
     } catch (err) {
-      throw new HookNotReady(`cannot connect to Cassandra at ${o.contactPoints.map((p) => `${p.host}:${p.port}`).join(', ')}: ${describeError(err, 300)}`);
+      throw new HookNotReady(`cannot connect to Cassandra at ${o.contactPoints.map((p) => `${p.host}:${p.port}`).join(', ')}${o.tls ? ' over TLS' : ''}: ${connectProblem(err, o)}`);
     }
     return await f(client, refused);
   } finally {
@@ -112,6 +167,8 @@ interface PerNode {
   streams?: cassandra.types.Row[];
   hints?: cassandra.types.Row[];
   error?: string;
+  /** A node too old for the hook's reads (before 4.1). */
+  old?: boolean;
 }
 
 async function readNode(c: cassandra.Client, host: cassandra.Host): Promise<PerNode> {
@@ -124,9 +181,19 @@ async function readNode(c: cassandra.Client, host: cassandra.Host): Promise<PerN
     ]);
     return { host, gossip, streams, hints };
   } catch (err) {
-    return { host, error: describeError(err, 200) };
+    const said = describeError(err, 200);
+    if (!NO_VIRTUAL_TABLE.test(said)) return { host, error: said };
+    // Cassandra before 4.1 (gossip_info came in 4.1): say so, with the node's version, rather than a bare CQL error.
+    const release = await q('SELECT release_version FROM system.local').then(
+      (rows) => str(rows[0] && Row(rows[0], 'release_version')),
+      () => '',
+    );
+    return { host, error: `Cassandra ${release || 'of this node'} has no ${/gossip_info/.test(said) ? 'system_views.gossip_info' : 'virtual table the hook reads'}: the cassandra hook reads Cassandra 4.1 and later`, old: true };
   }
 }
+
+// What a node answers for a table it does not have (4.0 and later: "table … does not exist"; before: "unconfigured table …").
+const NO_VIRTUAL_TABLE = /(table \S+ does not exist|unconfigured table|keyspace system_views does not exist)/i;
 
 /** The ring, in the view of its nodes: see view.ts. */
 export async function readRing(c: cassandra.Client, refused: readonly string[]): Promise<CassandraView> {
@@ -135,7 +202,10 @@ export async function readRing(c: cassandra.Client, refused: readonly string[]):
   const hosts = [...c.hosts.values()];
   const per = await Promise.all(hosts.map((h) => readNode(c, h)));
   const readable = per.filter((p) => p.gossip);
-  const unread = per.filter((p) => !p.gossip).map((p) => hostOf(p.host.address));
+  const unread = per.filter((p) => !p.gossip).map((p) => (p.old ? `${hostOf(p.host.address)} (${p.error})` : hostOf(p.host.address)));
+  if (readable.length === 0 && per.length > 0 && per.every((p) => p.old)) {
+    throw new HookNotReady(`no node of Cassandra cluster ${clusterName} can be read: ${per.map((p) => `${hostOf(p.host.address)}: ${p.error}`).join('; ')}`);
+  }
 
   // Each node's row about itself is its own word; about others, the row with the highest status version.
   const best = new Map<string, { row: cassandra.types.Row; own: boolean; version: number }>();

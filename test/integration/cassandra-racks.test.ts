@@ -14,7 +14,7 @@
 import cassandra from 'cassandra-driver';
 import { expect } from 'chai';
 import * as fs from 'node:fs';
-import { prepareCassandraNodes, type PreparedNodes } from '../cassandra/cluster.ts';
+import { allUpNormal, prepareCassandraNodes, type PreparedNodes, schemaAgreed, waitFor } from '../cassandra/cluster.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { readPilotStatus } from '../pilot/harness.ts';
@@ -142,6 +142,7 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
       return true;
     });
     const upMs = Date.now() - t0;
+    await waitFor(() => allUpNormal((prepared as PreparedNodes).nodes), 120_000, 'every node UN in every node\'s view');
     // Each pod's pilot reports its node: the cassandra block of its Pilot.
     const blocks = await waitUntil('every Pilot with its node NORMAL and two live peers', 60_000, async () => {
       const all = await Promise.all(PODS.map(async (p) => (await readPilotStatus(c, ns, p))?.application?.cassandra));
@@ -153,7 +154,9 @@ describeExtended('cassandra racks: one ring in three StatefulSets (one per rack)
     await cql.connect();
     await cql.execute("ALTER KEYSPACE system_auth WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
     await cql.execute("CREATE KEYSPACE app WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}");
+    await waitFor(() => schemaAgreed(cql as cassandra.Client), 60_000, 'schema agreement after CREATE KEYSPACE');
     await cql.execute('CREATE TABLE app.kv (k int PRIMARY KEY, v int)');
+    await waitFor(() => schemaAgreed(cql as cassandra.Client), 60_000, 'schema agreement after CREATE TABLE');
     loop = new QuorumLoop(cql).start(20);
 
     // The witness: its own reads of the pods, every 250 ms.

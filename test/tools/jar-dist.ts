@@ -7,11 +7,13 @@ export interface JarDist {
   /** Directory of the jars (the classpath is `<libs>/*`). */
   libs: string;
   javaHome: string;
+  /** The Java the tools (nodetool) run on, when the script says (else javaHome). */
+  toolsJavaHome: string;
 }
 
 /**
  * Runs a fetch script (downloads on a cache miss) once per process, and reads
- * what it prints: `version=`, `java_home=` lines, the jars' directory last.
+ * what it prints: `version=`, `java_home=` (and optionally `tools_java_home=`) lines, the jars' directory last.
  * Fails with the script's own words; a failure is not remembered.
  */
 export function jarDist(script: string): () => Promise<JarDist> {
@@ -35,7 +37,7 @@ export function jarDist(script: string): () => Promise<JarDist> {
       const version = kv('version');
       const javaHome = kv('java_home');
       if (!version || !javaHome || !libs.startsWith('/')) throw new Error(`${name} printed something unexpected:\n${out}`);
-      return { version, libs, javaHome };
+      return { version, libs, javaHome, toolsJavaHome: kv('tools_java_home') || javaHome };
     })();
     memo.catch(() => (memo = undefined));
     return memo;
