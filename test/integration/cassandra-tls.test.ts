@@ -10,14 +10,11 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { cassandraHook, transition } from '../../hooks/cassandra/index.ts';
-import type { Options } from '../../hooks/cassandra/options.ts';
 import { readCluster } from '../../hooks/cassandra/read.ts';
-import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
-import { createLogger } from '../../lib/log.ts';
-import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { HookNotReady } from '../../lib/hook.ts';
 import { type CassandraCluster, cassandraDist, parseStatus, startCassandraCluster } from '../cassandra/cluster.ts';
 import { type CassandraPki, makeCassandraPki } from '../cassandra/tls.ts';
-import { loopbackEgress } from '../egress.ts';
+import { cassandraHookContext } from '../cassandra/hook-context.ts';
 
 describe('cassandra hook over TLS to a real node (client_encryption_options, TLS only)', function () {
   this.timeout(300_000);
@@ -25,24 +22,7 @@ describe('cassandra hook over TLS to a real node (client_encryption_options, TLS
   let pki: CassandraPki;
   const secrets: Record<string, Record<string, string>> = {};
 
-  function ctxOf(annotations: Record<string, string>) {
-    const parsed = parseHookOptions(cassandraHook, { 'cassandra.sts-pilot.io/contact-points': '127.0.0.1', ...annotations });
-    if (!parsed.ok) throw new Error(parsed.error);
-    return {
-      statefulSet: { metadata: { name: 'cass-r1', namespace: 'default' } },
-      options: parsed.options as Options,
-      signal: AbortSignal.timeout(60_000),
-      log: createLogger({ level: 'silent' }),
-      secrets: async (name: string) => {
-        const s = secrets[name];
-        if (!s) throw new Error(`secrets "${name}" not found`);
-        return s;
-      },
-      egress: loopbackEgress,
-      pilots: staticPilotReader([]),
-      nextReady: true,
-    };
-  }
+  const ctxOf = (annotations: Record<string, string>) => cassandraHookContext({ contactPoints: '127.0.0.1', annotations, secrets });
   const tls = (more: Record<string, string> = {}) => ({ 'cassandra.sts-pilot.io/tls': 'true', ...more });
 
   /** The hold's message of a ring read. */

@@ -11,35 +11,18 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import cassandra from 'cassandra-driver';
 import { cassandraHook, transition } from '../../hooks/cassandra/index.ts';
-import type { Options } from '../../hooks/cassandra/options.ts';
 import { readCluster } from '../../hooks/cassandra/read.ts';
-import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
-import { createLogger } from '../../lib/log.ts';
-import { staticPilotReader } from '../../lib/pilot/reader.ts';
+import { HookNotReady } from '../../lib/hook.ts';
 import { type CassandraCluster, parseStatus, startCassandraCluster, waitFor } from '../cassandra/cluster.ts';
-import { loopbackEgress } from '../egress.ts';
+import { cassandraHookContext } from '../cassandra/hook-context.ts';
 
 const pod = (name: string, ip: string, ready = true): V1Pod => ({
   metadata: { name, namespace: 'default' },
   status: { podIP: ip, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
 });
 
-function ctxOf(annotations: Record<string, string> = {}, nextReady: boolean | null = true) {
-  const parsed = parseHookOptions(cassandraHook, { 'cassandra.sts-pilot.io/contact-points': '127.0.0.1,127.0.0.2,127.0.0.3', ...annotations });
-  if (!parsed.ok) throw new Error(parsed.error);
-  return {
-    statefulSet: { metadata: { name: 'cass-r1', namespace: 'default' } },
-    options: parsed.options as Options,
-    signal: AbortSignal.timeout(60_000),
-    log: createLogger({ level: 'silent' }),
-    secrets: async () => {
-      throw new Error('no Secrets in this test');
-    },
-    egress: loopbackEgress,
-    pilots: staticPilotReader([]),
-    nextReady,
-  };
-}
+const ctxOf = (annotations: Record<string, string> = {}, nextReady: boolean | null = true) =>
+  cassandraHookContext({ contactPoints: '127.0.0.1,127.0.0.2,127.0.0.3', annotations, nextReady });
 
 /** The hold's message, or 'approved'. */
 async function answer(prev: V1Pod | null, next: V1Pod | null, annotations: Record<string, string> = {}, nextReady: boolean | null = true): Promise<string> {

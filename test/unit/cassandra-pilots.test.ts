@@ -1,44 +1,21 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { decide, HINTS_READ_DELAY_MS, hintsDelivered, nodeKnown, type Policy, rejoined, upNormal } from '../../hooks/cassandra/decide.ts';
+import { decide, HINTS_READ_DELAY_MS, hintsDelivered, nodeKnown, rejoined, upNormal } from '../../hooks/cassandra/decide.ts';
 import { cassandraHook, rejoinedCheck, transition, withPilots } from '../../hooks/cassandra/index.ts';
 import type { Options } from '../../hooks/cassandra/options.ts';
 import { orderPodOf, updateOrder } from '../../hooks/cassandra/order.ts';
 import { nodeRefOf, ringReports } from '../../hooks/cassandra/pilots.ts';
-import type { CassandraView, NodeRef, NodeView, PilotReport } from '../../hooks/cassandra/view.ts';
+import type { PilotReport } from '../../hooks/cassandra/view.ts';
 import { checkUpdateOrder, HookNotReady, parseHookOptions } from '../../lib/hook.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import type { CassandraStatus, Pilot } from '../../lib/pilot/schema.ts';
 import { loopbackEgress } from '../egress.ts';
+import { node, NOW, policy, ref, ring } from './cassandra-fixtures.ts';
 
 // The cassandra hook reading each node's own view through its Pilot
 // (docs/cassandra.md, "Pilot or fallback"): the pod → node mapping by host id,
 // the nodes' own failure detectors in up-normal, hints read from the holders'
 // hints directories, and the OnDelete order. Pilots and rings written by hand.
-
-const NOW = 1_900_000_000_000;
-const node = (i: number, o: Partial<NodeView> = {}): NodeView => ({
-  hostId: `h${i}`,
-  address: `10.0.0.${i}`,
-  dc: 'dc1',
-  rack: `r${i}`,
-  up: true,
-  status: 'NORMAL',
-  schema: 's1',
-  release: '5.0.6',
-  ...o,
-});
-const ring = (o: Partial<CassandraView> = {}): CassandraView => ({
-  clusterName: 'ring',
-  nodes: [node(1), node(2), node(3)],
-  keyspaces: [],
-  streams: [],
-  hints: [],
-  unread: [],
-  ...o,
-});
-const ref = (i: number, o: Partial<NodeRef> = {}): NodeRef => ({ pod: `cass-r${i}-0`, address: `10.0.0.${i}`, ready: true, ...o });
-const policy: Policy = { consistency: 'LOCAL_QUORUM', ignoreKeyspaces: new Set(), skip: new Set(), hintsSettleMs: 60_000, now: NOW };
 
 /** The others of node i as its gossip has them: alive and NORMAL unless told. */
 const peersOf = (i: number, o: Record<number, { alive?: boolean; status?: string }> = {}) =>

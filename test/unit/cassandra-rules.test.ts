@@ -5,23 +5,12 @@ import { cassandraHook, transition } from '../../hooks/cassandra/index.ts';
 import type { Options } from '../../hooks/cassandra/options.ts';
 import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
 import { loopbackEgress } from '../egress.ts';
-import { decide, hintsDelivered, needed, noStreaming, nodeKnown, type Policy, rejoined, replicas, schemaAgreement, upNormal } from '../../hooks/cassandra/decide.ts';
-import type { CassandraView, KeyspaceView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
+import { decide, hintsDelivered, needed, noStreaming, nodeKnown, rejoined, replicas, schemaAgreement, upNormal } from '../../hooks/cassandra/decide.ts';
+import type { CassandraView, KeyspaceView } from '../../hooks/cassandra/view.ts';
+import { node, NOW, policy, ref, ring as baseRing } from './cassandra-fixtures.ts';
 
 // The rules of the cassandra hook (docs/cassandra.md, "Rules"), each a named
 // pure check, on rings written by hand: three nodes in three racks of dc1.
-
-const node = (i: number, o: Partial<NodeView> = {}): NodeView => ({
-  hostId: `h${i}`,
-  address: `10.0.0.${i}`,
-  dc: 'dc1',
-  rack: `r${i}`,
-  up: true,
-  status: 'NORMAL',
-  schema: 's1',
-  release: '5.0.6',
-  ...o,
-});
 
 /** A keyspace on the three nodes: NTS rf per dc; `owners` lists, per range, the replica host ids. */
 const ks = (name: string, rf: Record<string, number>, owners: string[][], strategy = 'NetworkTopologyStrategy'): KeyspaceView => ({
@@ -34,19 +23,8 @@ const ks = (name: string, rf: Record<string, number>, owners: string[][], strate
 const rf3 = ks('app', { dc1: 3 }, [['h1', 'h2', 'h3'], ['h2', 'h3', 'h1'], ['h3', 'h1', 'h2']]);
 const rf1 = ks('scratch', { dc1: 1 }, [['h1'], ['h2'], ['h3']]);
 
-const ring = (o: Partial<CassandraView> = {}): CassandraView => ({
-  clusterName: 'ring',
-  nodes: [node(1), node(2), node(3)],
-  keyspaces: [rf3],
-  streams: [],
-  hints: [],
-  unread: [],
-  ...o,
-});
-
-const pod = (i: number, o: Partial<NodeRef> = {}): NodeRef => ({ pod: `cass-r${i}-0`, address: `10.0.0.${i}`, ready: true, ...o });
-const NOW = 1_900_000_000_000;
-const policy: Policy = { consistency: 'LOCAL_QUORUM', ignoreKeyspaces: new Set(), skip: new Set(), hintsSettleMs: 60_000, now: NOW };
+const ring = (o: Partial<CassandraView> = {}): CassandraView => baseRing({ keyspaces: [rf3], ...o });
+const pod = ref;
 
 describe('cassandra rules', () => {
   describe('up-normal', () => {
