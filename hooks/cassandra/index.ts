@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { defineHook, HookNotReady, type RemovalContext } from '../../lib/hook.ts';
 import { decide } from './decide.ts';
-import { DECOMMISSION_ACTION, DECOMMISSION_ID, decideRemoval, pilotSideOf } from './removal.ts';
+import { DECOMMISSION_ACTION, DECOMMISSION_ID, decideRemoval, pilotSideOf, withdrawnWarning } from './removal.ts';
 import { Options } from './options.ts';
 import { type ReadContext, readCluster, withClient } from './read.ts';
 import type { CassandraView, NodeRef } from './view.ts';
@@ -75,6 +75,14 @@ export const cassandraHook = defineHook({
    */
   async podRemoval(pod: V1Pod, ctx) {
     await removal(pod, ctx);
+  },
+
+  /** A withdrawn scale-down whose decommission was already requested: say so (it cannot be called back). Nothing to undo otherwise. */
+  async podRemoved(pod: V1Pod, outcome, ctx) {
+    if (outcome !== 'withdrawn') return;
+    const name = pod.metadata?.name ?? '';
+    const w = withdrawnWarning(name, pilotSideOf(ctx.pilots.get(name), pod.metadata?.uid, Date.now()));
+    if (w) ctx.warn?.(w);
   },
 
   /** The StatefulSets of one ring (one per rack, as cass-operator makes them) share one disruption budget: the ring is its cluster_name. */

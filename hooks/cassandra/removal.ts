@@ -220,3 +220,17 @@ export function decideRemoval(view: CassandraView, pod: NodeRef, remainingPods: 
     note: `the ring can spare ${nodeName(node)} of ${pod.pod} (every other node UN, one schema, no streams, every keyspace's replication fits in the nodes that stay): decommission requested through its Pilot (${DECOMMISSION_ID}); ${rangesOn(view, node.hostId)} range(s) to stream away`,
   };
 }
+
+/**
+ * A scale-down withdrawn (a scale-up) after the node's decommission was
+ * requested: a decommission cannot be called back, and a node that left does
+ * not rejoin by itself. What people should know, or undefined when nothing
+ * was requested. Pure.
+ */
+export function withdrawnWarning(pod: string, side: PilotSide): string | undefined {
+  if (!side.request && !side.status) return undefined;
+  const state = side.status?.state ?? 'not yet taken by the pilot';
+  const rejoin = `it does not rejoin by itself: once it has left, delete the pod together with its PersistentVolumeClaim so that it bootstraps anew as a new node`;
+  if (side.status?.state === 'Failed' || side.status?.state === 'Refused') return `the scale-down of ${pod} was withdrawn after its decommission was requested (${state}: ${side.status.message ?? ''}); check with nodetool status that its node is still UN`;
+  return `the scale-down of ${pod} was withdrawn after its node's decommission was requested (${DECOMMISSION_ID}: ${state}); a decommission cannot be called back, so the node is leaving or has left the ring: ${rejoin}`;
+}

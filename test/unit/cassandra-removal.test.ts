@@ -1,8 +1,8 @@
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { removal } from '../../hooks/cassandra/index.ts';
+import { cassandraHook, removal } from '../../hooks/cassandra/index.ts';
 import type { Options } from '../../hooks/cassandra/options.ts';
-import { DECOMMISSION_ID, decideRemoval, noStreamingInRing, nodeUp, othersUp, type PilotSide, pilotSideOf, rangesOn, replicationFits } from '../../hooks/cassandra/removal.ts';
+import { DECOMMISSION_ID, decideRemoval, noStreamingInRing, nodeUp, othersUp, type PilotSide, pilotSideOf, rangesOn, replicationFits, withdrawnWarning } from '../../hooks/cassandra/removal.ts';
 import type { CassandraView, KeyspaceView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
 import { HookNotReady, type PilotActions } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -124,6 +124,13 @@ describe('cassandra scale-down: decommission through the pilot', () => {
     });
   });
 
+  it('a scale-down withdrawn after the request: a warning (a decommission cannot be called back); nothing when none was asked', () => {
+    expect(withdrawnWarning('cass-3', live)).to.equal(undefined);
+    expect(withdrawnWarning('cass-3', { live: true, request })).to.match(/withdrawn after its node's decommission was requested \(decommission-1: not yet taken by the pilot\); a decommission cannot be called back.*delete the pod together with its PersistentVolumeClaim/);
+    expect(withdrawnWarning('cass-3', { live: true, request, status: status('Running') })).to.match(/\(decommission-1: Running\)/);
+    expect(withdrawnWarning('cass-3', { live: true, request, status: status('Failed', { message: 'exited with code 2' }) })).to.match(/Failed: exited with code 2\); check with nodetool status/);
+  });
+
   describe('the rules', () => {
     it('replication-fits: NTS counts the leaving node\'s DC only; SimpleStrategy the whole ring; LocalStrategy and RF 0 are skipped', () => {
       const twoDc = [node(1), node(2), node(3, { dc: 'dc2' }), node(4)];
@@ -223,6 +230,17 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       expect(n.message).to.match(/^\[no-pilot\] .*the pod has no Pilot/);
       expect(asked).to.deep.equal([]);
       await removal(pod, ctx([fresh()], spy), async () => ring({ nodes: [node(1), node(2), node(3)] }));
+    });
+
+    it('podRemoved(withdrawn) warns when a decommission was requested, and says nothing otherwise', async () => {
+      const warned: string[] = [];
+      const asked = Pilot.parse({ ...fresh(), spec: { application: 'cassandra', actions: [request] } });
+      const rctx = (pilots: Pilot[]) => ({ ...ctx(pilots), warn: (w: string) => warned.push(w), volumes: 'kept' as const, requestedReplicas: 4 });
+      await cassandraHook.podRemoved?.(pod, 'withdrawn', rctx([asked]) as never);
+      await cassandraHook.podRemoved?.(pod, 'withdrawn', rctx([fresh()]) as never);
+      await cassandraHook.podRemoved?.(pod, 'removed', rctx([asked]) as never);
+      expect(warned).to.have.length(1);
+      expect(warned[0]).to.match(/^the scale-down of cass-3 was withdrawn after its node's decommission was requested/);
     });
 
     it('a caller without pilotActions holds, naming the manual command', async () => {
