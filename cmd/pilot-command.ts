@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { HostPort, LogLevel, NamespaceName, parseFlags, wholeNumber } from '../lib/cli/flags.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { createLogger } from '../lib/log.ts';
+import { actionCommands } from '../lib/pilot/actions.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
 import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
 import { patroniProbe } from '../lib/probes/patroni.ts';
@@ -37,6 +38,7 @@ const PilotFlags = z.strictObject({
   pilotTimeout: seconds(0, 86_400),
   probeAddress: HostPort,
   logLevel: LogLevel,
+  action: z.array(z.string()).max(32),
 });
 
 /**
@@ -70,8 +72,11 @@ export function registerPilotCommand(program: Command): void {
     .option('--pilot-timeout <seconds>', 'start the application after this long even if its Pilot does not exist yet (0: wait for ever)', '120')
     .option('--probe-address <host:port>', 'address of /healthz, /readyz and /metrics', '0.0.0.0:8081')
     .option('--log-level <level>', 'log level', 'info')
+    .option('--action <name=command>', "a shell command the controller may request by name through the Pilot's spec.actions (repeatable; --app cassandra: decommission='nodetool decommission'); any other action is refused", (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (command: string[], raw: unknown) => {
       const f = parseFlags(PilotFlags, raw);
+      const actions = actionCommands(f.app, f.action);
+      if (!actions.ok) throw new InvalidArgumentError(actions.error);
       const log = createLogger({ level: f.logLevel, name: 'sts-pilot-pilot' });
       const kc = loadKubeConfig(f.kubeconfig);
       const appUrl = f.appUrl ? new URL(f.appUrl) : undefined;
@@ -122,6 +127,7 @@ export function registerPilotCommand(program: Command): void {
         pilotTimeoutMs: f.pilotTimeout * 1000,
         probeHost: host || '0.0.0.0',
         probePort: Number(port),
+        actions: actions.commands,
         log,
       });
       const code = await runner.run();

@@ -66,6 +66,22 @@ export interface HookContext<O> {
   nextReady: boolean | null;
 }
 
+/**
+ * What a hook may ask of a pod's pilot: run an action the pilot was given a
+ * command for (docs/pilot.md, "Requests"), once. The request goes into the
+ * pod's Pilot (spec.actions); the pilot reports it in status.actions, which
+ * the hook reads through `pilots` on its next call.
+ */
+export interface PilotActions {
+  /**
+   * Append the request to the Pilot of `pod` (guarded by that Pilot's uid).
+   * 'requested': the API server has it now; 'already': a request of this id
+   * was there. Rejects when the pod has no Pilot, its list is full, or the
+   * write fails: hold and ask again on the next call.
+   */
+  request(pod: string, request: { id: string; action: string; reason?: string }): Promise<'requested' | 'already'>;
+}
+
 /** What a scale-down does with a leaving pod's volumes (spec.persistentVolumeClaimRetentionPolicy.whenScaled). */
 export type LeavingVolumes = 'kept' | 'deleted';
 
@@ -81,6 +97,8 @@ export type RemovalContext<O> = Omit<HookContext<O>, 'nextReady'> & {
   volumes: LeavingVolumes;
   /** The size the StatefulSet is going to (the person's request). */
   requestedReplicas: number;
+  /** Requests to the leaving pod's pilot (a decommission run on the node itself); absent for callers without a control plane. */
+  pilotActions?: PilotActions;
 };
 
 /** What `podRemoved` is told: the pod is gone, or its removal was withdrawn (a scale-up) after podRemoval was asked. */

@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { defineHook, HookNotReady, type OrderContext } from '../../lib/hook.ts';
+import { defineHook, HookNotReady, type OrderContext, type RemovalContext } from '../../lib/hook.ts';
 import { decide } from './decide.ts';
-import { decideRemoval } from './removal.ts';
+import { DECOMMISSION_ACTION, DECOMMISSION_ID, decideRemoval, pilotSideOf, withdrawnWarning } from './removal.ts';
 import { Options } from './options.ts';
 import { orderPodOf, updateOrder } from './order.ts';
 import { type PilotTiming, nodeRefOf as pilotRefOf, ringReports } from './pilots.ts';
@@ -44,6 +44,29 @@ export async function rejoinedCheck(pod: V1Pod, ctx: ReadContext & PilotContext,
   if (d.kind === 'hold') throw new HookNotReady(`[${d.check}] ${d.reason}`, { routine: d.routine === true });
 }
 
+/** podRemoval with the ring read by `read` (the tests give a ring written by hand). */
+export async function removal(pod: V1Pod, ctx: ReadContext & Pick<RemovalContext<Options>, 'pilots' | 'pilotActions' | 'podReady' | 'statefulSet' | 'log'>, read: ReadRing = readCluster): Promise<void> {
+  const view = await read(ctx);
+  const name = pod.metadata?.name ?? '';
+  const side = pilotSideOf(ctx.pilots.get(name), pod.metadata?.uid, Date.now());
+  const d = decideRemoval(view, nodeRefOf(pod, ctx.podReady, ctx) as NodeRef, (ctx.statefulSet.spec?.replicas ?? 1) - 1, side);
+  const log = ctx.log.child({ hook: 'cassandra', removal: name });
+  if (d.kind === 'hold') throw new HookNotReady(`[${d.rule}] ${d.reason}`, { routine: d.routine === true });
+  if (d.kind === 'decommission') {
+    const manual = `run "kubectl exec ${name} -- nodetool decommission" yourself; the removal goes on once the node has left the ring`;
+    if (!ctx.pilotActions) throw new HookNotReady(`[no-pilot] the ring can spare the node of ${name}, but this caller cannot write requests to pilots: ${manual}`);
+    let answer: string;
+    try {
+      answer = await ctx.pilotActions.request(name, { id: DECOMMISSION_ID, action: DECOMMISSION_ACTION, reason: `scale-down of ${ctx.statefulSet.metadata?.name ?? ''}: ${name} leaves` });
+    } catch (err) {
+      throw new HookNotReady(`[decommission-requested] could not ask the pilot of ${name} to decommission its node (${(err as Error).message}); asked again on the next call, or ${manual}`);
+    }
+    log.info({ note: d.note, answer }, 'decommission requested');
+    throw new HookNotReady(`[decommission-requested] ${d.note}`, { routine: true });
+  }
+  log.info({ note: d.note }, 'removal approved');
+}
+
 /**
  * Cassandra, rolled as cass-operator rolls a rack: a node restarts only when
  * every node is UN (but an unready `next`), the live nodes agree on the
@@ -62,12 +85,22 @@ export const cassandraHook = defineHook({
     ctx.log.child({ hook: 'cassandra', prev: prev?.metadata?.name ?? null, next: next?.metadata?.name ?? null }).info({ note }, 'approved');
   },
 
-  /** Scale-down: the pod leaves once its node has left the ring (decommissioned); until then it holds, naming the command (removal.ts). */
+  /**
+   * Scale-down: the pod leaves once its node has left the ring. While it is in
+   * it, and the ring can spare it, its pilot is asked to decommission it
+   * (spec.actions of its Pilot); then the hook holds, routinely, while the node
+   * streams its ranges away. A pod without a pilot holds, naming the command (removal.ts).
+   */
   async podRemoval(pod: V1Pod, ctx) {
-    const view = await readCluster(ctx);
-    const d = decideRemoval(view, nodeRefOf(pod, ctx.podReady, ctx) as NodeRef, (ctx.statefulSet.spec?.replicas ?? 1) - 1);
-    if (d.kind === 'hold') throw new HookNotReady(`[decommissioned] ${d.reason}`, { routine: d.routine === true });
-    ctx.log.child({ hook: 'cassandra', removal: pod.metadata?.name ?? '' }).info({ note: d.note }, 'removal approved');
+    await removal(pod, ctx);
+  },
+
+  /** A withdrawn scale-down whose decommission was already requested: say so (it cannot be called back). Nothing to undo otherwise. */
+  async podRemoved(pod: V1Pod, outcome, ctx) {
+    if (outcome !== 'withdrawn') return;
+    const name = pod.metadata?.name ?? '';
+    const w = withdrawnWarning(name, pilotSideOf(ctx.pilots.get(name), pod.metadata?.uid, Date.now()));
+    if (w) ctx.warn?.(w);
   },
 
   /** The StatefulSets of one ring (one per rack, as cass-operator makes them) share one disruption budget: the ring is its cluster_name. */

@@ -146,6 +146,7 @@ export class Controller {
       metrics,
       queue: this.queue,
       pilots: (ns) => this.pilots.reader(ns),
+      pilotActions: (ns) => this.pilots.actions(ns),
       secrets: (ns) => opts.secrets.reader(ns),
       egress: opts.egress,
       isLeader: this.isLeader,

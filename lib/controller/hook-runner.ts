@@ -2,7 +2,7 @@ import type { AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet } from '@kubernetes/cli
 import { describeError } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
 import type { Egress } from '../egress.ts';
-import { checkUpdateOrder, HookNotReady, holdEventType, type LeavingVolumes, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
+import { checkUpdateOrder, HookNotReady, holdEventType, type LeavingVolumes, type PilotActions, type RemovalContext, type RolloutHook, type SecretReader } from '../hook.ts';
 import { type Logger, traceNow } from '../log.ts';
 import { oneLine } from '../sanitize.ts';
 import type { Metrics } from '../metrics.ts';
@@ -29,6 +29,8 @@ export interface HookRunnerOptions {
   metrics: Metrics;
   queue: WorkQueue;
   pilots: (namespace: string) => PilotReader;
+  /** Requests to pods' pilots, for podRemoval (a decommission run in the pod); without it a hook cannot ask. */
+  pilotActions?: (namespace: string) => PilotActions;
   /** The Secrets hooks may read, from the label-selected cache (secrets.ts): one reader for every call. */
   secrets: (namespace: string) => SecretReader;
   /** The address policy every hook's connections go through (lib/egress.ts). */
@@ -452,6 +454,7 @@ export class HookRunner {
         podReady: action.podReady,
         volumes,
         requestedReplicas: action.requested,
+        ...(this.o.pilotActions ? { pilotActions: this.o.pilotActions(ns) } : {}),
       };
       const ask = (): Promise<void> =>
         action.call === 'removal'

@@ -2,6 +2,8 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
@@ -11,8 +13,22 @@ import { Informer } from '../kube/informer.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics, PilotHeartbeat } from '../metrics.ts';
 import { API_GROUP, API_VERSION, FIELD_MANAGER } from '../names.ts';
+import type { PilotActions } from '../hook.ts';
+import { requestPatch } from './actions.ts';
 import { isFresh, type PilotReader } from './reader.ts';
-import { parsePilot, PILOT_API_VERSION, PILOT_KIND, PILOT_PLURAL, PILOT_STATEFULSET_LABEL, type Pilot, PilotSpec, PilotStatus, podOwnerUid } from './schema.ts';
+import {
+  MAX_ACTIONS,
+  parsePilot,
+  PILOT_API_VERSION,
+  PILOT_KIND,
+  PILOT_PLURAL,
+  PILOT_STATEFULSET_LABEL,
+  type Pilot,
+  PilotActionRequest,
+  PilotSpec,
+  PilotStatus,
+  podOwnerUid,
+} from './schema.ts';
 import { significant } from './status.ts';
 
 export type RawPilot = KubernetesObject & { spec?: unknown; status?: unknown };
@@ -67,8 +83,10 @@ const k = (ns: string, name: string): string => `${ns}/${name}`;
  * same name, owned by the pod so the garbage collector deletes it with the pod.
  * Reads come from an informer's cache; ensurePilots only creates what is
  * missing, so a reconcile where nothing changed makes no API call. It never
- * deletes or rewrites a Pilot: the collector does the one, and a Pilot's spec
- * is set once, when its pod's Pilot is made (RBAC: create, get, list, watch).
+ * deletes a Pilot (the collector does), and changes its spec only to append a
+ * request of a hook to spec.actions (requestAction); application and options
+ * are set once, when the pod's Pilot is made (RBAC: create, get, list, watch,
+ * patch).
  */
 export class PilotManager {
   private readonly o: PilotManagerOptions;
@@ -138,6 +156,39 @@ export class PilotManager {
       .list(namespace)
       .map((raw) => this.get(namespace, raw.metadata?.name ?? ''))
       .filter((p): p is Pilot => p !== undefined);
+  }
+
+  /** What hooks of one namespace may ask of its pilots. */
+  actions(namespace: string): PilotActions {
+    return { request: (pod, r) => this.requestAction(namespace, pod, r) };
+  }
+
+  /**
+   * Append a request to the spec.actions of a pod's Pilot, as it is in the
+   * cache: one JSON patch guarded by the Pilot's uid. A request of the same id
+   * already there (in the cache, or on the server when the cache is behind
+   * our own write) is 'already': asking twice is harmless.
+   */
+  async requestAction(namespace: string, pod: string, r: { id: string; action: string; reason?: string }): Promise<'requested' | 'already'> {
+    const pilot = this.get(namespace, pod);
+    if (!pilot) throw new Error(`pod ${pod} has no Pilot (yet) to take the request`);
+    if (pilot.spec.actions?.some((a) => a.id === r.id)) return 'already';
+    if ((pilot.spec.actions?.length ?? 0) >= MAX_ACTIONS) throw new Error(`the Pilot of ${pod} holds ${MAX_ACTIONS} requests already, the most it takes`);
+    const request = PilotActionRequest.parse({ ...r, requestTime: new Date(this.now()).toISOString() });
+    try {
+      await this.api.patchNamespacedCustomObject(
+        { group: API_GROUP, version: API_VERSION, namespace, plural: PILOT_PLURAL, name: pod, body: requestPatch(pilot, request), fieldManager: FIELD_MANAGER },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    } catch (err) {
+      const code = statusCode(err);
+      // The list is keyed by id: the server refuses a second request of this id.
+      if (code === 422 && /duplicate/i.test(describeError(err))) return 'already';
+      this.o.metrics?.apiErrors.inc({ operation: 'request_pilot_action', code: String(code ?? 'none') });
+      throw new Error(`could not write the request ${r.id} into the Pilot of ${pod}: ${describeError(err, 300)}`);
+    }
+    this.o.log.info({ pilot: k(namespace, pod), id: request.id, action: request.action }, 'requested an action of the pilot');
+    return 'requested';
   }
 
   get(namespace: string, podName: string): Pilot | undefined {

@@ -14,6 +14,7 @@ export function createPilotMetrics() {
     probeDuration: new Histogram({ name: 'sts_pilot_pilot_probe_duration_seconds', help: 'Application probe duration', registers: [registry], buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 15] }),
     signalsForwarded: new Counter({ name: 'sts_pilot_pilot_signals_forwarded_total', help: 'Signals passed to the application', labelNames: ['signal'], registers: [registry] }),
     hookRuns: new Counter({ name: 'sts_pilot_pilot_hook_runs_total', help: 'Lifecycle hook commands by hook and result', labelNames: ['hook', 'result'], registers: [registry] }),
+    actionRuns: new Counter({ name: 'sts_pilot_pilot_action_runs_total', help: 'Requested actions (spec.actions) by action and result (ok, failed, aborted, refused)', labelNames: ['action', 'result'], registers: [registry] }),
     zombies: new Gauge({ name: 'sts_pilot_pilot_zombies', help: 'Exited orphans the pilot (as PID 1) cannot reap', registers: [registry] }),
   };
   for (const p of PilotPhase.options) m.phase.set({ phase: p }, 0);

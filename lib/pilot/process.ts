@@ -40,8 +40,8 @@ export function signalGroup(pgid: number, sig: NodeJS.Signals): boolean {
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Default: inherit, so the application writes straight to the container's log. */
-  stdio?: 'inherit' | 'ignore';
+  /** Default: inherit, so the application writes straight to the container's log. 'pipe': stdout and stderr to the caller (stdin ignored). */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
 }
 
 export class Child {
@@ -69,9 +69,24 @@ export class Child {
     const [file, ...args] = argv;
     if (!file) return Promise.reject(new Error('no command to run'));
     return new Promise((resolve, reject) => {
-      const proc = spawn(file, args, { stdio: o.stdio ?? 'inherit', detached: true, env: o.env ?? process.env, cwd: o.cwd });
+      const stdio = o.stdio === 'pipe' ? (['ignore', 'pipe', 'pipe'] as const) : (o.stdio ?? 'inherit');
+      const proc = spawn(file, args, { stdio: [...(typeof stdio === 'string' ? [stdio, stdio, stdio] : stdio)], detached: true, env: o.env ?? process.env, cwd: o.cwd });
       proc.once('error', (err) => reject(err));
       proc.once('spawn', () => resolve(new Child(proc, argv.join(' '))));
+    });
+  }
+
+  /** With stdio 'pipe': each chunk the child writes to stdout or stderr. */
+  onOutput(f: (chunk: string) => void): void {
+    this.proc.stdout?.on('data', (d: Buffer) => f(d.toString()));
+    this.proc.stderr?.on('data', (d: Buffer) => f(d.toString()));
+  }
+
+  /** Resolves once its stdio is closed (after 'exit', the last output may still be on its way). */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.proc.stdout === null || this.proc.stdout.closed) resolve();
+      else this.proc.once('close', () => resolve());
     });
   }
 
@@ -131,6 +146,8 @@ export interface RunCommandOptions extends SpawnOptions {
   signal?: AbortSignal;
   /** Between SIGTERM and SIGKILL when the command overruns or is aborted. */
   graceMs?: number;
+  /** Its output, chunk by chunk (stdio 'pipe'); otherwise it goes where stdio says. */
+  onOutput?: (chunk: string) => void;
 }
 
 /**
@@ -142,10 +159,11 @@ export async function runCommand(command: string, o: RunCommandOptions): Promise
   const started = Date.now();
   let child: Child;
   try {
-    child = await Child.start(['/bin/sh', '-c', command], o);
+    child = await Child.start(['/bin/sh', '-c', command], o.onOutput ? { ...o, stdio: 'pipe' } : o);
   } catch (err) {
     return { code: 127, exit: undefined, timedOut: false, aborted: false, error: (err as Error).message, durationMs: Date.now() - started };
   }
+  if (o.onOutput) child.onOutput(o.onOutput);
   const ac = new AbortController();
   const overrun = sleep(o.timeoutMs, 'timeout' as const, { signal: ac.signal }).catch(() => 'cancelled' as const);
   const aborted = new Promise<'aborted'>((resolve) => {
@@ -167,5 +185,6 @@ export async function runCommand(command: string, o: RunCommandOptions): Promise
   }
   const exit = await child.exited;
   signalGroup(child.pid, 'SIGKILL');
+  if (o.onOutput) await Promise.race([child.closed(), sleep(1000)]);
   return { code: exitCodeOf(exit), exit, timedOut, aborted: wasAborted, durationMs: Date.now() - started };
 }

@@ -16,6 +16,14 @@ export interface ReporterOptions {
   log: Logger;
   metrics: PilotMetrics;
   heartbeatMs: number;
+  /**
+   * Every version of the Pilot the reporter sees: the one it found, and the one
+   * each status write returns (the whole object, spec included). This is how
+   * the pilot reads the controller's requests without a read of its own: a
+   * request is seen at the next write, within one heartbeat. Called
+   * synchronously, before the next write is decided.
+   */
+  onPilot?: (p: Pilot) => void;
   /** Floor between two writes, default 1 s. */
   minIntervalMs?: number;
   now?: () => number;
@@ -205,12 +213,13 @@ export class PilotReporter {
     this.waitingLogged = '';
     this.o.log.info({ pilot: this.id, uid: this.pilotUid }, 'found the Pilot of this pod');
     this.foundResolve(parsed.pilot);
+    this.o.onPilot?.(parsed.pilot);
     return true;
   }
 
   private async write(desired: DesiredStatus, why: string): Promise<void> {
     const status = PilotStatus.parse(stampStatus(desired, this.written?.conditions ?? this.conditions, new Date(this.now())));
-    await this.o.api.patchNamespacedCustomObjectStatus(
+    const returned: unknown = await this.o.api.patchNamespacedCustomObjectStatus(
       {
         group: API_GROUP,
         version: API_VERSION,
@@ -230,5 +239,7 @@ export class PilotReporter {
     this.writes++;
     this.o.metrics.statusWrites.inc({ why });
     this.o.log.debug({ pilot: this.id, why, phase: status.phase }, 'wrote the Pilot status');
+    const parsed = parsePilot(returned);
+    if ('pilot' in parsed) this.o.onPilot?.(parsed.pilot);
   }
 }

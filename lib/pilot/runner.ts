@@ -9,9 +9,10 @@ import type { ApplicationProbe } from '../probes/types.ts';
 import { applicationReady, NO_PROBE } from '../probes/verdict.ts';
 import { serveProbes } from '../serve.ts';
 import { createPilotMetrics, type PilotMetrics } from './metrics.ts';
+import { type ActionCommands, adoptStatuses, nextAction, outputTail, withStatus } from './actions.ts';
 import { Child, type ChildExit, describeExit, exitCodeOf, runCommand } from './process.ts';
 import { PilotReporter } from './reporter.ts';
-import type { PilotPhase } from './schema.ts';
+import type { Pilot, PilotActionRequest, PilotPhase } from './schema.ts';
 import { desiredStatus, type PilotState } from './status.ts';
 import { zombieChildren } from './zombies.ts';
 
@@ -39,6 +40,8 @@ export interface RunnerOptions {
   pilotTimeoutMs: number;
   probeHost: string;
   probePort: number;
+  /** The actions the controller may request through spec.actions, by name; any other is refused. */
+  actions?: ActionCommands;
   log: Logger;
   metrics?: PilotMetrics;
 }
@@ -48,6 +51,10 @@ const PASSED_ON: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 const STOPPING: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
 /** The last status write on the way out; the kubelet's grace period covers it. */
 const FINAL_FLUSH_MS = 3000;
+/** An action starts only once its Running status is on the server: so that a restart never runs it again. */
+const ACTION_CLAIM_MS = 10_000;
+/** No deadline of the pilot's own for an action (a decommission streams for hours); the pod's stop ends it. */
+const ACTION_TIMEOUT_MS = 2 ** 31 - 1;
 
 const signalCode = (sig: NodeJS.Signals): number => 128 + (constants.signals[sig] ?? 0);
 
@@ -72,7 +79,13 @@ export class PilotRunner {
   private server: Server | undefined;
   private probing: Promise<void> | undefined;
   private readonly probingStop = new AbortController();
+  private readonly stopActions = new AbortController();
   private zombies = 0;
+  /** The controller's requests, as the Pilot last read showed them; the uid of that Pilot. */
+  private requests: PilotActionRequest[] | undefined;
+  private requestsOf: string | undefined;
+  private acting = false;
+  private readonly actionsDone: Promise<void>[] = [];
 
   constructor(o: RunnerOptions) {
     this.o = o;
@@ -86,6 +99,7 @@ export class PilotRunner {
       log: o.log,
       metrics: this.metrics,
       heartbeatMs: o.heartbeatMs,
+      onPilot: (p) => this.onPilot(p),
     });
     this.state = {
       phase: 'Initializing',
@@ -94,6 +108,7 @@ export class PilotRunner {
       application: { probe: o.probe?.name ?? NO_PROBE },
       exitCode: undefined,
       message: 'waiting for the Pilot of this pod',
+      actions: [],
     };
   }
 
@@ -201,6 +216,7 @@ export class PilotRunner {
     this.log.info({ pid: child.pid, command: child.command }, 'application started');
     this.update({ phase: 'Running', message: 'application running' });
     this.probing = this.probeLoop();
+    this.considerActions();
 
     const first = await Promise.race([child.exited, aborted]);
     let exit: ChildExit;
@@ -242,12 +258,90 @@ export class PilotRunner {
 
   private async finish(phase: 'Stopped' | 'Failed', exitCode: number, message: string): Promise<number> {
     this.probingStop.abort();
+    // An action still running ends with the application (the stop signal aborts it); its end goes in the last write.
+    this.stopActions.abort();
+    await Promise.all(this.actionsDone);
     this.update({ phase, exitCode, message });
     const ok = await this.reporter.flush(FINAL_FLUSH_MS);
     if (!ok) this.log.warn('could not write the final Pilot status in time');
     await this.reporter.stop();
     this.log.info({ phase, exitCode, statusWrites: this.reporter.writes }, 'pilot exiting');
     return exitCode;
+  }
+
+  /**
+   * A version of the Pilot, found or returned by a status write. A Pilot new
+   * to this process (first found, or replaced) brings the statuses of its
+   * requests: the pilot starts from them, so that a request it ran before a
+   * restart is not run again.
+   */
+  private onPilot(p: Pilot): void {
+    const uid = p.metadata.uid ?? '';
+    if (uid !== this.requestsOf) {
+      this.requestsOf = uid;
+      if (!this.acting) this.update({ actions: adoptStatuses(p.status?.actions, new Date()) });
+    }
+    this.requests = p.spec.actions;
+    this.considerActions();
+  }
+
+  /** Start the next request, if there is one and the application runs; one at a time. */
+  private considerActions(): void {
+    if (this.acting || this.state.phase !== 'Running' || this.stopSignal || this.stopActions.signal.aborted) return;
+    const step = nextAction(this.requests, this.state.actions ?? [], this.o.actions ?? {});
+    if (step.kind === 'none') return;
+    const now = new Date().toISOString();
+    const { id, action } = step.request;
+    if (step.kind === 'refuse') {
+      this.log.warn({ id, action }, step.message);
+      this.metrics.actionRuns.inc({ action, result: 'refused' });
+      this.update({ actions: withStatus(this.state.actions ?? [], { id, action, state: 'Refused', startTime: now, endTime: now, message: step.message }) });
+      queueMicrotask(() => this.considerActions());
+      return;
+    }
+    this.acting = true;
+    const done = this.runAction(step.request, step.command).finally(() => {
+      this.acting = false;
+      this.considerActions();
+    });
+    this.actionsDone.push(done);
+  }
+
+  private async runAction(request: PilotActionRequest, command: string): Promise<void> {
+    const { id, action } = request;
+    const startTime = new Date().toISOString();
+    const before = this.state.actions ?? [];
+    this.update({ actions: withStatus(before, { id, action, state: 'Running', startTime, message: `running: ${command}`.slice(0, 1024) }) });
+    // Claim it first: a restart that finds it Running does not run it again.
+    if (!(await this.reporter.flush(ACTION_CLAIM_MS))) {
+      this.log.warn({ id, action }, 'could not write that the action runs: not starting it; it is tried again at the next read of the Pilot');
+      this.update({ actions: before.filter((s) => s.id !== id) });
+      return;
+    }
+    this.log.info({ id, action, command }, 'running a requested action');
+    let out = '';
+    const r = await runCommand(command, {
+      timeoutMs: ACTION_TIMEOUT_MS,
+      // The stop signal ends it at once: the application it acts on is about to stop.
+      signal: AbortSignal.any([this.stopping.signal, this.stopActions.signal]),
+      env: { ...this.hookEnv('Running'), STS_PILOT_ACTION: action, STS_PILOT_ACTION_ID: id },
+      onOutput: (chunk) => {
+        out = (out + chunk).slice(-16_384);
+      },
+    });
+    const ok = r.code === 0 && !r.aborted && !r.error;
+    const message = r.error
+      ? `could not run: ${r.error}`
+      : r.aborted
+        ? 'stopped: the pod is stopping'
+        : ok
+          ? 'done'
+          : `exited with code ${r.code}`;
+    this.metrics.actionRuns.inc({ action, result: ok ? 'ok' : r.aborted ? 'aborted' : 'failed' });
+    this.log.info({ id, action, code: r.code, durationMs: r.durationMs, output: outputTail(out, 5, 1000) }, `requested action ${ok ? 'succeeded' : 'failed'}`);
+    const status = { id, action, state: ok ? ('Succeeded' as const) : ('Failed' as const), startTime, endTime: new Date().toISOString(), exitCode: Math.min(r.code, 255), message };
+    const output = outputTail(out);
+    this.update({ actions: withStatus(this.state.actions ?? [], output ? { ...status, output } : status) });
   }
 
   private hookEnv(phase: PilotPhase): NodeJS.ProcessEnv {

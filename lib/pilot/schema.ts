@@ -128,11 +128,53 @@ export const ApplicationStatus = z.object({
 });
 export type ApplicationStatus = z.infer<typeof ApplicationStatus>;
 
+/** An action name: what the pilot is asked to do; it runs only actions it has a command for (e.g. decommission). */
+export const ActionName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be a lower-case word (a-z, 0-9, -), at most 63 characters');
+
+/**
+ * A request from the controller (a hook) to the pod's pilot: run `action` once.
+ * The id makes it once: the pilot runs a request whose id its status does not
+ * list yet, and never the same id twice (not across its own restarts either).
+ */
+export const PilotActionRequest = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'must be a lower-case name (a-z, 0-9, ., -), at most 63 characters').describe('Unique among this Pilot\'s requests; the pilot runs each id at most once'),
+  action: ActionName.describe('What to run: an action the pilot was given a command for; it refuses any other'),
+  requestTime: Time.optional().describe('When the controller asked'),
+  reason: z.string().max(1024).optional().describe('Why, for people'),
+});
+export type PilotActionRequest = z.infer<typeof PilotActionRequest>;
+
+/** The most requests a Pilot keeps: a pod asks for a few actions in its life (a decommission, a retry). */
+export const MAX_ACTIONS = 16;
+
 export const PilotSpec = z.object({
   application: z.string().min(1).max(63).describe('The hook or application name the pilot serves'),
   options: z.record(z.string(), z.string()).optional().describe("The hook's options, as the controller parsed them"),
+  // Keyed by id (as conditions by type): the server refuses two requests with one id.
+  actions: z
+    .array(PilotActionRequest)
+    .max(MAX_ACTIONS)
+    .optional()
+    .describe('Requests to the pilot, written by the controller only, appended and never changed; the pilot reports each in status.actions')
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['id'] }),
 });
 export type PilotSpec = z.infer<typeof PilotSpec>;
+
+export const ActionState = z.enum(['Running', 'Succeeded', 'Failed', 'Refused']);
+export type ActionState = z.infer<typeof ActionState>;
+
+/** How the pilot handled one request of spec.actions (same id). */
+export const PilotActionStatus = z.object({
+  id: z.string().min(1).max(63),
+  action: z.string().min(1).max(63),
+  state: ActionState.describe('Running (written before the command starts), Succeeded, Failed (non-zero exit, or interrupted), Refused (no command for this action: never run)'),
+  startTime: Time.optional(),
+  endTime: Time.optional(),
+  exitCode: z.number().int().min(0).max(255).optional().describe("The command's exit code (128+n: killed by signal n)"),
+  message: z.string().max(1024).optional().describe('Why, in a sentence'),
+  output: z.string().max(4096).optional().describe("The last lines of the command's output (stdout and stderr)"),
+});
+export type PilotActionStatus = z.infer<typeof PilotActionStatus>;
 
 export const PilotStatus = z.object({
   phase: PilotPhase,
@@ -143,6 +185,12 @@ export const PilotStatus = z.object({
   conditions: z.array(PilotCondition).max(32).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
   exitCode: z.number().int().min(0).max(255).optional().describe('How the application exited (128+n: killed by signal n)'),
   application: ApplicationStatus.optional(),
+  actions: z
+    .array(PilotActionStatus)
+    .max(MAX_ACTIONS)
+    .optional()
+    .describe('What became of each request of spec.actions')
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['id'] }),
 });
 export type PilotStatus = z.infer<typeof PilotStatus>;
 

@@ -1,5 +1,5 @@
 import { applicationHealthy, applicationReady } from '../probes/verdict.ts';
-import type { ApplicationStatus, PilotCondition, PilotPhase, PilotStatus } from './schema.ts';
+import type { ApplicationStatus, PilotActionStatus, PilotCondition, PilotPhase, PilotStatus } from './schema.ts';
 
 /**
  * Pure decisions of the in-pod pilot about its status: what it says, and
@@ -24,6 +24,8 @@ export interface PilotState {
   application: ApplicationStatus | undefined;
   exitCode: number | undefined;
   message: string | undefined;
+  /** What became of the controller's requests (spec.actions); undefined or empty: none seen. */
+  actions?: PilotActionStatus[];
 }
 
 export function desiredStatus(s: PilotState): DesiredStatus {
@@ -45,6 +47,7 @@ export function desiredStatus(s: PilotState): DesiredStatus {
   if (s.message !== undefined) out.message = s.message.slice(0, 4096);
   if (s.exitCode !== undefined) out.exitCode = s.exitCode;
   if (s.application !== undefined) out.application = s.application;
+  if (s.actions !== undefined && s.actions.length > 0) out.actions = s.actions;
   return out;
 }
 
@@ -81,7 +84,8 @@ export function significant(s: Omit<PilotStatus, 'heartbeatTime' | 'conditions'>
   const cassandra = c && { ...c, hints: c.hints?.map((h) => ({ hostId: h.hostId, files: h.files })) };
   const app = s.application ? { ...s.application, shards: undefined, documents: undefined, cassandra } : undefined;
   const conditions = s.conditions?.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']);
-  return canonical([s.phase, s.revision, s.message, s.exitCode, conditions, app]);
+  // A request's progress is what its hook waits on: every change of it goes out at once.
+  return canonical([s.phase, s.revision, s.message, s.exitCode, conditions, app, s.actions ?? []]);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, KubeConfig, loadAllYaml, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, PatchStrategy, setHeaderOptions, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -444,7 +444,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       expect(away.code, away.out).to.equal(1);
     });
 
-    it('the controller\'s user may delete only pods of subscribed StatefulSets, and write only its own Leases (rbac.admissionFence)', async () => {
+    it('the controller\'s user may delete only pods of subscribed StatefulSets, write only its own Leases, and only append requests to Pilots (rbac.admissionFence)', async () => {
       const skc = new KubeConfig();
       skc.loadFromFile(saKubeconfig);
       const core = skc.makeApiClient(CoreV1Api);
@@ -474,6 +474,27 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
       await setImage(c, 'apps', 'fenced', 'example/app:2');
       await waitUntil('the OnDelete rollout to finish', 60_000, () => rolloutFinished(c, 'apps', 'fenced', from));
       expect(ctrl.logs.filter((l) => /sts-pilot-controller-pods/.test(JSON.stringify(l))), 'refusals of the controller\'s own deletes').to.deep.equal([]);
+      // Pilots: the controller may append a request to spec.actions, and nothing else.
+      const pilotPod = await c.core.createNamespacedPod({ namespace: 'apps', body: { metadata: { name: 'fenced-pilot' }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } } });
+      const G = { group: 'sts-pilot.io', version: 'v1alpha1', plural: 'pilots', namespace: 'apps', name: 'fenced-pilot' };
+      await c.kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+        ...G,
+        body: {
+          apiVersion: 'sts-pilot.io/v1alpha1',
+          kind: 'Pilot',
+          metadata: { name: 'fenced-pilot', labels: { 'sts-pilot.io/statefulset': 'none' }, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'fenced-pilot', uid: pilotPod.metadata?.uid ?? '', controller: true }] },
+          spec: { application: 'cassandra', actions: [{ id: 'decommission-1', action: 'decommission' }] },
+        },
+      });
+      const pilots = skc.makeApiClient(CustomObjectsApi);
+      const patch = (body: unknown[]) => refusal(() => pilots.patchNamespacedCustomObject({ ...G, body }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)));
+      await waitUntil('a changed application refused', 30_000, async () =>
+        /only appends requests to a Pilot's spec\.actions; it may not change the application, options, labels or owners of apps\/fenced-pilot/.test(await patch([{ op: 'replace', path: '/spec/application', value: 'kafka' }])),
+      );
+      expect(await patch([{ op: 'remove', path: '/spec/actions/0' }, { op: 'add', path: '/spec/actions/-', value: { id: 'decommission-2', action: 'decommission' } }])).to.match(/may not change or drop one already in apps\/fenced-pilot/);
+      expect(await patch([{ op: 'add', path: '/metadata/labels/x', value: 'y' }])).to.match(/may not change the application, options, labels or owners/);
+      expect(await patch([{ op: 'add', path: '/spec/actions/-', value: { id: 'decommission-2', action: 'decommission' } }]), 'an appended request').to.equal('');
+      await c.core.deleteNamespacedPod({ name: 'fenced-pilot', namespace: 'apps' });
       // People are not matched: an administrator deletes what they like.
       await c.core.deleteNamespacedPod({ name: 'bare', namespace: 'apps' });
       await c.kc.makeApiClient(CoordinationV1Api).deleteNamespacedLease({ name: 'sts-pilot-budget-0123456789abcdef0123', namespace: release }).catch(() => undefined);
@@ -569,7 +590,7 @@ describe('install: the Helm chart, kustomize and the plain manifests on a real A
         expect(cond?.expression, name).to.equal("request.userInfo.username != 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
       }
       // The fence of the controller's own pod deletes and Lease writes matches the moved controller.
-      for (const name of ['sts-pilot-controller-pods', 'sts-pilot-controller-pods-subscribed', 'sts-pilot-controller-leases']) {
+      for (const name of ['sts-pilot-controller-pods', 'sts-pilot-controller-pods-subscribed', 'sts-pilot-controller-leases', 'sts-pilot-controller-pilots']) {
         const policy = JSON.parse(await k('get', 'validatingadmissionpolicy', name, '-o', 'json')) as { spec: { matchConditions: { name: string; expression: string }[] } };
         expect(policy.spec.matchConditions.find((m) => m.name === 'the-controller')?.expression, name).to.equal("request.userInfo.username == 'system:serviceaccount:sts-pilot-ops:sts-pilot-controller'");
       }

@@ -129,6 +129,28 @@ describe('pilot: PilotManager on a real control plane (StatefulSet controller, g
     expect(changes).to.deep.equal([]);
   });
 
+  it('appends a hook\'s request to spec.actions as the controller (its RBAC: patch), once per id; the pilot\'s report of it wakes the controller', async () => {
+    changes.length = 0;
+    expect(await m.requestAction(ns, 'web-0', { id: 'decommission-1', action: 'decommission', reason: 'test' })).to.equal('requested');
+    await waitUntil('the cache to show the request', 10_000, async () => m.reader(ns).get('web-0')?.spec.actions?.length === 1);
+    expect(await m.requestAction(ns, 'web-0', { id: 'decommission-1', action: 'decommission' }), 'asked again').to.equal('already');
+    expect(await m.requestAction(ns, 'web-0', { id: 'decommission-2', action: 'decommission' })).to.equal('requested');
+    const spec = (await get('web-0'))?.spec as { application: string; options: unknown; actions: { id: string; action: string; reason?: string }[] };
+    expect(spec.application, 'the rest of the spec untouched').to.equal('pilot-ready');
+    expect(spec.options).to.deep.equal({ 'max-age': '30' });
+    expect(spec.actions.map((a) => `${a.id} ${a.action} ${a.reason ?? ''}`.trim())).to.deep.equal(['decommission-1 decommission test', 'decommission-2 decommission']);
+    try {
+      await m.requestAction(ns, 'no-such-pod', { id: 'decommission-1', action: 'decommission' });
+      expect.fail('a pod without a Pilot');
+    } catch (err) {
+      expect((err as Error).message).to.equal('pod no-such-pod has no Pilot (yet) to take the request');
+    }
+    const status = { phase: 'Running', heartbeatTime: new Date().toISOString(), actions: [{ id: 'decommission-1', action: 'decommission', state: 'Running' }] };
+    changes.length = 0;
+    await api.patchNamespacedCustomObjectStatus({ ...G, namespace: ns, name: 'web-0', body: { status } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await waitUntil('onChange for the request\'s status', 10_000, async () => changes.includes(`${ns}/web/web-0`));
+  });
+
   it('the garbage collector deletes a Pilot with its pod; ensurePilots makes one for the pod that replaces it', async () => {
     const old = pods.find((p) => p.metadata?.name === 'web-2') as V1Pod;
     const oldPilot = await get('web-2');

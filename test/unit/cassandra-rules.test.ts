@@ -1,4 +1,3 @@
-import { decideRemoval } from '../../hooks/cassandra/removal.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { cassandraHook, transition } from '../../hooks/cassandra/index.ts';
@@ -11,6 +10,7 @@ import { node, NOW, policy, ref, ring as baseRing } from './cassandra-fixtures.t
 
 // The rules of the cassandra hook (docs/cassandra.md, "Rules"), each a named
 // pure check, on rings written by hand: three nodes in three racks of dc1.
+// Scale-down: test/unit/cassandra-removal.test.ts.
 
 /** A keyspace on the three nodes: NTS rf per dc; `owners` lists, per range, the replica host ids. */
 const ks = (name: string, rf: Record<string, number>, owners: string[][], strategy = 'NetworkTopologyStrategy'): KeyspaceView => ({
@@ -183,22 +183,5 @@ describe('cassandra hook options and call', () => {
     expect(err).to.be.instanceOf(HookNotReady);
     expect((err as HookNotReady).message).to.match(/^\[up-normal\] .*10\.0\.0\.2 \(dc1\/r2\) is DN/);
     expect((await transition(null, p(2, false), { ...ctx, nextReady: false }, async () => down)).note).to.include('cass-r2-0 may restart');
-  });
-});
-
-describe('cassandra hook: a scale-down waits for the node to leave the ring', () => {
-  it('a node still in the ring holds, naming nodetool decommission; a leaving one is routine; a gone one goes', () => {
-    const held = decideRemoval(ring(), pod(3), 2);
-    expect(held.kind).to.equal('hold');
-    expect(held.kind === 'hold' && held.reason).to.match(/10\.0\.0\.3 \(dc1\/r3\) of cass-r3-0 is in the ring \(UN\) .*kubectl exec cass-r3-0 -- nodetool decommission/);
-    const leaving = decideRemoval(ring({ nodes: [node(1), node(2), node(3, { status: 'LEAVING,123' })] }), pod(3), 2);
-    expect(leaving).to.deep.include({ kind: 'hold', routine: true });
-    expect(decideRemoval(ring({ nodes: [node(1), node(2)] }), pod(3), 2).kind).to.equal('approve');
-    expect(decideRemoval(ring({ nodes: [node(1), node(2), node(3, { status: 'LEFT,99,1700000000' })] }), pod(3), 2).kind).to.equal('approve');
-  });
-  it('a pod without an IP: approved only when the ring is all up and no larger than the pods that stay', () => {
-    expect(decideRemoval(ring({ nodes: [node(1), node(2)] }), pod(3, { address: '' }), 2).kind).to.equal('approve');
-    const down = decideRemoval(ring({ nodes: [node(1), node(2), node(3, { up: false })] }), pod(3, { address: '' }), 2);
-    expect(down.kind === 'hold' && down.reason).to.match(/has no IP.*down: 10\.0\.0\.3 \(dc1\/r3\) host id h3.*nodetool removenode/);
   });
 });
