@@ -301,24 +301,29 @@ describe('cassandra racks: one ring in three StatefulSets (one per rack) rolls o
       (await Promise.all(PODS.map(async (p) => ((await block(p))?.peers ?? []).filter((q) => q.alive === false).map((q) => `${p}>${q.address}`)))).flat();
 
     // 1. Nodes 1 and 2 cut from each other, both still talking with node 3: does gossip through node 3 keep their
-    //    heartbeats flowing? Watched one liveness window and 10 s more.
+    //    heartbeats flowing? Measured on 5.0.6: no, node 1's own detector convicts node 2 (docs/cassandra.md,
+    //    "The partition"). About a minute, so only in `npm run test:cassandra` (STS_PILOT_CASSANDRA_EXTENDED=1).
     let t = Date.now();
-    await partition.cut(a1, a2);
-    const seenDown = new Set<string>();
-    while (Date.now() - t < LIVENESS_WINDOW_MS + 10_000) {
-      for (const d of await downs()) seenDown.add(d);
-      await sleep(1000);
+    if (process.env.STS_PILOT_CASSANDRA_EXTENDED === '1') {
+      await partition.cut(a1, a2);
+      const seenDown = new Set<string>();
+      let firstDown = 0;
+      while (Date.now() - t < LIVENESS_WINDOW_MS + 10_000) {
+        for (const d of await downs()) seenDown.add(d);
+        if (!firstDown && seenDown.has(`${PODS[0]}>${a2}`)) firstDown = Date.now() - t;
+        await sleep(1000);
+      }
+      // Cassandra's own failure detector on node 1, for node 2 (nodetool status, from node 1).
+      const fromNode1 = parseStatus(await rt.node(PODS[0] as string).nodetool(['status'])).find((x) => x.address === a2);
+      const pilot1Now = (await downs()).includes(`${PODS[0]}>${a2}`);
+      await partition.heal();
+      const oneLink = `one link cut (node 1 - node 2), ${secs(LIVENESS_WINDOW_MS + 10_000)}: Pilots saw down ${JSON.stringify([...seenDown])} (node 1's Pilot saw node 2 down +${secs(firstDown)}), node 1's nodetool status for node 2 ${fromNode1 ? fromNode1.status + fromNode1.state : '?'}`;
+      figures.push(oneLink);
+      say(oneLink);
+      // The Pilot says what the node's own detector says.
+      expect(pilot1Now, `node 1's Pilot on node 2 at the end, as its nodetool status: ${oneLink}`).to.equal(fromNode1?.status === 'D');
+      await waitUntil('no Pilot sees a peer down', 2 * 60_000, async () => ((await downs()).length === 0 ? true : undefined));
     }
-    // Cassandra's own failure detector on node 1, for node 2 (nodetool status, from node 1).
-    const fromNode1 = parseStatus(await rt.node(PODS[0] as string).nodetool(['status'])).find((x) => x.address === a2);
-    const pilot1Now = (await downs()).includes(`${PODS[0]}>${a2}`);
-    await partition.heal();
-    const oneLink = `one link cut (node 1 - node 2), ${secs(LIVENESS_WINDOW_MS + 10_000)}: Pilots saw down ${JSON.stringify([...seenDown])}, node 1's nodetool status for node 2 ${fromNode1 ? fromNode1.status + fromNode1.state : '?'}`;
-    figures.push(oneLink);
-    say(oneLink);
-    // The Pilot says what the node's own detector says.
-    expect(pilot1Now, `node 1's Pilot on node 2 at the end, as its nodetool status: ${oneLink}`).to.equal(fromNode1?.status === 'D');
-    await waitUntil('no Pilot sees a peer down', 2 * 60_000, async () => ((await downs()).length === 0 ? true : undefined));
 
     // 2. Node 3 cut from both others: its peers convict it; the controller's driver still reaches it on 9042.
     t = Date.now();
