@@ -348,7 +348,6 @@ describe('cassandra racks: one ring in three StatefulSets (one per rack) rolls o
       await only3.shutdown().catch(() => {});
     }
     // A step asked while it lasts: cass-r1's template changes.
-    const from = (await readSts(c, ns, 'cass-r1')).status?.updateRevision ?? '';
     const uid = (await podsOf(c, ns, 'cass-r1'))[0]?.metadata?.uid;
     const tAsk = Date.now();
     await mergePatch(c, ns, 'cass-r1', { spec: { template: { metadata: { annotations: { 'racks.sts-pilot.io/rev': '3' } } } } });
@@ -358,14 +357,16 @@ describe('cassandra racks: one ring in three StatefulSets (one per rack) rolls o
     );
     const reason = String(upHold.reason);
     say(`hold: ${reason}`);
-    // It holds while the partition lasts (15 s more), the pod untouched.
-    await sleep(15_000);
+    // It holds while the partition lasts (10 s more), the pod untouched.
+    await sleep(10_000);
     const approvedDuring = cr.logs.filter((r) => at(r) >= tAsk && /^hook approved pod cass-r1-0;/.test(String(r.msg)));
     const podNow = (await podsOf(c, ns, 'cass-r1'))[0];
     const tHeal = Date.now();
     await partition.heal();
-    await waitUntil('cass-r1 rolled after the heal', 5 * 60_000, async () => ((await rolloutFinished(c, ns, 'cass-r1', from)) ? true : undefined));
-    const approved = cr.logs.find((r) => at(r) >= tAsk && /^hook approved pod cass-r1-0;/.test(String(r.msg)));
+    // The approval is the point; the rest of that step (the restart, the hints) is what the rollout test above proves.
+    const approved = await waitUntil('cass-r1-0 approved after the heal', 3 * 60_000, async () =>
+      cr.logs.find((r) => at(r) >= tAsk && /^hook approved pod cass-r1-0;/.test(String(r.msg))),
+    );
     const upHolds = cr.logs.filter((r) => r.msg === 'hook holds the rollout' && at(r) >= tAsk && /^\[up-normal\]/.test(String(r.reason))).length;
     figures.push(
       `node 3 cut from both: seen down by a Pilot ${secs(detected - t)} after the cut (window ${secs(LIVENESS_WINDOW_MS)}); first [up-normal] hold ${secs(at(upHold) - tAsk)} after the step was asked; ` +
