@@ -182,7 +182,20 @@ export function decideRemoval(view: CassandraView, pod: NodeRef, remainingPods: 
     };
   }
   const node = nodeOf(view, pod);
-  if (!node || gone(node)) return { kind: 'approve', rule: 'left-ring', note: `${pod.pod} (${pod.address}) is not in the ring: nothing of it to move` };
+  if (!node || gone(node)) {
+    // Measured on 5.0.6: the peers drop the node some seconds before its `nodetool decommission` returns (it still
+    // announces LEFT for its ring delay, then stops gossip, messaging and hints). A pod stopped then cuts the
+    // command short (exit 143, a Failed request). A live pilot still running it is waited for; a dead one is not.
+    if (side.live && side.status?.state === 'Running') {
+      return {
+        kind: 'hold',
+        rule: 'decommissioning',
+        reason: `${pod.pod} (${pod.address}) has left the ring, and its pilot still runs the decommission (${side.status.id}, since ${side.status.startTime ?? '?'}): the node announces its departure and shuts down its services before the command returns; the pod goes once it has`,
+        routine: true,
+      };
+    }
+    return { kind: 'approve', rule: 'left-ring', note: `${pod.pod} (${pod.address}) is not in the ring: nothing of it to move` };
+  }
   const state = stateOf(node);
   if (state === 'LEAVING' || state === 'REMOVING') {
     const streams = view.streams.filter((s) => s.on === node.address || s.peers.includes(node.address)).length;

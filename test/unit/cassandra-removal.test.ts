@@ -67,6 +67,16 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       expect(decideRemoval(ring({ nodes: [...four().slice(0, 3), node(4, { status: 'LEFT,99,1700000000', up: false })] }), leaving, 3, live).kind).to.equal('approve');
     });
 
+    it('left the ring while its live pilot still runs the decommission: a routine hold until the command returns (measured: the peers drop the node first)', () => {
+      const left = ring({ nodes: [node(1), node(2), node(3)] });
+      const d = decideRemoval(left, leaving, 3, { live: true, request, status: status('Running') });
+      expect(d).to.deep.include({ kind: 'hold', rule: 'decommissioning', routine: true });
+      expect(d.kind === 'hold' && d.reason).to.match(/^cass-3 \(10\.0\.0\.4\) has left the ring, and its pilot still runs the decommission \(decommission-1, since 2026-12-07T18:00:00Z\)/);
+      // A pilot that no longer runs will not finish it: the node has left, the pod goes.
+      expect(decideRemoval(left, leaving, 3, { live: false, why: 'its pilot is PreStop', request, status: status('Running') })).to.deep.include({ kind: 'approve', rule: 'left-ring' });
+      expect(decideRemoval(left, leaving, 3, { live: true, request, status: status('Failed', { exitCode: 143 }) })).to.deep.include({ kind: 'approve', rule: 'left-ring' });
+    });
+
     it('requested, not yet taken: routine while the pilot runs; not routine when no pilot would take it', () => {
       const waiting = decideRemoval(ring(), leaving, 3, { live: true, request });
       expect(waiting).to.deep.include({ kind: 'hold', rule: 'decommission-requested', routine: true });
