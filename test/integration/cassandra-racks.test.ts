@@ -25,6 +25,7 @@ import { LIVENESS_WINDOW_MS } from '../../lib/probes/cassandra-liveness.ts';
 import { allUpNormal, parseStatus, prepareCassandraNodes, type PreparedNodes, schemaAgreed, waitFor } from '../cassandra/cluster.ts';
 import { Partition } from '../cassandra/partition.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
+import { QuorumLoop } from '../cassandra/quorum-loop.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
 import { readPilotStatus } from '../pilot/harness.ts';
 import { installPilotCrd } from '../pilot/helpers.ts';
@@ -47,55 +48,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const STS = ['cass-r1', 'cass-r2', 'cass-r3'];
 const PODS = STS.map((s) => `${s}-0`);
 const isReady = (p: { status?: { conditions?: { type: string; status: string }[] } }): boolean => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') ?? false;
-
-/** Writes (k, k) and reads back acknowledged keys at QUORUM, one of each every `everyMs`. */
-class QuorumLoop {
-  readonly acked = new Set<number>();
-  writes = 0;
-  reads = 0;
-  readonly failures: string[] = [];
-  private next = 0;
-  private stopped = false;
-  private done: Promise<void> = Promise.resolve();
-  private readonly client: cassandra.Client;
-
-  constructor(client: cassandra.Client) {
-    this.client = client;
-  }
-
-  start(everyMs: number): this {
-    const q = { prepare: true, isIdempotent: true, consistency: cassandra.types.consistencies.quorum };
-    this.done = (async () => {
-      while (!this.stopped) {
-        const k = this.next++;
-        this.writes++;
-        try {
-          await this.client.execute('INSERT INTO app.kv (k, v) VALUES (?, ?)', [k, k], q);
-          this.acked.add(k);
-        } catch (err) {
-          this.failures.push(`write ${k} at ${new Date().toISOString()}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        if (this.acked.size > 0) {
-          const r = [...this.acked][Math.floor(Math.random() * this.acked.size)] as number;
-          this.reads++;
-          try {
-            const rs = await this.client.execute('SELECT v FROM app.kv WHERE k = ?', [r], q);
-            if (rs.rows[0]?.get('v') !== r) this.failures.push(`read ${r}: ${rs.rows.length} rows`);
-          } catch (err) {
-            this.failures.push(`read ${r} at ${new Date().toISOString()}: ${err instanceof Error ? err.message : String(err)}`);
-          }
-        }
-        await sleep(everyMs);
-      }
-    })();
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.done;
-  }
-}
 
 describe('cassandra racks: one ring in three StatefulSets (one per rack) rolls one node at a time', function () {
   this.timeout(30 * 60_000);
@@ -228,11 +180,7 @@ describe('cassandra racks: one ring in three StatefulSets (one per rack) rolls o
     await loop.stop();
 
     // Every acknowledged write, read back at ALL after the rollout.
-    const missing: number[] = [];
-    for (const k of loop.acked) {
-      const rs = await cql.execute('SELECT v FROM app.kv WHERE k = ?', [k], { prepare: true, consistency: cassandra.types.consistencies.all });
-      if (rs.rows.length !== 1) missing.push(k);
-    }
+    const missing = await loop.missingAtAll();
 
     // What the controller did.
     const logs = (ctrl as ControllerProcess).logs;
