@@ -2,7 +2,7 @@
 // 10.0.0.i in rack r<i> of dc1, host id h<i>, its pod cass-r<i>-0.
 
 import type { Policy } from '../../hooks/cassandra/decide.ts';
-import type { CassandraView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
+import type { CassandraView, KeyspaceView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
 
 export const NOW = 1_900_000_000_000;
 
@@ -16,6 +16,14 @@ export const node = (i: number, o: Partial<NodeView> = {}): NodeView => ({
   schema: 's1',
   release: '5.0.6',
   ...o,
+});
+
+/** A keyspace: rf per dc (NetworkTopologyStrategy) or '*' (SimpleStrategy); `owners` lists, per range, the replica host ids. */
+export const ks = (name: string, rf: Record<string, number>, owners: string[][], strategy = 'NetworkTopologyStrategy'): KeyspaceView => ({
+  name,
+  strategy,
+  rf,
+  ranges: owners.map((replicas, i) => ({ start: String(i * 100), end: String(i * 100 + 100), replicas })),
 });
 
 /** Three healthy nodes, no keyspace unless given. */

@@ -9,29 +9,13 @@ import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
 import { Pilot, type PilotActionStatus } from '../../lib/pilot/schema.ts';
 import { loopbackEgress } from '../egress.ts';
+import { ks, node } from './cassandra-fixtures.ts';
 
 // Scale-down of a Cassandra StatefulSet (docs/cassandra.md, "Scale-down"): the
 // leaving node is decommissioned through its pod's pilot once the ring can
 // spare it, and the pod goes once the ring no longer lists it. Rings and
 // Pilots written by hand: four nodes in dc1 (the fourth leaves).
 
-const node = (i: number, o: Partial<NodeView> = {}): NodeView => ({
-  hostId: `h${i}`,
-  address: `10.0.0.${i}`,
-  dc: 'dc1',
-  rack: `r${i}`,
-  up: true,
-  status: 'NORMAL',
-  schema: 's1',
-  release: '5.0.6',
-  ...o,
-});
-const ks = (name: string, rf: Record<string, number>, owners: string[][], strategy = 'NetworkTopologyStrategy'): KeyspaceView => ({
-  name,
-  strategy,
-  rf,
-  ranges: owners.map((replicas, i) => ({ start: String(i * 100), end: String(i * 100 + 100), replicas })),
-});
 const rf3 = ks('app', { dc1: 3 }, [['h1', 'h2', 'h3'], ['h2', 'h3', 'h4'], ['h3', 'h4', 'h1'], ['h4', 'h1', 'h2']]);
 const four = (): NodeView[] => [node(1), node(2), node(3), node(4)];
 const ring = (o: Partial<CassandraView> = {}): CassandraView => ({ clusterName: 'ring', nodes: four(), keyspaces: [rf3], streams: [], hints: [], unread: [], ...o });

@@ -5,20 +5,14 @@ import type { Options } from '../../hooks/cassandra/options.ts';
 import { HookNotReady, parseHookOptions } from '../../lib/hook.ts';
 import { loopbackEgress } from '../egress.ts';
 import { decide, hintsDelivered, needed, noStreaming, nodeKnown, rejoined, replicas, schemaAgreement, upNormal } from '../../hooks/cassandra/decide.ts';
-import type { CassandraView, KeyspaceView } from '../../hooks/cassandra/view.ts';
-import { node, NOW, policy, ref, ring as baseRing } from './cassandra-fixtures.ts';
+import type { CassandraView } from '../../hooks/cassandra/view.ts';
+import { ks, node, NOW, policy, ref, ring as baseRing } from './cassandra-fixtures.ts';
 
 // The rules of the cassandra hook (docs/cassandra.md, "Rules"), each a named
 // pure check, on rings written by hand: three nodes in three racks of dc1.
 // Scale-down: test/unit/cassandra-removal.test.ts.
 
 /** A keyspace on the three nodes: NTS rf per dc; `owners` lists, per range, the replica host ids. */
-const ks = (name: string, rf: Record<string, number>, owners: string[][], strategy = 'NetworkTopologyStrategy'): KeyspaceView => ({
-  name,
-  strategy,
-  rf,
-  ranges: owners.map((replicas, i) => ({ start: String(i * 100), end: String(i * 100 + 100), replicas })),
-});
 
 const rf3 = ks('app', { dc1: 3 }, [['h1', 'h2', 'h3'], ['h2', 'h3', 'h1'], ['h3', 'h1', 'h2']]);
 const rf1 = ks('scratch', { dc1: 1 }, [['h1'], ['h2'], ['h3']]);
