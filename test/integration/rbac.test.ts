@@ -23,7 +23,8 @@ const EXPECTED_ANYWHERE = [
   'core/secrets: list watch',
   // Metric checks, read when a step is checked.
   'sts-pilot.io/metricchecks: get',
-  'sts-pilot.io/pilots: create get list watch',
+  // patch: requests appended to a Pilot's spec.actions (a decommission); the sts-pilot-controller-pilots fence allows nothing else.
+  'sts-pilot.io/pilots: create get list patch watch',
 ];
 const EXPECTED_OWN_NAMESPACE = [...EXPECTED_ANYWHERE, 'coordination.k8s.io/leases: create get update'].sort();
 
