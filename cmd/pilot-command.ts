@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { HostPort, LogLevel, NamespaceName, parseFlags, wholeNumber } from '../lib/cli/flags.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
+import { guardProcess } from '../lib/process-guard.ts';
 import { createLogger } from '../lib/log.ts';
 import { actionCommands } from '../lib/pilot/actions.ts';
 import { PilotRunner } from '../lib/pilot/runner.ts';
@@ -78,6 +79,7 @@ export function registerPilotCommand(program: Command): void {
       const actions = actionCommands(f.app, f.action);
       if (!actions.ok) throw new InvalidArgumentError(actions.error);
       const log = createLogger({ level: f.logLevel, name: 'sts-pilot-pilot' });
+      guardProcess(log);
       const kc = loadKubeConfig(f.kubeconfig);
       const appUrl = f.appUrl ? new URL(f.appUrl) : undefined;
       if (appUrl && (appUrl.protocol === 'kafka:') !== (f.app === 'kafka')) throw new InvalidArgumentError(`--app-url ${appUrl.protocol}// does not go with --app ${f.app}`);

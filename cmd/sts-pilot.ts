@@ -14,6 +14,7 @@ import { apiServerAddresses } from '../lib/kube/api-address.ts';
 import { loadKubeConfig } from '../lib/kube/config.ts';
 import { GATE_MODES } from '../lib/kube/gate-mode.ts';
 import { GateMonitor, gateDetail } from '../lib/kube/gate-monitor.ts';
+import { guardProcess } from '../lib/process-guard.ts';
 import { createLogger } from '../lib/log.ts';
 import { createMetrics } from '../lib/metrics.ts';
 import { DEFAULT_LABEL_KEY } from '../lib/names.ts';
@@ -55,6 +56,7 @@ program
     const log = createLogger({ level: f.logLevel });
     log.info({ version: VERSION, node: process.version, pid: process.pid }, `sts-pilot ${VERSION} controller starting`);
     const metrics = createMetrics();
+    guardProcess(log, () => metrics.strayRejections.inc());
     const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
     const kc = loadKubeConfig(f.kubeconfig, f.context, `sts-pilot/${VERSION} controller (${identity})`);
     // No hook may call the API server itself, nor link-local addresses; loopback only where the installer says so.

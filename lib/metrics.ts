@@ -157,6 +157,7 @@ export function createMetrics() {
     }),
     watchRestarts: new Counter({ name: 'sts_pilot_watch_restarts_total', help: 'Informer restarts after errors', labelNames: ['resource'], registers: [registry] }),
     apiErrors: new Counter({ name: 'sts_pilot_api_errors_total', help: 'Kubernetes API errors by operation and code', labelNames: ['operation', 'code'], registers: [registry] }),
+    strayRejections: new Counter({ name: 'sts_pilot_unhandled_rejections_total', help: 'Promises rejected with nobody waiting for them (logged with their stack; the process keeps running): a bug to report', registers: [registry] }),
   };
   m.buildInfo.set({ version: VERSION, node: process.version }, 1);
   return m;

@@ -144,7 +144,7 @@ describeExtended('elasticsearch e2e: a StatefulSet of real OpenSearch pods rolls
         if (p.metadata?.uid !== uids.get(name) && !deletedAt.has(name)) deletedAt.set(name, Date.now());
         if (deletedAt.has(name) && p.metadata?.uid !== uids.get(name) && isReady(p) && !readyAt.has(name)) readyAt.set(name, Date.now());
       }
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
       return rolloutFinished(c, ns, 'es', fromRev);
     });
     const rolloutMs = Date.now() - tRoll;

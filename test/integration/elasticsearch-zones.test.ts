@@ -87,7 +87,7 @@ describe('elasticsearch zones: one OpenSearch cluster in two StatefulSets rolls 
 
   async function bothFinished(from: string[], what: string): Promise<void> {
     await waitUntil(what, 25 * 60_000, async () => {
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
       await noteHolds();
       const done = await Promise.all(SETS.map((n, i) => rolloutFinished(c, ns, n, from[i] ?? '')));
       return done.every((d) => d !== undefined);

@@ -249,6 +249,14 @@ export class ControllerProcess {
   readonly probePort: number;
   private readonly args: string[];
   exitCode: number | null | undefined;
+  /** The signal that ended the process, if one did. */
+  exitSignal: NodeJS.Signals | null | undefined;
+  /** The end of what it wrote to stderr (a crash's stack lands there). */
+  private stderrTail = '';
+  /** Where this run's log lines start in `logs` (a respawn appends to the same list). */
+  private runFrom = 0;
+  /** Respawns by keepAlive() after a lost lease. */
+  restarts = 0;
 
   readonly identity: string;
 
@@ -303,6 +311,8 @@ export class ControllerProcess {
 
   async spawn(): Promise<void> {
     this.exitCode = undefined;
+    this.exitSignal = undefined;
+    this.runFrom = this.logs.length;
     const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...this.args], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -325,8 +335,14 @@ export class ControllerProcess {
         }
       }
     });
-    child.stderr?.on('data', (d: Buffer) => console.error(`      [controller stderr] ${d.toString().trimEnd()}`));
-    child.on('exit', (code) => (this.exitCode = code));
+    child.stderr?.on('data', (d: Buffer) => {
+      console.error(`      [controller stderr] ${d.toString().trimEnd()}`);
+      this.stderrTail = (this.stderrTail + d.toString()).slice(-1500);
+    });
+    child.on('exit', (code, signal) => {
+      this.exitSignal = signal;
+      this.exitCode = code;
+    });
     await waitUntil('controller /readyz', 60_000, async () => {
       if (this.exitCode !== undefined) throw new Fatal(`controller exited with ${this.exitCode}`);
       const res = await fetch(`http://127.0.0.1:${this.probePort}/readyz`);
@@ -340,6 +356,38 @@ export class ControllerProcess {
 
   get alive(): boolean {
     return this.child !== undefined && this.exitCode === undefined;
+  }
+
+  /**
+   * For suites that are not about leader election: a controller that ended
+   * the way leader election ends it by design (its Lease not renewed within
+   * the renew deadline, which a loaded test machine can cause) is started
+   * again, as the kubelet restarts the container. Any other end fails the
+   * test with its note: a crash is never papered over.
+   */
+  async keepAlive(): Promise<void> {
+    if (this.alive) return;
+    const leaseLost = this.logs.slice(this.runFrom).some((r) => String(r.msg).startsWith('could not renew the lease'));
+    if (!leaseLost || this.restarts >= 3) throw new Error(this.deathNote());
+    this.restarts++;
+    console.log(`      [controller] ${this.deathNote()}; started again, as the kubelet would`);
+    await this.spawn();
+  }
+
+  /**
+   * Why the process ended, for a test's failure message (CI shows the
+   * message, not the run's whole output): code or signal, its last warnings
+   * and errors, and the end of its stderr.
+   */
+  deathNote(): string {
+    const how = this.exitSignal ? `killed by ${this.exitSignal}` : `exited with ${String(this.exitCode)}`;
+    const bad = this.logs
+      .slice(this.runFrom)
+      .filter((r) => typeof r.level === 'number' && r.level >= 40)
+      .slice(-4)
+      .map((r) => `${String(r.time).slice(11, 23)} ${String(r.msg)}${r.err ? `: ${String(r.err)}` : ''}`);
+    const stderr = this.stderrTail.trim();
+    return `the controller ${how}; its last warnings: ${bad.length ? bad.join(' | ') : '(none)'}${stderr ? `; stderr: ${stderr}` : ''}`;
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -174,7 +174,7 @@ describe('kafka e2e: a StatefulSet of real KRaft brokers rolls through the kafka
         if ((p.metadata?.deletionTimestamp || p.metadata?.uid !== uids.get(name)) && !deletedAt.has(name)) deletedAt.set(name, Date.now());
         if (p.metadata?.uid !== uids.get(name) && isReady(p) && !readyAt.has(name)) readyAt.set(name, Date.now());
       }
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
     };
     const holdsFor = (pod: string, since: number): string[] =>
       (ctrl as ControllerProcess).logs

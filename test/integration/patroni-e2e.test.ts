@@ -342,7 +342,7 @@ describe('patroni e2e: a StatefulSet of real Patroni/PostgreSQL pods, holds and 
     const tRoll = Date.now();
     await mergePatch(c, ns, 'db', { spec: { template: { metadata: { annotations: { 'e2e.sts-pilot.io/rev': rev } } } } });
     await waitUntil('the rollout to finish', 20 * 60_000, async () => {
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
       const sts = await readSts(c, ns, 'db');
       const st = parseStatusAnnotation(sts.metadata?.annotations?.['sts-pilot.io/status']);
       const msg = st.ok ? st.status.message : undefined;

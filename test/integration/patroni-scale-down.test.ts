@@ -171,7 +171,7 @@ describe('patroni scale-down: 3 -> 2 with the leader on the leaving pod, a write
     const t0 = Date.now();
     await mergePatch(c, ns, 'db', { metadata: { annotations: { [REQUESTED]: '2' } } });
     await waitUntil('replicas 2, the request and the removal record gone', 5 * 60_000, async () => {
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
       const s = await readSts(c, ns, 'db');
       const st = parseStatusAnnotation(s.metadata?.annotations?.['sts-pilot.io/status']);
       return s.spec?.replicas === 2 && !s.metadata?.annotations?.[REQUESTED] && st.ok && !st.status.removal;

@@ -163,7 +163,7 @@ describe('patroni standby cluster: a StatefulSet of a standby cluster rolls, its
     // Who leads the standby cluster, as /cluster says, polled with the rollout.
     const leading: { at: number; leader: string | undefined }[] = [{ at: tRoll, leader: leaderBefore }];
     await waitUntil('the rollout to finish', 10 * 60_000, async () => {
-      if (ctrl && !ctrl.alive) throw new Error('controller died');
+      await ctrl?.keepAlive();
       sql(src as PatroniPodRuntime, 'src-0', `INSERT INTO marks VALUES (${++id})`);
       const now = await members(sb as PatroniPodRuntime, SB).then(standbyLeader, () => undefined);
       if (now !== leading.at(-1)?.leader) leading.push({ at: Date.now(), leader: now });
