@@ -1,5 +1,5 @@
 import { hintsDelivered } from './hints.ts';
-import { type CassandraView, type KeyspaceView, type NodeRef, type NodeView, nodeName, nodeOf, type PilotReport, stateLetter } from './view.ts';
+import { type CassandraView, departed, type KeyspaceView, type NodeRef, type NodeView, nodeName, nodeOf, type PilotReport, stateLetter } from './view.ts';
 
 export { hintsDelivered, HINTS_READ_DELAY_MS } from './hints.ts';
 
@@ -114,8 +114,6 @@ export function upNormal(view: CassandraView, next: NodeRef | null, prev: NodeRe
   };
 }
 
-const GONE = new Set(['LEFT', 'REMOVED']);
-
 /** What the fresh Pilots' own gossip says is not UN: "<who> sees <whom> down". The unready next's node and its own Pilot are exempt. */
 function witnessed(view: CassandraView, exemptHost: string | undefined): { text: string; about: string }[] {
   const out: { text: string; about: string }[] = [];
@@ -130,7 +128,7 @@ function witnessed(view: CassandraView, exemptHost: string | undefined): { text:
     if (own && own !== 'NORMAL') out.push({ text: `${who(r)} reports itself ${own}`, about: r.hostId });
     for (const q of r.peers) {
       const st = q.status.split(',')[0]?.toUpperCase() ?? '';
-      if (q.hostId === exemptHost || GONE.has(st)) continue;
+      if (q.hostId === exemptHost || departed(q.status)) continue;
       if (q.alive === false) out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} down (its failure detector has not heard its heartbeat advance)`, about: q.hostId });
       else if (st && st !== 'NORMAL') out.push({ text: `${who(r)} sees ${name(q.hostId, q.address)} as ${st}`, about: q.hostId });
     }

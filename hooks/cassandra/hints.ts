@@ -1,4 +1,4 @@
-import { type CassandraView, type NodeRef, type NodeView, nodeName, nodeOf, type PilotReport } from './view.ts';
+import { type CassandraView, departed, type NodeRef, type NodeView, nodeName, nodeOf, type PilotReport } from './view.ts';
 
 // Rule "hints-delivered": the writes the node moved last missed while it was
 // away (hints held by the other nodes) are delivered before a second replica
@@ -55,8 +55,7 @@ export function hintsRead(view: CassandraView, moved: NodeView): Reading {
   if (moved.startedAt === undefined) return { ok: false, why: `the start of ${nodeName(moved)} (its gossip generation) is unknown` };
   const since = moved.startedAt + HINTS_READ_DELAY_MS;
   for (const n of view.nodes) {
-    // A node that left (gossip keeps it for days) holds no hints and runs no pilot.
-    if (n.hostId === moved.hostId || /^(LEFT|REMOVED)\b/i.test(n.status)) continue;
+    if (n.hostId === moved.hostId || departed(n.status)) continue;
     const mine = reports.filter((r) => r.hostId === n.hostId);
     if (mine.length === 0) return { ok: false, why: `no fresh Pilot reports ${nodeName(n)}` };
     for (const r of mine) {

@@ -4,7 +4,7 @@ import { describeError } from '../../lib/errors.ts';
 import { HookNotReady, type HookContext } from '../../lib/hook.ts';
 import { tlsProblem } from '../../lib/tls-problem.ts';
 import type { Options } from './options.ts';
-import type { CassandraView, HintsView, KeyspaceView, NodeView, StreamView } from './view.ts';
+import { type CassandraView, departed, type HintsView, type KeyspaceView, type NodeView, type StreamView } from './view.ts';
 
 // The reads of the cassandra hook: every call connects afresh over the native
 // protocol (the maintained Node driver, cassandra-driver), asks every node for
@@ -226,7 +226,9 @@ export async function readRing(c: cassandra.Client, refused: readonly string[]):
   }
   const driverHost = new Map(hosts.map((h) => [hostOf(h.address), h]));
   const readOk = new Set(readable.map((p) => hostOf(p.host.address)));
-  const nodes: NodeView[] = [...best].map(([hostId, { row }]) => {
+  // Members only: a node that left or was removed stays in gossip for days (view.ts, departed).
+  const members = [...best].filter(([, { row }]) => !departed(str(Row(row, 'status_with_port')) || str(Row(row, 'status'))));
+  const nodes: NodeView[] = members.map(([hostId, { row }]) => {
     const address = str(Row(row, 'address'));
     const h = driverHost.get(address);
     return {

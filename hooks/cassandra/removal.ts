@@ -2,7 +2,7 @@ import { requestState } from '../../lib/pilot/actions.ts';
 import { heartbeatAgeMs } from '../../lib/pilot/reader.ts';
 import { type Pilot, type PilotActionRequest, type PilotActionStatus, podOwnerUid } from '../../lib/pilot/schema.ts';
 import { schemaAgreement } from './decide.ts';
-import { type CassandraView, nodeName, nodeOf, type NodeRef, type NodeView, stateLetter } from './view.ts';
+import { type CassandraView, departed, nodeName, nodeOf, type NodeRef, type NodeView, stateLetter } from './view.ts';
 
 // Scale-down, as cass-operator does it: the leaving pod's node is
 // decommissioned first (its ranges stream to the nodes that stay), and the pod
@@ -69,7 +69,7 @@ export function pilotSideOf(pilot: Pilot | undefined, podUid: string | undefined
 type Check = { reason: string; routine?: true } | undefined;
 
 const stateOf = (n: NodeView): string => n.status.split(',')[0]?.toUpperCase() ?? '';
-const gone = (n: NodeView): boolean => ['LEFT', 'REMOVED'].includes(stateOf(n));
+const gone = (n: NodeView): boolean => departed(n.status);
 const letters = (n: NodeView): string => `${n.up ? 'U' : 'D'}${stateLetter(n.status)}`;
 const manual = (pod: string): string => `kubectl exec ${pod} -- nodetool decommission`;
 

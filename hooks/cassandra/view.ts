@@ -81,6 +81,7 @@ export interface PilotReport {
 
 export interface CassandraView {
   clusterName: string;
+  /** The ring's members; read.ts leaves out nodes that left or were removed (departed), which gossip still lists for days. */
   nodes: NodeView[];
   keyspaces: KeyspaceView[];
   streams: StreamView[];
@@ -102,6 +103,14 @@ export interface NodeRef {
   /** The cluster_name the pod's own fresh Pilot reports. */
   pilotCluster?: string;
 }
+
+/**
+ * A node that left the ring (decommission: LEFT) or was removed from it
+ * (removenode: removed). Every node's gossip keeps such an entry for three
+ * days (Gossiper's quarantine of a departed endpoint), so it is read, but it
+ * is no member of the ring: nothing to hold on, nothing to wait for.
+ */
+export const departed = (status: string): boolean => /^(LEFT|REMOVED)$/i.test(status.split(',')[0] ?? '');
 
 /** The short form of a gossip STATUS, as nodetool status shows the state: N, J, L, M, or '?'. */
 export function stateLetter(status: string): string {

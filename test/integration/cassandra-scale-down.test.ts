@@ -9,12 +9,16 @@
 // What must hold: the request is run once and reports Succeeded, exit code 0;
 // the pod is deleted after `nodetool status` on a node that stays stops
 // listing it; 3 UN nodes remain; 0 failed QUORUM operations; 0 acknowledged
-// writes missing at ALL.
+// writes missing at ALL. Afterwards every node's gossip still lists the node
+// that left (LEFT, kept for days), and a rollout step is not held by it.
 
 import cassandra from 'cassandra-driver';
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import { allUpNormal, nodetoolCommand, parseStatus, prepareCassandraNodes, type PreparedNodes, schemaAgreed, shellLine, waitFor } from '../cassandra/cluster.ts';
+import { transition } from '../../hooks/cassandra/index.ts';
+import { readCluster } from '../../hooks/cassandra/read.ts';
+import { cassandraHookContext } from '../cassandra/hook-context.ts';
 import { CassandraPodRuntime } from '../cassandra/pod-runtime.ts';
 import { QuorumLoop } from '../cassandra/quorum-loop.ts';
 import { NodeAgent } from '../cluster/node-agent.ts';
@@ -201,5 +205,25 @@ describe('cassandra scale-down: 4 nodes to 3, the leaving node decommissioned th
     expect(loop.failures, 'failed QUORUM operations').to.deep.equal([]);
     expect(missing, 'acknowledged writes not read back at ALL').to.deep.equal([]);
     expect(loop.acked.size).to.be.greaterThan(100);
+  });
+
+  it("after it: every node's gossip still lists the node that left (LEFT, for days), and the next rollout step is not held by it", async () => {
+    const client = cql as cassandra.Client;
+    const leaving = ((prepared as PreparedNodes).nodes[3] as { address: string }).address;
+    // Asked of each node that stays: its own gossip, as the hook reads it.
+    const seen: string[] = [];
+    for (const h of client.getState().getConnectedHosts()) {
+      const rows = (await client.execute('SELECT address, status_with_port FROM system_views.gossip_info', [], { host: h } as cassandra.QueryOptions)).rows;
+      const left = rows.find((r) => String(r.get('address')) === leaving);
+      seen.push(`${String(h.address).split(':')[0]}: ${left ? String(left.get('status_with_port')).split(',')[0] : '(not listed)'}`);
+    }
+    say(`the node that left, in each node's gossip: ${seen.join('; ')}`);
+    expect(seen.some((x) => x.endsWith(': LEFT')), `gossip of the nodes that stay: ${seen.join('; ')}`).to.equal(true);
+
+    const view = await readCluster(cassandraHookContext({ contactPoints: '127.0.0.1,127.0.0.2,127.0.0.3' }));
+    expect(view.nodes.map((n) => n.address).sort(), 'the ring as the hook reads it').to.deep.equal(['127.0.0.1', '127.0.0.2', '127.0.0.3']);
+    // A rollout step on cass-2, as the controller would ask it: approved, not held on the node that left.
+    const next = { metadata: { name: 'cass-2', namespace: ns }, status: { podIP: '127.0.0.3', conditions: [{ type: 'Ready', status: 'True' }] } };
+    await transition(null, next, cassandraHookContext({ contactPoints: '127.0.0.1,127.0.0.2,127.0.0.3' }));
   });
 });
