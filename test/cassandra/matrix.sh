@@ -6,7 +6,8 @@
 # figures it prints, then one line per version and suite at the end.
 #
 #   MATRIX="4.1.10 5.0.6"                        which versions (cassandra-all on Maven Central)
-#   SUITES="cassandra cassandra-tls"             which test files (test/integration/<suite>.test.ts)
+#   SUITES="cassandra cassandra-tls pilot-cassandra cassandra-scale-down"
+#                                                which test files (test/integration/<suite>.test.ts)
 #   STS_PILOT_CASSANDRA_EXTENDED=1               adds cassandra-racks (the rollout by the controller, ~4 min a version)
 #
 # It starts up to three Cassandra JVMs at a time: on a shared machine run it
@@ -15,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 matrix="${MATRIX:-4.1.10 5.0.6}"
-default_suites="cassandra cassandra-tls"
+default_suites="cassandra cassandra-tls pilot-cassandra cassandra-scale-down"
 [ "${STS_PILOT_CASSANDRA_EXTENDED:-}" = 1 ] && default_suites="$default_suites cassandra-racks"
 suites="${SUITES:-$default_suites}"
 results=()
