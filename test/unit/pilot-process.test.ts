@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,15 @@ async function gone(pid: number, ms = 3000): Promise<boolean> {
     await sleep(20);
   }
   return false;
+}
+
+/** Waits until `path` exists: a child's signal that it got there, whatever the machine's load. */
+async function fileWritten(path: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`${path} not written within ${ms} ms`);
+    await sleep(10);
+  }
 }
 
 describe('pilot child processes (real processes)', function () {
@@ -47,8 +56,12 @@ describe('pilot child processes (real processes)', function () {
   });
 
   it('stops a child that honours SIGTERM, with its own exit code', async () => {
-    const c = await Child.start([process.execPath, '-e', "process.on('SIGTERM', () => process.exit(7)); setInterval(() => {}, 1000)"], { stdio: 'ignore' });
-    await sleep(300); // let it install its handler
+    const ready = join(dir, 'ready');
+    const c = await Child.start(
+      [process.execPath, '-e', `process.on('SIGTERM', () => process.exit(7)); require('fs').writeFileSync(${JSON.stringify(ready)}, ''); setInterval(() => {}, 1000)`],
+      { stdio: 'ignore' },
+    );
+    await fileWritten(ready); // its handler is installed (a fixed wait lost the race on a loaded machine)
     const t = Date.now();
     const r = await c.stop('SIGTERM', 5000);
     expect(r).to.deep.equal({ exit: { code: 7, signal: null }, killed: false });
@@ -57,8 +70,8 @@ describe('pilot child processes (real processes)', function () {
 
   it('kills a child that ignores SIGTERM once the deadline passes, and what it started with it', async () => {
     const pidFile = join(dir, 'grandchild');
-    const c = await Child.start(['sh', '-c', `trap '' TERM; sleep 60 & echo $! > ${pidFile}; wait`], { stdio: 'ignore' });
-    await sleep(200);
+    const c = await Child.start(['sh', '-c', `trap '' TERM; sleep 60 & echo $! > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`], { stdio: 'ignore' });
+    await fileWritten(pidFile);
     const grandchild = Number(readFileSync(pidFile, 'utf8'));
     const t = Date.now();
     const r = await c.stop('SIGTERM', 500);

@@ -2,6 +2,21 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkQueue } from '../../lib/workqueue.ts';
 
+// Waits for a state rather than for a fixed time: on a loaded machine a timer
+// fires late, and a test that slept "long enough" failed (CI shares 2 cores
+// with JVMs). The checks after it are the same.
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(5);
+  }
+}
+const idle = (q: WorkQueue): boolean => {
+  const s = q.stats(Date.now());
+  return s.depth === 0 && s.unfinishedSeconds === 0;
+};
+
 describe('WorkQueue', () => {
   it('coalesces adds of a queued key', async () => {
     const seen: string[] = [];
@@ -17,7 +32,7 @@ describe('WorkQueue', () => {
     q.add('a');
     q.add('b');
     q.add('a');
-    await sleep(60);
+    await until('three runs and an idle queue', () => seen.length >= 3 && idle(q));
     expect(seen).to.deep.equal(['busy', 'a', 'b']);
     await q.shutdown();
   });
@@ -40,7 +55,7 @@ describe('WorkQueue', () => {
     await sleep(5);
     q.add('k');
     q.add('k');
-    await sleep(80);
+    await until('two runs and an idle queue', () => runs >= 2 && idle(q));
     expect(maxConcurrent).to.equal(1);
     expect(runs).to.equal(2);
     await q.shutdown();
@@ -61,7 +76,7 @@ describe('WorkQueue', () => {
     const q = new WorkQueue({ workers: 1, handler: async () => void at.push(Date.now() - start) });
     q.addAfter('k', 10_000);
     q.add('k');
-    await sleep(30);
+    await until('the run', () => at.length >= 1 && idle(q));
     expect(at).to.have.length(1);
     expect(at[0]).to.be.lessThan(1000);
     await q.shutdown();
@@ -80,7 +95,7 @@ describe('WorkQueue', () => {
       onError: (_k, e) => errors.push(e),
     });
     q.add('k');
-    await sleep(150);
+    await until('three calls and an idle queue', () => calls >= 3 && idle(q));
     expect(calls).to.equal(3);
     expect(errors).to.have.length(2);
     await q.shutdown();
@@ -124,7 +139,7 @@ describe('WorkQueue metrics (client-go style)', () => {
     expect(during.longestSeconds).to.be.within(0.02, 1);
     expect(during.unfinishedSeconds).to.equal(during.longestSeconds);
     release();
-    await sleep(20);
+    await until('the queue idle after the release', () => idle(q));
     expect(q.stats(Date.now())).to.deep.equal({ depth: 0, unfinishedSeconds: 0, longestSeconds: 0 });
     expect(seen.worked).to.have.length(3);
     expect(seen.worked[0]).to.be.at.least(0.02);
