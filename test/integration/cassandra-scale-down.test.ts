@@ -190,8 +190,9 @@ describe('cassandra scale-down: 4 nodes to 3, the leaving node decommissioned th
     if (loop.failures.length > 0) say(`failures: ${loop.failures.slice(0, 5).join(' | ')}`);
 
     expect(requested, "the hook's 'decommission requested'").to.not.equal(undefined);
-    expect(kinds[0], 'the first hold after the fix').to.equal('decommission-requested');
-    expect(kinds.every((k) => k === 'decommission-requested' || k === 'decommissioning'), `holds: ${JSON.stringify(kinds)}`).to.equal(true);
+    // The ALTER's own schema change may still be spreading at the hook's first look (seen on 4.1.10): a schema-agreement hold then comes first.
+    expect(kinds.filter((k) => k !== 'schema-agreement')[0], 'the first hold after the fix, but the schema').to.equal('decommission-requested');
+    expect(kinds.every((k) => ['schema-agreement', 'decommission-requested', 'decommissioning'].includes(k)), `holds: ${JSON.stringify(kinds)}`).to.equal(true);
     expect(runs, "the pilot's runs of the decommission").to.have.length(1);
     expect(ends.map((r) => [r.msg, r.code]), 'its end').to.deep.equal([['requested action succeeded', 0]]);
     expect(actionSeen && [actionSeen.state, actionSeen.exitCode], "the Pilot's status.actions decommission-1, last seen").to.deep.equal(['Succeeded', 0]);
