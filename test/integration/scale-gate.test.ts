@@ -31,8 +31,6 @@ import {
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** How long a held scale-down is watched for a pod deletion. The StatefulSet controller acts within milliseconds. */
-const HOLD_MS = Number(process.env.STS_PILOT_SCALE_HOLD_MS ?? 10_000);
 
 /**
  * A subscribed StatefulSet as the controller would have left it: partition at
@@ -63,15 +61,34 @@ describe('scale-down held by the API server alone (no controller running)', func
   };
 
   /**
-   * The write was held: for HOLD_MS no pod of `name` is deleted, spec.replicas
-   * stays at `replicas`, and the request is recorded.
+   * The StatefulSet controller has acted on the spec stored now: its
+   * status.observedGeneration reached metadata.generation. kube-controller-manager
+   * writes observedGeneration in the status update that ends the very sync in
+   * which it deletes the pods above spec.replicas and those above the partition
+   * (pkg/controller/statefulset, updateStatefulSet then updateStatefulSetStatus),
+   * so a deletion this spec causes is in the API server before this resolves
+   * (every pod here is Ready before the write: OrderedReady deletes nothing
+   * while one is not, and would still write observedGeneration).
+   * A write that leaves the spec alone bumps no generation: then nothing new was
+   * there to act on, and this resolves at once.
+   */
+  const stsControllerSynced = (name: string): Promise<V1StatefulSet> =>
+    waitUntil(`the StatefulSet controller to observe ${name}'s generation`, 30_000, async () => {
+      const s = await readSts(c, ns, name);
+      return s.status?.observedGeneration === s.metadata?.generation ? s : undefined;
+    });
+
+  /**
+   * The write was held: once the StatefulSet controller has synced the stored
+   * spec, no pod of `name` is deleted, spec.replicas stays at `replicas`, and
+   * the request is recorded.
    */
   async function expectHeld(name: string, replicas: number, requested: number): Promise<V1StatefulSet> {
     const written = await readSts(c, ns, name);
     expect(written.spec?.replicas, 'spec.replicas kept in the same write').to.equal(replicas);
     expect(written.metadata?.annotations?.[REQUESTED_REPLICAS_ANNOTATION], 'the request recorded in the same write').to.equal(String(requested));
-    await sleep(HOLD_MS);
-    expect(await deleted(name), `no pod of ${name} deleted in ${HOLD_MS / 1000}s`).to.deep.equal([]);
+    const synced = await stsControllerSynced(name);
+    expect(await deleted(name), `no pod of ${name} deleted by the sync of generation ${synced.metadata?.generation}`).to.deep.equal([]);
     expect((await live(c, ns, name)()).length).to.equal(replicas);
     const s = await readSts(c, ns, name);
     expect(s.spec?.replicas).to.equal(replicas);
