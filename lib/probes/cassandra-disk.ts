@@ -10,8 +10,8 @@ import type { CassandraDisk } from '../pilot/schema.ts';
 // (hard links Cassandra does not stream, and `nodetool clearsnapshot` frees),
 // what `nodetool status` calls Load. The walk is done at most every
 // loadRefreshMs (default 60 s, the interval at which Cassandra itself gossips
-// its load), so a probe every second stays cheap; statfs is one syscall and is
-// read at every probe.
+// its load), so a probe every second stays cheap — but again at the next probe
+// while it found nothing; statfs is one syscall and is read at every probe.
 
 /** Cassandra's default data_file_directories in its images and under cass-operator (the server-data volume at /var/lib/cassandra). */
 export const DEFAULT_CASSANDRA_DATA_DIR = '/var/lib/cassandra/data';
@@ -62,7 +62,9 @@ export function dataDirReader(dir: string, o: { refreshMs?: number; now?: () => 
   let last: { load: number; at: number } | undefined;
   return async () => {
     const vol = await volumeOf(dir);
-    if (!last || now() - last.at >= refreshMs) {
+    // A walk that found nothing is done again at the next probe: the pilot starts before its JVM writes its first
+    // SSTable (found on the real ring: a load of 0 kept for a minute).
+    if (!last || last.load === 0 || now() - last.at >= refreshMs) {
       const at = now();
       last = { load: await dataLoad(dir), at };
     }

@@ -199,6 +199,23 @@ describe('cassandra probe: the data directory (free space and load)', () => {
     }
   });
 
+  it('an empty data directory (the JVM not started yet) is walked again at the next probe, not a minute later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-data-'));
+    let t = 0;
+    try {
+      const read = dataDirReader(dir, { refreshMs: 60_000, now: () => t });
+      expect((await read()).load).to.equal(0);
+      writeFileSync(join(dir, 'nb-1-big-Data.db'), Buffer.alloc(10));
+      t += 1000;
+      expect((await read()).load).to.equal(10);
+      writeFileSync(join(dir, 'nb-2-big-Data.db'), Buffer.alloc(10));
+      t += 1000;
+      expect((await read()).load, 'then once a minute').to.equal(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a missing data directory is an error (the disk unknown), not a load of 0', async () => {
     const err = (p: Promise<unknown>) => p.then(() => 'resolved', (e: NodeJS.ErrnoException) => e.code);
     expect(await err(dataDirReader('/nonexistent/sts-pilot/data')())).to.equal('ENOENT');
