@@ -55,16 +55,16 @@ export async function volumeOf(dir: string): Promise<{ size: number; free: numbe
   return { size: s.blocks * s.bsize, free: s.bavail * s.bsize };
 }
 
-/** A reader of one data directory that walks it for the load at most every refreshMs. */
-export function dataDirReader(dir: string, o: { refreshMs?: number; now?: () => number } = {}): () => Promise<CassandraDisk> {
+/** A reader of one data directory that walks it for the load at most every refreshMs, or when forced. */
+export function dataDirReader(dir: string, o: { refreshMs?: number; now?: () => number } = {}): (force?: boolean) => Promise<CassandraDisk> {
   const refreshMs = o.refreshMs ?? LOAD_REFRESH_MS;
   const now = o.now ?? Date.now;
   let last: { load: number; at: number } | undefined;
-  return async () => {
+  return async (force = false) => {
     const vol = await volumeOf(dir);
     // A walk that found nothing is done again at the next probe: the pilot starts before its JVM writes its first
     // SSTable (found on the real ring: a load of 0 kept for a minute).
-    if (!last || last.load === 0 || now() - last.at >= refreshMs) {
+    if (force || !last || last.load === 0 || now() - last.at >= refreshMs) {
       const at = now();
       last = { load: await dataLoad(dir), at };
     }

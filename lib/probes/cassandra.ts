@@ -54,6 +54,7 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
   const liveness = new HeartbeatLiveness(o.livenessWindowMs ?? LIVENESS_WINDOW_MS);
   const endpoint = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   let client: cassandra.Client | undefined;
+  let lastState: string | undefined;
   const readDisk = o.dataDir ? dataDirReader(o.dataDir, { ...(o.loadRefreshMs !== undefined ? { refreshMs: o.loadRefreshMs } : {}), now }) : undefined;
 
   async function connected(): Promise<cassandra.Client> {
@@ -100,16 +101,6 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
             (h) => h,
             (err: unknown) => {
               errors.push(`cannot list the hints directory ${o.hintsDir}: ${describeError(err, 200)}`);
-              return undefined;
-            },
-          )
-        : Promise.resolve(undefined);
-      // Nor does the data directory: free space and load are the pod's, read in the pod.
-      const disk = readDisk
-        ? readDisk().then(
-            (d) => d,
-            (err: unknown) => {
-              errors.push(`cannot read the data directory ${o.dataDir}: ${describeError(err, 200)}`);
               return undefined;
             },
           )
@@ -191,7 +182,20 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
       }
       const h = await hints;
       if (h) cass.hints = h;
-      const d = await disk;
+      // Nor does the data directory: free space and load are the pod's, read in the pod even while the JVM does not
+      // answer. The load is walked again at once when the node's state or streaming changed (a bootstrap done, a
+      // stream ended): the figure a decommission is judged by is never a minute behind a bootstrap.
+      const state = `${cass.status ?? '?'}|${(cass.streams ?? 0) > 0}`;
+      const d = readDisk
+        ? await readDisk(state !== lastState).then(
+            (x) => x,
+            (err: unknown) => {
+              errors.push(`cannot read the data directory ${o.dataDir}: ${describeError(err, 200)}`);
+              return undefined;
+            },
+          )
+        : undefined;
+      lastState = state;
       if (d) cass.disk = d;
       if (Object.keys(cass).length > 0) status.cassandra = cass;
       if (errors.length > 0) status.error = errors.join('; ').slice(0, 4000);
