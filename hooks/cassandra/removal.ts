@@ -237,7 +237,8 @@ export function decideRemoval(
     ['space-to-absorb', () => spaceToAbsorb(view, node)],
   ];
   for (const [rule, check] of checks) {
-    if (skip.has(rule)) continue;
+    // Only the rules meant to be switched off: skip-checks naming a step's schema-agreement or no-streaming leaves a decommission's alone.
+    if (skip.has(rule) && (SKIPPABLE_REMOVAL_RULES as readonly string[]).includes(rule)) continue;
     const h = check();
     if (h) return { kind: 'hold', rule, reason: `${pod.pod} is not decommissioned yet: ${h.reason}`, ...(h.routine ? { routine: true as const } : {}) };
   }

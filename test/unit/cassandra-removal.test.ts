@@ -212,6 +212,9 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       const d = decideRemoval(ring({ pilots: undefined }), leaving, 3, live, new Set(['space-to-absorb']));
       expect(d.kind).to.equal('decommission');
       expect(d.kind === 'decommission' && d.note).to.match(/space-to-absorb switched off/);
+      // A step's rules of the same name do not switch off the decommission's.
+      const streaming = ring({ streams: [{ on: '10.0.0.1', operation: 'Repair', peers: ['10.0.0.2'], status: 'start' }] });
+      expect(decideRemoval(streaming, leaving, 3, live, new Set(['no-streaming', 'schema-agreement']))).to.deep.include({ kind: 'hold', rule: 'no-streaming' });
     });
 
     it('bytes in human units', () => {
