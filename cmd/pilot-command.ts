@@ -10,6 +10,7 @@ import { elasticsearchProbe } from '../lib/probes/elasticsearch.ts';
 import { patroniProbe } from '../lib/probes/patroni.ts';
 import { kafkaProbe } from '../lib/probes/kafka.ts';
 import { cassandraProbe } from '../lib/probes/cassandra.ts';
+import { DEFAULT_CASSANDRA_DATA_DIR } from '../lib/probes/cassandra-disk.ts';
 
 /** The pre-stop of --app cassandra when none is given: nodetool on the image's PATH, over the node's local JMX. */
 export const CASSANDRA_PRE_STOP = 'nodetool drain';
@@ -59,7 +60,7 @@ export function registerPilotCommand(program: Command): void {
     .addOption(new Option('--revision <hash>', "the pod's controller-revision-hash (default: read from the Pod)").env('POD_REVISION'))
     .addOption(new Option('--app <probe>', 'how to read the application').choices(['none', 'elasticsearch', 'patroni', 'kafka', 'cassandra']).default('none'))
     .addOption(new Option('--app-url <url>', 'URL of the application on this pod (elasticsearch: default http://127.0.0.1:9200, user:password@ for basic auth; patroni: its REST API, default http://127.0.0.1:8008; kafka: default kafka://127.0.0.1:9092; cassandra: its native transport, default cql://127.0.0.1:9042, user:password@ for PasswordAuthenticator)').env('STS_PILOT_APP_URL'))
-    .option('--app-data-dir <dir>', "kafka: a log dir of the node; its meta.properties tells the node id")
+    .option('--app-data-dir <dir>', `kafka: a log dir of the node; its meta.properties tells the node id. cassandra: its data_file_directories entry (default ${DEFAULT_CASSANDRA_DATA_DIR}); its free space and the node's load are reported`)
     .option('--app-hints-dir <dir>', "cassandra: the node's hints_directory; its hint files are reported per target node (without it, hints are unknown)")
     .option('--app-ca-file <path>', 'PEM CA bundle to trust for an https --app-url')
     .option('--pre-start <command>', 'shell command run before the application starts; failing it fails the pod')
@@ -104,6 +105,7 @@ export function registerPilotCommand(program: Command): void {
                     ...(appUrl?.username ? { auth: { username: decodeURIComponent(appUrl.username), password: decodeURIComponent(appUrl.password) } } : {}),
                     timeoutMs: f.probeTimeout * 1000,
                     ...(f.appHintsDir ? { hintsDir: f.appHintsDir } : {}),
+                    dataDir: f.appDataDir ?? DEFAULT_CASSANDRA_DATA_DIR,
                   })
                 : undefined;
       // A Cassandra node stopped without a drain replays its commit log at the next start and may lose the

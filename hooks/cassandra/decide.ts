@@ -20,8 +20,8 @@ export interface Policy {
   consistency: Consistency;
   /** Keyspaces the replicas rule does not look at. */
   ignoreKeyspaces: ReadonlySet<string>;
-  /** Checks switched off. */
-  skip: ReadonlySet<CheckName>;
+  /** Checks switched off (by name; the option may also name scale-down rules, removal.ts). */
+  skip: ReadonlySet<string>;
   /** How long after its start the node moved last is still given for its hints to show (see hintsDelivered). */
   hintsSettleMs: number;
   /** ms since the epoch. */

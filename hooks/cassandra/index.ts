@@ -46,10 +46,12 @@ export async function rejoinedCheck(pod: V1Pod, ctx: ReadContext & PilotContext,
 
 /** podRemoval with the ring read by `read` (the tests give a ring written by hand). */
 export async function removal(pod: V1Pod, ctx: ReadContext & Pick<RemovalContext<Options>, 'pilots' | 'pilotActions' | 'podReady' | 'statefulSet' | 'log'>, read: ReadRing = readCluster): Promise<void> {
-  const view = await read(ctx);
+  const now = Date.now();
+  // The Pilots of the ring's nodes: space-to-absorb reads their free space and the leaving node's load.
+  const view = withPilots(await read(ctx), ctx, now);
   const name = pod.metadata?.name ?? '';
-  const side = pilotSideOf(ctx.pilots.get(name), pod.metadata?.uid, Date.now());
-  const d = decideRemoval(view, nodeRefOf(pod, ctx.podReady, ctx) as NodeRef, (ctx.statefulSet.spec?.replicas ?? 1) - 1, side);
+  const side = pilotSideOf(ctx.pilots.get(name), pod.metadata?.uid, now);
+  const d = decideRemoval(view, nodeRefOf(pod, ctx.podReady, ctx, now) as NodeRef, (ctx.statefulSet.spec?.replicas ?? 1) - 1, side, ctx.options.skip);
   const log = ctx.log.child({ hook: 'cassandra', removal: name });
   if (d.kind === 'hold') throw new HookNotReady(`[${d.rule}] ${d.reason}`, { routine: d.routine === true });
   if (d.kind === 'decommission') {

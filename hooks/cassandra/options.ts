@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { secondsOption } from '../../lib/hook.ts';
 import { CHECK_NAMES, type CheckName, CONSISTENCY_LEVELS } from './decide.ts';
+import { SKIPPABLE_REMOVAL_RULES, type SkippableRemovalRule } from './removal.ts';
+
+// A step's rules (decide.ts) and the scale-down rules that may be switched off (removal.ts).
+const SKIPPABLE: readonly string[] = [...CHECK_NAMES, ...SKIPPABLE_REMOVAL_RULES];
 
 // A Kubernetes object name (DNS-1123 subdomain): what a Secret may be called.
 const objectName = z
@@ -62,7 +66,7 @@ export const Options = z
     'skip-checks': z
       .string()
       .default('')
-      .refine((s) => list(s).every((c) => (CHECK_NAMES as readonly string[]).includes(c)), `must be check names separated by commas: ${CHECK_NAMES.join(', ')}`),
+      .refine((s) => list(s).every((c) => SKIPPABLE.includes(c)), `must be check names separated by commas: ${SKIPPABLE.join(', ')}`),
     'auth-secret': objectName.optional(),
     // TLS to the native port (client_encryption_options), as the kafka hook's tls and ca-secret.
     tls: bool.default('false'),
@@ -100,7 +104,7 @@ export const Options = z
     contactPoints: o['contact-points'],
     consistency: o.consistency,
     ignoreKeyspaces: new Set(list(o['ignore-keyspaces'])),
-    skip: new Set(list(o['skip-checks']) as CheckName[]),
+    skip: new Set(list(o['skip-checks']) as (CheckName | SkippableRemovalRule)[]),
     authSecret: o['auth-secret'],
     // Each node's certificate must name serverName when given, else the node's own address; verifyServerName false checks the chain only.
     tls: o.tls === 'true' ? { caSecret: o['ca-secret'], serverName: o['tls-server-name'], verifyServerName: o['tls-verify-server-name'] === 'true' } : undefined,

@@ -35,6 +35,7 @@ export function reportOf(p: Pilot, reader: Pick<PilotReader, 'isFresh'>, t: Pilo
     status: x.c.status ?? '',
     peers: (x.c.peers ?? []).map((q) => ({ hostId: q.hostId, address: q.address ?? '', status: q.status ?? '', ...(q.alive !== undefined ? { alive: q.alive } : {}) })),
     ...(x.c.hints ? { hints: x.c.hints.map((h) => ({ hostId: h.hostId, files: h.files })) } : {}),
+    ...(x.c.disk ? { disk: { size: x.c.disk.size, free: x.c.disk.free, load: x.c.disk.load } } : {}),
     // A heartbeat ahead of our clock is taken as now: the bound only ever moves earlier.
     readAfter: Math.min(beat, t.now) - t.readLagMs,
   };

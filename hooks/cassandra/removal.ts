@@ -2,6 +2,7 @@ import { requestState } from '../../lib/pilot/actions.ts';
 import { heartbeatAgeMs } from '../../lib/pilot/reader.ts';
 import { type Pilot, type PilotActionRequest, type PilotActionStatus, podOwnerUid } from '../../lib/pilot/schema.ts';
 import { schemaAgreement } from './decide.ts';
+import { spaceNote, spaceToAbsorb } from './space.ts';
 import { type CassandraView, departed, nodeName, nodeOf, type NodeRef, type NodeView, stateLetter } from './view.ts';
 
 // Scale-down, as cass-operator does it: the leaving pod's node is
@@ -28,8 +29,12 @@ export const REMOVAL_RULES = [
   'schema-agreement',
   'no-streaming',
   'replication-fits',
+  'space-to-absorb',
 ] as const;
 export type RemovalRule = (typeof REMOVAL_RULES)[number];
+/** Removal rules that cassandra.sts-pilot.io/skip-checks may switch off. The others guard what a decommission cannot do without (Cassandra refuses, or the request would go nowhere). */
+export const SKIPPABLE_REMOVAL_RULES = ['space-to-absorb'] as const;
+export type SkippableRemovalRule = (typeof SKIPPABLE_REMOVAL_RULES)[number];
 
 /** What the hook knows of the leaving pod's pilot and of its decommission request. */
 export interface PilotSide {
@@ -169,7 +174,13 @@ function requested(node: NodeView, pod: string, side: PilotSide): Check {
  * goes: a node removed while it still owns token ranges leaves its replicas
  * missing until a repair. Pure.
  */
-export function decideRemoval(view: CassandraView, pod: NodeRef, remainingPods: number, side: PilotSide = { live: false, why: 'no pilot known' }): RemovalDecision {
+export function decideRemoval(
+  view: CassandraView,
+  pod: NodeRef,
+  remainingPods: number,
+  side: PilotSide = { live: false, why: 'no pilot known' },
+  skip: ReadonlySet<string> = new Set(),
+): RemovalDecision {
   if (!pod.address) {
     // No IP: its node cannot be told from the ring. It owns nothing if the ring is all up and no larger than the pods that stay.
     const down = view.nodes.filter((n) => !n.up);
@@ -222,15 +233,19 @@ export function decideRemoval(view: CassandraView, pod: NodeRef, remainingPods: 
     ['schema-agreement', () => schemaAgreement(view)],
     ['no-streaming', () => noStreamingInRing(view)],
     ['replication-fits', () => replicationFits(view, node)],
+    // Needs the Pilots of the nodes that stay (view.pilots): their free space, and the leaving node's load.
+    ['space-to-absorb', () => spaceToAbsorb(view, node)],
   ];
   for (const [rule, check] of checks) {
+    // Only the rules meant to be switched off: skip-checks naming a step's schema-agreement or no-streaming leaves a decommission's alone.
+    if (skip.has(rule) && (SKIPPABLE_REMOVAL_RULES as readonly string[]).includes(rule)) continue;
     const h = check();
     if (h) return { kind: 'hold', rule, reason: `${pod.pod} is not decommissioned yet: ${h.reason}`, ...(h.routine ? { routine: true as const } : {}) };
   }
   return {
     kind: 'decommission',
     rule: 'decommission-requested',
-    note: `the ring can spare ${nodeName(node)} of ${pod.pod} (every other node UN, one schema, no streams, every keyspace's replication fits in the nodes that stay): decommission requested through its Pilot (${DECOMMISSION_ID}); ${rangesOn(view, node.hostId)} range(s) to stream away`,
+    note: `the ring can spare ${nodeName(node)} of ${pod.pod} (every other node UN, one schema, no streams, every keyspace's replication fits in the nodes that stay, ${skip.has('space-to-absorb') ? 'space-to-absorb switched off' : `the nodes that stay in ${node.dc} have room: ${spaceNote(view, node)}`}): decommission requested through its Pilot (${DECOMMISSION_ID}); ${rangesOn(view, node.hostId)} range(s) to stream away`,
   };
 }
 

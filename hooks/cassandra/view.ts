@@ -71,6 +71,8 @@ export interface PilotReport {
   peers: { hostId: string; address: string; status: string; alive?: boolean }[];
   /** Hint files it holds, per target host id; undefined when its hints directory is unknown. */
   hints?: { hostId: string; files: number }[];
+  /** Its data directory's filesystem (size, free bytes) and the node's load, bytes; undefined when it does not report them. */
+  disk?: { size: number; free: number; load: number };
   /**
    * The earliest its block can have been read (ms since the epoch, the pilot's
    * clock): its heartbeat (no later than now) minus the pilot's read lag

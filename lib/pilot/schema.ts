@@ -82,6 +82,16 @@ export const CassandraHints = z.object({
 });
 export type CassandraHints = z.infer<typeof CassandraHints>;
 
+/** Cassandra: the node's data directory as the pilot reads it in the pod (lib/probes/cassandra-disk.ts). */
+export const CassandraDisk = z.object({
+  dataDir: z.string().min(1).max(4096).describe('The data directory read (--app-data-dir)'),
+  size: Count.describe('Bytes of the filesystem that holds it (statfs)'),
+  free: Count.describe('Bytes still free on it for the node (statfs bavail, as df shows)'),
+  load: Count.describe('Bytes of the files under it but snapshots/ and backups/: what a decommission streams away (Load in nodetool status)'),
+  loadTime: z.string().max(64).optional().describe('When load was summed (it is summed at most once a minute)'),
+});
+export type CassandraDisk = z.infer<typeof CassandraDisk>;
+
 /** Cassandra (probe cassandra): the node in this pod, in its own words (system.local, its own gossip, its hints directory). */
 export const CassandraStatus = z.object({
   hostId: z.string().min(1).max(63).optional().describe("This node's host id (system.local)"),
@@ -94,6 +104,7 @@ export const CassandraStatus = z.object({
   peers: z.array(CassandraPeer).max(1024).optional().describe('Every other node this node knows, as its gossip has it'),
   streams: Count.optional().describe('Stream sessions this node takes part in (repair, bootstrap, rebuild, decommission)'),
   hints: z.array(CassandraHints).max(1024).optional().describe('Hint files held here, per target node; absent when the hints directory is unknown'),
+  disk: CassandraDisk.optional().describe('The data directory: its free space and the node\'s load; absent when it cannot be read'),
 });
 export type CassandraStatus = z.infer<typeof CassandraStatus>;
 

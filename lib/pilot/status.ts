@@ -81,7 +81,8 @@ export function stampStatus(desired: DesiredStatus, prevConditions: readonly Pil
 export function significant(s: Omit<PilotStatus, 'heartbeatTime' | 'conditions'> & { conditions?: readonly (ConditionInput | PilotCondition)[] }): string {
   const c = s.application?.cassandra;
   // Hint bytes grow with every write while a peer is down; the files per target are what a hook reads.
-  const cassandra = c && { ...c, hints: c.hints?.map((h) => ({ hostId: h.hostId, files: h.files })) };
+  // Free bytes and load move with every flush and compaction: they ride with the heartbeat too (the space-to-absorb rule reads them at most pilot-max-age old).
+  const cassandra = c && { ...c, hints: c.hints?.map((h) => ({ hostId: h.hostId, files: h.files })), disk: c.disk && { dataDir: c.disk.dataDir } };
   const app = s.application ? { ...s.application, shards: undefined, documents: undefined, cassandra } : undefined;
   const conditions = s.conditions?.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']);
   // A request's progress is what its hook waits on: every change of it goes out at once.

@@ -1,6 +1,7 @@
 import type cassandra from 'cassandra-driver';
 import { describeError } from '../errors.ts';
 import type { ApplicationStatus, CassandraPeer, CassandraStatus } from '../pilot/schema.ts';
+import { dataDirReader } from './cassandra-disk.ts';
 import { readHintsDir } from './cassandra-hints.ts';
 import { HeartbeatLiveness, LIVENESS_WINDOW_MS } from './cassandra-liveness.ts';
 import type { ApplicationProbe } from './types.ts';
@@ -27,6 +28,10 @@ export interface CassandraProbeOptions {
   auth?: { username: string; password: string };
   /** The node's hints_directory; without it `hints` is absent (unknown). */
   hintsDir?: string;
+  /** The node's data directory (data_file_directories); without it `disk` is absent (unknown). */
+  dataDir?: string;
+  /** How often the data directory is walked for the node's load (ms, default 60 s). */
+  loadRefreshMs?: number;
   timeoutMs?: number;
   livenessWindowMs?: number;
   /** Injected clock, for tests. */
@@ -49,6 +54,8 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
   const liveness = new HeartbeatLiveness(o.livenessWindowMs ?? LIVENESS_WINDOW_MS);
   const endpoint = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   let client: cassandra.Client | undefined;
+  let lastState: string | undefined;
+  const readDisk = o.dataDir ? dataDirReader(o.dataDir, { ...(o.loadRefreshMs !== undefined ? { refreshMs: o.loadRefreshMs } : {}), now }) : undefined;
 
   async function connected(): Promise<cassandra.Client> {
     if (client) return client;
@@ -175,6 +182,21 @@ export function cassandraProbe(o: CassandraProbeOptions): ApplicationProbe {
       }
       const h = await hints;
       if (h) cass.hints = h;
+      // Nor does the data directory: free space and load are the pod's, read in the pod even while the JVM does not
+      // answer. The load is walked again at once when the node's state or streaming changed (a bootstrap done, a
+      // stream ended): the figure a decommission is judged by is never a minute behind a bootstrap.
+      const state = `${cass.status ?? '?'}|${(cass.streams ?? 0) > 0}`;
+      const d = readDisk
+        ? await readDisk(state !== lastState).then(
+            (x) => x,
+            (err: unknown) => {
+              errors.push(`cannot read the data directory ${o.dataDir}: ${describeError(err, 200)}`);
+              return undefined;
+            },
+          )
+        : undefined;
+      lastState = state;
+      if (d) cass.disk = d;
       if (Object.keys(cass).length > 0) status.cassandra = cass;
       if (errors.length > 0) status.error = errors.join('; ').slice(0, 4000);
       return status;

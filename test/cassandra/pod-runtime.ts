@@ -97,7 +97,7 @@ export class CassandraPodRuntime implements PodRuntime {
       env: {},
       app: 'cassandra',
       appUrl: `cql://${n.address}:9042`,
-      flags: ['--app-hints-dir', path.join(n.spec.dir, 'hints'), '--pre-stop', this.drainCommand(name), '--pre-stop-timeout', '120', ...(this.extraFlags.get(name) ?? [])],
+      flags: ['--app-hints-dir', path.join(n.spec.dir, 'hints'), '--app-data-dir', path.join(n.spec.dir, 'data'), '--pre-stop', this.drainCommand(name), '--pre-stop-timeout', '120', ...(this.extraFlags.get(name) ?? [])],
     });
     p.pilot = pilot;
     p.podUid = pod.metadata?.uid;

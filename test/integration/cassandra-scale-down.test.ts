@@ -178,18 +178,22 @@ describe('cassandra scale-down: 4 nodes to 3, the leaving node decommissioned th
     const decomMs = Number(ends[0]?.durationMs ?? 0);
     const holds = holdsOf().filter((h) => !h.includes('[replication-fits]'));
     const kinds = [...new Set(holds.map((h) => /^\[([a-z-]+)\]/.exec(h)?.[1] ?? h.slice(0, 40)))];
+    // The figures space-to-absorb passed on (the nodes that stay have room), from the hook's note.
+    const room = /have room: ([^)]*\)[^)]*\))/.exec(String(requested?.note ?? ''))?.[1];
     const final = parseStatus(await (p.nodes[0] as NonNullable<PreparedNodes['nodes'][0]>).nodetool(['status']));
     console.log(
       `      [figures] cassandra scale-down: 4 pods up in ${secs(upMs)}; [replication-fits] hold ${secs(refusalMs)} after the request; ` +
         `ALTER -> decommission requested ${requested ? secs(at(requested) - tFix) : '?'}, request -> Running ${requested && runAt ? secs(runAt - at(requested)) : '?'}, ` +
         `decommission ${secs(decomMs)} (returned +${ends[0] ? secs(at(ends[0]) - tFix) : '?'}), node UL seen ${leavingSeenAt ? `+${secs(leavingSeenAt - tFix)}` : 'never'}, last listed by nodetool status +${secs(lastListedAt - tFix)}, first not +${secs(leftAt - tFix)}, ` +
         `pod deleted +${secs(deletedAt - tFix)} (request -> pod deleted ${requested ? secs(deletedAt - at(requested)) : '?'}); holds ${kinds.join(', ')}; ` +
+        `space-to-absorb saw: ${room ?? '?'}; ` +
         `QUORUM writes ${loop.writes}, reads ${loop.reads}, failed ${loop.failures.length}; acknowledged ${loop.acked.size}, missing ${missing.length}; ` +
         `drain of the decommissioned node ${rt.drains.find((d) => d.pod === LEAVING)?.ms ?? '?'} ms; suite ${secs(Date.now() - tFile)}`,
     );
     if (loop.failures.length > 0) say(`failures: ${loop.failures.slice(0, 5).join(' | ')}`);
 
     expect(requested, "the hook's 'decommission requested'").to.not.equal(undefined);
+    expect(String(requested?.note), 'space-to-absorb read the disks of the Pilots').to.match(/the nodes that stay in dc1 have room: needs \d.* \(load [1-9]\d* B\); least free \d.* \(127\.0\.0\.[123]\)/);
     // The ALTER's own schema change may still be spreading at the hook's first look (seen on 4.1.10): a schema-agreement hold then comes first.
     expect(kinds.filter((k) => k !== 'schema-agreement')[0], 'the first hold after the fix, but the schema').to.equal('decommission-requested');
     expect(kinds.every((k) => ['schema-agreement', 'decommission-requested', 'decommissioning'].includes(k)), `holds: ${JSON.stringify(kinds)}`).to.equal(true);

@@ -18,7 +18,11 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import cassandra from 'cassandra-driver';
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import * as path from 'node:path';
 import type { CassandraPeer, CassandraStatus, PilotStatus } from '../../lib/pilot/schema.ts';
 import { LIVENESS_WINDOW_MS } from '../../lib/probes/cassandra-liveness.ts';
 import { parseStatus, prepareCassandraNodes, type PreparedNodes } from '../cassandra/cluster.ts';
@@ -166,6 +170,43 @@ describe('pilot --app cassandra: a ring of three nodes under their pilots', func
       .map((e) => JSON.stringify({ ...e.status, heartbeatTime: undefined }))
       .join('\n');
     expect(writes / minutes, `writes per minute: the heartbeat only; the last three:\n${changed}`).to.be.at.most(16);
+  });
+
+  it("each Pilot reports its data directory: size and free as statfs says, load as du says, and the load grows after writes flushed", async () => {
+    const r = rt as CassandraPodRuntime;
+    const dirOf = (name: string): string => path.join(r.node(name).spec.dir, 'data');
+    // du's apparent sizes, snapshots and backups excluded: an independent count of what the pilot sums.
+    const du = (dir: string): number => Number(execFileSync('du', ['-sb', '--exclude=snapshots', '--exclude=backups', dir], { encoding: 'utf8' }).split(/\s/)[0]);
+    const before = new Map<string, number>();
+    for (const name of PODS) {
+      const d = (await block(name))?.disk;
+      const dir = dirOf(name);
+      const fsNow = await statfs(dir);
+      const duNow = du(dir);
+      say(`${name}: disk ${JSON.stringify(d)}; statfs size ${fsNow.blocks * fsNow.bsize} free ${fsNow.bavail * fsNow.bsize}; du ${duNow}`);
+      expect(d?.dataDir, `${name}: the data directory read`).to.equal(dir);
+      expect(d?.size, `${name}: size`).to.equal(fsNow.blocks * fsNow.bsize);
+      // The other suites on this machine write to the same disk: within 1 GiB of a statfs now (the Pilot's is up to a heartbeat old).
+      expect(Math.abs((d?.free ?? 0) - fsNow.bavail * fsNow.bsize), `${name}: free`).to.be.below(1024 ** 3);
+      expect(d?.load, `${name}: load (system tables at least)`).to.be.above(0);
+      // Summed at most a minute ago, while the node flushes and compacts: within 10% or 2 MiB of du now.
+      expect(Math.abs((d?.load ?? 0) - duNow), `${name}: load ${d?.load} vs du ${duNow}`).to.be.below(Math.max(duNow * 0.1, 2 * 1024 * 1024));
+      before.set(name, d?.load ?? 0);
+    }
+    figures.push(`disk in the Pilot: ${PODS.map((n) => `${n} load ${before.get(n)} B`).join(', ')}, free within 1 GiB of statfs`);
+    // 8 MiB at RF 3, flushed: every node's load grows by about that, seen once its pilot sums again (at most a minute).
+    const client = cql as cassandra.Client;
+    await client.execute('CREATE TABLE app.blob (k int PRIMARY KEY, v blob)');
+    // Random bytes: LZ4 (the table's compression) leaves them as they are.
+    for (let i = 0; i < 512; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => client.execute('INSERT INTO app.blob (k, v) VALUES (?, ?)', [i + j, randomBytes(16 * 1024)], { prepare: true, consistency: cassandra.types.consistencies.all })));
+    await Promise.all(PODS.map((n) => r.node(n).nodetool(['flush', 'app'])));
+    const tFlushed = Date.now();
+    await waitUntil('every Pilot load up by 4 MiB after 8 MiB written at RF 3 and flushed', 2 * 60_000, async () => {
+      for (const n of PODS) if (((await block(n))?.disk?.load ?? 0) < (before.get(n) ?? 0) + 4 * 1024 * 1024) return false;
+      return true;
+    });
+    const after = await Promise.all(PODS.map(async (n) => (await block(n))?.disk?.load ?? 0));
+    figures.push(`8 MiB written at RF 3 and flushed: load up ${after.map((a, i) => `${((a - (before.get(PODS[i] as string) ?? 0)) / 1024 / 1024).toFixed(1)} MiB`).join(', ')}, in every Pilot within ${secs(Date.now() - tFlushed)}`);
   });
 
   it('a peer drained and stopped: shutdown, then alive=false in a survivor; hint files for it while it is down; back alive with its hints delivered; 0 mutations replayed', async () => {

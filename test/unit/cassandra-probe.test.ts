@@ -3,13 +3,16 @@
 // heartbeat, and the readiness verdict.
 
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationStatus } from '../../lib/pilot/schema.ts';
 import { parseHintFileName, readHintsDir, tallyHints } from '../../lib/probes/cassandra-hints.ts';
 import { HeartbeatLiveness, LIVENESS_WINDOW_MS } from '../../lib/probes/cassandra-liveness.ts';
-import { gossipStatus } from '../../lib/probes/cassandra.ts';
+import { cassandraProbe, gossipStatus } from '../../lib/probes/cassandra.ts';
+import { dataDirReader, dataLoad } from '../../lib/probes/cassandra-disk.ts';
+import { significant } from '../../lib/pilot/status.ts';
 import { applicationHealthy, applicationReady } from '../../lib/probes/verdict.ts';
 
 const A = '5b6a1f0e-7c1d-4f4e-9a36-2d3c4b5a6f70';
@@ -147,6 +150,105 @@ describe('cassandra probe: gossip status and readiness', () => {
       const v = applicationReady(a);
       expect(v.ok, JSON.stringify(a)).to.equal(false);
       expect(v.ok ? '' : v.reason).to.match(re);
+    }
+  });
+});
+
+describe('cassandra probe: the data directory (free space and load)', () => {
+  const tree = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-data-'));
+    const t = join(dir, 'app', 'kv-0a1b');
+    mkdirSync(join(t, 'snapshots', 'before-drop'), { recursive: true });
+    mkdirSync(join(t, 'backups'), { recursive: true });
+    mkdirSync(join(dir, 'system', 'local-7ad5'), { recursive: true });
+    writeFileSync(join(t, 'nb-1-big-Data.db'), Buffer.alloc(5000));
+    writeFileSync(join(t, 'nb-1-big-Index.db'), Buffer.alloc(300));
+    writeFileSync(join(dir, 'system', 'local-7ad5', 'nb-1-big-Data.db'), Buffer.alloc(200));
+    // Hard links Cassandra does not stream: not the node's load.
+    writeFileSync(join(t, 'snapshots', 'before-drop', 'nb-1-big-Data.db'), Buffer.alloc(70_000));
+    writeFileSync(join(t, 'backups', 'nb-1-big-Data.db'), Buffer.alloc(9000));
+    return dir;
+  };
+
+  it('sums the files under the data directory, snapshots/ and backups/ left out', async () => {
+    const dir = tree();
+    try {
+      expect(await dataLoad(dir)).to.equal(5500);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reads the volume's size and free bytes as statfs tells them, and walks for the load at most every refresh", async () => {
+    const dir = tree();
+    let t = 1_000_000;
+    try {
+      const read = dataDirReader(dir, { refreshMs: 60_000, now: () => t });
+      const a = await read();
+      const fs = await statfs(dir);
+      expect(a).to.include({ dataDir: dir, size: fs.blocks * fs.bsize, load: 5500, loadTime: new Date(1_000_000).toISOString() });
+      // Free moves with everything else on the disk: within 64 MiB of a statfs a moment later.
+      expect(Math.abs(a.free - fs.bavail * fs.bsize)).to.be.below(64 * 1024 * 1024);
+      writeFileSync(join(dir, 'app', 'kv-0a1b', 'nb-2-big-Data.db'), Buffer.alloc(1000));
+      t += 59_000;
+      expect((await read()).load, 'not walked again within the refresh').to.equal(5500);
+      t += 1000;
+      expect(await read()).to.include({ load: 6500, loadTime: new Date(1_060_000).toISOString() });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an empty data directory (the JVM not started yet) is walked again at the next probe, not a minute later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-data-'));
+    let t = 0;
+    try {
+      const read = dataDirReader(dir, { refreshMs: 60_000, now: () => t });
+      expect((await read()).load).to.equal(0);
+      writeFileSync(join(dir, 'nb-1-big-Data.db'), Buffer.alloc(10));
+      t += 1000;
+      expect((await read()).load).to.equal(10);
+      writeFileSync(join(dir, 'nb-2-big-Data.db'), Buffer.alloc(10));
+      t += 1000;
+      expect((await read()).load, 'then once a minute').to.equal(10);
+      // ... or when forced (the probe forces it when the node's state or streaming changed: a bootstrap done).
+      expect((await read(true)).load).to.equal(20);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing data directory is an error (the disk unknown), not a load of 0', async () => {
+    const err = (p: Promise<unknown>) => p.then(() => 'resolved', (e: NodeJS.ErrnoException) => e.code);
+    expect(await err(dataDirReader('/nonexistent/sts-pilot/data')())).to.equal('ENOENT');
+    expect(await err(dataLoad('/nonexistent/sts-pilot/data'))).to.equal('ENOENT');
+  });
+
+  it('the Pilot schema takes the block; its figures ride with the heartbeat, a new data directory is a change', () => {
+    const disk = { dataDir: '/var/lib/cassandra/data', size: 100, free: 50, load: 10 };
+    const app = (d: typeof disk) => ApplicationStatus.parse({ probe: 'cassandra', cassandra: { hostId: A, disk: d } });
+    expect(app(disk).cassandra?.disk).to.deep.equal(disk);
+    const st = (d: typeof disk) => ({ phase: 'Running' as const, application: app(d) });
+    expect(significant(st(disk))).to.equal(significant(st({ ...disk, free: 49, load: 11 })));
+    expect(significant(st(disk))).to.not.equal(significant(st({ ...disk, dataDir: '/data' })));
+  });
+});
+
+describe('cassandra probe: the disk without the node', () => {
+  it('reports the data directory even while the node does not answer (a JVM starting or stopping), and says why the rest is unknown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sts-pilot-data-'));
+    writeFileSync(join(dir, 'f.db'), Buffer.alloc(1234));
+    const p = cassandraProbe({ host: '127.0.0.1', port: 1, dataDir: dir, timeoutMs: 2000 });
+    try {
+      const s = await p.probe(AbortSignal.timeout(10_000));
+      expect(s.cassandra?.disk).to.include({ dataDir: dir, load: 1234 });
+      expect(s.cassandra?.disk?.free).to.be.above(0);
+      expect(s.error).to.match(/cannot connect to Cassandra at 127\.0\.0\.1:1/);
+      const missing = await cassandraProbe({ host: '127.0.0.1', port: 1, dataDir: join(dir, 'nope'), timeoutMs: 2000 }).probe(AbortSignal.timeout(10_000));
+      expect(missing.cassandra?.disk).to.equal(undefined);
+      expect(missing.error).to.match(/cannot read the data directory .*nope: .*ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { cassandraHook, removal } from '../../hooks/cassandra/index.ts';
 import type { Options } from '../../hooks/cassandra/options.ts';
 import { DECOMMISSION_ID, decideRemoval, noStreamingInRing, nodeUp, othersUp, type PilotSide, pilotSideOf, rangesOn, replicationFits, withdrawnWarning } from '../../hooks/cassandra/removal.ts';
-import type { CassandraView, KeyspaceView, NodeRef, NodeView } from '../../hooks/cassandra/view.ts';
+import { bytes, spaceToAbsorb } from '../../hooks/cassandra/space.ts';
+import type { CassandraView, KeyspaceView, NodeRef, NodeView, PilotReport } from '../../hooks/cassandra/view.ts';
 import { HookNotReady, type PilotActions } from '../../lib/hook.ts';
 import { createLogger } from '../../lib/log.ts';
 import { staticPilotReader } from '../../lib/pilot/reader.ts';
@@ -18,7 +19,19 @@ import { ks, node } from './cassandra-fixtures.ts';
 
 const rf3 = ks('app', { dc1: 3 }, [['h1', 'h2', 'h3'], ['h2', 'h3', 'h4'], ['h3', 'h4', 'h1'], ['h4', 'h1', 'h2']]);
 const four = (): NodeView[] => [node(1), node(2), node(3), node(4)];
-const ring = (o: Partial<CassandraView> = {}): CassandraView => ({ clusterName: 'ring', nodes: four(), keyspaces: [rf3], streams: [], hints: [], unread: [], ...o });
+const GiB = 1024 ** 3;
+/** A fresh Pilot report of node i (pod cass-<i-1>) with its data directory: 100 GiB, `free` free, `load` of data. */
+const report = (i: number, disk: PilotReport['disk'] | null = { size: 100 * GiB, free: 50 * GiB, load: 10 * GiB }): PilotReport => ({
+  pod: `cass-${i - 1}`,
+  hostId: `h${i}`,
+  clusterName: 'ring',
+  status: 'NORMAL',
+  peers: [],
+  readAfter: 0,
+  ...(disk ? { disk } : {}),
+});
+const roomy = (): PilotReport[] => [report(1), report(2), report(3), report(4)];
+const ring = (o: Partial<CassandraView> = {}): CassandraView => ({ clusterName: 'ring', nodes: four(), keyspaces: [rf3], streams: [], hints: [], unread: [], pilots: roomy(), ...o });
 const leaving: NodeRef = { pod: 'cass-3', address: '10.0.0.4', ready: true };
 const live: PilotSide = { live: true };
 const status = (state: PilotActionStatus['state'], o: Partial<PilotActionStatus> = {}): PilotActionStatus => ({ id: DECOMMISSION_ID, action: 'decommission', state, startTime: '2026-12-07T18:00:00Z', ...o });
@@ -30,6 +43,7 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       const d = decideRemoval(ring(), leaving, 3, live);
       expect(d.kind).to.equal('decommission');
       expect(d.kind === 'decommission' && d.note).to.match(/the ring can spare 10\.0\.0\.4 \(dc1\/r4\) of cass-3 .*decommission requested through its Pilot \(decommission-1\); 3 range\(s\) to stream away/);
+      expect(d.kind === 'decommission' && d.note).to.match(/the nodes that stay in dc1 have room: needs 10\.0 GiB \(load 10737418240 B\); least free 50\.0 GiB \(10\.0\.0\.1\)/);
     });
 
     it('without a pilot in the pod: holds (not routine), naming the command, as before', () => {
@@ -151,6 +165,63 @@ describe('cassandra scale-down: decommission through the pilot', () => {
     });
   });
 
+  describe('space-to-absorb: the nodes that stay can take the leaving node\'s load', () => {
+    const n4 = node(4);
+    it('enough space on every node that stays: passes, and so the decommission is asked for', () => {
+      expect(spaceToAbsorb(ring(), n4)).to.equal(undefined);
+      // Free exactly the load: enough (cass-operator holds only when free < needed).
+      const exact = [report(1, { size: 20 * GiB, free: 10 * GiB, load: 1 }), report(2), report(3), report(4)];
+      expect(spaceToAbsorb(ring({ pilots: exact }), n4)).to.equal(undefined);
+    });
+
+    it('one node short: holds before any request (not routine), naming the node with free vs needed and the ways out', () => {
+      const short = [report(1), report(2, { size: 20 * GiB, free: 3.5 * GiB, load: 15 * GiB }), report(3), report(4)];
+      const d = decideRemoval(ring({ pilots: short }), leaving, 3, live);
+      expect(d).to.deep.include({ kind: 'hold', rule: 'space-to-absorb' });
+      expect(d).to.not.have.property('routine');
+      expect(d.kind === 'hold' && d.reason).to.equal(
+        'cass-3 is not decommissioned yet: the nodes that stay in dc1 may not absorb the 10.0 GiB of 10.0.0.4 (dc1/r4): 10.0.0.2 (dc1/r2) (cass-1) has 3.5 GiB free of 20.0 GiB, less than 10.0 GiB needed. ' +
+          'Give them room first (add nodes, expand their PersistentVolumeClaims, or free space: "nodetool clearsnapshot --all" drops snapshots), or scale down less; ' +
+          'or switch the rule off (cassandra.sts-pilot.io/skip-checks: space-to-absorb) once you have checked the disks yourself',
+      );
+    });
+
+    it('unknown figures hold, never approve: the leaving node\'s load, a staying node without a fresh Pilot, or one too old to report disk', () => {
+      const noLoad = spaceToAbsorb(ring({ pilots: [report(1), report(2), report(3), report(4, null)] }), n4);
+      expect(noLoad?.reason).to.match(/^the load of 10\.0\.0\.4 \(dc1\/r4\) is unknown \(10\.0\.0\.4 \(dc1\/r4\): its Pilot \(cass-3\) reports no data directory/);
+      expect(noLoad?.reason).to.match(/--app-data-dir/);
+      const noPilot = spaceToAbsorb(ring({ pilots: [report(1), report(3), report(4)] }), n4);
+      expect(noPilot?.reason).to.match(/^the free space of nodes that stay in dc1 is unknown \(10\.0\.0\.2 \(dc1\/r2\): no fresh Pilot\), and 10\.0\.0\.4 \(dc1\/r4\) holds 10\.0 GiB/);
+      const old = spaceToAbsorb(ring({ pilots: [report(1), report(2), report(3, null), report(4)] }), n4);
+      expect(old?.reason).to.match(/10\.0\.0\.3 \(dc1\/r3\): its Pilot \(cass-2\) reports no data directory/);
+      expect(spaceToAbsorb(ring({ pilots: undefined }), n4)?.reason).to.match(/is unknown/);
+      for (const v of [ring({ pilots: [report(1), report(3), report(4)] }), ring({ pilots: undefined })]) expect(decideRemoval(v, leaving, 3, live)).to.deep.include({ kind: 'hold', rule: 'space-to-absorb' });
+    });
+
+    it('only the leaving node\'s datacenter counts: a full node in another DC, or one that left, does not hold', () => {
+      const nodes = [...four(), node(5, { dc: 'dc2' }), node(6, { status: 'LEFT,1,2', up: false })];
+      const full = { size: 10 * GiB, free: 1 * GiB, load: 9 * GiB };
+      const pilots = [...roomy(), report(5, full), report(6, full)];
+      expect(spaceToAbsorb(ring({ nodes, pilots }), n4)).to.equal(undefined);
+      // ... and a node of dc2 with no Pilot is not asked either; the same node in dc1 would hold.
+      expect(spaceToAbsorb(ring({ nodes, pilots: roomy() }), n4)).to.equal(undefined);
+      expect(spaceToAbsorb(ring({ nodes: [...four(), node(5)], pilots: [...roomy(), report(5, full)] }), n4)?.reason).to.match(/10\.0\.0\.5 \(dc1\/r5\) \(cass-4\) has 1\.0 GiB free/);
+    });
+
+    it('switched off by name (skip-checks: space-to-absorb): the decommission is asked for, and the note says the rule was off', () => {
+      const d = decideRemoval(ring({ pilots: undefined }), leaving, 3, live, new Set(['space-to-absorb']));
+      expect(d.kind).to.equal('decommission');
+      expect(d.kind === 'decommission' && d.note).to.match(/space-to-absorb switched off/);
+      // A step's rules of the same name do not switch off the decommission's.
+      const streaming = ring({ streams: [{ on: '10.0.0.1', operation: 'Repair', peers: ['10.0.0.2'], status: 'start' }] });
+      expect(decideRemoval(streaming, leaving, 3, live, new Set(['no-streaming', 'schema-agreement']))).to.deep.include({ kind: 'hold', rule: 'no-streaming' });
+    });
+
+    it('bytes in human units', () => {
+      expect([bytes(0), bytes(1023), bytes(1536), bytes(3.5 * GiB), bytes(2 * 1024 * GiB)]).to.deep.equal(['0 B', '1023 B', '1.5 KiB', '3.5 GiB', '2.0 TiB']);
+    });
+  });
+
   describe('pilotSideOf: the leaving pod\'s pilot, from its Pilot', () => {
     const NOW = Date.parse('2026-12-07T18:01:00Z');
     const mk = (o: { owner?: string; status?: Record<string, unknown>; actions?: unknown[] } = {}): Pilot =>
@@ -178,14 +249,24 @@ describe('cassandra scale-down: decommission through the pilot', () => {
   describe('podRemoval (removal): the request goes through ctx.pilotActions, once', () => {
     const sts: V1StatefulSet = { metadata: { name: 'cass', namespace: 'db' }, spec: { replicas: 3, selector: {}, serviceName: 'cass', template: {} } };
     const pod: V1Pod = { metadata: { name: 'cass-3', uid: 'pod-1' }, status: { podIP: '10.0.0.4' } };
-    const options = { contactPoints: [{ host: '127.0.0.1', port: 9042 }] } as unknown as Options;
-    const fresh = (): Pilot =>
+    const options = { contactPoints: [{ host: '127.0.0.1', port: 9042 }], skip: new Set(), pilotMaxAgeMs: 30_000, pilotReadLagMs: 20_000 } as unknown as Options;
+    const pilotOf = (i: number): Pilot =>
       Pilot.parse({
-        metadata: { name: 'cass-3', uid: 'p-1', ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'cass-3', uid: 'pod-1' }] },
+        metadata: { name: `cass-${i - 1}`, uid: `p-${i}`, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: `cass-${i - 1}`, uid: `pod-${i - 3}` }] },
         spec: { application: 'cassandra' },
-        status: { phase: 'Running', heartbeatTime: new Date().toISOString() },
+        status: {
+          phase: 'Running',
+          heartbeatTime: new Date().toISOString(),
+          application: { probe: 'cassandra', clusterName: 'ring', cassandra: { hostId: `h${i}`, disk: { dataDir: '/var/lib/cassandra/data', size: 100 * GiB, free: 50 * GiB, load: GiB } } },
+        },
       });
-    const ctx = (pilots: Pilot[], actions?: PilotActions) => ({
+    // The leaving pod's Pilot, and (unless left out) those of the three nodes that stay: the disk figures space-to-absorb reads.
+    const fresh = (): Pilot => pilotOf(4);
+    const stayers = (): Pilot[] => [pilotOf(1), pilotOf(2), pilotOf(3)];
+    const ctx = (mine: Pilot[], actions?: PilotActions, others = mine.length > 0 ? stayers() : []) => ({
+      ...ctxOf([...mine, ...others], actions),
+    });
+    const ctxOf = (pilots: Pilot[], actions?: PilotActions) => ({
       statefulSet: sts,
       options,
       signal: AbortSignal.timeout(5000),
@@ -209,6 +290,7 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       expect(e.routine).to.equal(true);
       expect(e.message).to.match(/^\[decommission-requested\] the ring can spare 10\.0\.0\.4/);
       expect(asked).to.deep.equal([['cass-3', { id: DECOMMISSION_ID, action: 'decommission', reason: 'scale-down of cass: cass-3 leaves' }]]);
+      expect(e.message).to.match(/the nodes that stay in dc1 have room: needs 1\.0 GiB \(load 1073741824 B\); least free 50\.0 GiB/);
       const failing: PilotActions = { request: async () => Promise.reject(new Error('403 forbidden')) };
       const f = await held(removal(pod, ctx([fresh()], failing), async () => ring()));
       expect(f.routine).to.equal(false);
@@ -222,6 +304,9 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       expect(e.message).to.match(/^\[others-up\]/);
       const n = await held(removal(pod, ctx([], spy), async () => ring()));
       expect(n.message).to.match(/^\[no-pilot\] .*the pod has no Pilot/);
+      // The Pilots of the nodes that stay are read: without them, no request.
+      const s = await held(removal(pod, ctx([fresh()], spy, []), async () => ring()));
+      expect(s.message).to.match(/^\[space-to-absorb\] cass-3 is not decommissioned yet: the free space of nodes that stay in dc1 is unknown/);
       expect(asked).to.deep.equal([]);
       await removal(pod, ctx([fresh()], spy), async () => ring({ nodes: [node(1), node(2), node(3)] }));
     });

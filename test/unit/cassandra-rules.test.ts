@@ -159,6 +159,10 @@ describe('cassandra hook options and call', () => {
     expect(o.consistency).to.equal('QUORUM');
     expect([...o.ignoreKeyspaces]).to.deep.equal(['system_traces']);
     expect([...o.skip]).to.deep.equal(['hints-delivered']);
+    // The scale-down rule that may be switched off, by the same annotation.
+    const s = parse({ 'contact-points': 'a', 'skip-checks': 'space-to-absorb,up-normal' });
+    expect([...(s as { options: Options }).options.skip]).to.deep.equal(['space-to-absorb', 'up-normal']);
+    expect((parse({ 'contact-points': 'a', 'skip-checks': 'replication-fits' }) as { error: string }).error).to.include('space-to-absorb');
   });
 
   it('refuses a typo before the first step, naming the annotation', () => {
