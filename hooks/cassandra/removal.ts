@@ -201,7 +201,7 @@ export function decideRemoval(
       return {
         kind: 'hold',
         rule: 'decommissioning',
-        reason: `${pod.pod} (${pod.address}) has left the ring, and its pilot still runs the decommission (${side.status.id}, since ${side.status.startTime ?? '?'}): the node announces its departure and shuts down its services before the command returns; the pod goes once it has`,
+        reason: `${pod.pod} (${pod.address}) has left the ring, and its pilot still runs the decommission (${side.status.id}, since ${side.status.startTime ?? '?'}): the node announces its departure and shuts down its services before the command returns (seconds, measured); the pod goes once it has. Should the command still run minutes after that, its node's data is gone already: stop it in the pod (or restart the pod's pilot, which reports it interrupted) and the removal goes on`,
         routine: true,
       };
     }

@@ -70,6 +70,8 @@ describe('cassandra scale-down: decommission through the pilot', () => {
       const d = decideRemoval(left, leaving, 3, { live: true, request, status: status('Running') });
       expect(d).to.deep.include({ kind: 'hold', rule: 'decommissioning', routine: true });
       expect(d.kind === 'hold' && d.reason).to.match(/^cass-3 \(10\.0\.0\.4\) has left the ring, and its pilot still runs the decommission \(decommission-1, since 2026-12-07T18:00:00Z\)/);
+      // A command that hangs after its node left would hold for ever: the reason names the way out, which the next two lines take.
+      expect(d.kind === 'hold' && d.reason).to.match(/stop it in the pod \(or restart the pod's pilot, which reports it interrupted\) and the removal goes on$/);
       // A pilot that no longer runs will not finish it: the node has left, the pod goes.
       expect(decideRemoval(left, leaving, 3, { live: false, why: 'its pilot is PreStop', request, status: status('Running') })).to.deep.include({ kind: 'approve', rule: 'left-ring' });
       expect(decideRemoval(left, leaving, 3, { live: true, request, status: status('Failed', { exitCode: 143 }) })).to.deep.include({ kind: 'approve', rule: 'left-ring' });
