@@ -175,20 +175,48 @@ export class PilotManager {
     if (pilot.spec.actions?.some((a) => a.id === r.id)) return 'already';
     if ((pilot.spec.actions?.length ?? 0) >= MAX_ACTIONS) throw new Error(`the Pilot of ${pod} holds ${MAX_ACTIONS} requests already, the most it takes`);
     const request = PilotActionRequest.parse({ ...r, requestTime: new Date(this.now()).toISOString() });
-    try {
-      await this.api.patchNamespacedCustomObject(
-        { group: API_GROUP, version: API_VERSION, namespace, plural: PILOT_PLURAL, name: pod, body: requestPatch(pilot, request), fieldManager: FIELD_MANAGER },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
-    } catch (err) {
-      const code = statusCode(err);
-      // The list is keyed by id: the server refuses a second request of this id.
-      if (code === 422 && /duplicate/i.test(describeError(err))) return 'already';
-      this.o.metrics?.apiErrors.inc({ operation: 'request_pilot_action', code: String(code ?? 'none') });
-      throw new Error(`could not write the request ${r.id} into the Pilot of ${pod}: ${describeError(err, 300)}`);
+    let current = pilot;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.patchNamespacedCustomObject(
+          { group: API_GROUP, version: API_VERSION, namespace, plural: PILOT_PLURAL, name: pod, body: requestPatch(current, request), fieldManager: FIELD_MANAGER },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        );
+        break;
+      } catch (err) {
+        const code = statusCode(err);
+        // The list is keyed by id: the server refuses a second request of this id.
+        if (code === 422 && /duplicate/i.test(describeError(err))) return 'already';
+        // A first request is guarded by the version read, and the pilot's own status writes move that version
+        // (every heartbeat): the cache was behind. Read the Pilot afresh, once, and write on what the server has.
+        if (code === 422 && attempt === 1 && current.spec.actions === undefined) {
+          const fresh = await this.fetch(namespace, pod);
+          // Another object of the name (the pod was replaced) is not the one the caller decided on.
+          if (fresh.metadata.uid !== pilot.metadata.uid) throw new Error(`the Pilot of ${pod} was replaced (uid ${fresh.metadata.uid}, not ${pilot.metadata.uid}): the request ${r.id} is not written`);
+          if (fresh.spec.actions?.some((a) => a.id === r.id)) return 'already';
+          current = fresh;
+          continue;
+        }
+        this.o.metrics?.apiErrors.inc({ operation: 'request_pilot_action', code: String(code ?? 'none') });
+        throw new Error(`could not write the request ${r.id} into the Pilot of ${pod}: ${describeError(err, 300)}`);
+      }
     }
     this.o.log.info({ pilot: k(namespace, pod), id: request.id, action: request.action }, 'requested an action of the pilot');
     return 'requested';
+  }
+
+  /** The Pilot as the server has it now (a read past the cache), or an error that says why not. */
+  private async fetch(namespace: string, pod: string): Promise<Pilot> {
+    let raw: unknown;
+    try {
+      raw = await this.api.getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace, plural: PILOT_PLURAL, name: pod });
+    } catch (err) {
+      this.o.metrics?.apiErrors.inc({ operation: 'get_pilot', code: String(statusCode(err) ?? 'none') });
+      throw new Error(`could not read the Pilot of ${pod} again: ${describeError(err, 300)}`);
+    }
+    const parsed = parsePilot(raw);
+    if ('error' in parsed) throw new Error(`the Pilot of ${pod} is unreadable: ${parsed.error.slice(0, 300)}`);
+    return parsed.pilot;
   }
 
   get(namespace: string, podName: string): Pilot | undefined {

@@ -139,6 +139,28 @@ describe('pilot requests: the controller asks, the pilot runs it once and report
     expect(lines(s.file)).to.deep.equal(['ran']);
   });
 
+  it('a cache behind the pilot\'s own status writes: the first request reads the Pilot again and is written once (CI saw a 422 here)', async () => {
+    const s = await setup();
+    // A manager whose cache stops at this version of the Pilot, as a cache a status write ahead of it.
+    const frozen = new PilotManager({ kc: c.kc, log: createLogger({ level: 'silent' }), namespace: ns });
+    await frozen.start();
+    await waitUntil('the Pilot in the frozen cache', 10_000, async () => frozen.get(ns, s.name) !== undefined);
+    await frozen.stop();
+    const seen = frozen.get(ns, s.name)?.metadata.resourceVersion;
+    const api = c.kc.makeApiClient(CustomObjectsApi);
+    await api.patchNamespacedCustomObjectStatus(
+      { ...G, namespace: ns, name: s.name, body: { status: { phase: 'Running', heartbeatTime: new Date().toISOString() } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const now = ((await api.getNamespacedCustomObject({ ...G, namespace: ns, name: s.name })) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+    expect(now, 'the status write moved the version past the cache').to.not.equal(seen);
+    expect(await frozen.requestAction(ns, s.name, { id: 'decommission-1', action: 'decommission' })).to.equal('requested');
+    // Again, on the same stale cache: the server's list has it, so 'already', and one request stays.
+    expect(await frozen.requestAction(ns, s.name, { id: 'decommission-1', action: 'decommission' })).to.equal('already');
+    const spec = ((await api.getNamespacedCustomObject({ ...G, namespace: ns, name: s.name })) as { spec: { actions: { id: string }[] } }).spec;
+    expect(spec.actions.map((a) => a.id)).to.deep.equal(['decommission-1']);
+  });
+
   it('the server keeps the channel honest: a second request of one id is refused (422), and the uid guard refuses an earlier pod\'s Pilot', async () => {
     const s = await setup();
     await manager.requestAction(ns, s.name, { id: 'decommission-1', action: 'decommission' });
