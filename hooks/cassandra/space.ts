@@ -24,6 +24,10 @@ export function bytes(n: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/** The nodes that take the leaving node's ranges: the others of its datacenter, still members. */
+const stayingInDc = (view: CassandraView, node: NodeView): NodeView[] =>
+  view.nodes.filter((n) => n.dc === node.dc && n.hostId !== node.hostId && !departed(n.status));
+
 /** What a node's fresh Pilot says of its data directory, or why nothing. */
 function diskOf(reports: readonly PilotReport[], n: NodeView): { disk: NonNullable<PilotReport['disk']>; pod: string } | { why: string } {
   const mine = reports.filter((r) => r.hostId === n.hostId);
@@ -44,7 +48,7 @@ export function spaceToAbsorb(view: CassandraView, node: NodeView): Check {
   const leaving = diskOf(reports, node);
   if ('why' in leaving) return { reason: `the load of ${nodeName(node)} is unknown (${leaving.why}), so it cannot be told whether the nodes that stay can absorb it; run the pod's pilot with --app-data-dir naming its data directory, ${skip}` };
   const need = leaving.disk.load;
-  const staying = view.nodes.filter((n) => n.dc === node.dc && n.hostId !== node.hostId && !departed(n.status));
+  const staying = stayingInDc(view, node);
   const unknown: string[] = [];
   const short: string[] = [];
   for (const n of staying) {
@@ -70,8 +74,7 @@ export function spaceNote(view: CassandraView, node: NodeView): string {
   const reports = view.pilots ?? [];
   const leaving = diskOf(reports, node);
   if ('why' in leaving) return 'space not checked';
-  const free = view.nodes
-    .filter((n) => n.dc === node.dc && n.hostId !== node.hostId && !departed(n.status))
+  const free = stayingInDc(view, node)
     .map((n) => ({ n, d: diskOf(reports, n) }))
     .flatMap((x) => ('disk' in x.d ? [{ address: x.n.address, free: x.d.disk.free }] : []))
     .sort((a, b) => a.free - b.free);
